@@ -1,0 +1,35 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const packages = ['core', 'strategies', 'tfjs', 'onnx', 'harness', 'cli'];
+const root = fileURLToPath(new URL('.', import.meta.url));
+
+// Tests import the public entry points (`@gradmax/x`, `@gradmax/x/sub`) resolved to sources, so no build is needed.
+const alias = [
+  { find: /^@gradmax\/([a-z]+)$/, replacement: `${root}packages/$1/src/index.ts` },
+  { find: /^@gradmax\/([a-z]+)\/([a-z-]+)$/, replacement: `${root}packages/$1/src/$2/index.ts` },
+];
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    projects: [
+      ...packages.map((name) => ({
+        resolve: { alias },
+        test: {
+          name,
+          root: `${root}packages/${name}`,
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      })),
+      {
+        resolve: { alias },
+        test: { name: 'examples', root: `${root}examples`, include: ['**/*.test.ts'], exclude: ['**/node_modules/**'], testTimeout: 300_000 },
+      },
+    ],
+  },
+});
