@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { gradmax, outgoingMagnitude, topLeftSingularDirections } from './gradmax.js';
+import { gradmaxOpt } from './gradmax-opt.js';
+import { Matrix } from './matrix.js';
+import { Rng } from './rng.js';
+import { MissingStatisticError, UnsupportedError, InvalidArgumentError } from './errors.js';
+import type { ActivationInfo, GrowthSite } from './site.js';
+
+const tanhAct: ActivationInfo = { name: 'tanh', f0: 0, df0: 1 };
+
+function randomMatrix(rows: number, cols: number, rng: Rng): Matrix {
+  const m = new Matrix(rows, cols);
+  rng.fillNormal(m.data);
+  return m;
+}
+
+function denseSite(n0: number, n1: number, n2: number, rng: Rng, activation = tanhAct): GrowthSite {
+  return {
+    name: 'd1->d2',
+    kind: 'dense',
+    units: n1,
+    fanIn: n0,
+    fanOut: n2,
+    incoming: randomMatrix(n1, n0, rng),
+    incomingBias: new Float64Array(n1),
+    outgoing: randomMatrix(n2, n1, rng),
+    activation,
+  };
+}
+
+/** ‖Ωᵀ M‖_F computed naively. */
+function gainOf(omega: Matrix, M: Matrix): number {
+  let s = 0;
+  for (let j = 0; j < omega.cols; j++)
+    for (let q = 0; q < M.cols; q++) {
+      let v = 0;
+      for (let i = 0; i < M.rows; i++) v += omega.get(i, j) * M.get(i, q);
+      s += v * v;
+    }
+  return Math.sqrt(s);
+}
+
+/** Random n×k matrix with orthogonal columns of norm c (Gram–Schmidt, independent of the library's QR). */
+function randomOrthogonal(n: number, k: number, c: number, rng: Rng): Matrix {
+  const cols: Float64Array[] = [];
+  while (cols.length < k) {
+    const v = rng.fillNormal(new Float64Array(n));
+    for (const u of cols) {
+      let d = 0;
+      for (let i = 0; i < n; i++) d += u[i]! * v[i]!;
+      for (let i = 0; i < n; i++) v[i]! -= d * u[i]!;
+    }
+    const norm = Math.hypot(...v);
+    if (norm < 1e-8) continue;
+    cols.push(v.map((x) => x / norm));
+  }
+  const out = new Matrix(n, k);
+  cols.forEach((u, j) => u.forEach((x, i) => out.set(i, j, c * x)));
+  return out;
+}
+
+/** Loss of a dense two-layer tanh net: ½·mean_b ‖W2 tanh(W1 h_b) − y_b‖². */
+function loss(W1: Matrix, W2: Matrix, H: Matrix, Y: Matrix): number {
+  let total = 0;
+  for (let b = 0; b < H.rows; b++) {
+    const a = new Float64Array(W1.rows);
+    for (let j = 0; j < W1.rows; j++) {
+      let s = 0;
+      for (let q = 0; q < W1.cols; q++) s += W1.get(j, q) * H.get(b, q);
+      a[j] = Math.tanh(s);
+    }
+    for (let i = 0; i < W2.rows; i++) {
+      let z = 0;
+      for (let j = 0; j < W2.cols; j++) z += W2.get(i, j) * a[j]!;
+      total += 0.5 * (z - Y.get(b, i)) ** 2;
+    }
+  }
+  return total / H.rows;
+}
+
+/** M = mean_b g_b h_bᵀ with g_b = ∂ℓ_b/∂z_b = W2 tanh(W1 h_b) − y_b. */
+function moment(W1: Matrix, W2: Matrix, H: Matrix, Y: Matrix): Matrix {
+  const M = new Matrix(W2.rows, H.cols);
+  for (let b = 0; b < H.rows; b++) {
+    const a = new Float64Array(W1.rows);
+    for (let j = 0; j < W1.rows; j++) {
+      let s = 0;
+      for (let q = 0; q < W1.cols; q++) s += W1.get(j, q) * H.get(b, q);
+      a[j] = Math.tanh(s);
+    }
+    for (let i = 0; i < W2.rows; i++) {
+      let z = 0;
+      for (let j = 0; j < W2.cols; j++) z += W2.get(i, j) * a[j]!;
+      const g = z - Y.get(b, i);
+      for (let q = 0; q < H.cols; q++) M.data[i * H.cols + q]! += (g * H.get(b, q)) / H.rows;
+    }
+  }
+  return M;
+}
+
+function appendUnits(W1: Matrix, W2: Matrix, incoming: Matrix, outgoing: Matrix): [Matrix, Matrix] {
+  const k = incoming.rows;
+  const W1g = new Matrix(W1.rows + k, W1.cols);
+  W1g.data.set(W1.data);
+  W1g.data.set(incoming.data, W1.data.length);
+  const W2g = new Matrix(W2.rows, W2.cols + k);
+  for (let i = 0; i < W2.rows; i++) {
+    for (let j = 0; j < W2.cols; j++) W2g.set(i, j, W2.get(i, j));
+    for (let j = 0; j < k; j++) W2g.set(i, W2.cols + j, outgoing.get(i, j));
+  }
+  return [W1g, W2g];
+}
+
+describe('gradmax (closed form)', () => {
+  it('preserves the function and its new-weight gradient matches finite differences and the prediction', () => {
+    const rng = new Rng(11);
+    const [n0, n1, n2, B, k] = [6, 4, 5, 12, 3];
+    const site = denseSite(n0, n1, n2, rng);
+    const H = randomMatrix(B, n0, rng);
+    const Y = randomMatrix(B, n2, rng);
+    const M = moment(site.incoming, site.outgoing, H, Y);
+    const units = gradmax().grow({ site, count: k, statistics: { moment: M, count: B }, rng: new Rng(1) });
+    expect(units.incoming.data.every((v) => v === 0)).toBe(true);
+    expect(units.incomingBias.every((v) => v === 0)).toBe(true);
+    const [W1g, W2g] = appendUnits(site.incoming, site.outgoing, units.incoming, units.outgoing);
+    expect(Math.abs(loss(W1g, W2g, H, Y) - loss(site.incoming, site.outgoing, H, Y))).toBeLessThan(1e-14);
+    // Finite-difference gradient of the new incoming weights vs f'(0)·Ωᵀ M.
+    const predicted = new Matrix(k, n0);
+    for (let j = 0; j < k; j++) for (let q = 0; q < n0; q++) {
+      let s = 0;
+      for (let i = 0; i < n2; i++) s += units.outgoing.get(i, j) * M.get(i, q);
+      predicted.set(j, q, s);
+    }
+    let fdNormSq = 0;
+    for (let j = 0; j < k; j++) for (let q = 0; q < n0; q++) {
+      const idx = (n1 + j) * n0 + q;
+      const eps = 1e-6;
+      const plus = W1g.clone(); plus.data[idx]! += eps;
+      const minus = W1g.clone(); minus.data[idx]! -= eps;
+      const fd = (loss(plus, W2g, H, Y) - loss(minus, W2g, H, Y)) / (2 * eps);
+      expect(fd).toBeCloseTo(predicted.get(j, q), 7);
+      fdNormSq += fd * fd;
+    }
+    expect(Math.sqrt(fdNormSq)).toBeCloseTo(units.report.predictedGradientNorm!, 6);
+  });
+
+  it('each unit gets norm c and the directions are orthogonal; c follows scaleMethod', () => {
+    const rng = new Rng(2);
+    const site = denseSite(8, 5, 7, rng);
+    const M = randomMatrix(7, 8, rng);
+    const c = outgoingMagnitude(site, { scale: 0.5 });
+    const units = gradmax().grow({ site, count: 4, statistics: { moment: M, count: 1 }, rng: new Rng(3) });
+    for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) {
+      let d = 0;
+      for (let i = 0; i < 7; i++) d += units.outgoing.get(i, a) * units.outgoing.get(i, b);
+      expect(d).toBeCloseTo(a === b ? c * c : 0, 10);
+    }
+    const fixed = gradmax({ scaleMethod: 'fixed', scale: 2 }).grow({ site, count: 1, statistics: { moment: M, count: 1 }, rng: new Rng(3) });
+    expect(Math.hypot(...fixed.outgoing.col(0))).toBeCloseTo(2, 12);
+  });
+
+  it('beats many random orthogonal Ω of the same norm (optimality)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 4 }), (seed, k) => {
+        const rng = new Rng(seed);
+        const [n0, n2] = [3 + rng.int(8), k + rng.int(8)];
+        const site = denseSite(n0, 3, n2, rng);
+        const M = randomMatrix(n2, n0, rng);
+        const units = gradmax().grow({ site, count: k, statistics: { moment: M, count: 1 }, rng });
+        const best = gainOf(units.outgoing, M);
+        const c = outgoingMagnitude(site);
+        for (let t = 0; t < 50; t++) expect(gainOf(randomOrthogonal(n2, k, c, rng), M)).toBeLessThanOrEqual(best * (1 + 1e-9));
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('fills directions beyond the numerical rank with orthogonal random ones and says so', () => {
+    const rng = new Rng(5);
+    const site = denseSite(6, 3, 6, rng);
+    // Rank-2 moment.
+    const a = randomMatrix(6, 2, rng), b = randomMatrix(2, 6, rng);
+    const M = new Matrix(6, 6);
+    for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) M.set(i, j, a.get(i, 0) * b.get(0, j) + a.get(i, 1) * b.get(1, j));
+    const units = gradmax({ scaleMethod: 'fixed', scale: 1 }).grow({ site, count: 4, statistics: { moment: M, count: 1 }, rng });
+    expect(units.report.numericalRank).toBe(2);
+    expect(units.report.filledAtRandom).toBe(2);
+    expect(units.report.notes.join(' ')).toMatch(/numerical rank 2: 2 direction/);
+    for (let x = 0; x < 4; x++) for (let y = 0; y < 4; y++) {
+      let d = 0;
+      for (let i = 0; i < 6; i++) d += units.outgoing.get(i, x) * units.outgoing.get(i, y);
+      expect(d).toBeCloseTo(x === y ? 1 : 0, 10);
+    }
+    // k beyond fan-out: random unit vectors, flagged.
+    const many = gradmax({ scaleMethod: 'fixed', scale: 1 }).grow({ site, count: 8, statistics: { moment: M, count: 1 }, rng });
+    expect(many.report.notes.join(' ')).toMatch(/fan-out is 6: 2 direction/);
+  });
+
+  it('keepSingularValues scales directions by σⱼ/σ₁', () => {
+    const rng = new Rng(8);
+    const site = denseSite(5, 2, 5, rng);
+    const M = randomMatrix(5, 5, rng);
+    const u = gradmax({ keepSingularValues: true, scaleMethod: 'fixed', scale: 1 }).grow({ site, count: 3, statistics: { moment: M, count: 1 }, rng });
+    const s = u.report.singularValues!;
+    for (let j = 0; j < 3; j++) expect(Math.hypot(...u.outgoing.col(j))).toBeCloseTo(s[j]! / s[0]!, 10);
+  });
+
+  it('is deterministic under a seed and refuses f\'(0) = 0, missing M and bad k', () => {
+    const rng = new Rng(9);
+    const site = denseSite(5, 2, 4, rng);
+    const M = randomMatrix(4, 5, rng);
+    const run = () => gradmax().grow({ site, count: 2, statistics: { moment: M, count: 1 }, rng: new Rng(77) }).outgoing.data;
+    expect(run()).toEqual(run());
+    const relu = { ...site, activation: { name: 'relu', f0: 0, df0: 0 } };
+    expect(() => gradmax().grow({ site: relu, count: 1, statistics: { moment: M, count: 1 }, rng })).toThrow(UnsupportedError);
+    expect(() => gradmax().grow({ site: relu, count: 1, statistics: { moment: M, count: 1 }, rng })).toThrow(/derivative at 0 is 1/);
+    expect(() => gradmax().grow({ site, count: 1, rng })).toThrow(MissingStatisticError);
+    expect(() => gradmax().grow({ site, count: 0, statistics: { moment: M, count: 1 }, rng })).toThrow(InvalidArgumentError);
+    expect(() => gradmax().grow({ site, count: 1, statistics: { moment: new Matrix(3, 5), count: 1 }, rng })).toThrow(/expected shape \[4, 5\], got \[3, 5\]/);
+  });
+
+  it('topLeftSingularDirections handles the zero matrix', () => {
+    const d = topLeftSingularDirections(new Matrix(4, 3), 2, new Rng(1));
+    expect(d.rank).toBe(0);
+    expect(d.filled).toBe(2);
+  });
+});
+
+describe('gradmaxOpt', () => {
+  it('reaches at least 99% of the closed-form objective, preserves norms, and is deterministic', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const rng = new Rng(seed);
+      const site = denseSite(10, 4, 8, rng);
+      const M = randomMatrix(8, 10, rng);
+      const stats = { moment: M, count: 1 };
+      const closed = gradmax().grow({ site, count: 2, statistics: stats, rng: new Rng(seed) });
+      const opt = gradmaxOpt().grow({ site, count: 2, statistics: stats, rng: new Rng(seed) });
+      expect(gainOf(opt.outgoing, M)).toBeGreaterThanOrEqual(0.99 * gainOf(closed.outgoing, M));
+      const c = outgoingMagnitude(site);
+      for (let j = 0; j < 2; j++) expect(Math.hypot(...opt.outgoing.col(j))).toBeCloseTo(c, 10);
+      expect(opt.report.finalObjective as number).toBeGreaterThan(opt.report.initialObjective as number);
+      const again = gradmaxOpt().grow({ site, count: 2, statistics: stats, rng: new Rng(seed) });
+      expect(again.outgoing.data).toEqual(opt.outgoing.data);
+    }
+  });
+});
