@@ -1,0 +1,743 @@
+/**
+ * The model IR: an {@link OnnxModel} wraps the onnx-buf `ModelProto` (the single source of truth, so everything this
+ * package does not touch — metadata, doc strings, opset imports, unknown ops, functions, unknown protobuf fields — is
+ * written back unchanged) plus the bookkeeping for weights stored in initializers, `Constant` nodes and external
+ * data files.
+ *
+ * Editing a graph (for generators such as the backward-graph probe):
+ * - add tensors with {@link OnnxModel.addInitializer} (build them with {@link makeTensor}),
+ * - add nodes with {@link OnnxModel.addNode} (build them with {@link makeNode}; ONNX requires topological order, so
+ *   pass `after` to insert right after the producer of a value, or append at the end),
+ * - expose values with {@link OnnxModel.addOutput} (build value infos with {@link makeValueInfo}),
+ * - pick fresh names with {@link OnnxModel.uniqueName},
+ * - and call {@link OnnxModel.invalidate} if you edit `model.graph` directly, so the producer/consumer indexes are
+ *   rebuilt. Then {@link saveModel} or {@link serializeModel}.
+ * @packageDocumentation
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { create, fromBinary, toBinary, type DescMessage, type Message } from '@bufbuild/protobuf';
+import {
+  AttributeProto_AttributeType,
+  AttributeProtoSchema,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProto_DataLocation,
+  TensorProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TensorShapeProtoSchema,
+  TypeProto_TensorSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from 'onnx-buf';
+import { InvalidArgumentError } from '@gradmax/core';
+import { ExternalDataError, FileAccessError, OnnxFormatError } from './errors.js';
+import { TensorBuffer, dataTypeName, elementCount, elementSize, setTypedFieldBytes, tensorDims, typedFieldBytes } from './tensor.js';
+
+/** Where an external tensor's bytes live. */
+export interface ExternalSource {
+  /** Absolute, resolved path of the data file. */
+  file: string;
+  /** Byte offset in the file. */
+  offset: number;
+  /** Byte length. */
+  length: number;
+}
+
+/** A weight found by value name: an initializer or the `value` tensor of a `Constant` node. */
+export interface WeightRef {
+  /** `"initializer"` or `"constant"` (a `Constant` node's `value` attribute). */
+  kind: 'initializer' | 'constant';
+  /** The value name. */
+  name: string;
+  /** The tensor holding the data (edit it through {@link OnnxModel.writeTensor}). */
+  tensor: TensorProto;
+  /** The `Constant` node, for kind `"constant"`. */
+  node?: NodeProto;
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadOptions {
+  /** Folder that external data locations are relative to, when loading from bytes. Defaults to the model's folder. */
+  baseDir?: string;
+  /** Name used in error messages when loading from bytes. */
+  label?: string;
+}
+
+/** An ONNX model held in memory. See the module documentation for how to edit it. */
+export class OnnxModel {
+  /** The protobuf model; the source of truth. */
+  readonly proto: ModelProto;
+  /** Absolute path the model was loaded from, if any. */
+  readonly sourcePath: string | undefined;
+  /** Folder external data is resolved against, if any. */
+  readonly baseDir: string | undefined;
+  /** Name used in error messages (the file path, or a label). */
+  readonly label: string;
+  /** External data sources per tensor (filled by {@link loadModel}). */
+  readonly externalSources = new Map<TensorProto, ExternalSource>();
+  /** Bytes of external tensors that were rewritten in memory (written to the output's data file on save). */
+  readonly externalOverrides = new Map<TensorProto, Uint8Array>();
+  private index: GraphIndex | undefined;
+
+  /** Wraps a `ModelProto`. Use {@link loadModel} to read files (it also resolves external data). */
+  constructor(proto: ModelProto, options: { sourcePath?: string; baseDir?: string; label?: string } = {}) {
+    if (!proto.graph) throw new OnnxFormatError(`model ${options.label ?? ''} has no graph`.replace('  ', ' '), { file: options.sourcePath });
+    this.proto = proto;
+    this.sourcePath = options.sourcePath;
+    this.baseDir = options.baseDir;
+    this.label = options.label ?? options.sourcePath ?? '<memory>';
+  }
+
+  /** The main graph. */
+  get graph(): GraphProto {
+    return this.proto.graph!;
+  }
+
+  /** Opset version imported for `domain` (`""` = default ONNX domain), or undefined. */
+  opsetVersion(domain = ''): number | undefined {
+    for (const o of this.proto.opsetImport) {
+      if ((o.domain === 'ai.onnx' ? '' : o.domain) === domain) return Number(o.version);
+    }
+    return undefined;
+  }
+
+  /** Producer/consumer/initializer indexes of the main graph (rebuilt lazily after {@link invalidate}). */
+  get indexes(): GraphIndex {
+    if (!this.index) this.index = buildIndex(this.graph);
+    return this.index;
+  }
+
+  /** Drops cached indexes; call after editing `graph` directly. */
+  invalidate(): void {
+    this.index = undefined;
+  }
+
+  /** The node producing `value` in the main graph, if any. */
+  producerOf(value: string): NodeProto | undefined {
+    return this.indexes.producer.get(value);
+  }
+
+  /** Nodes of the main graph that read `value` (in graph order). */
+  consumersOf(value: string): NodeProto[] {
+    return this.indexes.consumers.get(value) ?? [];
+  }
+
+  /** The initializer or `Constant` node value named `value`, if it is a stored tensor. */
+  weight(value: string): WeightRef | undefined {
+    const init = this.indexes.initializers.get(value);
+    if (init) return { kind: 'initializer', name: value, tensor: init };
+    const node = this.indexes.producer.get(value);
+    if (node && node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')) {
+      const attr = node.attribute.find((a) => a.name === 'value');
+      if (attr?.t) return { kind: 'constant', name: value, tensor: attr.t, node };
+    }
+    return undefined;
+  }
+
+  /**
+   * Little-endian bytes of a tensor's elements, whatever its storage (`raw_data`, typed fields, external data).
+   * The result may share memory with the model: do not modify it.
+   */
+  tensorBytes(tensor: TensorProto): Uint8Array {
+    const dims = tensorDims(tensor);
+    const size = elementSize(tensor.dataType);
+    if (size === undefined) {
+      throw new OnnxFormatError(`tensor "${tensor.name}" has unsupported element type ${dataTypeName(tensor.dataType)}`, { initializer: tensor.name, file: this.label });
+    }
+    const expected = elementCount(dims) * size;
+    let bytes: Uint8Array;
+    if (tensor.dataLocation === TensorProto_DataLocation.EXTERNAL) {
+      bytes = this.externalOverrides.get(tensor) ?? this.readExternal(tensor);
+    } else if (tensor.rawData.length > 0 || expected === 0) {
+      bytes = tensor.rawData;
+    } else {
+      bytes = typedFieldBytes(tensor, elementCount(dims));
+    }
+    if (bytes.length !== expected) {
+      throw new OnnxFormatError(`tensor "${tensor.name}" holds ${bytes.length} bytes, expected ${expected} for ${dataTypeName(tensor.dataType)} [${dims.join(', ')}]`, {
+        initializer: tensor.name,
+        file: this.label,
+        shape: dims,
+        expectedBytes: expected,
+        actualBytes: bytes.length,
+      });
+    }
+    return bytes;
+  }
+
+  /** An editable copy of a tensor's elements (see {@link TensorBuffer}). */
+  readTensor(tensor: TensorProto): TensorBuffer {
+    return new TensorBuffer(tensor.dataType, tensorDims(tensor), this.tensorBytes(tensor).slice());
+  }
+
+  /** A tensor's elements as numbers (FLOAT, FLOAT16, DOUBLE, INT32, INT64). */
+  readNumbers(tensor: TensorProto): Float64Array {
+    return new TensorBuffer(tensor.dataType, tensorDims(tensor), this.tensorBytes(tensor)).toFloat64();
+  }
+
+  /**
+   * Stores `buffer` into `tensor` (dims and data), keeping the tensor's element type and storage form: `raw_data`
+   * stays `raw_data`, typed fields stay typed fields, external data stays external (written beside the output on
+   * save).
+   */
+  writeTensor(tensor: TensorProto, buffer: TensorBuffer): void {
+    if (buffer.dataType !== tensor.dataType) {
+      throw new OnnxFormatError(`tensor "${tensor.name}" is ${dataTypeName(tensor.dataType)}, refusing to store ${dataTypeName(buffer.dataType)} data`, { initializer: tensor.name });
+    }
+    tensor.dims = buffer.dims.map((d) => BigInt(d));
+    if (tensor.dataLocation === TensorProto_DataLocation.EXTERNAL) {
+      this.externalOverrides.set(tensor, buffer.bytes);
+    } else if (tensor.rawData.length > 0 || !hasTypedData(tensor)) {
+      tensor.rawData = buffer.bytes as Uint8Array<ArrayBuffer>;
+    } else {
+      setTypedFieldBytes(tensor, buffer.bytes);
+    }
+  }
+
+  /** A value name not used by any value, node, initializer or graph input/output in the main graph. */
+  uniqueName(base: string): string {
+    const used = this.indexes.names;
+    let name = base;
+    for (let i = 1; used.has(name); i++) name = `${base}_${i}`;
+    used.add(name);
+    return name;
+  }
+
+  /** Appends an initializer to the main graph. Throws if the name is taken. */
+  addInitializer(tensor: TensorProto): void {
+    if (this.indexes.initializers.has(tensor.name) || this.indexes.producer.has(tensor.name)) {
+      throw new InvalidArgumentError(`an initializer or value named "${tensor.name}" already exists`, { initializer: tensor.name });
+    }
+    this.graph.initializer.push(tensor);
+    this.invalidate();
+  }
+
+  /**
+   * Inserts a node into the main graph: after the node producing `after` (a value name) when given, else at the
+   * end. Throws if one of its outputs is already produced by another node.
+   */
+  addNode(node: NodeProto, options: { after?: string } = {}): void {
+    for (const o of node.output) {
+      if (o && this.indexes.producer.has(o)) throw new InvalidArgumentError(`value "${o}" is already produced by another node`, { node: node.name, value: o });
+    }
+    let at = this.graph.node.length;
+    if (options.after !== undefined) {
+      const p = this.indexes.producer.get(options.after);
+      if (p) at = this.graph.node.indexOf(p) + 1;
+    }
+    this.graph.node.splice(at, 0, node);
+    this.invalidate();
+  }
+
+  /** Appends a graph output. */
+  addOutput(info: ValueInfoProto): void {
+    this.graph.output.push(info);
+    this.invalidate();
+  }
+
+  /** Every tensor of the model (initializers and `Constant`/attribute tensors, in all graphs and functions). */
+  allTensors(): TensorProto[] {
+    const out: TensorProto[] = [];
+    const visitNodes = (nodes: readonly NodeProto[]) => {
+      for (const n of nodes) for (const a of n.attribute) visitAttr(a);
+    };
+    const visitAttr = (a: AttributeProto) => {
+      if (a.t) out.push(a.t);
+      out.push(...a.tensors);
+      if (a.g) visitGraph(a.g);
+      for (const g of a.graphs) visitGraph(g);
+    };
+    const visitGraph = (g: GraphProto) => {
+      out.push(...g.initializer);
+      visitNodes(g.node);
+    };
+    visitGraph(this.graph);
+    for (const f of this.proto.functions) visitNodes(f.node);
+    return out;
+  }
+
+  private readExternal(tensor: TensorProto): Uint8Array {
+    const src = this.externalSources.get(tensor);
+    if (!src) {
+      throw new ExternalDataError(`tensor "${tensor.name}" uses external data, but no data file was resolved (load the model from a file or pass baseDir)`, { initializer: tensor.name, file: this.label });
+    }
+    const out = new Uint8Array(src.length);
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(src.file, 'r');
+      let done = 0;
+      while (done < src.length) {
+        const n = fs.readSync(fd, out, done, src.length - done, src.offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      if (done !== src.length) throw new ExternalDataError(`external data file "${src.file}" ended early for tensor "${tensor.name}"`, { initializer: tensor.name, file: src.file });
+    } catch (e) {
+      if (e instanceof ExternalDataError) throw e;
+      throw new ExternalDataError(`cannot read external data of tensor "${tensor.name}" from "${src.file}": ${(e as Error).message}`, { initializer: tensor.name, file: src.file });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    return out;
+  }
+}
+
+function hasTypedData(t: TensorProto): boolean {
+  return t.floatData.length > 0 || t.int32Data.length > 0 || t.int64Data.length > 0 || t.doubleData.length > 0 || t.uint64Data.length > 0;
+}
+
+/** Lookup tables of a graph. */
+export interface GraphIndex {
+  /** Value name → producing node. */
+  producer: Map<string, NodeProto>;
+  /** Value name → consuming nodes (main graph only). */
+  consumers: Map<string, NodeProto[]>;
+  /** Initializer name → tensor. */
+  initializers: Map<string, TensorProto>;
+  /** Value name → value info (from `value_info`, inputs and outputs). */
+  valueInfo: Map<string, ValueInfoProto>;
+  /** Graph output names. */
+  outputs: Set<string>;
+  /** Every name in use. */
+  names: Set<string>;
+}
+
+function buildIndex(g: GraphProto): GraphIndex {
+  const producer = new Map<string, NodeProto>();
+  const consumers = new Map<string, NodeProto[]>();
+  const initializers = new Map<string, TensorProto>();
+  const valueInfo = new Map<string, ValueInfoProto>();
+  const names = new Set<string>();
+  for (const t of g.initializer) {
+    initializers.set(t.name, t);
+    names.add(t.name);
+  }
+  for (const v of [...g.input, ...g.valueInfo, ...g.output]) {
+    if (!valueInfo.has(v.name)) valueInfo.set(v.name, v);
+    names.add(v.name);
+  }
+  for (const n of g.node) {
+    if (n.name) names.add(n.name);
+    for (const o of n.output) {
+      if (!o) continue;
+      producer.set(o, n);
+      names.add(o);
+    }
+    for (const i of n.input) {
+      if (!i) continue;
+      let list = consumers.get(i);
+      if (!list) consumers.set(i, (list = []));
+      if (!list.includes(n)) list.push(n);
+    }
+    // Values captured by subgraphs (If/Loop/Scan bodies) count as consumed by the node owning the subgraph.
+    for (const a of n.attribute) {
+      for (const sub of a.g ? [a.g, ...a.graphs] : a.graphs) {
+        for (const name of outerReferences(sub)) {
+          let list = consumers.get(name);
+          if (!list) consumers.set(name, (list = []));
+          if (!list.includes(n)) list.push(n);
+        }
+      }
+    }
+  }
+  return { producer, consumers, initializers, valueInfo, outputs: new Set(g.output.map((o) => o.name)), names };
+}
+
+/** Names a subgraph reads without defining them (values captured from the enclosing graph). */
+function outerReferences(g: GraphProto, depth = 0): Set<string> {
+  const defined = new Set<string>([...g.input.map((i) => i.name), ...g.initializer.map((t) => t.name)]);
+  const refs = new Set<string>();
+  if (depth > 64) return refs;
+  for (const n of g.node) {
+    for (const i of n.input) if (i && !defined.has(i)) refs.add(i);
+    for (const a of n.attribute) {
+      for (const sub of a.g ? [a.g, ...a.graphs] : a.graphs) for (const r of outerReferences(sub, depth + 1)) if (!defined.has(r)) refs.add(r);
+    }
+    for (const o of n.output) defined.add(o);
+  }
+  for (const o of g.output) if (!defined.has(o.name)) refs.add(o.name);
+  return refs;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading
+
+/**
+ * Loads a model from a file path or bytes. External data locations are validated (no absolute paths, no `..`, no
+ * resolution outside the model folder through symbolic links) and their byte ranges checked; the data itself is read
+ * lazily. Throws {@link OnnxFormatError}, {@link ExternalDataError} or {@link FileAccessError}.
+ */
+export function loadModel(source: string | Uint8Array, options: LoadOptions = {}): OnnxModel {
+  let bytes: Uint8Array;
+  let sourcePath: string | undefined;
+  let baseDir = options.baseDir;
+  if (typeof source === 'string') {
+    sourcePath = path.resolve(source);
+    try {
+      bytes = fs.readFileSync(sourcePath);
+    } catch (e) {
+      throw new FileAccessError(`cannot read model file "${source}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: source });
+    }
+    baseDir ??= path.dirname(sourcePath);
+  } else if (source instanceof Uint8Array) {
+    bytes = source;
+  } else {
+    throw new InvalidArgumentError('loadModel expects a file path or a Uint8Array');
+  }
+  const label = options.label ?? sourcePath ?? '<bytes>';
+  let proto: ModelProto;
+  try {
+    proto = fromBinary(ModelProtoSchema, bytes);
+  } catch (e) {
+    throw new OnnxFormatError(`"${label}" is not a valid ONNX model: ${(e as Error).message}`, { file: label });
+  }
+  if (!proto.graph) throw new OnnxFormatError(`"${label}" is not a valid ONNX model: it has no graph`, { file: label });
+  const model = new OnnxModel(proto, { sourcePath, baseDir, label });
+  for (const t of model.allTensors()) {
+    if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) {
+      model.externalSources.set(t, resolveExternal(t, baseDir, label));
+    } else if (t.dataLocation !== TensorProto_DataLocation.DEFAULT) {
+      throw new OnnxFormatError(`tensor "${t.name}" has unknown data_location ${t.dataLocation}`, { initializer: t.name, file: label });
+    }
+  }
+  return model;
+}
+
+/** Parses and validates one tensor's external-data entries against `baseDir`. */
+export function resolveExternal(t: TensorProto, baseDir: string | undefined, label: string): ExternalSource {
+  const entries = new Map(t.externalData.map((e) => [e.key, e.value]));
+  const location = entries.get('location');
+  const where = { initializer: t.name, file: label, location };
+  if (!location) throw new ExternalDataError(`tensor "${t.name}" has external data without a location`, where);
+  if (location.includes('\0')) throw new ExternalDataError(`tensor "${t.name}": external data location contains a NUL byte`, where);
+  if (path.posix.isAbsolute(location) || path.win32.isAbsolute(location) || /^[A-Za-z]:/.test(location)) {
+    throw new ExternalDataError(`tensor "${t.name}": external data location "${location}" is absolute; only paths relative to the model folder are allowed`, where);
+  }
+  if (location.split(/[\\/]/).includes('..')) {
+    throw new ExternalDataError(`tensor "${t.name}": external data location "${location}" contains "..", which could escape the model folder`, where);
+  }
+  if (baseDir === undefined) {
+    throw new ExternalDataError(`tensor "${t.name}" uses external data "${location}", but the model was loaded from bytes without baseDir`, where);
+  }
+  let root: string;
+  let file: string;
+  try {
+    root = fs.realpathSync(baseDir);
+  } catch (e) {
+    throw new ExternalDataError(`model folder "${baseDir}" is not accessible: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, where);
+  }
+  try {
+    file = fs.realpathSync(path.join(root, location));
+  } catch (e) {
+    throw new ExternalDataError(`tensor "${t.name}": external data file "${location}" cannot be opened: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, where);
+  }
+  if (!file.startsWith(root + path.sep)) {
+    throw new ExternalDataError(`tensor "${t.name}": external data location "${location}" resolves to "${file}", outside the model folder "${root}"`, where);
+  }
+  const stat = fs.statSync(file);
+  if (!stat.isFile()) throw new ExternalDataError(`tensor "${t.name}": external data location "${location}" is not a regular file`, where);
+  const parseInt = (key: string): number | undefined => {
+    const v = entries.get(key);
+    if (v === undefined) return undefined;
+    if (!/^\d{1,15}$/.test(v)) throw new ExternalDataError(`tensor "${t.name}": external data ${key} "${v}" is not a non-negative integer`, where);
+    return Number(v);
+  };
+  const offset = parseInt('offset') ?? 0;
+  const size = elementSize(t.dataType);
+  if (size === undefined) throw new OnnxFormatError(`tensor "${t.name}" has unsupported element type ${dataTypeName(t.dataType)}`, where);
+  const expected = elementCount(tensorDims(t)) * size;
+  const length = parseInt('length') ?? Math.max(0, stat.size - offset);
+  if (length !== expected) {
+    throw new ExternalDataError(`tensor "${t.name}": external data length ${length} does not match ${expected} bytes for shape [${tensorDims(t).join(', ')}]`, { ...where, length, expected });
+  }
+  if (offset + length > stat.size) {
+    throw new ExternalDataError(`tensor "${t.name}": external data range [${offset}, ${offset + length}) lies outside "${location}" (${stat.size} bytes)`, { ...where, offset, length, fileSize: stat.size });
+  }
+  return { file, offset, length };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Serialisation
+
+/**
+ * Encodes `msg` split around one field number: `[fields numbered below split, fields numbered above split + unknown
+ * fields]`. protobuf-es writes fields in field-number order, so `head + <split field> + tail` is byte-identical to
+ * `toBinary(msg)`.
+ */
+function encodeAround<D extends DescMessage>(schema: D, msg: Message, split: number): [Uint8Array, Uint8Array] {
+  const head = create(schema) as Record<string, unknown>;
+  const tail = create(schema) as Record<string, unknown>;
+  const src = msg as unknown as Record<string, unknown>;
+  for (const f of schema.fields) {
+    if (f.number === split || !Object.prototype.hasOwnProperty.call(src, f.localName)) continue;
+    (f.number < split ? head : tail)[f.localName] = src[f.localName];
+  }
+  if (src.$unknown) tail.$unknown = src.$unknown;
+  return [toBinary(schema, head as never), toBinary(schema, tail as never)];
+}
+
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+/** Serialised length-delimited field: tag, length, payload chunks. */
+function lengthDelimited(field: number, chunks: Uint8Array[]): Uint8Array[] {
+  let len = 0;
+  for (const c of chunks) len += c.length;
+  return [varint((field << 3) | 2), varint(len), ...chunks];
+}
+
+const LARGE_TENSOR = 1 << 16;
+
+function tensorChunks(t: TensorProto): Uint8Array[] {
+  if (t.rawData.length < LARGE_TENSOR) return [toBinary(TensorProtoSchema, t)];
+  const [head, tail] = encodeAround(TensorProtoSchema, t, 9);
+  return [head, ...lengthDelimited(9, [t.rawData]), tail];
+}
+
+/**
+ * The model's protobuf encoding as a list of chunks (large `raw_data` payloads are referenced, not copied). The
+ * concatenation is byte-identical to `toBinary(ModelProtoSchema, model.proto)`.
+ */
+export function serializeChunks(proto: ModelProto): Uint8Array[] {
+  const g = proto.graph;
+  if (!g) return [toBinary(ModelProtoSchema, proto)];
+  const [gHead, gTail] = encodeAround(GraphProtoSchema, g, 5);
+  const graph: Uint8Array[] = [gHead];
+  for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t)));
+  graph.push(gTail);
+  const [mHead, mTail] = encodeAround(ModelProtoSchema, proto, 7);
+  return [mHead, ...lengthDelimited(7, graph), mTail];
+}
+
+/** The model's bytes (for in-memory use; models with external data reference their data files). */
+export function serializeModel(model: OnnxModel | ModelProto): Uint8Array {
+  const chunks = serializeChunks(model instanceof OnnxModel ? model.proto : model);
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+/** Options of {@link saveModel}. */
+export interface SaveOptions {
+  /** Name of the external data file written beside the output (default `<output file name>.data`). */
+  externalDataName?: string;
+  /** Called with (bytesWritten, totalBytes) while writing. */
+  onProgress?: (written: number, total: number) => void;
+}
+
+function realOrResolved(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+/**
+ * Writes the model atomically (temporary file + rename). Refuses to overwrite the file the model was loaded from or
+ * any of its external data files. Tensors stored as external data stay external: they are written to one data file
+ * beside the output (`<output>.data`), and their locations are updated in `model` to point at it.
+ */
+export function saveModel(model: OnnxModel, outPath: string, options: SaveOptions = {}): void {
+  const target = path.resolve(outPath);
+  const dir = path.dirname(target);
+  const dataName = options.externalDataName ?? `${path.basename(target)}.data`;
+  const dataPath = path.join(dir, dataName);
+  const protected_ = new Set<string>();
+  if (model.sourcePath) protected_.add(realOrResolved(model.sourcePath));
+  for (const s of model.externalSources.values()) protected_.add(realOrResolved(s.file));
+  if (protected_.has(realOrResolved(target))) {
+    throw new FileAccessError(`refusing to overwrite the input model "${outPath}"; choose another output path`, { file: outPath });
+  }
+  const external = model.allTensors().filter((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL);
+  if (external.length && protected_.has(realOrResolved(dataPath))) {
+    throw new FileAccessError(`refusing to overwrite the input's external data file "${dataPath}"; choose another output name`, { file: dataPath });
+  }
+  const temps: string[] = [];
+  const saved = new Map<TensorProto, TensorProto['externalData']>();
+  const newSources = new Map<TensorProto, ExternalSource>();
+  try {
+    let total = 0;
+    // 1. external data file
+    if (external.length) {
+      const tmp = `${dataPath}.tmp-${process.pid}-${Date.now()}`;
+      temps.push(tmp);
+      const fd = openForWrite(tmp);
+      try {
+        let offset = 0;
+        for (const t of external) {
+          const bytes = model.tensorBytes(t);
+          const pad = (64 - (offset % 64)) % 64;
+          if (pad) writeAll(fd, new Uint8Array(pad), tmp);
+          offset += pad;
+          writeAll(fd, bytes, tmp);
+          saved.set(t, t.externalData);
+          t.externalData = [
+            create(StringStringEntryProtoSchema, { key: 'location', value: dataName }),
+            create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+            create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
+          ];
+          newSources.set(t, { file: dataPath, offset, length: bytes.length });
+          offset += bytes.length;
+          total += bytes.length;
+        }
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    // 2. the model itself
+    const chunks = serializeChunks(model.proto);
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+    temps.push(tmp);
+    const fd = openForWrite(tmp);
+    try {
+      let written = 0;
+      for (const c of chunks) {
+        writeAll(fd, c, tmp);
+        written += c.length;
+        options.onProgress?.(written, size);
+      }
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (external.length) fs.renameSync(temps[0]!, dataPath);
+    fs.renameSync(tmp, target);
+    temps.length = 0;
+    for (const [t, src] of newSources) {
+      model.externalSources.set(t, { ...src, file: realOrResolved(src.file) });
+      model.externalOverrides.delete(t);
+    }
+  } catch (e) {
+    for (const [t, entries] of saved) t.externalData = entries;
+    for (const tmp of temps) fs.rmSync(tmp, { force: true });
+    if (e instanceof FileAccessError || e instanceof ExternalDataError || e instanceof OnnxFormatError) throw e;
+    throw new FileAccessError(`cannot write "${outPath}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: outPath });
+  }
+}
+
+function openForWrite(p: string): number {
+  try {
+    return fs.openSync(p, 'wx');
+  } catch (e) {
+    throw new FileAccessError(`cannot create "${p}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: p });
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array, file: string): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = fs.writeSync(fd, bytes, done, bytes.length - done);
+    if (n <= 0) throw new FileAccessError(`short write to "${file}"`, { file });
+    done += n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Builders (used by tests, the widener and graph generators)
+
+/** Element data for {@link makeTensor}: numbers are encoded in `dataType`; a TensorBuffer is used as is. */
+export interface MakeTensorOptions {
+  /** Store in typed fields (`float_data` etc.) instead of `raw_data`. */
+  typed?: boolean;
+}
+
+/** Builds a `TensorProto` of `dataType` (FLOAT, FLOAT16, DOUBLE, INT32, INT64) and shape `dims` from numbers. */
+export function makeTensor(name: string, dataType: number, dims: readonly number[], values: ArrayLike<number> | TensorBuffer, options: MakeTensorOptions = {}): TensorProto {
+  let buf: TensorBuffer;
+  if (values instanceof TensorBuffer) buf = values;
+  else {
+    buf = new TensorBuffer(dataType, dims);
+    if (values.length !== buf.length) throw new InvalidArgumentError(`tensor "${name}": ${values.length} values for shape [${dims.join(', ')}]`, { initializer: name });
+    for (let i = 0; i < values.length; i++) buf.set(i, values[i]!);
+  }
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map((d) => BigInt(d)) });
+  if (options.typed) setTypedFieldBytes(t, buf.bytes);
+  else t.rawData = buf.bytes as Uint8Array<ArrayBuffer>;
+  return t;
+}
+
+/** Attribute values accepted by {@link makeNode}. */
+export type AttributeValue = number | bigint | string | number[] | bigint[] | string[] | TensorProto | GraphProto | { float: number } | { floats: number[] };
+
+/** Builds an `AttributeProto`; integers are INT/INTS, `{float}`/`{floats}` force FLOAT(S). Non-integer numbers are FLOAT. */
+export function makeAttribute(name: string, value: AttributeValue): AttributeProto {
+  const T = AttributeProto_AttributeType;
+  if (typeof value === 'bigint') return create(AttributeProtoSchema, { name, type: T.INT, i: value });
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(value) }) : create(AttributeProtoSchema, { name, type: T.FLOAT, f: value });
+  }
+  if (typeof value === 'string') return create(AttributeProtoSchema, { name, type: T.STRING, s: new TextEncoder().encode(value) });
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v === 'string')) return create(AttributeProtoSchema, { name, type: T.STRINGS, strings: (value as string[]).map((s) => new TextEncoder().encode(s)) });
+    if (value.every((v) => typeof v === 'bigint' || Number.isInteger(v))) return create(AttributeProtoSchema, { name, type: T.INTS, ints: (value as (number | bigint)[]).map((v) => BigInt(v)) });
+    return create(AttributeProtoSchema, { name, type: T.FLOATS, floats: value as number[] });
+  }
+  if ('float' in value) return create(AttributeProtoSchema, { name, type: T.FLOAT, f: value.float });
+  if ('floats' in value) return create(AttributeProtoSchema, { name, type: T.FLOATS, floats: value.floats });
+  if (value.$typeName === 'onnx.TensorProto') return create(AttributeProtoSchema, { name, type: T.TENSOR, t: value });
+  return create(AttributeProtoSchema, { name, type: T.GRAPH, g: value });
+}
+
+/** Builds a `NodeProto`. */
+export function makeNode(opType: string, inputs: string[], outputs: string[], attributes: Record<string, AttributeValue> = {}, name = '', domain = ''): NodeProto {
+  return create(NodeProtoSchema, {
+    opType,
+    input: inputs,
+    output: outputs,
+    name,
+    domain,
+    attribute: Object.entries(attributes).map(([k, v]) => makeAttribute(k, v)),
+  });
+}
+
+/** Builds a tensor `ValueInfoProto`; dims are numbers (fixed) or strings (symbolic); `shape: undefined` = unknown rank. */
+export function makeValueInfo(name: string, elemType: number, shape?: readonly (number | string)[]): ValueInfoProto {
+  const tensorType = create(TypeProto_TensorSchema, { elemType });
+  if (shape) {
+    tensorType.shape = create(TensorShapeProtoSchema, {
+      dim: shape.map((d) =>
+        create(TensorShapeProto_DimensionSchema, typeof d === 'number' ? { value: { case: 'dimValue', value: BigInt(d) } } : { value: { case: 'dimParam', value: d } }),
+      ),
+    });
+  }
+  return create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: tensorType } }) });
+}
+
+/** Shape of a tensor value info: numbers for fixed dims, strings for symbolic ones, `undefined` for unknown dims. */
+export function valueInfoShape(info: ValueInfoProto | undefined): (number | string | undefined)[] | undefined {
+  if (info?.type?.value.case !== 'tensorType') return undefined;
+  const shape = info.type.value.value.shape;
+  if (!shape) return undefined;
+  return shape.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : undefined));
+}
+
+/** Element type of a tensor value info, or undefined. */
+export function valueInfoElemType(info: ValueInfoProto | undefined): number | undefined {
+  return info?.type?.value.case === 'tensorType' ? info.type.value.value.elemType : undefined;
+}

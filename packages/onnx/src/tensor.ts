@@ -1,0 +1,291 @@
+/**
+ * Tensor data access: element types, little-endian byte images of a tensor's elements, and a small editable
+ * buffer used to grow weights while keeping every existing element bit-identical.
+ * @packageDocumentation
+ */
+import { TensorProto_DataType, type TensorProto } from 'onnx-buf';
+import { OnnxFormatError } from './errors.js';
+import { halfToNumber, numberToHalf } from './fp16.js';
+
+/** Largest element count this package will allocate for one tensor (2^31 - 1 elements). */
+export const MAX_TENSOR_ELEMENTS = 0x7fffffff;
+
+/** Floating-point element types that weights may use; they are read and written in their own type. */
+export const FLOAT_TYPES: ReadonlySet<number> = new Set([TensorProto_DataType.FLOAT, TensorProto_DataType.FLOAT16, TensorProto_DataType.DOUBLE]);
+
+/** Bytes per element of the fixed-width types this package reads, or undefined for unsupported types. */
+export function elementSize(dataType: number): number | undefined {
+  switch (dataType) {
+    case TensorProto_DataType.FLOAT:
+    case TensorProto_DataType.INT32:
+    case TensorProto_DataType.UINT32:
+      return 4;
+    case TensorProto_DataType.DOUBLE:
+    case TensorProto_DataType.INT64:
+    case TensorProto_DataType.UINT64:
+      return 8;
+    case TensorProto_DataType.FLOAT16:
+    case TensorProto_DataType.BFLOAT16:
+    case TensorProto_DataType.INT16:
+    case TensorProto_DataType.UINT16:
+      return 2;
+    case TensorProto_DataType.INT8:
+    case TensorProto_DataType.UINT8:
+    case TensorProto_DataType.BOOL:
+      return 1;
+    default:
+      return undefined;
+  }
+}
+
+/** Name of an ONNX element type, e.g. `"FLOAT16"`. */
+export function dataTypeName(dataType: number): string {
+  return TensorProto_DataType[dataType] ?? `type#${dataType}`;
+}
+
+/** The tensor's dims as numbers; throws {@link OnnxFormatError} for negative or huge dims. */
+export function tensorDims(tensor: TensorProto): number[] {
+  const dims: number[] = [];
+  let count = 1;
+  for (const d of tensor.dims) {
+    if (d < 0n || d > BigInt(MAX_TENSOR_ELEMENTS)) {
+      throw new OnnxFormatError(`tensor "${tensor.name}" has an invalid dimension ${d}`, { initializer: tensor.name, dims: tensor.dims.map(String) });
+    }
+    const n = Number(d);
+    dims.push(n);
+    count *= n;
+  }
+  if (count > MAX_TENSOR_ELEMENTS) {
+    throw new OnnxFormatError(`tensor "${tensor.name}" has too many elements (${count})`, { initializer: tensor.name, shape: dims });
+  }
+  return dims;
+}
+
+/** Product of dims (1 for a scalar). */
+export function elementCount(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+
+/**
+ * Little-endian byte image of the elements stored in a tensor's *typed* fields (`float_data`, `int32_data`,
+ * `int64_data`, `double_data`, `uint64_data`), as they would appear in `raw_data`.
+ */
+export function typedFieldBytes(tensor: TensorProto, count: number): Uint8Array {
+  const dt = tensor.dataType;
+  const fail = (field: string, got: number) =>
+    new OnnxFormatError(`tensor "${tensor.name}" (${dataTypeName(dt)}) holds ${got} values in ${field}, expected ${count}`, {
+      initializer: tensor.name,
+      field,
+      expected: count,
+      actual: got,
+    });
+  switch (dt) {
+    case TensorProto_DataType.FLOAT: {
+      if (tensor.floatData.length !== count) throw fail('float_data', tensor.floatData.length);
+      return new Uint8Array(Float32Array.from(tensor.floatData).buffer);
+    }
+    case TensorProto_DataType.DOUBLE: {
+      if (tensor.doubleData.length !== count) throw fail('double_data', tensor.doubleData.length);
+      return new Uint8Array(Float64Array.from(tensor.doubleData).buffer);
+    }
+    case TensorProto_DataType.FLOAT16:
+    case TensorProto_DataType.BFLOAT16:
+    case TensorProto_DataType.INT16:
+    case TensorProto_DataType.UINT16: {
+      if (tensor.int32Data.length !== count) throw fail('int32_data', tensor.int32Data.length);
+      return new Uint8Array(Uint16Array.from(tensor.int32Data, (v) => v & 0xffff).buffer);
+    }
+    case TensorProto_DataType.INT32:
+      if (tensor.int32Data.length !== count) throw fail('int32_data', tensor.int32Data.length);
+      return new Uint8Array(Int32Array.from(tensor.int32Data).buffer);
+    case TensorProto_DataType.INT8:
+    case TensorProto_DataType.UINT8:
+    case TensorProto_DataType.BOOL:
+      if (tensor.int32Data.length !== count) throw fail('int32_data', tensor.int32Data.length);
+      return Uint8Array.from(tensor.int32Data, (v) => v & 0xff);
+    case TensorProto_DataType.INT64:
+      if (tensor.int64Data.length !== count) throw fail('int64_data', tensor.int64Data.length);
+      return new Uint8Array(BigInt64Array.from(tensor.int64Data).buffer);
+    case TensorProto_DataType.UINT32:
+    case TensorProto_DataType.UINT64: {
+      if (tensor.uint64Data.length !== count) throw fail('uint64_data', tensor.uint64Data.length);
+      if (dt === TensorProto_DataType.UINT64) return new Uint8Array(BigUint64Array.from(tensor.uint64Data).buffer);
+      return new Uint8Array(Uint32Array.from(tensor.uint64Data, (v) => Number(v & 0xffffffffn)).buffer);
+    }
+    default:
+      throw new OnnxFormatError(`tensor "${tensor.name}" has unsupported element type ${dataTypeName(dt)}`, { initializer: tensor.name, dataType: dt });
+  }
+}
+
+/** Stores a little-endian byte image back into the tensor's typed field for its element type (clears the others). */
+export function setTypedFieldBytes(tensor: TensorProto, bytes: Uint8Array): void {
+  const copy = bytes.slice();
+  const dv = new DataView(copy.buffer);
+  const dt = tensor.dataType;
+  switch (dt) {
+    case TensorProto_DataType.FLOAT:
+      tensor.floatData = Array.from(new Float32Array(copy.buffer));
+      return;
+    case TensorProto_DataType.DOUBLE:
+      tensor.doubleData = Array.from(new Float64Array(copy.buffer));
+      return;
+    case TensorProto_DataType.FLOAT16:
+    case TensorProto_DataType.BFLOAT16:
+    case TensorProto_DataType.UINT16:
+      tensor.int32Data = Array.from(new Uint16Array(copy.buffer));
+      return;
+    case TensorProto_DataType.INT16:
+      tensor.int32Data = Array.from(new Int16Array(copy.buffer));
+      return;
+    case TensorProto_DataType.INT32:
+      tensor.int32Data = Array.from(new Int32Array(copy.buffer));
+      return;
+    case TensorProto_DataType.INT8:
+      tensor.int32Data = Array.from(new Int8Array(copy.buffer));
+      return;
+    case TensorProto_DataType.UINT8:
+    case TensorProto_DataType.BOOL:
+      tensor.int32Data = Array.from(copy);
+      return;
+    case TensorProto_DataType.INT64:
+      tensor.int64Data = Array.from(new BigInt64Array(copy.buffer));
+      return;
+    case TensorProto_DataType.UINT64:
+      tensor.uint64Data = Array.from(new BigUint64Array(copy.buffer));
+      return;
+    case TensorProto_DataType.UINT32:
+      tensor.uint64Data = Array.from({ length: copy.length / 4 }, (_, i) => BigInt(dv.getUint32(4 * i, true)));
+      return;
+    default:
+      throw new OnnxFormatError(`tensor "${tensor.name}" has unsupported element type ${dataTypeName(dt)}`, { initializer: tensor.name, dataType: dt });
+  }
+}
+
+/**
+ * An editable, dense, little-endian copy of a tensor's elements. Growing an axis copies existing elements byte for
+ * byte, so they stay bit-identical; new elements start as all-zero bits (+0 for floats).
+ */
+export class TensorBuffer {
+  /** Element type (an ONNX `TensorProto.DataType`). */
+  readonly dataType: number;
+  /** Shape. */
+  readonly dims: number[];
+  /** Little-endian element bytes, `elementCount(dims) * elementSize` long. */
+  readonly bytes: Uint8Array;
+  /** Bytes per element. */
+  readonly elemSize: number;
+  private readonly view: DataView;
+
+  constructor(dataType: number, dims: readonly number[], bytes?: Uint8Array) {
+    const size = elementSize(dataType);
+    if (size === undefined) throw new OnnxFormatError(`unsupported element type ${dataTypeName(dataType)}`, { dataType });
+    this.dataType = dataType;
+    this.dims = [...dims];
+    this.elemSize = size;
+    const n = elementCount(dims) * size;
+    if (bytes && bytes.length !== n) {
+      throw new OnnxFormatError(`tensor data has ${bytes.length} bytes, expected ${n} for shape [${dims.join(', ')}] of ${dataTypeName(dataType)}`, {
+        shape: [...dims],
+        expectedBytes: n,
+        actualBytes: bytes.length,
+      });
+    }
+    this.bytes = bytes ?? new Uint8Array(n);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+  }
+
+  /** Number of elements. */
+  get length(): number {
+    return this.bytes.length / this.elemSize;
+  }
+
+  /** Row-major flat index of a multi-index. */
+  index(...idx: number[]): number {
+    let flat = 0;
+    for (let a = 0; a < this.dims.length; a++) flat = flat * this.dims[a]! + idx[a]!;
+    return flat;
+  }
+
+  /** Element `i` (flat) as a number (FLOAT16 decoded exactly; INT64 via Number). */
+  get(i: number): number {
+    const o = i * this.elemSize;
+    switch (this.dataType) {
+      case TensorProto_DataType.FLOAT:
+        return this.view.getFloat32(o, true);
+      case TensorProto_DataType.DOUBLE:
+        return this.view.getFloat64(o, true);
+      case TensorProto_DataType.FLOAT16:
+        return halfToNumber(this.view.getUint16(o, true));
+      case TensorProto_DataType.INT64:
+        return Number(this.view.getBigInt64(o, true));
+      case TensorProto_DataType.INT32:
+        return this.view.getInt32(o, true);
+      default:
+        throw new OnnxFormatError(`reading ${dataTypeName(this.dataType)} elements is not supported`, { dataType: this.dataType });
+    }
+  }
+
+  /** Sets element `i` (flat), rounding to the element type (FLOAT16: nearest, ties to even). */
+  set(i: number, value: number): void {
+    const o = i * this.elemSize;
+    switch (this.dataType) {
+      case TensorProto_DataType.FLOAT:
+        this.view.setFloat32(o, value, true);
+        return;
+      case TensorProto_DataType.DOUBLE:
+        this.view.setFloat64(o, value, true);
+        return;
+      case TensorProto_DataType.FLOAT16:
+        this.view.setUint16(o, numberToHalf(value), true);
+        return;
+      case TensorProto_DataType.INT64:
+        this.view.setBigInt64(o, BigInt(Math.trunc(value)), true);
+        return;
+      case TensorProto_DataType.INT32:
+        this.view.setInt32(o, value | 0, true);
+        return;
+      default:
+        throw new OnnxFormatError(`writing ${dataTypeName(this.dataType)} elements is not supported`, { dataType: this.dataType });
+    }
+  }
+
+  /** All elements as a Float64Array. */
+  toFloat64(): Float64Array {
+    const out = new Float64Array(this.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.get(i);
+    return out;
+  }
+
+  /** Copies element `from` to element `to` byte for byte (bit-identical). */
+  copyElement(from: number, to: number): void {
+    const s = this.elemSize;
+    this.bytes.copyWithin(to * s, from * s, from * s + s);
+  }
+
+  /**
+   * A new buffer with `extra` more entries at the end of `axis`; existing elements are copied bytewise, new ones are
+   * zero bits.
+   */
+  growAxis(axis: number, extra: number): TensorBuffer {
+    const dims = [...this.dims];
+    if (axis < 0 || axis >= dims.length) throw new OnnxFormatError(`cannot grow axis ${axis} of a rank-${dims.length} tensor`, { shape: dims, axis });
+    let outer = 1;
+    for (let a = 0; a < axis; a++) outer *= dims[a]!;
+    let inner = this.elemSize;
+    for (let a = axis + 1; a < dims.length; a++) inner *= dims[a]!;
+    const oldBlock = dims[axis]! * inner;
+    dims[axis] = dims[axis]! + extra;
+    const newBlock = dims[axis]! * inner;
+    const out = new TensorBuffer(this.dataType, dims);
+    if (oldBlock === newBlock) out.bytes.set(this.bytes);
+    else for (let o = 0; o < outer; o++) out.bytes.set(this.bytes.subarray(o * oldBlock, (o + 1) * oldBlock), o * newBlock);
+    return out;
+  }
+
+  /** A new buffer with the same elements and a different shape of equal element count. */
+  reshape(dims: readonly number[]): TensorBuffer {
+    return new TensorBuffer(this.dataType, dims, this.bytes);
+  }
+}

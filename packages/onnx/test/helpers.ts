@@ -1,0 +1,100 @@
+/** Test helpers: build small ONNX models with onnx-buf, run them, check them with Debian's python3-onnx. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
+import { Rng } from '@gradmax/core';
+import { makeNode, makeTensor, makeValueInfo, OnnxModel } from '@gradmax/onnx';
+
+export const F32 = TensorProto_DataType.FLOAT;
+export const F16 = TensorProto_DataType.FLOAT16;
+export const F64 = TensorProto_DataType.DOUBLE;
+export const I64 = TensorProto_DataType.INT64;
+
+/** Incrementally builds a graph. */
+export class GraphBuilder {
+  nodes: NodeProto[] = [];
+  inits: TensorProto[] = [];
+  inputs: ValueInfoProto[] = [];
+  outputs: ValueInfoProto[] = [];
+  private n = 0;
+  constructor(public rng = new Rng(1), public dtype: number = F32, public typed = false) {}
+  name(p: string): string {
+    return `${p}${this.n++}`;
+  }
+  input(name: string, shape: (number | string)[], dtype = this.dtype): string {
+    this.inputs.push(makeValueInfo(name, dtype, shape));
+    return name;
+  }
+  output(name: string, shape?: (number | string)[], dtype = this.dtype): void {
+    this.outputs.push(makeValueInfo(name, dtype, shape));
+  }
+  /** A random initializer (normal × scale). */
+  weight(dims: number[], scale = 0.5, prefix = 'w', dtype = this.dtype): string {
+    const n = dims.reduce((a, b) => a * b, 1);
+    const v = Array.from({ length: n }, () => this.rng.normal() * scale);
+    return this.tensor(dims, v, prefix, dtype);
+  }
+  tensor(dims: number[], values: number[], prefix = 'c', dtype = this.dtype): string {
+    const name = this.name(prefix);
+    this.inits.push(makeTensor(name, dtype, dims, values, { typed: this.typed }));
+    return name;
+  }
+  int64(values: number[], prefix = 'shape'): string {
+    const name = this.name(prefix);
+    this.inits.push(makeTensor(name, I64, [values.length], values));
+    return name;
+  }
+  /** A Constant node holding a random tensor. */
+  constantWeight(dims: number[], scale = 0.5): string {
+    const n = dims.reduce((a, b) => a * b, 1);
+    const v = Array.from({ length: n }, () => this.rng.normal() * scale);
+    const out = this.name('const');
+    this.nodes.push(makeNode('Constant', [], [out], { value: makeTensor(`${out}_t`, this.dtype, dims, v, { typed: this.typed }) }, this.name('Constant_')));
+    return out;
+  }
+  op(opType: string, inputs: string[], attrs: Record<string, Parameters<typeof makeNode>[3][string]> = {}, nOut = 1, name?: string): string {
+    const outs = Array.from({ length: nOut }, () => this.name(opType.toLowerCase() + '_out'));
+    this.nodes.push(makeNode(opType, inputs, outs, attrs, name ?? this.name(opType)));
+    return outs[0]!;
+  }
+  model(opset = 13, irVersion = 8): OnnxModel {
+    return new OnnxModel(this.proto(opset, irVersion));
+  }
+  proto(opset = 13, irVersion = 8): ModelProto {
+    return create(ModelProtoSchema, {
+      irVersion: BigInt(irVersion),
+      producerName: 'gradmax-test',
+      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(opset) })],
+      graph: create(GraphProtoSchema, { name: 'g', node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs }),
+    });
+  }
+}
+
+export function tmpDir(prefix = 'gradmax-onnx-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+let pythonOnnx: boolean | undefined;
+/** True when Debian's python3-onnx can be imported by /usr/bin/python3. */
+export function hasPythonOnnx(): boolean {
+  if (pythonOnnx === undefined) {
+    const r = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { encoding: 'utf8' });
+    pythonOnnx = r.status === 0;
+    if (!pythonOnnx) console.warn('python3-onnx not available (apt-get install python3-onnx): skipping onnx.checker checks');
+  }
+  return pythonOnnx;
+}
+
+/** Runs onnx.checker.check_model(full_check=True) on a file; returns '' on success or the error text. */
+export function checkWithOnnx(file: string): string {
+  const script = 'import sys, onnx\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, full_check=True)\nonnx.checker.check_model(sys.argv[1], full_check=True)\n';
+  try {
+    execFileSync('/usr/bin/python3', ['-c', script, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return '';
+  } catch (e) {
+    return String((e as { stderr?: string }).stderr ?? e);
+  }
+}
