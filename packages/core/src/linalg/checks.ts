@@ -1,0 +1,57 @@
+/**
+ * Argument checks shared by the linear-algebra routines (internal).
+ */
+import { InvalidArgumentError, assertFinite } from '../errors.js';
+import { Matrix } from '../matrix.js';
+
+/** Throws unless `value` is a {@link Matrix} with finite entries. `what` names the argument in errors. */
+export function checkMatrix(what: string, value: unknown): asserts value is Matrix {
+  if (!(value instanceof Matrix)) {
+    throw new InvalidArgumentError(`${what} must be a Matrix, got ${value === null ? 'null' : typeof value}`, { what });
+  }
+  assertFinite(what, value.data, { what, shape: value.shape });
+}
+
+/** Largest absolute entry of `values` (0 when empty). */
+export function maxAbs(values: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.abs(values[i]!);
+    if (v > m) m = v;
+  }
+  return m;
+}
+
+/**
+ * A power of two close to 1/`magnitude`, so that multiplying by it is exact and brings the largest entry
+ * near 1 (guards squared norms against overflow and underflow at extreme scales). Returns 1 for 0.
+ */
+export function scaleToUnit(magnitude: number): number {
+  if (!(magnitude > 0) || !Number.isFinite(magnitude)) return 1;
+  const e = Math.floor(Math.log2(magnitude));
+  // 2^-e computed in two halves so that it never overflows to Infinity or underflows to 0.
+  const h = Math.trunc(-e / 2);
+  return Math.pow(2, h) * Math.pow(2, -e - h);
+}
+
+/** Euclidean norm of `x[offset .. offset + length)` with stride, safe against overflow and underflow. */
+export function safeNorm(x: Float64Array, offset: number, length: number, stride = 1): number {
+  let scale = 0;
+  for (let i = 0, p = offset; i < length; i++, p += stride) {
+    const v = Math.abs(x[p]!);
+    if (v > scale) scale = v;
+  }
+  if (scale === 0) return 0;
+  if (scale > 1e-140 && scale < 1e140) {
+    let s = 0;
+    for (let i = 0, p = offset; i < length; i++, p += stride) s += x[p]! * x[p]!;
+    return Math.sqrt(s);
+  }
+  const inv = 1 / scale;
+  let s = 0;
+  for (let i = 0, p = offset; i < length; i++, p += stride) {
+    const v = x[p]! * inv;
+    s += v * v;
+  }
+  return scale * Math.sqrt(s);
+}

@@ -1,0 +1,196 @@
+/**
+ * Dense matrix products on row-major float64 data: a·b, aᵀ·b and a·bᵀ, without materialising transposes.
+ * The kernels are cache-blocked and register-blocked (i-k-j order with four-way unrolling over k for
+ * a·b and aᵀ·b; blocked 2×2 dot products for a·bᵀ).
+ */
+import { ShapeMismatchError } from '../errors.js';
+import { Matrix } from '../matrix.js';
+import { checkMatrix } from './checks.js';
+
+const K_BLOCK = 128;
+const J_BLOCK = 512;
+
+/**
+ * c (m×n) += A·B where B is p×n row-major and A(i, k) = a[i·ars + k·acs]. Internal kernel: the strides
+ * let the same code serve a·b (ars = p, acs = 1) and aᵀ·b (ars = 1, acs = m).
+ */
+export function gemmAccumulate(
+  m: number, n: number, p: number,
+  a: Float64Array, ars: number, acs: number,
+  b: Float64Array, c: Float64Array,
+): void {
+  for (let jj = 0; jj < n; jj += J_BLOCK) {
+    const je = Math.min(jj + J_BLOCK, n);
+    for (let kk = 0; kk < p; kk += K_BLOCK) {
+      const ke = Math.min(kk + K_BLOCK, p);
+      let i = 0;
+      for (; i + 1 < m; i += 2) {
+        const c0 = i * n;
+        const c1 = c0 + n;
+        const a0 = i * ars;
+        const a1 = a0 + ars;
+        let k = kk;
+        for (; k + 3 < ke; k += 4) {
+          const x00 = a[a0 + k * acs]!, x01 = a[a0 + (k + 1) * acs]!, x02 = a[a0 + (k + 2) * acs]!, x03 = a[a0 + (k + 3) * acs]!;
+          const x10 = a[a1 + k * acs]!, x11 = a[a1 + (k + 1) * acs]!, x12 = a[a1 + (k + 2) * acs]!, x13 = a[a1 + (k + 3) * acs]!;
+          const b0 = k * n, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+          for (let j = jj; j < je; j++) {
+            const y0 = b[b0 + j]!, y1 = b[b1 + j]!, y2 = b[b2 + j]!, y3 = b[b3 + j]!;
+            c[c0 + j] = c[c0 + j]! + x00 * y0 + x01 * y1 + x02 * y2 + x03 * y3;
+            c[c1 + j] = c[c1 + j]! + x10 * y0 + x11 * y1 + x12 * y2 + x13 * y3;
+          }
+        }
+        for (; k < ke; k++) {
+          const x0 = a[a0 + k * acs]!, x1 = a[a1 + k * acs]!;
+          const b0 = k * n;
+          for (let j = jj; j < je; j++) {
+            const y = b[b0 + j]!;
+            c[c0 + j] = c[c0 + j]! + x0 * y;
+            c[c1 + j] = c[c1 + j]! + x1 * y;
+          }
+        }
+      }
+      for (; i < m; i++) {
+        const c0 = i * n;
+        const a0 = i * ars;
+        let k = kk;
+        for (; k + 3 < ke; k += 4) {
+          const x0 = a[a0 + k * acs]!, x1 = a[a0 + (k + 1) * acs]!, x2 = a[a0 + (k + 2) * acs]!, x3 = a[a0 + (k + 3) * acs]!;
+          const b0 = k * n, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+          for (let j = jj; j < je; j++) {
+            c[c0 + j] = c[c0 + j]! + x0 * b[b0 + j]! + x1 * b[b1 + j]! + x2 * b[b2 + j]! + x3 * b[b3 + j]!;
+          }
+        }
+        for (; k < ke; k++) {
+          const x = a[a0 + k * acs]!;
+          const b0 = k * n;
+          for (let j = jj; j < je; j++) c[c0 + j] = c[c0 + j]! + x * b[b0 + j]!;
+        }
+      }
+    }
+  }
+}
+
+const P_BLOCK = 1024;
+const R_BLOCK = 32;
+
+/**
+ * c (m×n) += a·bᵀ where a is m×p and b is n×p, both row-major (internal kernel). With `symmetric` (a and b
+ * the same array), only the upper triangle is computed and then mirrored: the Gram matrix a·aᵀ at half cost.
+ */
+export function gemmTransBAccumulate(
+  m: number, n: number, p: number, a: Float64Array, b: Float64Array, c: Float64Array, symmetric = false,
+): void {
+  const tmp = symmetric ? new Float64Array(m * n) : c;
+  for (let pp = 0; pp < p; pp += P_BLOCK) {
+    const pe = Math.min(pp + P_BLOCK, p);
+    for (let jj = 0; jj < n; jj += R_BLOCK) {
+      const je = Math.min(jj + R_BLOCK, n);
+      const iEnd = symmetric ? Math.min(je, m) : m;
+      let i = 0;
+      for (; i + 1 < iEnd; i += 2) {
+        const a0 = i * p, a1 = a0 + p;
+        let j = symmetric ? Math.max(jj, i & ~1) : jj;
+        for (; j + 1 < je; j += 2) {
+          const b0 = j * p, b1 = b0 + p;
+          let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+          for (let k = pp; k < pe; k++) {
+            const x0 = a[a0 + k]!, x1 = a[a1 + k]!, y0 = b[b0 + k]!, y1 = b[b1 + k]!;
+            s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;
+          }
+          const c0 = i * n + j, c1 = c0 + n;
+          tmp[c0] = tmp[c0]! + s00; tmp[c0 + 1] = tmp[c0 + 1]! + s01;
+          tmp[c1] = tmp[c1]! + s10; tmp[c1 + 1] = tmp[c1 + 1]! + s11;
+        }
+        for (; j < je; j++) {
+          const b0 = j * p;
+          let s0 = 0, s1 = 0;
+          for (let k = pp; k < pe; k++) {
+            const y = b[b0 + k]!;
+            s0 += a[a0 + k]! * y; s1 += a[a1 + k]! * y;
+          }
+          tmp[i * n + j] = tmp[i * n + j]! + s0;
+          tmp[(i + 1) * n + j] = tmp[(i + 1) * n + j]! + s1;
+        }
+      }
+      for (; i < iEnd; i++) {
+        const a0 = i * p;
+        for (let j = symmetric ? Math.max(jj, i) : jj; j < je; j++) {
+          const b0 = j * p;
+          let s = 0;
+          for (let k = pp; k < pe; k++) s += a[a0 + k]! * b[b0 + k]!;
+          tmp[i * n + j] = tmp[i * n + j]! + s;
+        }
+      }
+    }
+  }
+  if (symmetric) {
+    for (let i = 0; i < m; i++) {
+      for (let j = i; j < n; j++) {
+        const v = tmp[i * n + j]!;
+        c[i * n + j] = c[i * n + j]! + v;
+        if (j !== i) c[j * n + i] = c[j * n + i]! + v;
+      }
+    }
+  }
+}
+
+function target(what: string, rows: number, cols: number, into: Matrix | undefined): Matrix {
+  if (!into) return new Matrix(rows, cols);
+  checkMatrix(`${what} accumulator`, into);
+  if (into.rows !== rows || into.cols !== cols) throw new ShapeMismatchError(`${what} accumulator`, [rows, cols], into.shape);
+  return into;
+}
+
+/**
+ * The product a·b (a m×p, b p×n → m×n).
+ * @param into - optional m×n accumulator: when given, the product is ADDED to it (`into += a·b`) and it is returned.
+ * @throws ShapeMismatchError when `a.cols !== b.rows` (the message names both shapes)
+ * @throws NonFiniteError when an argument holds NaN or ±Infinity
+ */
+export function matmul(a: Matrix, b: Matrix, into?: Matrix): Matrix {
+  checkMatrix('matmul argument a', a);
+  checkMatrix('matmul argument b', b);
+  if (a.cols !== b.rows) {
+    throw new ShapeMismatchError(`matmul(a [${a.rows}×${a.cols}], b [${b.rows}×${b.cols}]): b.rows must equal a.cols`, [a.cols, b.cols], b.shape, { a: a.shape, b: b.shape });
+  }
+  const out = target('matmul', a.rows, b.cols, into);
+  gemmAccumulate(a.rows, b.cols, a.cols, a.data, a.cols, 1, b.data, out.data);
+  return out;
+}
+
+/**
+ * The product aᵀ·b (a p×m, b p×n → m×n) without forming aᵀ. This is the shape of gradient statistics
+ * `M += Gᵀ·H` over a batch.
+ * @param into - optional m×n accumulator: when given, the product is ADDED to it and it is returned.
+ * @throws ShapeMismatchError when `a.rows !== b.rows`
+ * @throws NonFiniteError when an argument holds NaN or ±Infinity
+ */
+export function matmulTransA(a: Matrix, b: Matrix, into?: Matrix): Matrix {
+  checkMatrix('matmulTransA argument a', a);
+  checkMatrix('matmulTransA argument b', b);
+  if (a.rows !== b.rows) {
+    throw new ShapeMismatchError(`matmulTransA(a [${a.rows}×${a.cols}], b [${b.rows}×${b.cols}]): b.rows must equal a.rows`, [a.rows, b.cols], b.shape, { a: a.shape, b: b.shape });
+  }
+  const out = target('matmulTransA', a.cols, b.cols, into);
+  gemmAccumulate(a.cols, b.cols, a.rows, a.data, 1, a.cols, b.data, out.data);
+  return out;
+}
+
+/**
+ * The product a·bᵀ (a m×p, b n×p → m×n) without forming bᵀ. When `a` and `b` are the same object the
+ * (exactly symmetric) Gram matrix a·aᵀ is computed at half the cost.
+ * @param into - optional m×n accumulator: when given, the product is ADDED to it and it is returned.
+ * @throws ShapeMismatchError when `a.cols !== b.cols`
+ * @throws NonFiniteError when an argument holds NaN or ±Infinity
+ */
+export function matmulTransB(a: Matrix, b: Matrix, into?: Matrix): Matrix {
+  checkMatrix('matmulTransB argument a', a);
+  checkMatrix('matmulTransB argument b', b);
+  if (a.cols !== b.cols) {
+    throw new ShapeMismatchError(`matmulTransB(a [${a.rows}×${a.cols}], b [${b.rows}×${b.cols}]): b.cols must equal a.cols`, [b.rows, a.cols], b.shape, { a: a.shape, b: b.shape });
+  }
+  const out = target('matmulTransB', a.rows, b.rows, into);
+  gemmTransBAccumulate(a.rows, b.rows, a.cols, a.data, b.data, out.data, a === b);
+  return out;
+}

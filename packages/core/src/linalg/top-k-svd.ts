@@ -1,0 +1,224 @@
+/**
+ * Seeded top-k singular value decomposition by block subspace iteration with Rayleigh–Ritz extraction and a
+ * residual-based convergence test.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { Matrix } from '../matrix.js';
+import { Rng } from '../rng.js';
+import { checkMatrix, maxAbs, scaleToUnit } from './checks.js';
+import { fixSignsRaw } from './fix-signs.js';
+import { gemmAccumulate, gemmTransBAccumulate } from './matmul.js';
+import { lqInPlace } from './qr.js';
+import { svdRaw } from './svd.js';
+import { tridiagonalQl } from './symmetric-eigen.js';
+import { transposeInto } from './transpose.js';
+
+/** Options of {@link topKSvd}. */
+export interface TopKSvdOptions {
+  /** Seed of the random start block and of any random completion (default 0). Same seed ⇒ identical output. */
+  seed?: number;
+  /** Convergence threshold on max_i ‖A·vᵢ − σᵢ·uᵢ‖ / σ₁ over the k returned triplets (default 1e-10). */
+  tolerance?: number;
+  /** Maximum number of subspace iterations (default 64); when reached, the result has `converged: false`. */
+  maxIterations?: number;
+  /** Extra basis vectors carried beyond k to speed up convergence (default 8, capped at min(m,n) − k). */
+  oversample?: number;
+  /**
+   * Singular values at or below this count as zero in `rank`
+   * (default max(m, n) · 2.2e-16 · σ₁, i.e. machine epsilon times the largest dimension times σ₁).
+   */
+  rankTolerance?: number;
+}
+
+/** Result of {@link topKSvd}: A ≈ u·diag(s)·vᵀ restricted to the k leading singular triplets. */
+export interface TopKSvdResult {
+  /** m×k left singular vectors (orthonormal columns, {@link fixSigns} convention). */
+  u: Matrix;
+  /** The k leading singular values, descending. */
+  s: Float64Array;
+  /** n×k right singular vectors (orthonormal columns). */
+  v: Matrix;
+  /** Numerical rank estimate: how many of the k computed singular values exceed the rank tolerance. */
+  rank: number;
+  /** Subspace iterations performed (0 when the full SVD was used). */
+  iterations: number;
+  /** Whether `residual ≤ tolerance`. */
+  converged: boolean;
+  /** max_i ‖A·vᵢ − σᵢ·uᵢ‖ / σ₁ over the returned triplets (the absolute value when σ₁ = 0). */
+  residual: number;
+}
+
+function intOption(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`topKSvd: ${name} must be an integer ≥ ${min}, got ${value}`, { [name]: value });
+  return value;
+}
+
+/**
+ * Residual max_j ‖A·v_j − s_j·u_j‖ for the first `k` rows of `ut` (k×r) / `vt` (k×c), where `a` is r×c.
+ * Also returns A·vᵀ (r×k) so callers can reuse it.
+ */
+function residuals(a: Float64Array, r: number, c: number, ut: Float64Array, s: Float64Array, vt: Float64Array, k: number): { worst: number; av: Float64Array } {
+  const av = new Float64Array(r * k);
+  gemmTransBAccumulate(r, k, c, a, vt, av);
+  let worst = 0;
+  for (let j = 0; j < k; j++) {
+    let sum = 0;
+    const sj = s[j]!;
+    for (let i = 0; i < r; i++) {
+      const d = av[i * k + j]! - sj * ut[j * r + i]!;
+      sum += d * d;
+    }
+    worst = Math.max(worst, Math.sqrt(sum));
+  }
+  return { worst, av };
+}
+
+/**
+ * The k leading singular triplets of `a` (m×n): u (m×k), s (k, descending), v (n×k).
+ *
+ * Method: work on the wide orientation (rows ≤ cols). When the small dimension is moderate, the start
+ * basis is the leading eigenvectors of the Gram matrix A·Aᵀ (a cheap, very good start); otherwise it is the
+ * range of A·Ω for a seeded Gaussian Ω. Each iteration then does a Rayleigh–Ritz step on A itself (not on
+ * the Gram matrix, so accuracy is not squared away): B = Qᵀ·A, LQ of B, small SVD, followed by the true
+ * residual check max_i ‖A·vᵢ − σᵢ·uᵢ‖ / σ₁ ≤ tolerance; if it fails, Q ← orth(A·V) (one subspace iteration)
+ * and repeat, up to `maxIterations` (then `converged: false`). When k + oversample ≥ min(m, n) the full
+ * {@link svd} is used instead. Output signs follow {@link fixSigns}.
+ *
+ * `rank` counts the returned σ above `rankTolerance` (default max(m,n)·2.2e-16·σ₁). A zero matrix gives
+ * rank 0, s = 0 and still orthonormal u and v. Results depend only on (a, k, options): equal seeds give
+ * bit-identical output.
+ * @throws InvalidArgumentError when k is not an integer in [1, min(m, n)] or an option is out of range
+ * @throws NonFiniteError when `a` holds NaN or ±Infinity
+ */
+export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): TopKSvdResult {
+  checkMatrix('topKSvd argument a', a);
+  const { rows: m, cols: n } = a;
+  const p = Math.min(m, n);
+  if (!Number.isInteger(k) || k < 1 || k > p) {
+    throw new InvalidArgumentError(`topKSvd: k must be an integer in [1, ${p}] for a ${m}×${n} matrix, got ${k}`, { k, shape: [m, n] });
+  }
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError(`topKSvd: seed must be a safe integer, got ${seed}`, { seed });
+  const tolerance = options.tolerance ?? 1e-10;
+  if (!(tolerance > 0) || !Number.isFinite(tolerance)) throw new InvalidArgumentError(`topKSvd: tolerance must be a positive finite number, got ${tolerance}`, { tolerance });
+  const maxIterations = intOption('maxIterations', options.maxIterations, 64, 1);
+  const oversample = intOption('oversample', options.oversample, 8, 0);
+  if (options.rankTolerance !== undefined && !(options.rankTolerance >= 0 && Number.isFinite(options.rankTolerance))) {
+    throw new InvalidArgumentError(`topKSvd: rankTolerance must be a non-negative finite number, got ${options.rankTolerance}`, { rankTolerance: options.rankTolerance });
+  }
+  const rng = new Rng(seed);
+
+  // Wide orientation r×c (r ≤ c), scaled by a power of two so that Gram entries neither overflow nor underflow.
+  const transposed = m > n;
+  const r = p;
+  const c = Math.max(m, n);
+  const big = maxAbs(a.data);
+  const scale = big > 1e-100 && big < 1e100 ? 1 : scaleToUnit(big);
+  let w: Float64Array;
+  if (transposed) {
+    w = new Float64Array(r * c);
+    transposeInto(a.data, m, n, w);
+    if (scale !== 1) for (let i = 0; i < w.length; i++) w[i] = w[i]! * scale;
+  } else if (scale !== 1) {
+    w = new Float64Array(r * c);
+    for (let i = 0; i < w.length; i++) w[i] = a.data[i]! * scale;
+  } else {
+    w = a.data;
+  }
+
+  const l = Math.min(k + oversample, r);
+  let ut: Float64Array; // k×r rows = left singular vectors
+  let vt: Float64Array; // k×c rows = right singular vectors
+  let s: Float64Array;
+  let iterations = 0;
+  let residual: number;
+  if (l >= r) {
+    const raw = svdRaw(w, r, c, rng);
+    ut = raw.ut.slice(0, k * r);
+    vt = raw.vt.slice(0, k * c);
+    s = raw.s.slice(0, k);
+    residual = residuals(w, r, c, ut, s, vt, k).worst;
+  } else {
+    let qt = startBasis(w, r, c, l, rng);
+    for (;;) {
+      iterations++;
+      // Rayleigh–Ritz on A: B = Qᵀ·A = L·Vh, L = Ul·S·Wlᵀ ⇒ A ≈ (Q·Ul)·S·(Vhᵀ·Wl)ᵀ.
+      const b = new Float64Array(l * c);
+      gemmAccumulate(l, c, r, qt, r, 1, w, b);
+      const vh = new Float64Array(l * c);
+      lqInPlace(b, l, c, l, vh);
+      const lower = new Float64Array(l * l);
+      for (let i = 0; i < l; i++) for (let j = 0; j <= i; j++) lower[i * l + j] = b[i * c + j]!;
+      const small = svdRaw(lower, l, l, rng);
+      const utAll = new Float64Array(l * r);
+      gemmAccumulate(l, r, l, small.ut, l, 1, qt, utAll);
+      const vtAll = new Float64Array(l * c);
+      gemmAccumulate(l, c, l, small.vt, l, 1, vh, vtAll);
+      s = small.s;
+      const res = residuals(w, r, c, utAll, s, vtAll, k);
+      residual = res.worst;
+      ut = utAll.subarray(0, k * r);
+      vt = vtAll.subarray(0, k * c);
+      const sigma1 = s[0]!;
+      if ((sigma1 > 0 ? residual / sigma1 : residual) <= tolerance || iterations >= maxIterations) break;
+      // Subspace iteration: Q ← orth(A·V) over all l Ritz vectors (A·V for the first k is already known).
+      const avRest = new Float64Array(r * (l - k));
+      gemmTransBAccumulate(r, l - k, c, w, vtAll.subarray(k * c), avRest);
+      const zt = new Float64Array(l * r);
+      for (let i = 0; i < r; i++) {
+        for (let j = 0; j < k; j++) zt[j * r + i] = res.av[i * k + j]!;
+        for (let j = k; j < l; j++) zt[j * r + i] = avRest[i * (l - k) + j - k]!;
+      }
+      qt = new Float64Array(l * r);
+      lqInPlace(zt, l, r, l, qt);
+    }
+  }
+  const sigma1 = s[0]!;
+  const relResidual = sigma1 > 0 ? residual / sigma1 : residual;
+  const sOut = new Float64Array(k);
+  for (let j = 0; j < k; j++) sOut[j] = s[j]! / scale;
+  const rankTol = options.rankTolerance ?? Math.max(m, n) * 2.220446049250313e-16 * sOut[0]!;
+  let rank = 0;
+  for (let j = 0; j < k; j++) if (sOut[j]! > rankTol) rank++;
+
+  const u = new Matrix(m, k);
+  const v = new Matrix(n, k);
+  const [leftRows, leftLen, rightRows, rightLen] = transposed ? [vt, c, ut, r] : [ut, r, vt, c];
+  for (let j = 0; j < k; j++) {
+    for (let i = 0; i < leftLen; i++) u.data[i * k + j] = leftRows[j * leftLen + i]!;
+    for (let i = 0; i < rightLen; i++) v.data[i * k + j] = rightRows[j * rightLen + i]!;
+  }
+  fixSignsRaw(u.data, m, k, v.data, n);
+  return { u, s: sOut, v, rank, iterations, converged: relResidual <= tolerance, residual: relResidual };
+}
+
+/** Whether the Gram-matrix start (cost ≈ r²c/2 + eigen of r×r) is expected to pay off. */
+function useGram(r: number, c: number, l: number): boolean {
+  return r <= 1024 && r * r * (c / 2 + 8 * r) <= 24 * r * c * l + 64 * r * r * r;
+}
+
+/** An l×r block of orthonormal rows spanning a good approximation of the leading left singular subspace. */
+function startBasis(w: Float64Array, r: number, c: number, l: number, rng: Rng): Float64Array {
+  const qt = new Float64Array(l * r);
+  if (useGram(r, c, l)) {
+    const g = new Float64Array(r * r);
+    gemmTransBAccumulate(r, r, c, w, w, g, true);
+    const gs = scaleToUnit(maxAbs(g));
+    if (gs !== 1) for (let i = 0; i < g.length; i++) g[i] = g[i]! * gs;
+    const d = new Float64Array(r);
+    const e = new Float64Array(r);
+    tridiagonalQl(g, r, d, e);
+    const order = Array.from({ length: r }, (_, i) => i).sort((x, y) => d[y]! - d[x]! || x - y);
+    for (let j = 0; j < l; j++) qt.set(g.subarray(order[j]! * r, order[j]! * r + r), j * r);
+    return qt;
+  }
+  const omega = new Float64Array(l * c);
+  rng.fillNormal(omega);
+  const y = new Float64Array(r * l);
+  gemmTransBAccumulate(r, l, c, w, omega, y);
+  const yt = new Float64Array(l * r);
+  transposeInto(y, r, l, yt);
+  lqInPlace(yt, l, r, l, qt);
+  return qt;
+}
