@@ -329,8 +329,8 @@ export abstract class MomentAccumulator {
     if (!Number.isInteger(s.rows) || s.rows < 0 || s.rows > this.retainSamples) {
       throw new InvalidArgumentError(`${what}: samples.rows must be an integer in [0, ${this.retainSamples}], got ${JSON.stringify(s.rows)}`, { statistic: this.name });
     }
-    if (s.rows > this.offeredRows || this.sampledCount > this.examples || this.offeredRows > this.sequence) {
-      throw new InvalidArgumentError(`${what}: inconsistent counters (rows ${s.rows}, offeredRows ${this.offeredRows}, sequence ${this.sequence}, sampledCount ${this.sampledCount}, count ${this.examples})`, { statistic: this.name });
+    if (s.rows > this.offeredRows || this.sampledCount > this.examples || (s.rows > 0 && this.sampledCount === 0)) {
+      throw new InvalidArgumentError(`${what}: inconsistent counters (rows ${s.rows}, offeredRows ${this.offeredRows}, sampledCount ${this.sampledCount}, count ${this.examples})`, { statistic: this.name });
     }
     const keys = decodeFloat64Base64(s.keys, s.rows, `${what}: samples.keys`);
     const g = decodeFloat64Base64(s.g, s.rows * this.fanOut, `${what}: samples.g`);
