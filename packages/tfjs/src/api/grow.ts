@@ -1,0 +1,140 @@
+/**
+ * One-call growth: statistics (when the strategy needs them), the strategy, and the in-place widening.
+ */
+import type * as tfl from '@tensorflow/tfjs-layers';
+import {
+  InvalidArgumentError,
+  MissingStatisticError,
+  UnknownNameError,
+  UnsupportedError,
+  createRng,
+  type GrowthReport,
+  type GrowthRequest,
+  type SiteStatistics,
+} from '@gradmax/core';
+import { findGrowthSites } from '../sites/find.js';
+import { toCoreSite } from '../sites/core-site.js';
+import type { TfjsGrowthSite } from '../sites/types.js';
+import type { Batch } from '../statistics/batch.js';
+import { collectStatistics } from '../statistics/collect.js';
+import type { LossSpec } from '../statistics/loss.js';
+import { widenSite } from '../widen/apply.js';
+import { resolveStrategy, type StrategySpec } from './strategy.js';
+
+/** Options of {@link grow}. */
+export interface GrowOptions {
+  /** Site name (`"dense_1->dense_2"`, see {@link findGrowthSites}). */
+  site: string;
+  /** Number of new units (positive integer). */
+  units: number;
+  /** Strategy name or object. */
+  strategy: StrategySpec;
+  /** Options for a strategy given by name (e.g. `{scale: 0.5}` for gradmax). */
+  strategyOptions?: Record<string, unknown>;
+  /** Grow batch; required when the strategy reads statistics (GradMax, TINY, ...). */
+  batch?: Batch;
+  /** Loss for the statistics (a tfjs loss name or `(yTrue, yPred) => scalar`); default: the compiled loss. */
+  loss?: LossSpec;
+  /** Seed of every random choice of this growth (default 0). */
+  seed?: number;
+  /** Precomputed statistics for the site (skips the extra pass). */
+  statistics?: SiteStatistics;
+  /** Reset optimizer state instead of carrying it (default false). */
+  resetOptimizer?: boolean;
+  /** Raw samples to retain when the strategy needs them (default 1024). */
+  retainSamples?: number;
+}
+
+/** What one growth did. */
+export interface GrowEventReport {
+  /** Site name. */
+  site: string;
+  /** Strategy name. */
+  strategy: string;
+  /** Units added. */
+  unitsAdded: number;
+  /** Width of the current layer before. */
+  widthBefore: number;
+  /** Width after. */
+  widthAfter: number;
+  /** Whether the strategy claims exact function preservation. */
+  functionPreserving: boolean;
+  /** Examples the statistics were computed on (0 when none were needed). */
+  statisticsExamples: number;
+  /** The strategy's own report (singular values, notes, ...). */
+  strategyReport: GrowthReport;
+  /** Wall-clock time of each phase, milliseconds. */
+  timings: { statistics: number; strategy: number; widen: number };
+}
+
+/** Result of {@link grow}. */
+export interface GrowResult {
+  /** The widened model: the same object as the input, widened in place (layers, names and variables kept). */
+  model: tfl.LayersModel;
+  /** What happened. */
+  report: GrowEventReport;
+}
+
+/** Finds a site by name, or throws a typed error naming the known sites (and why a non-growable layer is not one). */
+export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSite {
+  if (typeof name !== 'string') throw new InvalidArgumentError(`site must be a site name string, got ${typeof name}`);
+  const scan = findGrowthSites(model);
+  const site = scan.sites.find((s) => s.name === name);
+  if (site) return site;
+  const current = name.split('->')[0];
+  const blocked = scan.notGrowable.find((n) => n.layer === current);
+  if (blocked) throw new UnsupportedError(`site "${name}" cannot be grown: layer "${blocked.layer}" ${blocked.reason}`, { site: name, layer: blocked.layer, reason: blocked.reason });
+  throw new UnknownNameError('site', name, scan.sites.map((s) => s.name));
+}
+
+/**
+ * Grows one site of `model` by `units` units with `strategy`, in place, and returns the model with a report.
+ *
+ * The model object is widened in place: every layer keeps its identity and name, new units are appended at the
+ * end of the channel axis, in-between BatchNorm/depthwise layers are identity-extended, replaced tensors are
+ * disposed, and the optimizer state is carried (zeros for new entries) unless `resetOptimizer`.
+ *
+ * @example
+ * ```ts
+ * const { report } = grow(model, { site: 'hidden1->hidden2', units: 8, strategy: 'gradmax', batch: { xs, ys } });
+ * ```
+ * @throws UnknownNameError (site, strategy, loss), InvalidArgumentError (units ≤ 0, bad batch), NonFiniteError,
+ *   ShapeMismatchError, MissingStatisticError, UnsupportedError (e.g. GradMax with f'(0) = 0 at this site).
+ */
+export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
+  const site = requireSite(model, options.site);
+  if (!Number.isInteger(options.units) || options.units <= 0) {
+    throw new InvalidArgumentError(`site "${site.name}": units must be a positive integer, got ${options.units}`, { site: site.name, units: options.units });
+  }
+  const strategy = resolveStrategy(options.strategy, options.strategyOptions);
+  const t0 = performance.now();
+  let statistics = options.statistics;
+  const wantsStats = strategy.needs.moment || strategy.needs.samples;
+  if (!statistics && wantsStats) {
+    if (!options.batch) throw new MissingStatisticError(strategy.name, 'a grow batch (options.batch) to compute the growth matrix', site.name);
+    const retain = strategy.needs.samples ? (options.retainSamples ?? 1024) : 0;
+    const acc = collectStatistics(model, [site], options.batch, { loss: options.loss, retainSamples: retain, seed: options.seed ?? 0 }).get(site.name)!;
+    statistics = acc.snapshot();
+  }
+  const t1 = performance.now();
+  const request: GrowthRequest = { site: toCoreSite(model, site), count: options.units, rng: createRng(options.seed ?? 0) };
+  if (statistics) request.statistics = statistics;
+  const units = strategy.grow(request);
+  const t2 = performance.now();
+  const added = widenSite(model, site, units, { resetOptimizer: options.resetOptimizer ?? false });
+  const t3 = performance.now();
+  return {
+    model,
+    report: {
+      site: site.name,
+      strategy: strategy.name,
+      unitsAdded: added,
+      widthBefore: site.units,
+      widthAfter: site.units + added,
+      functionPreserving: strategy.functionPreserving,
+      statisticsExamples: statistics?.count ?? 0,
+      strategyReport: units.report,
+      timings: { statistics: t1 - t0, strategy: t2 - t1, widen: t3 - t2 },
+    },
+  };
+}

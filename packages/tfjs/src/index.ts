@@ -1,0 +1,38 @@
+/**
+ * `@gradmax/tfjs`: grow TensorFlow.js layers models while they train.
+ *
+ * - {@link setupBackend} picks native / wasm / cpu and registers the kernels growth needs.
+ * - {@link findGrowthSites} lists growable layer pairs (and why other layers are not growable).
+ * - {@link collectStatistics} computes growth statistics on a grow batch.
+ * - {@link grow} widens one site with any strategy, in place, carrying optimizer state.
+ * - {@link GrowthController} and {@link growthCallback} run a growth schedule in a custom loop or in `model.fit`.
+ * - {@link relu1} is the ReLU with derivative 1 at 0 that GradMax needs on grown layers.
+ * @packageDocumentation
+ */
+export { setupBackend, wasmDistPath } from './backend/setup.js';
+export type { BackendChoice, BackendSetup, SetupBackendOptions } from './backend/setup.js';
+export {
+  conv2dBackpropFilterViaConv,
+  registerConvBackpropFilter,
+  restoreStockConvBackpropFilter,
+  hasConvBackpropFilterReplacement,
+} from './backend/conv2d-backprop-filter.js';
+export { relu1, RELU1, Relu1Activation, Relu1Layer, relu1Layer } from './activation/relu1.js';
+export type { Relu1LayerArgs } from './activation/relu1.js';
+export { scalarActivation, knownActivations } from './activation/info.js';
+export type { ScalarActivation } from './activation/info.js';
+export { findGrowthSites } from './sites/find.js';
+export type { BetweenLayer, BetweenRole, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from './sites/types.js';
+export { toCoreSite, siteGeometry } from './sites/core-site.js';
+export { collectStatistics, snapshotStatistics } from './statistics/collect.js';
+export type { CollectOptions, SiteAccumulator } from './statistics/collect.js';
+export { validateBatch } from './statistics/batch.js';
+export type { Batch } from './statistics/batch.js';
+export { resolveLoss } from './statistics/loss.js';
+export type { LossSpec, MeanLoss } from './statistics/loss.js';
+export { widenSite } from './widen/apply.js';
+export type { WidenOptions } from './widen/apply.js';
+export { grow, requireSite } from './api/grow.js';
+export type { GrowOptions, GrowResult, GrowEventReport } from './api/grow.js';
+export { resolveStrategy } from './api/strategy.js';
+export type { StrategySpec } from './api/strategy.js';

@@ -1,0 +1,188 @@
+/**
+ * Finds growable layer pairs in a tfjs LayersModel (Sequential or functional).
+ */
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { scalarActivation, type ScalarActivation } from '../activation/info.js';
+import { modelGraph, type GraphNode } from '../model/graph.js';
+import type { BetweenLayer, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from './types.js';
+
+type Config = Record<string, unknown>;
+
+const IDENTITY_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D']);
+const POOL_LAYERS = new Set(['MaxPooling2D', 'AveragePooling2D']);
+const GROWABLE = new Set(['Dense', 'Conv2D']);
+
+function config(node: GraphNode): Config {
+  return node.layer.getConfig() as Config;
+}
+
+function activationOf(value: unknown): string {
+  if (value == null) return 'linear';
+  if (typeof value === 'string') return value;
+  const cls = (value as { className?: string }).className;
+  return typeof cls === 'string' ? cls : String(value);
+}
+
+function pair(v: unknown): [number, number] {
+  return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
+}
+
+/** Element-wise activation applied by an activation-type layer, or a reason it is not usable. */
+function layerActivation(node: GraphNode): ScalarActivation | string {
+  const c = config(node);
+  switch (node.className) {
+    case 'Activation': {
+      const name = activationOf(c['activation']);
+      return scalarActivation(name) ?? `activation "${name}" is not element-wise or not known to gradmax`;
+    }
+    case 'ReLU':
+      if (c['maxValue'] != null) return 'ReLU with maxValue is not supported';
+      return scalarActivation('relu')!;
+    case 'Relu1':
+      return scalarActivation('relu1')!;
+    case 'LeakyReLU': {
+      const alpha = Number(c['alpha'] ?? 0.3);
+      return { name: `leakyReLU(${alpha})`, f: (v) => (v > 0 ? v : alpha * v), df: (v) => (v > 0 ? 1 : alpha) };
+    }
+    case 'ELU': {
+      const alpha = Number(c['alpha'] ?? 1);
+      return { name: `elu(${alpha})`, f: (v) => (v > 0 ? v : alpha * Math.expm1(v)), df: (v) => (v > 0 ? 1 : alpha * Math.exp(v)) };
+    }
+    default:
+      return `layer class ${node.className} is not an element-wise activation`;
+  }
+}
+
+/** Checks that a Dense/Conv2D layer can take part in a site; returns a reason when it cannot. */
+function growableLayerProblem(node: GraphNode): string | undefined {
+  const c = config(node);
+  if (node.className === 'Conv2D') {
+    const [dh, dw] = pair(c['dilationRate'] ?? 1);
+    if (dh !== 1 || dw !== 1) return 'dilated convolutions are not supported';
+    if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return 'only channelsLast convolutions are supported';
+    const inShape = node.layer.inboundNodes[0]?.inputShapes as unknown;
+    if (Array.isArray(inShape) && !Array.isArray(inShape[0]) && inShape.length !== 4) return 'input is not rank 4';
+    return undefined;
+  }
+  const inShape = node.layer.inboundNodes[0]?.inputShapes as unknown;
+  if (Array.isArray(inShape) && !Array.isArray(inShape[0]) && inShape.length !== 2) {
+    return `Dense layer applied to a rank-${inShape.length} input (only rank-2 inputs are supported)`;
+  }
+  return undefined;
+}
+
+function unitsOf(node: GraphNode): number {
+  const c = config(node);
+  return Number(node.className === 'Dense' ? c['units'] : c['filters']);
+}
+
+/**
+ * Walks forward from a Dense/Conv2D layer through channel-wise layers to the next Dense/Conv2D layer.
+ * Returns the site, or the reason why there is none.
+ */
+function walk(graph: ReturnType<typeof modelGraph>, start: GraphNode): TfjsGrowthSite | string {
+  const startProblem = growableLayerProblem(start);
+  if (startProblem) return startProblem;
+  if (start.isOutput) return 'its output is a model output; widening it would change the output shape';
+  const isConv = start.className === 'Conv2D';
+  const between: BetweenLayer[] = [];
+  const chain: ScalarActivation[] = [];
+  const own = activationOf(config(start)['activation']);
+  const ownAct = scalarActivation(own);
+  if (!ownAct) return `its activation "${own}" is not element-wise or not known to gradmax`;
+  chain.push(ownAct);
+  let flattened = false;
+  let cur = start;
+  for (;;) {
+    if (cur !== start && cur.isOutput) return `layer "${cur.name}" on the path is a model output`;
+    if (cur.consumers.length === 0) return `the output of "${cur.name}" is not consumed by any layer`;
+    if (cur.consumers.length > 1) {
+      return `the output of "${cur.name}" is consumed by several layers (${cur.consumers.join(', ')}); all of them would have to be grown together`;
+    }
+    const next = graph.byName.get(cur.consumers[0]!)!;
+    if (next.inputs.length > 1) {
+      return `the path reaches merge layer "${next.name}" (${next.className}); its other inputs and consumers would need the same channels (${next.className === 'Concatenate' ? 'Concatenate feeds consumers that expect a fixed channel layout' : 'all merged branches must have equal widths'})`;
+    }
+    if (GROWABLE.has(next.className)) {
+      const problem = growableLayerProblem(next);
+      if (problem) return `next layer "${next.name}": ${problem}`;
+      if (next.className === 'Conv2D' && (!isConv || flattened)) return `"${next.name}" is a Conv2D fed by ${flattened ? 'a flattened map' : 'a Dense layer'}`;
+      if (next.className === 'Dense' && isConv && !flattened) return `Dense layer "${next.name}" is applied to a rank-4 map without Flatten`;
+      const activation = composite(chain);
+      const kind = !isConv ? 'dense' : flattened ? 'conv-dense' : 'conv';
+      return { name: `${start.name}->${next.name}`, kind, current: start.name, next: next.name, between, units: unitsOf(start), activation, activationChain: chain };
+    }
+    const entry: BetweenLayer = { name: next.name, className: next.className, role: 'identity' };
+    const c = config(next);
+    if (IDENTITY_LAYERS.has(next.className)) {
+      entry.role = 'identity';
+    } else if (next.className === 'BatchNormalization') {
+      if (flattened) return `BatchNormalization "${next.name}" after Flatten is not supported`;
+      const axis = Number(c['axis'] ?? -1);
+      if (axis !== -1 && axis !== (isConv ? 3 : 1)) return `BatchNormalization "${next.name}" normalises axis ${axis}, not the channel axis`;
+      entry.role = 'batchnorm';
+    } else if (next.className === 'DepthwiseConv2D') {
+      if (!isConv || flattened) return `DepthwiseConv2D "${next.name}" outside a conv path`;
+      if (Number(c['depthMultiplier'] ?? 1) !== 1) return `DepthwiseConv2D "${next.name}" has depthMultiplier ≠ 1`;
+      const [dh, dw] = pair(c['dilationRate'] ?? 1);
+      if (dh !== 1 || dw !== 1) return `DepthwiseConv2D "${next.name}" is dilated`;
+      const name = activationOf(c['activation']);
+      const act = scalarActivation(name);
+      if (!act) return `DepthwiseConv2D "${next.name}" activation "${name}" is not element-wise or not known`;
+      entry.role = 'depthwise';
+      entry.activation = act;
+      chain.push(act);
+    } else if (POOL_LAYERS.has(next.className)) {
+      if (!isConv || flattened) return `${next.className} "${next.name}" outside a conv path`;
+      if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return `${next.className} "${next.name}" is not channelsLast`;
+      entry.role = 'pool';
+    } else if (next.className === 'Flatten') {
+      if (!isConv || flattened) return `Flatten "${next.name}" after a Dense layer or a second Flatten`;
+      entry.role = 'flatten';
+      flattened = true;
+    } else if (next.className === 'LayerNormalization') {
+      return `LayerNormalization "${next.name}" normalises over the channel axis: appending channels changes the existing channels' outputs`;
+    } else {
+      const act = layerActivation(next);
+      if (typeof act === 'string') {
+        if (['Activation', 'ReLU', 'Relu1', 'LeakyReLU', 'ELU'].includes(next.className)) return `layer "${next.name}": ${act}`;
+        return `layer "${next.name}" (${next.className}) on the path is not known to act per channel (custom or unsupported layer)`;
+      }
+      entry.role = 'activation';
+      entry.activation = act;
+      chain.push(act);
+    }
+    between.push(entry);
+    cur = next;
+  }
+}
+
+function composite(chain: ScalarActivation[]): TfjsGrowthSite['activation'] {
+  let v = 0;
+  let d = 1;
+  for (const a of chain) {
+    d *= a.df(v);
+    v = a.f(v);
+  }
+  const name = chain.map((a) => a.name).filter((n) => n !== 'linear').join('∘') || 'linear';
+  return { name, f0: v, df0: d };
+}
+
+/**
+ * Finds every growable layer pair of `model`: Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten→Dense, with
+ * Dropout, activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling allowed in between. Inner layers
+ * of residual blocks grow (their output does not feed the Add); layers whose output feeds a merge layer, a model
+ * output, LayerNormalization or an unknown/custom layer are listed in `notGrowable` with the reason.
+ */
+export function findGrowthSites(model: tfl.LayersModel): GrowthSiteScan {
+  const graph = modelGraph(model);
+  const sites: TfjsGrowthSite[] = [];
+  const notGrowable: NotGrowable[] = [];
+  for (const node of graph.nodes) {
+    if (!GROWABLE.has(node.className)) continue;
+    const result = walk(graph, node);
+    if (typeof result === 'string') notGrowable.push({ layer: node.name, className: node.className, reason: result });
+    else sites.push(result);
+  }
+  return { sites, notGrowable };
+}

@@ -1,0 +1,221 @@
+/**
+ * One extra forward/backward pass on a grow batch giving each site's growth statistics: dense sites get
+ * Σ g hᵀ (per-example gradients g of each example's own loss at the next layer's pre-activation, inputs h of the
+ * current layer); conv sites get the exact tap gradient (tap scatter with a one-hot conv2dTranspose, back through
+ * in-between pooling/depthwise layers, then one conv weight-gradient with the current conv's geometry).
+ *
+ * The pass runs in inference mode (BatchNorm uses its moving statistics, Dropout is off) and changes no weights,
+ * optimizer state or BatchNorm statistics.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { ConvStatistics, DenseStatistics, InvalidArgumentError, tapScatterKernel, tapScatterKernelShape, type SiteStatistics } from '@gradmax/core';
+import { conv2dBackpropFilterViaConv } from '../backend/conv2d-backprop-filter.js';
+import { modelGraph } from '../model/graph.js';
+import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
+import type { TfjsGrowthSite } from '../sites/types.js';
+import { validateBatch, type Batch } from './batch.js';
+import { runGraph } from './executor.js';
+import { resolveLoss, type LossSpec } from './loss.js';
+
+/** A statistics accumulator of one site (dense or conv), from `@gradmax/core`. */
+export type SiteAccumulator = DenseStatistics | ConvStatistics;
+
+/** Options of {@link collectStatistics}. */
+export interface CollectOptions {
+  /** Loss (a tfjs-layers loss name or `(yTrue, yPred) => scalar`); defaults to the model's compiled loss. */
+  loss?: LossSpec;
+  /** Accumulators to add to (by site name), e.g. from an earlier batch; new ones are created otherwise. */
+  into?: Map<string, SiteAccumulator>;
+  /** Retain up to this many raw (g, h) rows per site (strategies that need samples). Default 0. */
+  retainSamples?: number;
+  /** Seed of the sample reservoir. */
+  seed?: number;
+}
+
+type Config = Record<string, unknown>;
+
+function pair(v: unknown): [number, number] {
+  return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
+}
+
+/** Largest number of floats of one intermediate tensor before the batch is processed in chunks. */
+const CHUNK_FLOATS = 1 << 23;
+
+function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options: CollectOptions): SiteAccumulator {
+  const stats = { retainSamples: options.retainSamples ?? 0, seed: options.seed ?? 0 };
+  if (site.kind === 'dense') {
+    const { current, next } = siteLayers(model, site);
+    const fanIn = Number(inputShapeOf(current)[1]);
+    const fanOut = Number((next.getConfig() as Config)['units']);
+    return new DenseStatistics(fanOut, fanIn, stats, site.name);
+  }
+  return new ConvStatistics(siteGeometry(model, site), stats, site.name);
+}
+
+/** Back-propagates a tap-scattered map through the spatial layers between the two convs (pooling, depthwise). */
+function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSite, t: tf.Tensor4D): tf.Tensor4D {
+  const graph = modelGraph(model);
+  let cur = t;
+  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise').reverse();
+  for (const b of spatial) {
+    const layer = graph.byName.get(b.name)!.layer;
+    const c = layer.getConfig() as Config;
+    const s = inputShapeOf(layer);
+    const F = cur.shape[3];
+    const zeros = tf.zeros([cur.shape[0], Number(s[1]), Number(s[2]), F]) as tf.Tensor4D;
+    let forward: (x: tf.Tensor4D) => tf.Tensor4D;
+    if (b.role === 'pool') {
+      const size = pair(c['poolSize'] ?? 2);
+      const strides = pair(c['strides'] ?? c['poolSize'] ?? 2);
+      const padding = (c['padding'] ?? 'valid') as 'valid' | 'same';
+      forward = b.className === 'MaxPooling2D' ? (x) => tf.maxPool(x, size, strides, padding) : (x) => tf.avgPool(x, size, strides, padding);
+    } else {
+      const [kh, kw] = pair(c['kernelSize']);
+      const delta = new Float32Array(kh * kw * F);
+      const centre = Math.floor((kh - 1) / 2) * kw + Math.floor((kw - 1) / 2);
+      delta.fill(1, centre * F, (centre + 1) * F);
+      const kernel = tf.tensor4d(delta, [kh, kw, F, 1]);
+      const strides = pair(c['strides'] ?? 1);
+      const padding = (c['padding'] ?? 'valid') as 'valid' | 'same';
+      forward = (x) => tf.depthwiseConv2d(x, kernel, strides, padding);
+    }
+    const prev = cur;
+    cur = tf.grad(forward as (x: tf.Tensor) => tf.Tensor)(zeros, prev) as tf.Tensor4D;
+  }
+  return cur;
+}
+
+/** Tap gradient `[k1h, k1w, m0, F]` (summed over the chunk) of a conv or conv-dense site. */
+function tapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { current, next } = siteLayers(model, site);
+    const c1 = current.getConfig() as Config;
+    const B = x.shape[0];
+    let t: tf.Tensor4D;
+    if (site.kind === 'conv-dense') {
+      const flatten = site.between.find((b) => b.role === 'flatten')!;
+      const fs = inputShapeOf(modelGraph(model).byName.get(flatten.name)!.layer);
+      const [hf, wf] = [Number(fs[1]), Number(fs[2])];
+      const P = hf * wf;
+      const n2 = g.shape[1]!;
+      const eye = tf.reshape(tf.eye(P), [1, hf, wf, P, 1]);
+      t = tf.reshape(tf.mul(eye, tf.reshape(g, [B, 1, 1, 1, n2])), [B, hf, wf, P * n2]) as tf.Tensor4D;
+    } else {
+      const geometry = siteGeometry(model, site);
+      const c2 = next.getConfig() as Config;
+      const kShape = tapScatterKernelShape({ ...geometry, kernel2: pair(c2['kernelSize']), outChannels: g.shape[3]! });
+      const kernel = tf.tensor4d(tapScatterKernel({ ...geometry, kernel2: pair(c2['kernelSize']), outChannels: g.shape[3]! }), kShape);
+      const nIn = inputShapeOf(next);
+      t = tf.conv2dTranspose(g as tf.Tensor4D, kernel, [B, Number(nIn[1]), Number(nIn[2]), kShape[2]], pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same');
+    }
+    const t1 = throughSpatialLayers(model, site, t);
+    return conv2dBackpropFilterViaConv(
+      x,
+      t1,
+      [...pair(c1['kernelSize']), x.shape[3], t1.shape[3]],
+      pair(c1['strides'] ?? 1),
+      (c1['padding'] ?? 'valid') as 'valid' | 'same',
+    );
+  });
+}
+
+function chunkSize(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], batch: number): number {
+  let worst = 1;
+  for (const site of sites) {
+    if (site.kind === 'dense') continue;
+    const { current } = siteLayers(model, site);
+    const mid = outputShapeOf(current);
+    const geometry = siteGeometry(model, site);
+    const F = geometry.kernel2[0] * geometry.kernel2[1] * geometry.outChannels;
+    worst = Math.max(worst, Number(mid[1]) * Number(mid[2]) * F);
+  }
+  return Math.max(1, Math.min(batch, Math.floor(CHUNK_FLOATS / worst)));
+}
+
+/**
+ * Collects growth statistics of `sites` on one grow batch. Returns one accumulator per site name (the ones passed
+ * in `options.into`, updated, or new ones); call `.snapshot()` for the {@link SiteStatistics} a strategy reads.
+ *
+ * @throws typed errors for an empty, non-finite or shape-mismatched batch, or an unknown loss.
+ */
+export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], batch: Batch, options: CollectOptions = {}): Map<string, SiteAccumulator> {
+  const size = validateBatch(model, batch);
+  const loss = resolveLoss(options.loss, model);
+  const result = options.into ?? new Map<string, SiteAccumulator>();
+  for (const site of sites) {
+    if (!result.has(site.name)) result.set(site.name, createAccumulator(model, site, options));
+    const acc = result.get(site.name)!;
+    const expected = site.kind === 'dense' ? 'DenseStatistics' : 'ConvStatistics';
+    if (acc.constructor.name !== expected) throw new InvalidArgumentError(`site "${site.name}": accumulator in \`into\` is not a ${expected}`, { site: site.name });
+  }
+  if (sites.length === 0) return result;
+  const step = chunkSize(model, sites, size);
+  for (let start = 0; start < size; start += step) {
+    const n = Math.min(step, size - start);
+    const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
+    const ys = n === size ? batch.ys : tf.slice(batch.ys, start, n);
+    collectChunk(model, sites, xs, ys, size, loss, result);
+    if (xs !== batch.xs) xs.dispose();
+    if (ys !== batch.ys) ys.dispose();
+  }
+  return result;
+}
+
+function collectChunk(
+  model: tfl.LayersModel,
+  sites: readonly TfjsGrowthSite[],
+  xs: tf.Tensor,
+  ys: tf.Tensor,
+  fullBatch: number,
+  loss: ReturnType<typeof resolveLoss>,
+  result: Map<string, SiteAccumulator>,
+): void {
+  const n = xs.shape[0]!;
+  const nextNames = [...new Set(sites.map((s) => s.next))];
+  const probeShapes = nextNames.map((name) => {
+    const layer = modelGraph(model).byName.get(name)!.layer;
+    return [n, ...outputShapeOf(layer).slice(1).map(Number)];
+  });
+  const probes = probeShapes.map((shape) => tf.zeros(shape));
+  const recorded = new Map<string, tf.Tensor>();
+  const record = new Set(sites.map((s) => s.current));
+  try {
+    const { value, grads } = tf.valueAndGrads((...p: tf.Tensor[]) => {
+      const run = runGraph(model, [xs], { recordInputs: record, probes: new Map(nextNames.map((name, i) => [name, p[i]!])) });
+      for (const [k, v] of run.inputs) recorded.set(k, v);
+      // The chunk's loss is a mean over the chunk; scale so that the gradient is Σ over examples of each one's own loss.
+      return tf.mul(loss(ys, run.outputs[0]!), n) as tf.Scalar;
+    })(probes);
+    for (const site of sites) {
+      const g = grads[nextNames.indexOf(site.next)]!;
+      const h = recorded.get(site.current)!;
+      const acc = result.get(site.name)!;
+      if (site.kind === 'dense') {
+        const dense = acc as DenseStatistics;
+        if (dense.retainSamples > 0) {
+          dense.accumulate({ rows: n, cols: g.shape[1]!, data: g.dataSync() }, { rows: n, cols: h.shape[1]!, data: h.dataSync() });
+        } else {
+          const sum = tf.matMul(g as tf.Tensor2D, h as tf.Tensor2D, true, false);
+          dense.addSum({ rows: sum.shape[0]!, cols: sum.shape[1]!, data: sum.dataSync() }, n);
+          sum.dispose();
+        }
+      } else {
+        const tap = tapGradient(model, site, h as tf.Tensor4D, g);
+        (acc as ConvStatistics).accumulateTapGradient(tap.dataSync(), n);
+        tap.dispose();
+      }
+    }
+    tf.dispose(grads);
+    value.dispose();
+  } finally {
+    tf.dispose(probes);
+    for (const t of recorded.values()) t.dispose();
+  }
+  void fullBatch;
+}
+
+/** Snapshots every accumulator (the statistics strategies read). */
+export function snapshotStatistics(accumulators: Map<string, SiteAccumulator>): Map<string, SiteStatistics> {
+  return new Map([...accumulators].map(([name, acc]) => [name, acc.snapshot()]));
+}
