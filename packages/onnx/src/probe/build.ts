@@ -1,0 +1,483 @@
+/**
+ * The probe builder: appends a backward pass (vector-Jacobian rules as ordinary ONNX ops), a loss and
+ * per-site statistics reductions to a model, so that onnxruntime computes GradMax's statistics.
+ * @packageDocumentation
+ */
+import { clone } from '@bufbuild/protobuf';
+import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
+import type { ModelProto, NodeProto } from 'onnx-buf';
+import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry, tapScatterKernel } from '@gradmax/core';
+import type { ConvPairGeometry } from '@gradmax/core';
+import { OnnxModel, makeValueInfo } from '../model.js';
+import { Emitter } from './emitter.js';
+import { MissingGradientRuleError } from './errors.js';
+import { attrInt, attrInts, defaultOpset } from './onnx-util.js';
+import { VJP_RULES, resolveNodePads } from './rules.js';
+import type { RuleContext } from './rules.js';
+import { discoverShapes } from './shapes.js';
+import type { TensorInfo } from './shapes.js';
+
+/**
+ * A growth site as the probe sees it: which forward tensors carry h and z.
+ * - `input`: h, the current layer's input (Gemm/MatMul: `[..., fanIn]`; Conv: NCHW `[N, m0, H0, W0]`).
+ * - `preActivation`: z, the next layer's pre-activation output (Gemm/MatMul: `[..., fanOut]`; Conv: NCHW
+ *   `[N, m2, H2, W2]`; a dense layer after Flatten: `[N, m2]`). Its gradient is g.
+ */
+export interface ProbeSite {
+  /** Site name (key of the statistics map). */
+  name: string;
+  /** `"dense"` (Gemm/MatMul pair) or `"conv"` (Conv→Conv, or Conv→Flatten→dense). */
+  kind: 'dense' | 'conv';
+  /** Tensor holding h. */
+  input: string;
+  /** True when h is stored transposed (`[fanIn, N]`, a Gemm with transA=1). */
+  inputTransposed?: boolean;
+  /** Tensor holding z (the next layer's pre-activation). */
+  preActivation: string;
+  /** Conv geometry (required for conv sites); for Conv→Flatten→dense the dense layer is a conv whose kernel covers the map. */
+  geometry?: ConvPairGeometry;
+}
+
+/** A site given by the names of its two layer nodes (`current` grows, `next` consumes). */
+export interface NodePairSite {
+  /** Site name; defaults to `"<current>-><next>"`. */
+  name?: string;
+  /** Name of the current layer's node (Gemm, MatMul or Conv). */
+  current: string;
+  /** Name of the next layer's node (Gemm, MatMul or Conv). */
+  next: string;
+}
+
+/** Loss kinds: cross-entropy on logits / a Softmax output / a LogSoftmax output with integer labels, or MSE. */
+export type ProbeLossKind = 'ce-logits' | 'ce-softmax' | 'ce-logsoftmax' | 'mse';
+
+/** The loss whose per-example gradients the statistics use. */
+export interface ProbeLoss {
+  /** Loss kind. Cross-entropy outputs must be `[N, classes]`. MSE is the mean over each example's elements. */
+  kind: ProbeLossKind;
+  /** Model output the loss reads; defaults to the first graph output. */
+  output?: string;
+  /** Name of the new INT64 `[N]` labels input (cross-entropy); default `"labels"`. */
+  labelsName?: string;
+  /** Name of the new targets input (MSE; same type and shape as the output); default `"targets"`. */
+  targetsName?: string;
+}
+
+/** Options of {@link buildProbe}. */
+export interface BuildProbeOptions {
+  /** Sites whose statistics the probe outputs. */
+  sites: readonly (ProbeSite | NodePairSite)[];
+  /** The loss. */
+  loss: ProbeLoss;
+  /** Values for named symbolic input dims other than the batch (used for shape discovery). */
+  fixedDims?: Record<string, number>;
+}
+
+/** One statistics output of a probe. */
+export interface ProbeOutput {
+  /** The site. */
+  site: ProbeSite;
+  /** Graph output name. */
+  output: string;
+  /**
+   * Dense: Σ over examples of g hᵀ, `[fanOut, fanIn]`. Conv: the tap gradient `[k1h, k1w, m0, k2h·k2w·m2]`
+   * (HWIO weight gradient of the current conv against the tap-scattered gradient), summed over examples.
+   */
+  layout: 'sum-gh' | 'tap-gradient';
+  /** Static shape of the output. */
+  shape: number[];
+}
+
+/** A built probe model and how to feed and read it. */
+export interface ProbeModel {
+  /** The probe model (the forward graph plus backward and statistics nodes). */
+  model: ModelProto;
+  /** Forward data inputs (the original graph inputs that are not initializers). */
+  inputs: string[];
+  /** Labels (cross-entropy, INT64 `[N]`) or targets (MSE) input name. */
+  labelsInput: string;
+  /** Element type of the labels/targets input. */
+  labelsType: number;
+  /** Output holding the loss summed over the batch (0-d). */
+  lossOutput: string;
+  /** Statistics outputs, one per site, in the order given. */
+  outputs: ProbeOutput[];
+  /** Element type of the differentiated tensors (FLOAT or DOUBLE). */
+  floatType: number;
+}
+
+interface GraphStructure {
+  producer: Map<string, { node: NodeProto; index: number }>;
+  consumers: Map<string, NodeProto[]>;
+}
+
+function structure(nodes: readonly NodeProto[]): GraphStructure {
+  const producer = new Map<string, { node: NodeProto; index: number }>();
+  const consumers = new Map<string, NodeProto[]>();
+  nodes.forEach((node) => {
+    node.output.forEach((o, index) => o && producer.set(o, { node, index }));
+    for (const i of node.input) if (i) (consumers.get(i) ?? consumers.set(i, []).get(i)!).push(node);
+  });
+  return { producer, consumers };
+}
+
+/** Tensors that depend on any of `targets` (including them). */
+function dependents(nodes: readonly NodeProto[], targets: Iterable<string>): Set<string> {
+  const dep = new Set(targets);
+  for (const node of nodes) if (node.input.some((i) => i && dep.has(i))) for (const o of node.output) if (o) dep.add(o);
+  return dep;
+}
+
+/** Tensors that `roots` depend on (including them). */
+function ancestors(nodes: readonly NodeProto[], roots: Iterable<string>): Set<string> {
+  const anc = new Set(roots);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const node = nodes[k]!;
+    if (node.output.some((o) => o && anc.has(o))) for (const i of node.input) if (i) anc.add(i);
+  }
+  return anc;
+}
+
+function nodeLabel(node: NodeProto): string {
+  return node.name || node.output[0] || '(unnamed)';
+}
+
+function isPairSite(s: ProbeSite | NodePairSite): s is NodePairSite {
+  return 'current' in s;
+}
+
+function findNode(nodes: readonly NodeProto[], name: string): NodeProto {
+  const node = nodes.find((n) => n.name === name) ?? nodes.find((n) => n.output[0] === name);
+  if (!node) throw new InvalidArgumentError(`no node named "${name}" in the model`, { node: name });
+  return node;
+}
+
+function staticDims(info: TensorInfo | undefined, what: string): number[] {
+  if (!info || info.dims.some((d) => d === null)) throw new UnsupportedError(`${what} needs a static shape`, { what, dims: info?.dims });
+  return info.dims as number[];
+}
+
+/** Resolves a node-pair site into a {@link ProbeSite}; `pre` uses only graph structure (no shapes). */
+function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Map<string, TensorInfo> | undefined): ProbeSite {
+  const cur = findNode(nodes, s.current);
+  const next = findNode(nodes, s.next);
+  const name = s.name ?? `${s.current}->${s.next}`;
+  const layerOps = ['Gemm', 'MatMul', 'Conv'];
+  for (const n of [cur, next]) {
+    if (!layerOps.includes(n.opType)) throw new UnsupportedError(`site "${name}": node "${nodeLabel(n)}" is a ${n.opType}, not Gemm/MatMul/Conv`, { site: name, node: nodeLabel(n) });
+  }
+  const preActivation = next.output[0]!;
+  if (cur.opType !== 'Conv') {
+    if (next.opType === 'Conv') throw new UnsupportedError(`site "${name}": a dense layer followed by a Conv is not a growth site`, { site: name });
+    return { name, kind: 'dense', input: cur.input[0]!, inputTransposed: cur.opType === 'Gemm' && attrInt(cur, 'transA', 0) === 1, preActivation };
+  }
+  const site: ProbeSite = { name, kind: 'conv', input: cur.input[0]!, preActivation };
+  if (!infos) return site;
+  const x = staticDims(infos.get(cur.input[0]!), `site "${name}": input of "${nodeLabel(cur)}"`);
+  const w = staticDims(infos.get(cur.input[1]!), `site "${name}": weight of "${nodeLabel(cur)}"`);
+  const mid = staticDims(infos.get(cur.output[0]!), `site "${name}": output of "${nodeLabel(cur)}"`);
+  if (x.length !== 4) throw new UnsupportedError(`site "${name}": only 2-D convolutions are supported`, { site: name });
+  const convGeo = (node: NodeProto, inSize: number[], kernel: number[]) => {
+    if (attrInt(node, 'group', 1) !== 1) throw new UnsupportedError(`site "${name}": grouped conv "${nodeLabel(node)}" cannot be a site layer`, { site: name });
+    const strides = attrInts(node, 'strides', [1, 1])!;
+    const dil = attrInts(node, 'dilations', [1, 1])!;
+    const ctx = { node } as RuleContext;
+    const p = resolveNodePads(ctx, inSize, kernel, strides, dil);
+    return { strides: strides as [number, number], dil: dil as [number, number], pad: { top: p[0]!, left: p[1]!, bottom: p[2]!, right: p[3]! } };
+  };
+  const k1 = [w[2]!, w[3]!];
+  const g1 = convGeo(cur, x.slice(2), k1);
+  if (next.opType === 'Conv') {
+    const w2 = staticDims(infos.get(next.input[1]!), `site "${name}": weight of "${nodeLabel(next)}"`);
+    const k2 = [w2[2]!, w2[3]!];
+    const g2 = convGeo(next, mid.slice(2), k2);
+    site.geometry = makeConvPairGeometry({
+      name,
+      inChannels: x[1]!,
+      midChannels: mid[1]!,
+      outChannels: w2[0]!,
+      inputSize: [x[2]!, x[3]!],
+      kernel1: k1 as [number, number],
+      stride1: g1.strides,
+      padding1: g1.pad,
+      dilation1: g1.dil,
+      kernel2: k2 as [number, number],
+      stride2: g2.strides,
+      padding2: g2.pad,
+      dilation2: g2.dil,
+    });
+  } else {
+    const z = staticDims(infos.get(preActivation), `site "${name}": output of "${nodeLabel(next)}"`);
+    site.geometry = makeConvPairGeometry({
+      name,
+      inChannels: x[1]!,
+      midChannels: mid[1]!,
+      outChannels: z[z.length - 1]!,
+      inputSize: [x[2]!, x[3]!],
+      kernel1: k1 as [number, number],
+      stride1: g1.strides,
+      padding1: g1.pad,
+      dilation1: g1.dil,
+      kernel2: [mid[2]!, mid[3]!],
+      stride2: 1,
+      padding2: 'valid',
+    });
+  }
+  return site;
+}
+
+function inlineExternal(source: OnnxModel): ModelProto {
+  const proto = clone(ModelProtoSchema, source.proto);
+  const originals = source.graph.initializer;
+  proto.graph!.initializer.forEach((t, i) => {
+    const orig = originals[i]!;
+    if (source.externalSources.has(orig) || source.externalOverrides.has(orig)) {
+      t.rawData = source.tensorBytes(orig) as Uint8Array<ArrayBuffer>;
+      t.externalData = [];
+      t.dataLocation = 0;
+    }
+  });
+  return proto;
+}
+
+/**
+ * Builds the probe model of `model` for the given sites and loss. The probe's outputs are the loss summed over
+ * the batch and, per site, the statistics summed over the batch (see {@link ProbeOutput}); gradients are those of
+ * the summed loss, i.e. each example's gradient of its own loss.
+ *
+ * Shapes are discovered by running the forward model once per symbolic-dim value in onnxruntime.
+ * Throws {@link MissingGradientRuleError} when a node on a path from a site to the loss has no rule.
+ */
+export async function buildProbe(model: ModelProto | OnnxModel, options: BuildProbeOptions): Promise<ProbeModel> {
+  const proto = model instanceof OnnxModel ? inlineExternal(model) : clone(ModelProtoSchema, model);
+  const graph = proto.graph;
+  if (!graph) throw new InvalidArgumentError('model has no graph');
+  const opset = defaultOpset(proto);
+  if (opset < 11) throw new UnsupportedError(`the probe needs opset ≥ 11 (model imports opset ${opset})`, { opset });
+  if (!options.sites?.length) throw new InvalidArgumentError('buildProbe: at least one site is required');
+  const nodes = graph.node;
+  const lossOutput = options.loss.output ?? graph.output[0]?.name;
+  if (!lossOutput || !nodes.some((n) => n.output.includes(lossOutput))) {
+    throw new InvalidArgumentError(`loss output "${lossOutput}" is not produced by any node`, { output: lossOutput });
+  }
+  const names = new Set<string>();
+  for (const n of nodes) {
+    for (const t of [...n.input, ...n.output]) names.add(t);
+    names.add(n.name);
+  }
+  for (const t of graph.initializer) names.add(t.name);
+  for (const t of graph.input) names.add(t.name);
+  const initializerNames = new Set(graph.initializer.map((t) => t.name));
+
+  // Structure-only pass: site tensors, the loss seed tensor and the nodes on the backward path.
+  let sites = options.sites.map((s) => (isPairSite(s) ? resolvePairSite(nodes, s, undefined) : s));
+  const seen = new Set<string>();
+  for (const s of sites) {
+    if (seen.has(s.name)) throw new InvalidArgumentError(`duplicate site name "${s.name}"`, { site: s.name });
+    seen.add(s.name);
+    for (const t of [s.input, s.preActivation]) {
+      if (!names.has(t)) throw new InvalidArgumentError(`site "${s.name}": tensor "${t}" is not in the model`, { site: s.name, tensor: t });
+    }
+  }
+  const kind = options.loss.kind;
+  const st = structure(nodes);
+  let seedTensor = lossOutput;
+  let skipNode: NodeProto | undefined;
+  if (kind === 'ce-softmax') {
+    const p = st.producer.get(lossOutput)?.node;
+    if (p && p.opType === 'Softmax' && (p.domain === '' || p.domain === 'ai.onnx')) {
+      seedTensor = p.input[0]!;
+      skipNode = p;
+    }
+  }
+  const targets = new Set(sites.map((s) => s.preActivation));
+  const dep = dependents(nodes, targets);
+  const anc = ancestors(nodes, [seedTensor]);
+  for (const s of sites) {
+    if (!anc.has(s.preActivation)) {
+      throw new InvalidArgumentError(`site "${s.name}": tensor "${s.preActivation}" does not influence the loss output "${lossOutput}"`, { site: s.name });
+    }
+  }
+  const onPath = (node: NodeProto) => node !== skipNode && node.output.some((o) => o && dep.has(o) && anc.has(o)) && node.input.some((i) => i && dep.has(i));
+  for (const node of nodes) {
+    if (!onPath(node)) continue;
+    const domain = node.domain === 'ai.onnx' ? '' : node.domain;
+    if (domain !== '' || !VJP_RULES[node.opType]) {
+      const reaching = sites.filter((s) => ancestors(nodes, node.input.filter((i) => i)).has(s.preActivation)).map((s) => s.name);
+      throw new MissingGradientRuleError(nodeLabel(node), node.opType, domain, reaching);
+    }
+    if (node.opType === 'MaxPool' && !node.output[1]) {
+      const idx = `${node.output[0]}__gm_indices`;
+      node.output[1] = idx;
+      names.add(idx);
+    }
+  }
+
+  // Shapes and types of every tensor.
+  const infos = await discoverShapes(proto, { fixedDims: options.fixedDims });
+  sites = options.sites.map((s) => (isPairSite(s) ? resolvePairSite(nodes, s, infos) : s));
+  const info = (name: string): TensorInfo => {
+    const i = infos.get(name);
+    if (!i) throw new InvalidArgumentError(`no type information for tensor "${name}"`, { tensor: name });
+    return i;
+  };
+  const outInfo = info(lossOutput);
+  const floatType = outInfo.elemType;
+  if (floatType !== TensorProto_DataType.FLOAT && floatType !== TensorProto_DataType.DOUBLE) {
+    throw new UnsupportedError(`loss output "${lossOutput}" has element type ${floatType}; the probe supports FLOAT and DOUBLE`, { output: lossOutput });
+  }
+
+  const e = new Emitter(names, opset);
+  const grads = new Map<string, string[]>();
+  const addGrad = (tensor: string, grad: string) => (grads.get(tensor) ?? grads.set(tensor, []).get(tensor)!).push(grad);
+  const finalGrad = (tensor: string): string | undefined => {
+    const list = grads.get(tensor);
+    if (!list || list.length === 0) return undefined;
+    if (list.length > 1) grads.set(tensor, [e.op('Sum', list)]);
+    return grads.get(tensor)![0];
+  };
+
+  // Loss and its gradient seed.
+  const labelsInput = kind === 'mse' ? (options.loss.targetsName ?? 'targets') : (options.loss.labelsName ?? 'labels');
+  if (names.has(labelsInput)) throw new InvalidArgumentError(`the labels/targets input name "${labelsInput}" is already used in the model`, { name: labelsInput });
+  names.add(labelsInput);
+  let lossSum: string;
+  let labelsType: number;
+  const t = floatType;
+  if (kind === 'mse') {
+    labelsType = floatType;
+    const diff = e.op('Sub', [lossOutput, labelsInput]);
+    const size = e.op('Cast', [e.op('Size', [lossOutput])], { to: t });
+    const batch = e.op('Cast', [e.op('Gather', [e.shape(lossOutput), e.ints([0])], { axis: 0 })], { to: t });
+    const perExample = e.op('Div', [size, e.reshape(batch, [])]);
+    lossSum = e.op('Div', [e.reduceAll(e.op('Mul', [diff, diff])), perExample]);
+    addGrad(seedTensor, e.op('Mul', [diff, e.op('Div', [e.scalar(2, t), perExample])]));
+  } else {
+    labelsType = TensorProto_DataType.INT64;
+    if (outInfo.dims.length !== 2) throw new UnsupportedError(`cross-entropy needs a [N, classes] output; "${lossOutput}" has rank ${outInfo.dims.length}`, { output: lossOutput });
+    const classes = e.op('Range', [e.scalar(0, TensorProto_DataType.INT64), e.reshape(e.op('Gather', [e.shape(lossOutput), e.ints([1])], { axis: 0 }), []), e.scalar(1, TensorProto_DataType.INT64)]);
+    const oneHot = e.op('Cast', [e.op('Equal', [e.reshape(labelsInput, [-1, 1]), classes])], { to: t });
+    if (kind === 'ce-logits') {
+      const lsm = e.op('LogSoftmax', [lossOutput], { axis: 1 });
+      lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, lsm]))]);
+      addGrad(seedTensor, e.op('Sub', [e.op('Exp', [lsm]), oneHot]));
+    } else if (kind === 'ce-logsoftmax') {
+      lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, lossOutput]))]);
+      addGrad(seedTensor, e.op('Neg', [oneHot]));
+    } else if (kind === 'ce-softmax') {
+      const safe = e.op('Max', [lossOutput, e.scalar(1e-30, t)]);
+      lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, e.op('Log', [safe])]))]);
+      if (skipNode) {
+        const axis = normalizeAxis(attrInt(skipNode, 'axis', opset >= 13 ? -1 : 1), 2);
+        if (axis !== 1) throw new UnsupportedError(`ce-softmax: Softmax "${nodeLabel(skipNode)}" is not over the class axis`, { node: nodeLabel(skipNode) });
+        addGrad(seedTensor, e.op('Sub', [lossOutput, oneHot]));
+      } else {
+        addGrad(seedTensor, e.op('Neg', [e.op('Div', [oneHot, safe])]));
+      }
+    } else {
+      throw new InvalidArgumentError(`unknown loss kind "${String(kind)}"; use ce-logits, ce-softmax, ce-logsoftmax or mse`, { kind });
+    }
+  }
+
+  // Backward pass in reverse topological order.
+  const init = new Map(graph.initializer.map((x) => [x.name, x]));
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const node = nodes[k]!;
+    if (!onPath(node)) continue;
+    const outGrads = node.output.map((o) => (o && dep.has(o) ? finalGrad(o) : undefined));
+    if (outGrads.every((g) => g === undefined)) continue;
+    const ctx: RuleContext = {
+      node,
+      e,
+      opset,
+      info,
+      gradOut: (i) => outGrads[i],
+      needs: (i) => {
+        const x = node.input[i];
+        return !!x && dep.has(x) && !initializerNames.has(x);
+      },
+      addGrad: (i, g) => addGrad(node.input[i]!, g),
+      initializer: (name) => init.get(name),
+    };
+    VJP_RULES[node.opType]!(ctx);
+  }
+
+  // Statistics.
+  const outputs: ProbeOutput[] = [];
+  for (const site of sites) {
+    const g = finalGrad(site.preActivation);
+    if (!g) throw new InvalidArgumentError(`site "${site.name}": no gradient reaches "${site.preActivation}"`, { site: site.name });
+    const h = site.input;
+    const hInfo = info(h);
+    const zInfo = info(site.preActivation);
+    if (hInfo.elemType !== floatType) throw new UnsupportedError(`site "${site.name}": input "${h}" is not of the loss's float type`, { site: site.name });
+    if (site.kind === 'dense') {
+      const fanIn = site.inputTransposed ? hInfo.dims[0] : hInfo.dims[hInfo.dims.length - 1];
+      const fanOut = zInfo.dims[zInfo.dims.length - 1];
+      if (typeof fanIn !== 'number' || typeof fanOut !== 'number') throw new UnsupportedError(`site "${site.name}": fan sizes must be static`, { site: site.name });
+      const g2 = e.reshape(g, [-1, fanOut]);
+      const out = site.inputTransposed ? e.op('Gemm', [g2, h], { transA: 1, transB: 1 }) : e.op('Gemm', [g2, e.reshape(h, [-1, fanIn])], { transA: 1 });
+      outputs.push({ site, output: out, layout: 'sum-gh', shape: [fanOut, fanIn] });
+    } else {
+      const geo = site.geometry;
+      if (!geo) throw new InvalidArgumentError(`conv site "${site.name}" needs a geometry`, { site: site.name });
+      outputs.push({ site, output: emitTapGradient(e, g, h, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
+    }
+  }
+
+  graph.node.push(...e.nodes);
+  graph.initializer.push(...e.initializers);
+  const batchDim = 'N';
+  if (kind === 'mse') graph.input.push(makeValueInfo(labelsInput, floatType, outInfo.dims.map((d) => (d === null ? batchDim : d))));
+  else graph.input.push(makeValueInfo(labelsInput, TensorProto_DataType.INT64, [batchDim]));
+  graph.output = [makeValueInfo(lossSum, floatType, []), ...outputs.map((o) => makeValueInfo(o.output, floatType, o.shape))];
+  const inputs = graph.input.filter((i) => !initializerNames.has(i.name) && i.name !== labelsInput).map((i) => i.name);
+  return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType };
+}
+
+function normalizeAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/**
+ * Emits the conv tap gradient `[k1h, k1w, m0, k2h·k2w·m2]`: tap-scatter g with a one-hot ConvTranspose
+ * (stride s2, pads p2, output H1×W1), then the current conv's weight gradient as a Conv over the
+ * batch-transposed tensors (dilation s1), sliced to the kernel and permuted to HWIO.
+ */
+function emitTapGradient(e: Emitter, g: string, x: string, zInfo: TensorInfo, geo: ConvPairGeometry, t: number): string {
+  const [k2h, k2w] = geo.kernel2;
+  const m2 = geo.outChannels;
+  const F = k2h * k2w * m2;
+  const [H1, W1] = geo.midSize;
+  const [H2, W2] = geo.outputSize;
+  const [H0, W0] = geo.inputSize;
+  const [k1h, k1w] = geo.kernel1;
+  const [s1h, s1w] = geo.stride1;
+  const [s2h, s2w] = geo.stride2;
+  const g4 = zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, 1, 1]);
+  // ONNX ConvTranspose weight [C_in = m2, C_out = F, k2h, k2w] from the core's HWIO one-hot [k2h, k2w, F, m2].
+  const hwio = tapScatterKernel(geo);
+  const w = new Float64Array(F * m2 * k2h * k2w);
+  for (let br = 0; br < k2h; br++) for (let bc = 0; bc < k2w; bc++) for (let f = 0; f < F; f++) for (let c = 0; c < m2; c++) {
+    w[((c * F + f) * k2h + br) * k2w + bc] = hwio[((br * k2w + bc) * F + f) * m2 + c]!;
+  }
+  const scatterKernel = e.constant(t, [m2, F, k2h, k2w], w, 'tap_scatter');
+  const p2 = geo.pad2;
+  const remH = H1 + p2.top + p2.bottom - k2h - s2h * (H2 - 1);
+  const remW = W1 + p2.left + p2.right - k2w - s2w * (W2 - 1);
+  const scattered = e.op('ConvTranspose', [g4, scatterKernel], {
+    kernel_shape: [k2h, k2w],
+    strides: [s2h, s2w],
+    pads: [p2.top, p2.left, p2.bottom, p2.right],
+    output_padding: [remH, remW],
+  });
+  // Weight gradient: R[c_in, f, a] = Σ_n Σ_u xpad[n, c_in, s1·u + a] · T[n, f, u].
+  const p1 = geo.pad1;
+  const padBottom = Math.max(0, s1h * (H1 - 1) + k1h - H0 - p1.top);
+  const padRight = Math.max(0, s1w * (W1 - 1) + k1w - W0 - p1.left);
+  const xT = e.transpose(x, [1, 0, 2, 3]);
+  const tT = e.transpose(scattered, [1, 0, 2, 3]);
+  const r = e.op('Conv', [xT, tT], { pads: [p1.top, p1.left, padBottom, padRight], dilations: [s1h, s1w], strides: [1, 1] });
+  const sliced = e.op('Slice', [r, e.ints([0, 0]), e.ints([k1h, k1w]), e.ints([2, 3])]);
+  return e.transpose(sliced, [2, 3, 0, 1]);
+}

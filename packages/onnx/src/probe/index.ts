@@ -1,0 +1,17 @@
+/**
+ * `@gradmax/onnx/probe`: GradMax statistics for ONNX models from a generated backward graph run in onnxruntime.
+ *
+ * {@link buildProbe} appends a loss, a backward pass (vector-Jacobian rules as ordinary ONNX ops) and per-site
+ * statistics reductions to a model; {@link computeStatistics} streams labelled minibatches through it and merges
+ * the sums into the core's `DenseStatistics` / `ConvStatistics`.
+ * @packageDocumentation
+ */
+export { buildProbe } from './build.js';
+export type { BuildProbeOptions, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
+export { computeStatistics, createProbeSession, runProbe } from './compute.js';
+export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, ProbeProgress, ProbeStatistics } from './compute.js';
+export { MissingGradientRuleError } from './errors.js';
+export { VJP_RULES, supportedOps } from './rules.js';
+export type { RuleContext, VjpRule } from './rules.js';
+export { discoverShapes } from './shapes.js';
+export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';

@@ -1,0 +1,457 @@
+/**
+ * Vector-Jacobian rules, written as ONNX ops, for the operators the probe can differentiate through.
+ * @packageDocumentation
+ */
+import { UnsupportedError } from '@gradmax/core';
+import type { NodeProto, TensorProto } from 'onnx-buf';
+import { TensorProto_DataType } from 'onnx-buf';
+import type { Emitter } from './emitter.js';
+import { makeTensor } from '../model.js';
+import { attrFloat, attrInt, attrInts, attrString, float } from './onnx-util.js';
+import type { TensorInfo } from './shapes.js';
+
+/** What a rule sees of one node being differentiated. */
+export interface RuleContext {
+  /** The forward node. */
+  readonly node: NodeProto;
+  /** Emits the gradient nodes. */
+  readonly e: Emitter;
+  /** Opset version of the default domain. */
+  readonly opset: number;
+  /** Static type and shape of a tensor (throws when unknown). */
+  info(name: string): TensorInfo;
+  /** Complete gradient of output `i`, or undefined when no gradient reaches it. */
+  gradOut(i: number): string | undefined;
+  /** Whether input `i` needs a gradient. */
+  needs(i: number): boolean;
+  /** Adds a gradient contribution for input `i`. */
+  addGrad(i: number, grad: string): void;
+  /** An initializer by name, when the tensor is one. */
+  initializer(name: string): TensorProto | undefined;
+}
+
+/** A vector-Jacobian rule. */
+export type VjpRule = (ctx: RuleContext) => void;
+
+function unsupported(ctx: RuleContext, why: string): never {
+  const n = ctx.node;
+  throw new UnsupportedError(`node "${n.name || n.output[0]}" (${n.opType}): ${why}`, { node: n.name, opType: n.opType, output: n.output[0] });
+}
+
+/** Reduces a gradient shaped like `outInfo` back to the (broadcast) shape of input tensor `x`. */
+export function unbroadcast(ctx: RuleContext, grad: string, outDims: readonly (number | null)[], x: string): string {
+  const xi = ctx.info(x);
+  const r = outDims.length - xi.dims.length;
+  if (r < 0) unsupported(ctx, `input "${x}" has a higher rank than the output`);
+  const axes: number[] = [];
+  for (let i = 0; i < r; i++) axes.push(i);
+  for (let i = 0; i < xi.dims.length; i++) {
+    const dx = xi.dims[i];
+    const dout = outDims[i + r];
+    if (dx === 1 && dout !== 1) axes.push(i + r);
+  }
+  if (axes.length === 0) return grad;
+  const summed = ctx.e.reduceSum(grad, axes, true);
+  return ctx.e.op('Reshape', [summed, ctx.e.shape(x)]);
+}
+
+function dtype(ctx: RuleContext, name: string): number {
+  return ctx.info(name).elemType;
+}
+
+function gradAll(ctx: RuleContext, f: (g: string) => string): void {
+  const g = ctx.gradOut(0);
+  if (g === undefined || !ctx.needs(0)) return;
+  ctx.addGrad(0, f(g));
+}
+
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Axes reduced by Softmax/LogSoftmax: the axis alone from opset 13, the axis and all after it before. */
+function softmaxAxes(ctx: RuleContext, rank: number): number[] {
+  if (ctx.opset >= 13) return [normAxis(attrInt(ctx.node, 'axis', -1), rank)];
+  const a = normAxis(attrInt(ctx.node, 'axis', 1), rank);
+  return Array.from({ length: rank - a }, (_, i) => a + i);
+}
+
+/** Per-side pads `[b0, b1, ..., e0, e1, ...]` a conv/pool node applies to input spatial size `spatial`. */
+export function resolveNodePads(ctx: RuleContext, spatial: readonly (number | null)[], kernel: number[], strides: number[], dilations: number[]): number[] {
+  const d = kernel.length;
+  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') return attrInts(ctx.node, 'pads', undefined) ?? new Array<number>(2 * d).fill(0);
+  if (autoPad === 'VALID') return new Array<number>(2 * d).fill(0);
+  const pads = new Array<number>(2 * d).fill(0);
+  for (let i = 0; i < d; i++) {
+    const inSize = spatial[i];
+    if (inSize === null || inSize === undefined) unsupported(ctx, `auto_pad ${autoPad} needs a static spatial input size`);
+    const out = Math.ceil(inSize / strides[i]!);
+    const total = Math.max((out - 1) * strides[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - inSize, 0);
+    const small = Math.floor(total / 2);
+    pads[i] = autoPad === 'SAME_UPPER' ? small : total - small;
+    pads[i + d] = total - pads[i]!;
+  }
+  return pads;
+}
+
+/**
+ * Emits the input gradient of a strided (transposed) correlation: ConvTranspose of `grad` with `weight`,
+ * producing exactly the input's spatial size through output_padding.
+ */
+function convInputGrad(
+  ctx: RuleContext,
+  grad: string,
+  weight: string,
+  spatialIn: readonly (number | null)[],
+  spatialOut: readonly (number | null)[],
+  kernel: number[],
+  strides: number[],
+  dilations: number[],
+  pads: number[],
+  group: number,
+): string {
+  const d = kernel.length;
+  const outputPadding: number[] = [];
+  for (let i = 0; i < d; i++) {
+    const inSize = spatialIn[i];
+    const outSize = spatialOut[i];
+    if (inSize === null || inSize === undefined || outSize === null || outSize === undefined) {
+      unsupported(ctx, 'the gradient needs static spatial sizes');
+    }
+    const rem = inSize + pads[i]! + pads[i + d]! - (kernel[i]! - 1) * dilations[i]! - 1 - strides[i]! * (outSize - 1);
+    if (rem < 0 || rem >= Math.max(strides[i]!, dilations[i]!)) unsupported(ctx, `inconsistent geometry on spatial axis ${i}`);
+    outputPadding.push(rem);
+  }
+  return ctx.e.op('ConvTranspose', [grad, weight], {
+    kernel_shape: kernel,
+    strides,
+    dilations,
+    pads,
+    output_padding: outputPadding,
+    group,
+  });
+}
+
+function spatialAttrs(ctx: RuleContext, kernel: number[]): { strides: number[]; dilations: number[] } {
+  const d = kernel.length;
+  return {
+    strides: attrInts(ctx.node, 'strides', undefined) ?? new Array<number>(d).fill(1),
+    dilations: attrInts(ctx.node, 'dilations', undefined) ?? new Array<number>(d).fill(1),
+  };
+}
+
+const passThrough: VjpRule = (ctx) => gradAll(ctx, (g) => g);
+
+const reshapeBack: VjpRule = (ctx) => gradAll(ctx, (g) => ctx.e.op('Reshape', [g, ctx.e.shape(ctx.node.input[0]!)]));
+
+function maskedGrad(ctx: RuleContext, g: string, mask: string): string {
+  return ctx.e.op('Where', [mask, g, ctx.e.scalar(0, dtype(ctx, g))]);
+}
+
+/** The rules by operator type (default domain). */
+export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
+  Identity: passThrough,
+  Dropout: (ctx) => {
+    const training = ctx.node.input[2];
+    if (training) {
+      const t = ctx.initializer(training);
+      const on = t ? (t.rawData.length ? t.rawData[0] !== 0 : (t.int32Data[0] ?? 0) !== 0) : true;
+      if (on) unsupported(ctx, 'Dropout in training mode (or with a non-constant training_mode) has no inference gradient');
+    }
+    passThrough(ctx);
+  },
+  Flatten: reshapeBack,
+  Reshape: reshapeBack,
+  Squeeze: reshapeBack,
+  Unsqueeze: reshapeBack,
+  Relu: (ctx) => gradAll(ctx, (g) => maskedGrad(ctx, g, ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, dtype(ctx, g))]))),
+  LeakyRelu: (ctx) =>
+    gradAll(ctx, (g) => {
+      const alpha = attrFloat(ctx.node, 'alpha', 0.01);
+      const t = dtype(ctx, g);
+      const pos = ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, t)]);
+      return ctx.e.op('Where', [pos, g, ctx.e.op('Mul', [g, ctx.e.scalar(alpha, t)])]);
+    }),
+  Clip: (ctx) =>
+    gradAll(ctx, (g) => {
+      const x = ctx.node.input[0]!;
+      const t = dtype(ctx, g);
+      let lo: string | undefined;
+      let hi: string | undefined;
+      if (ctx.opset < 11) {
+        const minA = attrFloat(ctx.node, 'min', -Infinity);
+        const maxA = attrFloat(ctx.node, 'max', Infinity);
+        if (Number.isFinite(minA)) lo = ctx.e.scalar(minA, t);
+        if (Number.isFinite(maxA)) hi = ctx.e.scalar(maxA, t);
+      } else {
+        lo = ctx.node.input[1] || undefined;
+        hi = ctx.node.input[2] || undefined;
+      }
+      let mask: string | undefined;
+      if (lo) mask = ctx.e.op('Not', [ctx.e.op('Less', [x, lo])]);
+      if (hi) {
+        const m = ctx.e.op('Not', [ctx.e.op('Greater', [x, hi])]);
+        mask = mask ? ctx.e.op('And', [mask, m]) : m;
+      }
+      return mask ? maskedGrad(ctx, g, mask) : g;
+    }),
+  Sigmoid: (ctx) =>
+    gradAll(ctx, (g) => {
+      const y = ctx.node.output[0]!;
+      const one = ctx.e.scalar(1, dtype(ctx, g));
+      return ctx.e.op('Mul', [g, ctx.e.op('Mul', [y, ctx.e.op('Sub', [one, y])])]);
+    }),
+  Tanh: (ctx) =>
+    gradAll(ctx, (g) => {
+      const y = ctx.node.output[0]!;
+      const one = ctx.e.scalar(1, dtype(ctx, g));
+      return ctx.e.op('Mul', [g, ctx.e.op('Sub', [one, ctx.e.op('Mul', [y, y])])]);
+    }),
+  HardSigmoid: (ctx) =>
+    gradAll(ctx, (g) => {
+      const t = dtype(ctx, g);
+      const alpha = attrFloat(ctx.node, 'alpha', 0.2);
+      const beta = attrFloat(ctx.node, 'beta', 0.5);
+      const lin = ctx.e.op('Add', [ctx.e.op('Mul', [ctx.node.input[0]!, ctx.e.scalar(alpha, t)]), ctx.e.scalar(beta, t)]);
+      const mask = ctx.e.op('And', [ctx.e.op('Greater', [lin, ctx.e.scalar(0, t)]), ctx.e.op('Less', [lin, ctx.e.scalar(1, t)])]);
+      return maskedGrad(ctx, ctx.e.op('Mul', [g, ctx.e.scalar(alpha, t)]), mask);
+    }),
+  HardSwish: (ctx) =>
+    gradAll(ctx, (g) => {
+      const t = dtype(ctx, g);
+      const x = ctx.node.input[0]!;
+      const inner = ctx.e.op('Add', [ctx.e.op('Div', [x, ctx.e.scalar(3, t)]), ctx.e.scalar(0.5, t)]);
+      const d1 = ctx.e.op('Where', [ctx.e.op('Less', [x, ctx.e.scalar(-3, t)]), ctx.e.scalar(0, t), inner]);
+      const d = ctx.e.op('Where', [ctx.e.op('Greater', [x, ctx.e.scalar(3, t)]), ctx.e.scalar(1, t), d1]);
+      return ctx.e.op('Mul', [g, d]);
+    }),
+  Softmax: (ctx) =>
+    gradAll(ctx, (g) => {
+      const y = ctx.node.output[0]!;
+      const axes = softmaxAxes(ctx, ctx.info(y).dims.length);
+      const s = ctx.e.reduceSum(ctx.e.op('Mul', [g, y]), axes, true);
+      return ctx.e.op('Mul', [y, ctx.e.op('Sub', [g, s])]);
+    }),
+  LogSoftmax: (ctx) =>
+    gradAll(ctx, (g) => {
+      const y = ctx.node.output[0]!;
+      const axes = softmaxAxes(ctx, ctx.info(y).dims.length);
+      const s = ctx.e.reduceSum(g, axes, true);
+      return ctx.e.op('Sub', [g, ctx.e.op('Mul', [ctx.e.op('Exp', [y]), s])]);
+    }),
+  Transpose: (ctx) =>
+    gradAll(ctx, (g) => {
+      const rank = ctx.info(ctx.node.input[0]!).dims.length;
+      const perm = attrInts(ctx.node, 'perm', undefined) ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
+      const inv = new Array<number>(rank);
+      perm.forEach((p, i) => (inv[p] = i));
+      return ctx.e.transpose(g, inv);
+    }),
+  Add: (ctx) => elementwise(ctx, 'Add'),
+  Sub: (ctx) => elementwise(ctx, 'Sub'),
+  Mul: (ctx) => elementwise(ctx, 'Mul'),
+  Div: (ctx) => elementwise(ctx, 'Div'),
+  Gemm: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const [a, b, c] = ctx.node.input as [string, string, string | undefined];
+    const alpha = attrFloat(ctx.node, 'alpha', 1);
+    const beta = attrFloat(ctx.node, 'beta', 1);
+    const transA = attrInt(ctx.node, 'transA', 0);
+    const transB = attrInt(ctx.node, 'transB', 0);
+    if (ctx.needs(0)) {
+      ctx.addGrad(
+        0,
+        transA
+          ? ctx.e.op('Gemm', [b, g], { alpha: float(alpha), transA: transB, transB: 1 })
+          : ctx.e.op('Gemm', [g, b], { alpha: float(alpha), transA: 0, transB: 1 - transB }),
+      );
+    }
+    if (ctx.needs(1)) {
+      ctx.addGrad(
+        1,
+        transB
+          ? ctx.e.op('Gemm', [g, a], { alpha: float(alpha), transA: 1, transB: transA })
+          : ctx.e.op('Gemm', [a, g], { alpha: float(alpha), transA: 1 - transA, transB: 0 }),
+      );
+    }
+    if (c && ctx.needs(2)) {
+      const scaled = beta === 1 ? g : ctx.e.op('Mul', [g, ctx.e.scalar(beta, dtype(ctx, g))]);
+      ctx.addGrad(2, unbroadcast(ctx, scaled, ctx.info(ctx.node.output[0]!).dims, c));
+    }
+  },
+  MatMul: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const [a, b] = ctx.node.input as [string, string];
+    const ai = ctx.info(a);
+    const bi = ctx.info(b);
+    if (ai.dims.length < 2 || bi.dims.length < 2) unsupported(ctx, '1-D MatMul operands are not supported');
+    const ydims = ctx.info(ctx.node.output[0]!).dims;
+    const swap = (r: number) => [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2];
+    if (ctx.needs(0)) {
+      const full = ctx.e.op('MatMul', [g, ctx.e.transpose(b, swap(bi.dims.length))]);
+      ctx.addGrad(0, unbroadcast(ctx, full, [...ydims.slice(0, -1), ai.dims[ai.dims.length - 1]!], a));
+    }
+    if (ctx.needs(1)) {
+      const full = ctx.e.op('MatMul', [ctx.e.transpose(a, swap(ai.dims.length)), g]);
+      ctx.addGrad(1, unbroadcast(ctx, full, [...ydims.slice(0, -2), bi.dims[bi.dims.length - 2]!, ydims[ydims.length - 1]!], b));
+    }
+  },
+  Conv: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    if (ctx.needs(1) || ctx.needs(2)) unsupported(ctx, 'gradients with respect to Conv weights or bias are not supported');
+    if (!ctx.needs(0)) return;
+    const [x, w] = ctx.node.input as [string, string];
+    const xi = ctx.info(x);
+    const wi = ctx.info(w);
+    const kernel = attrInts(ctx.node, 'kernel_shape', undefined) ?? (wi.dims.slice(2) as number[]);
+    if (kernel.some((k) => k === null)) unsupported(ctx, 'kernel shape is not static');
+    const { strides, dilations } = spatialAttrs(ctx, kernel);
+    const spatialIn = xi.dims.slice(2);
+    const pads = resolveNodePads(ctx, spatialIn, kernel, strides, dilations);
+    const spatialOut = ctx.info(ctx.node.output[0]!).dims.slice(2);
+    ctx.addGrad(0, convInputGrad(ctx, g, w, spatialIn, spatialOut, kernel, strides, dilations, pads, attrInt(ctx.node, 'group', 1)));
+  },
+  BatchNormalization: (ctx) => {
+    if (ctx.node.output.filter((o) => o).length > 1 || attrInt(ctx.node, 'training_mode', 0) !== 0) {
+      unsupported(ctx, 'BatchNormalization in training mode is not supported (inference form only)');
+    }
+    if ([1, 2, 3, 4].some((i) => ctx.needs(i))) unsupported(ctx, 'gradients with respect to BatchNormalization parameters are not supported');
+    gradAll(ctx, (g) => {
+      const [x, scale, , , variance] = ctx.node.input as [string, string, string, string, string];
+      const t = dtype(ctx, g);
+      const eps = attrFloat(ctx.node, 'epsilon', 1e-5);
+      const factor = ctx.e.op('Div', [scale, ctx.e.op('Sqrt', [ctx.e.op('Add', [variance, ctx.e.scalar(eps, t)])])]);
+      const rank = ctx.info(x).dims.length;
+      const shaped = ctx.e.reshape(factor, [1, -1, ...new Array<number>(Math.max(rank - 2, 0)).fill(1)]);
+      return ctx.e.op('Mul', [g, shaped]);
+    });
+  },
+  MaxPool: (ctx) =>
+    gradAll(ctx, (g) => {
+      const indices = ctx.node.output[1];
+      if (!indices) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it)');
+      if (attrInt(ctx.node, 'storage_order', 0) !== 0) unsupported(ctx, 'storage_order=1 is not supported');
+      const x = ctx.node.input[0]!;
+      const kernel = attrInts(ctx.node, 'kernel_shape', [])!;
+      const { strides, dilations } = spatialAttrs(ctx, kernel);
+      const overlapping = kernel.some((k, i) => (k - 1) * dilations[i]! + 1 > strides[i]!);
+      const flatX = ctx.e.op('Reshape', [ctx.e.op('Size', [x]), ctx.e.ints([1])]);
+      const zeros = ctx.e.op('ConstantOfShape', [flatX], { value: scalarTensor(dtype(ctx, g)) });
+      const flatG = ctx.e.reshape(g, [-1]);
+      const flatI = ctx.e.reshape(indices, [-1]);
+      let scattered: string;
+      if (ctx.opset >= 16) scattered = ctx.e.op('ScatterElements', [zeros, flatI, flatG], { axis: 0, reduction: 'add' });
+      else if (!overlapping) scattered = ctx.e.op('ScatterElements', [zeros, flatI, flatG], { axis: 0 });
+      else unsupported(ctx, 'overlapping MaxPool windows need opset ≥ 16 (ScatterElements with reduction=add)');
+      return ctx.e.op('Reshape', [scattered, ctx.e.shape(x)]);
+    }),
+  AveragePool: (ctx) =>
+    gradAll(ctx, (g) => {
+      const x = ctx.node.input[0]!;
+      const xi = ctx.info(x);
+      const t = dtype(ctx, g);
+      if (attrInt(ctx.node, 'ceil_mode', 0) !== 0) unsupported(ctx, 'ceil_mode=1 is not supported');
+      const kernel = attrInts(ctx.node, 'kernel_shape', [])!;
+      const { strides, dilations } = spatialAttrs(ctx, kernel);
+      if (dilations.some((d) => d !== 1)) unsupported(ctx, 'dilated AveragePool is not supported');
+      const channels = xi.dims[1];
+      if (channels === null || channels === undefined) unsupported(ctx, 'the channel count is not static');
+      const spatialIn = xi.dims.slice(2);
+      const pads = resolveNodePads(ctx, spatialIn, kernel, strides, dilations);
+      const window = kernel.reduce((p, k) => p * k, 1);
+      let scaled: string;
+      if (attrInt(ctx.node, 'count_include_pad', 0) !== 0 || pads.every((p) => p === 0)) {
+        scaled = ctx.e.op('Div', [g, ctx.e.scalar(window, t)]);
+      } else {
+        const ones = ctx.e.op('ConstantOfShape', [ctx.e.shape(x)], { value: scalarTensor(t, 1) });
+        const frac = ctx.e.op('AveragePool', [ones], { kernel_shape: kernel, strides, pads, count_include_pad: 1 });
+        scaled = ctx.e.op('Div', [g, ctx.e.op('Mul', [frac, ctx.e.scalar(window, t)])]);
+      }
+      const onesKernel = ctx.e.constant(t, [channels, 1, ...kernel], new Array<number>(channels * window).fill(1), 'pool_ones');
+      const spatialOut = ctx.info(ctx.node.output[0]!).dims.slice(2);
+      return convInputGrad(ctx, scaled, onesKernel, spatialIn, spatialOut, kernel, strides, dilations, pads, channels);
+    }),
+  GlobalAveragePool: (ctx) =>
+    gradAll(ctx, (g) => {
+      const x = ctx.node.input[0]!;
+      const spatial = ctx.info(x).dims.slice(2);
+      const t = dtype(ctx, g);
+      let count: string;
+      if (spatial.every((d) => d !== null)) count = ctx.e.scalar((spatial as number[]).reduce((p, d) => p * d, 1), t);
+      else {
+        const sizes = ctx.e.op('Slice', [ctx.e.shape(x), ctx.e.ints([2]), ctx.e.ints([2 ** 31 - 1])]);
+        count = ctx.e.op('Cast', [ctx.e.op('ReduceProd', [sizes], { keepdims: 0 })], { to: t });
+      }
+      return ctx.e.op('Expand', [ctx.e.op('Div', [g, count]), ctx.e.shape(x)]);
+    }),
+  Concat: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const inputs = ctx.node.input;
+    const rank = ctx.info(ctx.node.output[0]!).dims.length;
+    const axis = normAxis(attrInt(ctx.node, 'axis', 0), rank);
+    const sizes = inputs.map((x) => ctx.e.op('Gather', [ctx.e.shape(x), ctx.e.ints([axis])], { axis: 0 }));
+    const splitSizes = ctx.e.op('Concat', sizes, { axis: 0 });
+    const parts =
+      ctx.opset >= 13
+        ? ctx.e.ops('Split', [g, splitSizes], { axis }, inputs.length)
+        : splitStatic(ctx, g, inputs, axis);
+    inputs.forEach((_, i) => {
+      if (ctx.needs(i)) ctx.addGrad(i, parts[i]!);
+    });
+  },
+  Split: (ctx) => {
+    if (!ctx.needs(0)) return;
+    const outs = ctx.node.output;
+    if (outs.every((_, i) => ctx.gradOut(i) === undefined)) return;
+    const rank = ctx.info(ctx.node.input[0]!).dims.length;
+    const axis = normAxis(attrInt(ctx.node, 'axis', 0), rank);
+    const t = dtype(ctx, ctx.node.input[0]!);
+    const parts = outs.map((o, i) => ctx.gradOut(i) ?? ctx.e.zerosLike(o, t));
+    ctx.addGrad(0, ctx.e.op('Concat', parts, { axis }));
+  },
+};
+
+function splitStatic(ctx: RuleContext, g: string, inputs: string[], axis: number): string[] {
+  const sizes = inputs.map((x) => ctx.info(x).dims[axis]);
+  if (sizes.some((s) => s === null || s === undefined)) unsupported(ctx, 'Concat gradient before opset 13 needs static sizes');
+  return ctx.e.ops('Split', [g], { axis, split: sizes as number[] }, inputs.length);
+}
+
+function scalarTensor(dataType: number, value = 0): TensorProto {
+  return makeTensorLocal(dataType, value);
+}
+
+function makeTensorLocal(dataType: number, value: number): TensorProto {
+  return makeTensor('', dataType === TensorProto_DataType.UNDEFINED ? TensorProto_DataType.FLOAT : dataType, [1], [value]);
+}
+
+function elementwise(ctx: RuleContext, op: 'Add' | 'Sub' | 'Mul' | 'Div'): void {
+  const g = ctx.gradOut(0);
+  if (g === undefined) return;
+  const [a, b] = ctx.node.input as [string, string];
+  const y = ctx.node.output[0]!;
+  const ydims = ctx.info(y).dims;
+  if (ctx.needs(0)) {
+    let ga = g;
+    if (op === 'Mul') ga = ctx.e.op('Mul', [g, b]);
+    else if (op === 'Div') ga = ctx.e.op('Div', [g, b]);
+    ctx.addGrad(0, unbroadcast(ctx, ga, ydims, a));
+  }
+  if (ctx.needs(1)) {
+    let gb = g;
+    if (op === 'Sub') gb = ctx.e.op('Neg', [g]);
+    else if (op === 'Mul') gb = ctx.e.op('Mul', [g, a]);
+    else if (op === 'Div') gb = ctx.e.op('Neg', [ctx.e.op('Div', [ctx.e.op('Mul', [g, y]), b])]);
+    ctx.addGrad(1, unbroadcast(ctx, gb, ydims, b));
+  }
+}
+
+/** Operator types that have a rule. */
+export function supportedOps(): string[] {
+  return Object.keys(VJP_RULES).sort();
+}

@@ -1,0 +1,140 @@
+/**
+ * Static shape and type discovery for the probe builder: runs the forward model in onnxruntime twice with
+ * every intermediate tensor exposed, with the symbolic input dims set to two different values, and keeps the
+ * dims that did not change as static.
+ * @packageDocumentation
+ */
+import { clone, create, toBinary } from '@bufbuild/protobuf';
+import { ModelProtoSchema, TensorProto_DataType, ValueInfoProtoSchema } from 'onnx-buf';
+import type { ModelProto } from 'onnx-buf';
+import * as ort from 'onnxruntime-node';
+import { InvalidArgumentError } from '@gradmax/core';
+import { valueInfoType } from './onnx-util.js';
+
+/** Element type and shape of one tensor; `null` dims vary with the symbolic input dims (e.g. the batch). */
+export interface TensorInfo {
+  elemType: number;
+  dims: (number | null)[];
+}
+
+/** ORT tensor type name of an ONNX element type. */
+export function ortType(elemType: number): ort.Tensor.Type {
+  switch (elemType) {
+    case TensorProto_DataType.FLOAT:
+      return 'float32';
+    case TensorProto_DataType.DOUBLE:
+      return 'float64';
+    case TensorProto_DataType.FLOAT16:
+      return 'float16';
+    case TensorProto_DataType.INT64:
+      return 'int64';
+    case TensorProto_DataType.INT32:
+      return 'int32';
+    case TensorProto_DataType.BOOL:
+      return 'bool';
+    case TensorProto_DataType.UINT8:
+      return 'uint8';
+    case TensorProto_DataType.INT8:
+      return 'int8';
+    default:
+      throw new InvalidArgumentError(`element type ${elemType} is not supported by the probe`, { elemType });
+  }
+}
+
+/** ONNX element type of an ORT tensor type name. */
+export function onnxType(t: string): number {
+  const map: Record<string, number> = {
+    float32: TensorProto_DataType.FLOAT,
+    float64: TensorProto_DataType.DOUBLE,
+    float16: TensorProto_DataType.FLOAT16,
+    int64: TensorProto_DataType.INT64,
+    int32: TensorProto_DataType.INT32,
+    bool: TensorProto_DataType.BOOL,
+    uint8: TensorProto_DataType.UINT8,
+    int8: TensorProto_DataType.INT8,
+  };
+  const v = map[t];
+  if (v === undefined) throw new InvalidArgumentError(`tensor type ${t} is not supported by the probe`, { type: t });
+  return v;
+}
+
+/** Creates a random ORT tensor (ints are zeros) of the given ONNX type and dims. */
+export function randomTensor(elemType: number, dims: number[], seed: number): ort.Tensor {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const t = ortType(elemType);
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) / 4294967296) * 2 - 1;
+  };
+  if (t === 'float32') return new ort.Tensor(t, Float32Array.from({ length: n }, next), dims);
+  if (t === 'float64') return new ort.Tensor(t, Float64Array.from({ length: n }, next), dims);
+  if (t === 'int64') return new ort.Tensor(t, new BigInt64Array(n), dims);
+  if (t === 'int32') return new ort.Tensor(t, new Int32Array(n), dims);
+  if (t === 'bool') return new ort.Tensor(t, new Uint8Array(n), dims);
+  if (t === 'uint8') return new ort.Tensor(t, new Uint8Array(n), dims);
+  if (t === 'int8') return new ort.Tensor(t, new Int8Array(n), dims);
+  throw new InvalidArgumentError(`cannot create a random ${t} input`, { type: t });
+}
+
+/** Options of {@link discoverShapes}. */
+export interface DiscoverShapesOptions {
+  /** Values tried for symbolic dims (two different values; default [2, 3]). */
+  symbolicValues?: [number, number];
+  /** Explicit values for named symbolic dims (kept fixed in both runs). */
+  fixedDims?: Record<string, number>;
+}
+
+/**
+ * Discovers the element type and shape of every main-graph tensor (graph inputs, initializers' consumers'
+ * outputs, node outputs) by running the model in onnxruntime on random inputs.
+ */
+export async function discoverShapes(model: ModelProto, options: DiscoverShapesOptions = {}): Promise<Map<string, TensorInfo>> {
+  const graph = model.graph;
+  if (!graph) throw new InvalidArgumentError('model has no graph');
+  const probe = clone(ModelProtoSchema, model);
+  const g = probe.graph!;
+  const existing = new Set(g.output.map((o) => o.name));
+  const initNames = new Set(g.initializer.map((t) => t.name));
+  for (const node of g.node) {
+    for (const out of node.output) {
+      if (out && !existing.has(out)) {
+        existing.add(out);
+        g.output.push(create(ValueInfoProtoSchema, { name: out }));
+      }
+    }
+  }
+  // Drop the (possibly stale) value_info so ORT infers everything itself.
+  g.valueInfo = [];
+  const bytes = toBinary(ModelProtoSchema, probe);
+  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled' });
+  const [v1, v2] = options.symbolicValues ?? [2, 3];
+  const runs: Record<string, ort.Tensor>[] = [];
+  const inputInfo = new Map<string, TensorInfo>();
+  for (const [k, value] of [v1, v2].entries()) {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const inp of graph.input) {
+      if (initNames.has(inp.name)) continue;
+      const info = valueInfoType(inp);
+      if (!info || !info.dims) throw new InvalidArgumentError(`graph input "${inp.name}" has no tensor shape`, { input: inp.name });
+      const dims = info.dims.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && options.fixedDims?.[d] !== undefined ? options.fixedDims[d]! : value));
+      if (k === 0) inputInfo.set(inp.name, { elemType: info.elemType, dims: info.dims.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && options.fixedDims?.[d] !== undefined ? options.fixedDims[d]! : null)) });
+      feeds[inp.name] = randomTensor(info.elemType, dims, 12345 + k);
+    }
+    runs.push(await session.run(feeds));
+  }
+  await session.release();
+  const result = new Map<string, TensorInfo>(inputInfo);
+  for (const t of g.initializer) result.set(t.name, { elemType: t.dataType, dims: t.dims.map((d) => Number(d)) });
+  for (const name of Object.keys(runs[0]!)) {
+    const a = runs[0]![name]!;
+    const b = runs[1]![name]!;
+    const dims = a.dims.map((d, i) => (b.dims.length === a.dims.length && b.dims[i] === d ? d : null));
+    result.set(name, { elemType: onnxType(a.type), dims: b.dims.length === a.dims.length ? dims : a.dims.map(() => null) });
+  }
+  for (const [, t] of Object.entries(runs[0]!)) t.dispose?.();
+  for (const [, t] of Object.entries(runs[1]!)) t.dispose?.();
+  return result;
+}
