@@ -1,0 +1,28 @@
+/**
+ * `@gradmax/harness`: runs every growth strategy on the same tasks, seeds, schedule and backend, writes one
+ * self-describing JSON result per run, and turns any set of results into Markdown reports with SVG plots.
+ * @packageDocumentation
+ */
+export * from './types.js';
+export { setupBackend, activeBackend, parseBackendRequest, BACKEND_REQUESTS } from './backend.js';
+export { resolveFlatConfig, configHash, canonicalJson, type ConfigValue } from './config.js';
+export { GrowableMlp, glorotMlp, uniformMlp, type DenseWeights, type MlpLoss, type GradientNorms } from './mlp.js';
+export { growMlpSite } from './growth.js';
+export { expandGrid, shardGrid, parseShard, parseSeeds, type GridCell, type Shard } from './grid.js';
+export {
+  writeResult,
+  readResult,
+  parseResult,
+  collectResults,
+  resultId,
+  resultPath,
+  writeFileAtomic,
+  collectVersions,
+  hostInfo,
+  ResultFileError,
+} from './results.js';
+export { executeCell, type CellJob } from './execute.js';
+export { runBenchmark, defaultWorkers, workerScript, type RunOptions, type RunSummary, type RunnerEvent } from './runner.js';
+export { BASELINE_ARMS, defaultArms, armKind, strategyNames, makeStrategy } from './strategies.js';
+export * from './tasks/index.js';
+export * from './report/index.js';

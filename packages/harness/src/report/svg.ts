@@ -1,0 +1,236 @@
+/**
+ * Hand-written SVG charts: line charts with ±std bands and grouped bar charts with error bars.
+ * Output is deterministic (same input, same bytes) and self-contained.
+ */
+
+/** One line of a {@link lineChart}. */
+export interface LineSeries {
+  name: string;
+  x: number[];
+  y: number[];
+  /** Optional band half-width (e.g. std) per point. */
+  band?: number[];
+}
+
+/** Options of {@link lineChart}. */
+export interface LineChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: LineSeries[];
+  /** Logarithmic y axis (non-positive values are clipped). */
+  logY?: boolean;
+  /** Draw markers at every point (for short series). */
+  markers?: boolean;
+  /** Vertical dashed lines (e.g. growth steps). */
+  vlines?: number[];
+  width?: number;
+  height?: number;
+  /** Maximum points drawn per series (evenly subsampled; default 400). */
+  maxPoints?: number;
+}
+
+/** Colour of series i (a colour-blind-friendly palette, cycled). */
+export function seriesColor(i: number): string {
+  const palette = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442', '#8C564B', '#7F7F7F', '#17BECF', '#BCBD22'];
+  return palette[i % palette.length]!;
+}
+
+function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+function num(x: number): string {
+  return Number.isFinite(x) ? (Math.round(x * 100) / 100).toString() : '0';
+}
+
+/** "Nice" tick values covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Number(t.toPrecision(12)));
+  return out;
+}
+
+function tickLabel(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(1);
+  return Number(v.toPrecision(4)).toString();
+}
+
+function subsample(n: number, max: number): number[] {
+  if (n <= max) return Array.from({ length: n }, (_, i) => i);
+  const out: number[] = [];
+  for (let i = 0; i < max; i++) out.push(Math.round((i * (n - 1)) / (max - 1)));
+  return [...new Set(out)];
+}
+
+function frame(width: number, height: number, title: string, body: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
+    ...body,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/** A line chart with optional ±band per series, axes, ticks and a legend. */
+export function lineChart(options: LineChartOptions): string {
+  const width = options.width ?? 760;
+  const height = options.height ?? 440;
+  const legendW = 170;
+  const m = { left: 70, right: legendW + 10, top: 34, bottom: 50 };
+  const pw = width - m.left - m.right;
+  const ph = height - m.top - m.bottom;
+  const ty = (v: number) => (options.logY ? Math.log10(Math.max(v, 1e-12)) : v);
+  let xmin = Infinity;
+  let xmax = -Infinity;
+  let ymin = Infinity;
+  let ymax = -Infinity;
+  for (const s of options.series) {
+    s.x.forEach((x, i) => {
+      const y = s.y[i]!;
+      if (!Number.isFinite(x) || !Number.isFinite(y)) return;
+      const b = s.band?.[i] ?? 0;
+      xmin = Math.min(xmin, x);
+      xmax = Math.max(xmax, x);
+      const lo = options.logY ? Math.max(y - b, y * 0.2, 1e-12) : y - b;
+      ymin = Math.min(ymin, ty(lo));
+      ymax = Math.max(ymax, ty(y + b));
+    });
+  }
+  if (!Number.isFinite(xmin)) {
+    xmin = 0;
+    xmax = 1;
+    ymin = 0;
+    ymax = 1;
+  }
+  if (xmax === xmin) xmax = xmin + 1;
+  if (ymax === ymin) {
+    ymax += 0.5;
+    ymin -= 0.5;
+  }
+  const pad = (ymax - ymin) * 0.04;
+  ymin -= pad;
+  ymax += pad;
+  const X = (x: number) => m.left + ((x - xmin) / (xmax - xmin)) * pw;
+  const Y = (v: number) => m.top + ph - ((ty(v) - ymin) / (ymax - ymin)) * ph;
+  const Yt = (t: number) => m.top + ph - ((t - ymin) / (ymax - ymin)) * ph;
+  const body: string[] = [];
+  body.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
+  for (const t of niceTicks(xmin, xmax)) {
+    body.push(`<line x1="${num(X(t))}" y1="${m.top + ph}" x2="${num(X(t))}" y2="${m.top + ph + 5}" stroke="#444"/>`);
+    body.push(`<text x="${num(X(t))}" y="${m.top + ph + 18}" text-anchor="middle">${tickLabel(t)}</text>`);
+  }
+  const yTicks = options.logY ? niceTicks(Math.ceil(ymin * 2) / 2, Math.floor(ymax * 2) / 2, 5).filter((t) => Number.isInteger(t * 2)) : niceTicks(ymin, ymax);
+  for (const t of yTicks) {
+    if (t < ymin || t > ymax) continue;
+    body.push(`<line x1="${m.left}" y1="${num(Yt(t))}" x2="${m.left + pw}" y2="${num(Yt(t))}" stroke="#e4e4e4"/>`);
+    body.push(`<text x="${m.left - 6}" y="${num(Yt(t) + 4)}" text-anchor="end">${tickLabel(options.logY ? 10 ** t : t)}</text>`);
+  }
+  for (const v of options.vlines ?? []) {
+    if (v < xmin || v > xmax) continue;
+    body.push(`<line x1="${num(X(v))}" y1="${m.top}" x2="${num(X(v))}" y2="${m.top + ph}" stroke="#999" stroke-dasharray="4 3"/>`);
+  }
+  body.push(`<text x="${m.left + pw / 2}" y="${height - 12}" text-anchor="middle">${esc(options.xLabel)}</text>`);
+  body.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(options.yLabel)}${options.logY ? ' (log scale)' : ''}</text>`);
+  options.series.forEach((s, si) => {
+    const color = seriesColor(si);
+    const idx = subsample(s.x.length, options.maxPoints ?? 400).filter((i) => Number.isFinite(s.x[i]!) && Number.isFinite(s.y[i]!));
+    if (s.band && idx.length > 1) {
+      const upper = idx.map((i) => `${num(X(s.x[i]!))},${num(Y(s.y[i]! + s.band![i]!))}`);
+      const lower = idx
+        .slice()
+        .reverse()
+        .map((i) => {
+          const lo = s.y[i]! - s.band![i]!;
+          return `${num(X(s.x[i]!))},${num(Y(options.logY ? Math.max(lo, s.y[i]! * 0.2) : lo))}`;
+        });
+      body.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+    }
+    const pts = idx.map((i) => `${num(X(s.x[i]!))},${num(Y(s.y[i]!))}`).join(' ');
+    body.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.6"/>`);
+    if (options.markers) for (const i of idx) body.push(`<circle cx="${num(X(s.x[i]!))}" cy="${num(Y(s.y[i]!))}" r="2.5" fill="${color}"/>`);
+    const ly = m.top + 8 + si * 18;
+    body.push(`<line x1="${width - legendW}" y1="${ly}" x2="${width - legendW + 22}" y2="${ly}" stroke="${color}" stroke-width="3"/>`);
+    body.push(`<text x="${width - legendW + 28}" y="${ly + 4}">${esc(s.name)}</text>`);
+  });
+  return frame(width, height, options.title, body);
+}
+
+/** Options of {@link barChart}. */
+export interface BarChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  /** Group labels along x (e.g. "growth 1"). */
+  groups: string[];
+  /** One series per bar colour; `values[g]` and optional `errors[g]` per group (NaN = no bar). */
+  series: { name: string; values: number[]; errors?: number[] }[];
+  width?: number;
+  height?: number;
+}
+
+/** A grouped bar chart with error bars, y axis from 0. */
+export function barChart(options: BarChartOptions): string {
+  const width = options.width ?? 760;
+  const height = options.height ?? 440;
+  const legendW = 170;
+  const m = { left: 70, right: legendW + 10, top: 34, bottom: 50 };
+  const pw = width - m.left - m.right;
+  const ph = height - m.top - m.bottom;
+  let ymax = 0;
+  let ymin = 0;
+  for (const s of options.series) {
+    s.values.forEach((v, g) => {
+      if (!Number.isFinite(v)) return;
+      const e = s.errors?.[g] ?? 0;
+      ymax = Math.max(ymax, v + (Number.isFinite(e) ? e : 0));
+      ymin = Math.min(ymin, v - (Number.isFinite(e) ? e : 0));
+    });
+  }
+  if (ymax === ymin) ymax = ymin + 1;
+  ymax += (ymax - ymin) * 0.05;
+  const Y = (v: number) => m.top + ph - ((v - ymin) / (ymax - ymin)) * ph;
+  const body: string[] = [];
+  body.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
+  for (const t of niceTicks(ymin, ymax)) {
+    body.push(`<line x1="${m.left}" y1="${num(Y(t))}" x2="${m.left + pw}" y2="${num(Y(t))}" stroke="#e4e4e4"/>`);
+    body.push(`<text x="${m.left - 6}" y="${num(Y(t) + 4)}" text-anchor="end">${tickLabel(t)}</text>`);
+  }
+  const G = Math.max(1, options.groups.length);
+  const S = Math.max(1, options.series.length);
+  const gw = pw / G;
+  const bw = (gw * 0.8) / S;
+  options.groups.forEach((label, g) => {
+    body.push(`<text x="${num(m.left + gw * (g + 0.5))}" y="${m.top + ph + 18}" text-anchor="middle">${esc(label)}</text>`);
+  });
+  options.series.forEach((s, si) => {
+    const color = seriesColor(si);
+    s.values.forEach((v, g) => {
+      if (!Number.isFinite(v)) return;
+      const x = m.left + gw * g + gw * 0.1 + bw * si;
+      const y0 = Y(Math.max(0, ymin));
+      const y1 = Y(v);
+      body.push(`<rect x="${num(x)}" y="${num(Math.min(y0, y1))}" width="${num(bw * 0.92)}" height="${num(Math.abs(y0 - y1))}" fill="${color}"/>`);
+      const e = s.errors?.[g];
+      if (e !== undefined && Number.isFinite(e) && e > 0) {
+        const cx = x + bw * 0.46;
+        body.push(`<line x1="${num(cx)}" y1="${num(Y(v - e))}" x2="${num(cx)}" y2="${num(Y(v + e))}" stroke="#222"/>`);
+        body.push(`<line x1="${num(cx - 3)}" y1="${num(Y(v + e))}" x2="${num(cx + 3)}" y2="${num(Y(v + e))}" stroke="#222"/>`);
+        body.push(`<line x1="${num(cx - 3)}" y1="${num(Y(v - e))}" x2="${num(cx + 3)}" y2="${num(Y(v - e))}" stroke="#222"/>`);
+      }
+    });
+    const ly = m.top + 8 + si * 18;
+    body.push(`<rect x="${width - legendW}" y="${ly - 6}" width="22" height="12" fill="${color}"/>`);
+    body.push(`<text x="${width - legendW + 28}" y="${ly + 4}">${esc(s.name)}</text>`);
+  });
+  body.push(`<text x="${m.left + pw / 2}" y="${height - 12}" text-anchor="middle">${esc(options.xLabel)}</text>`);
+  body.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(options.yLabel)}</text>`);
+  return frame(width, height, options.title, body);
+}

@@ -1,0 +1,28 @@
+/**
+ * The task registry.
+ */
+import { UnknownNameError } from '@gradmax/core';
+import type { Task } from '../types.js';
+import { teacherStudent } from './teacher-student.js';
+
+export { teacherStudent, teacherStudentStrategyOptions, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
+
+const registry = new Map<string, Task<any>>([[teacherStudent.name, teacherStudent]]);
+
+/** All built-in and registered tasks, in registration order. */
+export function listTasks(): Task<any>[] {
+  return [...registry.values()];
+}
+
+/** The task called `name`; throws {@link UnknownNameError} listing the known tasks. */
+export function getTask(name: string): Task<any> {
+  const t = registry.get(name);
+  if (!t) throw new UnknownNameError('task', name, [...registry.keys()]);
+  return t;
+}
+
+/** Registers a custom task (its name must be new). Custom tasks run in-process or in workers that import the same module. */
+export function registerTask(task: Task<any>): void {
+  if (registry.has(task.name) && registry.get(task.name) !== task) throw new UnknownNameError('free task name (taken)', task.name, [...registry.keys()]);
+  registry.set(task.name, task);
+}

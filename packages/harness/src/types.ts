@@ -1,0 +1,178 @@
+/**
+ * The data model of the harness: tasks, arms, run specifications and the self-describing result files.
+ */
+import type * as tfc from '@tensorflow/tfjs-core';
+
+/** Backend requested on the command line; `auto` prefers tfjs-node-gpu, then tfjs-node, then wasm, then cpu. */
+export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+/** The backend a run actually used. Results with different `name`s are never merged in one table. */
+export interface BackendInfo {
+  /** tfjs backend name that ran: `"tensorflow"` (tfjs-node or tfjs-node-gpu), `"wasm"` or `"cpu"`. */
+  name: string;
+  /** Human-readable device, e.g. `"wasm (SIMD, single-threaded)"`, `"tfjs-node-gpu (CUDA)"`. */
+  device: string;
+  /** What was requested. */
+  requested: BackendRequest;
+  /** Package that provided the backend, e.g. `"@tensorflow/tfjs-backend-wasm"`. */
+  package: string;
+  /** Why a fallback happened, when it did. */
+  note?: string;
+}
+
+/** A named series of (step, value) points. */
+export interface Curve {
+  step: number[];
+  value: number[];
+}
+
+/** One growth event as it happened inside a training run. */
+export interface GrowthRecord {
+  /** Training step at which the growth fired (before that step's update). */
+  step: number;
+  /** Site grown, e.g. `"hidden0"`. */
+  site: string;
+  /** Strategy that created the units. */
+  strategy: string;
+  /** Width of the site before growth. */
+  unitsBefore: number;
+  /** Width after growth. */
+  unitsAfter: number;
+  /** Frobenius norm of the loss gradient on the new units' incoming weights right after growth. */
+  newWeightGradNorm: number;
+  /** Frobenius norm of the loss gradient on the grown layer's whole kernel before growth. */
+  kernelGradNormBefore: number;
+  /** Same, right after growth. */
+  kernelGradNormAfter: number;
+  /** Loss on the growth batch before growth. */
+  lossBefore: number;
+  /** Loss on the growth batch right after growth (equal to `lossBefore` for function-preserving strategies). */
+  lossAfter: number;
+  /** Wall time of the whole growth (statistics, strategy, weight surgery), ms. */
+  durationMs: number;
+  /** Notes from the strategy's report. */
+  notes?: string[];
+}
+
+/** One strategy's outcome at one growth of the growth-gain analysis (teacher-student). */
+export interface GainRecord {
+  /** 1-based growth number. */
+  growth: number;
+  /** Step of the checkpoint the analysis branched from. */
+  step: number;
+  /** Width before growth. */
+  unitsBefore: number;
+  /** Strategy name. */
+  strategy: string;
+  /** New-weight gradient norm of each repeat (different growth seeds from the same checkpoint). */
+  newWeightGradNorm: number[];
+  /** Change of the whole grown kernel's gradient norm (after − before) for each repeat: the notebook's measure. */
+  kernelGradNormDelta: number[];
+  /** Mean training loss over the next `stepsAfter` SGD steps, starting from repeat 0's grown network. */
+  meanLossAfter: number;
+  /** Number of SGD steps averaged in `meanLossAfter`. */
+  stepsAfter: number;
+}
+
+/** Wall-clock split of a run, in milliseconds. */
+export interface Timings {
+  /** Whole run, including setup and evaluation. */
+  totalMs: number;
+  /** Data loading and model construction. */
+  setupMs: number;
+  /** Training steps (excluding growth and evaluation). */
+  trainMs: number;
+  /** Growth events (statistics, strategy, weight surgery). */
+  growthMs: number;
+  /** Evaluation passes. */
+  evalMs: number;
+  /** Extra analysis (growth-gain branches). */
+  analysisMs: number;
+  /** Number of training steps taken. */
+  steps: number;
+}
+
+/** What a task's `run` returns; the runner wraps it into a {@link RunResult}. */
+export interface TaskOutput {
+  /** Named curves: `trainLoss`, `testLoss`, `testAccuracy`, `width`, ... */
+  curves: Record<string, Curve>;
+  /** Growth events, in order. */
+  growths: GrowthRecord[];
+  /** Growth-gain analysis records (teacher-student `growth-gain` arm only). */
+  gain?: GainRecord[];
+  /** Final scalar metrics: `finalTrainLoss`, `finalTestLoss`, `finalTestAccuracy`, `finalWidth`, `parameters`, ... */
+  summary: Record<string, number>;
+  /** Timings measured by the task (the runner adds `totalMs`). */
+  timings: Omit<Timings, 'totalMs'>;
+}
+
+/** Schema tag written into every result file. */
+export const RESULT_SCHEMA = 'gradmax.bench.result/v1';
+
+/** One finished (or failed) run: everything needed to interpret it without other files. */
+export interface RunResult extends Partial<TaskOutput> {
+  /** Always {@link RESULT_SCHEMA}. */
+  schema: typeof RESULT_SCHEMA;
+  /** `"ok"` or `"failed"`; failed runs are re-run by default and listed separately by `report`. */
+  status: 'ok' | 'failed';
+  /** Stable id: task, arm, seed, backend and config hash. */
+  id: string;
+  task: string;
+  arm: string;
+  seed: number;
+  backend: BackendInfo;
+  /** Short hash of the resolved task config (runs with different configs are reported separately). */
+  configHash: string;
+  /** The resolved task config. */
+  config: Record<string, unknown>;
+  /** Versions of node, tfjs and the gradmax packages. */
+  versions: Record<string, string>;
+  /** Host facts. */
+  host: { platform: string; arch: string; cpus: number; cpuModel: string; node: string };
+  timings?: Timings;
+  /** Error message of a failed run. */
+  error?: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Whether an arm grows with a strategy, is a fixed-width baseline, or is an analysis. */
+export type ArmKind = 'strategy' | 'small' | 'big' | 'analysis';
+
+/** Everything a task needs to run one (arm, seed). */
+export interface TaskContext<C> {
+  /** The tfjs-core namespace, with the backend already set. */
+  tf: typeof tfc;
+  /** Resolved config. */
+  config: C;
+  /** Arm name: a registered strategy, `small`, `big`, or a task-specific analysis arm. */
+  arm: string;
+  /** Seed of this run. */
+  seed: number;
+  /** Backend in use. */
+  backend: BackendInfo;
+  /** Progress callback: fraction in [0, 1]. */
+  progress?: (fraction: number) => void;
+}
+
+/** A benchmark task: a model, data, schedule and protocol, runnable for any arm and seed. */
+export interface Task<C extends object = Record<string, unknown>> {
+  /** CLI name, e.g. `"teacher-student"`. */
+  readonly name: string;
+  /** One-line description. */
+  readonly description: string;
+  /** Markdown description of the protocol, printed by `bench list` and copied into reports. */
+  readonly protocol: string;
+  /** Default seeds when `--seeds` is not given. */
+  readonly defaultSeeds: number;
+  /** Resolved config for a preset (`default` or `tiny`) with overrides applied and validated. */
+  resolveConfig(preset: string, overrides?: Record<string, unknown>): C;
+  /** Names of the presets this task accepts. */
+  readonly presets: readonly string[];
+  /** Extra task-specific arms (e.g. `growth-gain`) beyond the strategies and the `small`/`big` baselines. */
+  readonly analysisArms: readonly string[];
+  /** Strategies this task cannot run, with the reason (left out of the default arms; listed in reports). */
+  readonly unsupportedArms?: Readonly<Record<string, string>>;
+  /** Runs one (arm, seed). */
+  run(context: TaskContext<C>): Promise<TaskOutput>;
+}
