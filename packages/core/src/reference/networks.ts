@@ -37,8 +37,14 @@ export interface ReferenceStatisticsOptions {
   name?: string;
 }
 
+/** Output values of a reference network: anything with float64 `data` (a Matrix or a Tensor4). */
+export interface ReferenceOutput {
+  /** Row-major output values. */
+  data: Float64Array;
+}
+
 /** Common surface of the reference networks. `In`/`Out` are the input and output types. */
-export interface ReferenceNetwork<In, Out extends { data: Float64Array }> {
+export interface ReferenceNetwork<In, Out extends ReferenceOutput> {
   /** `"dense"` or `"conv"` (conv→flatten→dense is a conv site). */
   readonly kind: 'dense' | 'conv';
   /** Current width of the hidden layer (the site's units). */
@@ -122,10 +128,15 @@ export interface DenseReferenceParams {
 
 /** Options of {@link DenseReferenceNet.random}. */
 export interface DenseReferenceOptions {
+  /** Inputs n0. */
   inputs: number;
+  /** Hidden units n1 (the site's units). */
   hidden: number;
+  /** Outputs n2. */
   outputs: number;
+  /** Hidden activation (default `relu1`). */
   activation?: ReferenceActivationName;
+  /** Seed of the weights. */
   seed: number;
   /** Standard deviation of the weights (default 1/sqrt(fan-in)). */
   weightScale?: number;
@@ -135,12 +146,15 @@ export interface DenseReferenceOptions {
 
 /** Everything the analytic backward pass of {@link DenseReferenceNet} produces. */
 export interface DenseGradients {
+  /** The loss L. */
   loss: number;
   /** ∂L/∂W1 `[n1 × n0]` (also the site's incoming layout). */
   w1: Matrix;
+  /** ∂L/∂b1. */
   b1: Float64Array;
   /** ∂L/∂W2 `[n2 × n1]` (also the site's outgoing layout). */
   w2: Matrix;
+  /** ∂L/∂b2. */
   b2: Float64Array;
   /** Inputs of the current layer `[N × n0]` (the h of the statistics). */
   h: Matrix;
@@ -157,13 +171,21 @@ export interface DenseGradients {
 /** x → W1 x + b1 → f → W2 · + b2. Inputs and outputs are `[N × features]` matrices. */
 export class DenseReferenceNet implements ReferenceNetwork<Matrix, Matrix> {
   readonly kind = 'dense' as const;
+  /** `[n1 × n0]` first-layer weights (live; finite differences perturb it). */
   readonly w1: Matrix;
+  /** First-layer bias. */
   readonly b1: Float64Array;
+  /** `[n2 × n1]` second-layer weights. */
   readonly w2: Matrix;
+  /** Second-layer bias. */
   readonly b2: Float64Array;
   readonly activation: ReferenceActivation;
   readonly lastGrowth: number;
 
+  /**
+   * @param params - weights (used as is, not copied)
+   * @param lastGrowth - units added by the growth that produced this network
+   */
   constructor(params: DenseReferenceParams, lastGrowth = 0) {
     const { w1, b1, w2, b2 } = params;
     if (b1.length !== w1.rows) throw new ShapeMismatchError('DenseReferenceNet b1', [w1.rows], [b1.length]);
@@ -190,12 +212,15 @@ export class DenseReferenceNet implements ReferenceNetwork<Matrix, Matrix> {
     });
   }
 
+  /** Inputs n0. */
   get inputs(): number {
     return this.w1.cols;
   }
+  /** Hidden units n1. */
   get units(): number {
     return this.w1.rows;
   }
+  /** Outputs n2. */
   get outputs(): number {
     return this.w2.rows;
   }
@@ -349,18 +374,25 @@ export interface ConvReferenceParams {
   w2: Tensor4;
   /** Length m2. */
   b2: Float64Array;
+  /** Activation between the convs. */
   activation: ReferenceActivationName;
 }
 
 /** Options of {@link ConvReferenceNet.random} and {@link ConvDenseReferenceNet.random}. */
 export interface ConvReferenceOptions {
+  /** Input channels m0. */
   inChannels: number;
+  /** Intermediate channels m1 (the site's units). */
   midChannels: number;
   /** Output channels of the next conv (or dense units for {@link ConvDenseReferenceNet}). */
   outChannels: number;
+  /** Input spatial size. */
   inputSize: Size2D;
+  /** First conv kernel. */
   kernel1: Size2D;
+  /** First conv stride (default 1). */
   stride1?: Size2D;
+  /** First conv padding (default `'valid'`). */
   padding1?: PaddingSpec;
   /** Ignored by {@link ConvDenseReferenceNet}. */
   kernel2?: Size2D;
@@ -368,7 +400,9 @@ export interface ConvReferenceOptions {
   stride2?: Size2D;
   /** Ignored by {@link ConvDenseReferenceNet}. */
   padding2?: PaddingSpec;
+  /** Activation (default `relu1`). */
   activation?: ReferenceActivationName;
+  /** Seed of the weights. */
   seed: number;
   /** Standard deviation of the weights (default 1/sqrt(fan-in)). */
   weightScale?: number;
@@ -378,12 +412,15 @@ export interface ConvReferenceOptions {
 
 /** Everything the analytic backward pass of {@link ConvReferenceNet} produces. */
 export interface ConvGradients {
+  /** The loss L. */
   loss: number;
   /** ∂L/∂w1, HWIO. */
   w1: Tensor4;
+  /** ∂L/∂b1. */
   b1: Float64Array;
   /** ∂L/∂w2, HWIO. */
   w2: Tensor4;
+  /** ∂L/∂b2. */
   b2: Float64Array;
   /** ∂L/∂(incoming weights) in the site layout `[m1 × k1h·k1w·m0]`. */
   incoming: Matrix;
@@ -467,14 +504,23 @@ function randomKernel(rng: Rng, shape: [number, number, number, number], scale: 
 /** x → conv1 (k1, s1, p1) + b1 → f → conv2 (k2, s2, p2) + b2. NHWC activations, HWIO kernels. */
 export class ConvReferenceNet implements ReferenceNetwork<Tensor4Like, Tensor4> {
   readonly kind = 'conv' as const;
+  /** Site geometry. */
   readonly geometry: ConvPairGeometry;
+  /** HWIO `[k1h, k1w, m0, m1]` (live). */
   readonly w1: Tensor4;
+  /** First conv bias. */
   readonly b1: Float64Array;
+  /** HWIO `[k2h, k2w, m1, m2]` (live). */
   readonly w2: Tensor4;
+  /** Second conv bias. */
   readonly b2: Float64Array;
   readonly activation: ReferenceActivation;
   readonly lastGrowth: number;
 
+  /**
+   * @param params - geometry and weights (used as is, not copied)
+   * @param lastGrowth - units added by the growth that produced this network
+   */
   constructor(params: ConvReferenceParams, lastGrowth = 0) {
     const g = params.geometry;
     const [k1h, k1w] = g.kernel1;
@@ -658,11 +704,38 @@ export interface ConvDenseReferenceParams {
   geometry: ConvPairGeometry;
   /** HWIO `[k1h, k1w, m0, m1]`. */
   w1: Tensor4;
+  /** Conv bias (length m1). */
   b1: Float64Array;
   /** Dense weights `[outUnits × H1·W1·m1]`, columns in HWC flatten order `(h·W1 + w)·m1 + c`. */
   wd: Matrix;
+  /** Dense bias (length outUnits). */
   bd: Float64Array;
+  /** Activation after the conv. */
   activation: ReferenceActivationName;
+}
+
+/** Everything the analytic backward pass of {@link ConvDenseReferenceNet} produces. */
+export interface ConvDenseGradients {
+  /** The loss L. */
+  loss: number;
+  /** ∂L/∂w1, HWIO. */
+  w1: Tensor4;
+  /** ∂L/∂b1. */
+  b1: Float64Array;
+  /** ∂L/∂wd `[outUnits × H1·W1·m1]`. */
+  wd: Matrix;
+  /** ∂L/∂bd. */
+  bd: Float64Array;
+  /** ∂L/∂(incoming weights) in the site layout `[m1 × k1h·k1w·m0]`. */
+  incoming: Matrix;
+  /** ∂L/∂(outgoing weights) in the site layout `[H1·W1·outUnits × m1]`. */
+  outgoing: Matrix;
+  /** The conv's input (the x of the statistics). */
+  x: Tensor4;
+  /** Per-example output gradients as the conv view `[N, 1, 1, outUnits]` (the g of the statistics). */
+  g: Tensor4;
+  /** Outputs `[N × outUnits]`. */
+  output: Matrix;
 }
 
 /**
@@ -671,14 +744,23 @@ export interface ConvDenseReferenceParams {
  */
 export class ConvDenseReferenceNet implements ReferenceNetwork<Tensor4Like, Matrix> {
   readonly kind = 'conv' as const;
+  /** Site geometry (from {@link flattenDenseGeometry}). */
   readonly geometry: ConvPairGeometry;
+  /** HWIO `[k1h, k1w, m0, m1]` (live). */
   readonly w1: Tensor4;
+  /** Conv bias. */
   readonly b1: Float64Array;
+  /** Dense weights `[outUnits × H1·W1·m1]`, HWC flatten order (live). */
   readonly wd: Matrix;
+  /** Dense bias. */
   readonly bd: Float64Array;
   readonly activation: ReferenceActivation;
   readonly lastGrowth: number;
 
+  /**
+   * @param params - geometry and weights (used as is, not copied)
+   * @param lastGrowth - units added by the growth that produced this network
+   */
   constructor(params: ConvDenseReferenceParams, lastGrowth = 0) {
     const g = params.geometry;
     const [H1, W1] = g.midSize;
@@ -760,7 +842,7 @@ export class ConvDenseReferenceNet implements ReferenceNetwork<Tensor4Like, Matr
   }
 
   /** Analytic backward pass. `g` is `[N, 1, 1, outUnits]` (the conv view of the dense output gradient). */
-  gradients(x: Tensor4Like, target: Matrix | Tensor4Like): { loss: number; w1: Tensor4; b1: Float64Array; wd: Matrix; bd: Float64Array; incoming: Matrix; outgoing: Matrix; x: Tensor4; g: Tensor4; output: Matrix } {
+  gradients(x: Tensor4Like, target: Matrix | Tensor4Like): ConvDenseGradients {
     const { z1, a1, out } = this.pass(x);
     const N = out.rows;
     const t = matrixArg(target, N, out.cols, 'ConvDenseReferenceNet target');

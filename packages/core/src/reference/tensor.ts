@@ -9,13 +9,17 @@ import type { Rng } from '../rng.js';
  * Entry `[i, j, k, l]` is `data[((i·d1 + j)·d2 + k)·d3 + l]`.
  */
 export interface Tensor4 {
+  /** The four dimensions. */
   shape: [number, number, number, number];
+  /** Row-major entries (length = product of the dimensions). */
   data: Float64Array;
 }
 
 /** Anything shaped like a {@link Tensor4} (e.g. float32 data copied from a framework). */
 export interface Tensor4Like {
+  /** The four dimensions. */
   shape: readonly [number, number, number, number] | readonly number[];
+  /** Row-major entries. */
   data: ArrayLike<number>;
 }
 

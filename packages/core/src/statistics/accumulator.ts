@@ -25,8 +25,11 @@ export interface StatisticsOptions {
 
 /** A matrix-shaped input: a {@link Matrix} or any `{rows, cols, data}` with row-major float data. */
 export interface MatrixLike {
+  /** Row count. */
   rows: number;
+  /** Column count. */
   cols: number;
+  /** Row-major entries, length rows·cols. */
   data: ArrayLike<number>;
 }
 
@@ -59,9 +62,21 @@ export interface StatisticsJSON {
   /** Examples whose rows were offered to the reservoir. */
   sampledCount: number;
   /** Retained rows, sorted by key. */
-  samples: { rows: number; keys: string; g: string; h: string };
+  samples: StatisticsSamplesJSON;
   /** Conv geometry (conv accumulators only). */
   geometry?: ConvPairGeometry;
+}
+
+/** Retained rows in {@link StatisticsJSON}: base64 float64 arrays. */
+export interface StatisticsSamplesJSON {
+  /** Number of retained rows. */
+  rows: number;
+  /** Reservoir keys, length rows. */
+  keys: string;
+  /** `[rows × fanOut]` gradients. */
+  g: string;
+  /** `[rows × fanIn]` inputs (patches for conv). */
+  h: string;
 }
 
 /** Current version of {@link StatisticsJSON}. */

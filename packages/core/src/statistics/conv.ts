@@ -26,7 +26,9 @@ import { convFanIn, convFanOut, validateConvPairGeometry } from './conv-geometry
 
 /** An NHWC tensor as `{shape: [B, H, W, C], data}` (any numeric array type). */
 export interface NhwcLike {
+  /** `[B, H, W, C]`. */
   shape: readonly number[];
+  /** Row-major entries. */
   data: ArrayLike<number>;
 }
 
@@ -49,7 +51,8 @@ export class ConvStatistics extends MomentAccumulator {
   /**
    * Adds a tap gradient computed by an adapter: the current conv's weight gradient (HWIO,
    * `[k1h, k1w, m0, k2h·k2w·m2]`, row-major) of its input against the tap-scattered next-layer gradient,
-   * summed (not averaged) over `count` examples.
+   * summed (not averaged) over `count` examples. It must be built from per-example gradients of each example's own
+   * loss: if the adapter back-propagated a batch-mean loss (gradient g/B per example), multiply by B first.
    */
   accumulateTapGradient(tapGradient: ArrayLike<number>, count: number): void {
     const { fanIn, fanOut } = this;

@@ -60,7 +60,8 @@ export class DenseStatistics extends MomentAccumulator {
 
   /**
    * Adds Σ g hᵀ over `count` examples that an adapter reduced itself (`[fanOut × fanIn]`, a sum, not a mean).
-   * Such examples contribute no retained samples.
+   * Such examples contribute no retained samples. Build it from per-example gradients of each example's own loss
+   * (with a batch-mean loss, multiply the back-propagated gradient by the batch size first).
    */
   addSum(sumGH: MatrixLike | Matrix, count: number): void {
     if (!sumGH || sumGH.rows !== this.fanOut || sumGH.cols !== this.fanIn) {

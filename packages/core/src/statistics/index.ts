@@ -5,7 +5,7 @@
  */
 export * from './conv-geometry.js';
 export { MomentAccumulator, STATISTICS_JSON_VERSION, reservoirKey } from './accumulator.js';
-export type { MatrixLike, StatisticsJSON, StatisticsOptions } from './accumulator.js';
+export type { MatrixLike, StatisticsJSON, StatisticsOptions, StatisticsSamplesJSON } from './accumulator.js';
 export { DenseStatistics } from './dense.js';
 export { ConvStatistics } from './conv.js';
 export type { NhwcLike } from './conv.js';
