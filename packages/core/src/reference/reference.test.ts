@@ -280,6 +280,43 @@ describe('growth: function preservation and the predicted new-incoming gradient'
     }
   });
 
+  it('finite differences on the grown net (tanh) confirm f\'(0)·Ωᵀ M for conv and conv→flatten→dense', () => {
+    const rng = new Rng(13);
+    const nets = [
+      ConvReferenceNet.random({ inChannels: 2, midChannels: 2, outChannels: 2, inputSize: 6, kernel1: 3, stride1: 2, padding1: 'same', kernel2: 3, stride2: 1, padding2: 'same', activation: 'tanh', seed: 1 }),
+      ConvDenseReferenceNet.random({ inChannels: 2, midChannels: 2, outChannels: 3, inputSize: 5, kernel1: 3, stride1: 2, padding1: 'same', activation: 'tanh', seed: 2 }),
+    ];
+    for (const net of nets) {
+      const x = randomTensor4(net.inputShape(2), rng);
+      const out = net.forward(x);
+      const t = { shape: [1, 1, 1, out.data.length], data: rng.fillNormal(new Float64Array(out.data.length)) };
+      const site = net.site();
+      const units = zeroIncomingUnits(site.fanIn, site.fanOut, 2, rng, site.units);
+      const grown = net.grow(units);
+      const w1 = grown.parameters().w1!;
+      const m1 = grown.units;
+      // Entries of the new units' incoming kernels in HWIO order; FD over them, then rearrange to [k × fanIn].
+      const fd = finiteDifferenceGradient(() => grown.loss(x, t), w1);
+      const fdNew = new Matrix(2, site.fanIn);
+      for (let f = 0; f < site.fanIn; f++) for (let j = 0; j < 2; j++) fdNew.set(j, f, fd[f * m1 + m1 - 2 + j]!);
+      const predicted = omegaTM(units.outgoing, net.statistics(x, t).moment);
+      expect(relativeError(predicted.data, fdNew.data)).toBeLessThan(1e-7);
+    }
+  });
+
+  it('a 1×1 conv pair on a larger map equals the dense case with positions as extra samples', () => {
+    const rng = new Rng(17);
+    const net = ConvReferenceNet.random({ inChannels: 3, midChannels: 2, outChannels: 2, inputSize: [3, 4], kernel1: 1, kernel2: 1, activation: 'relu1', seed: 3 });
+    const x = randomTensor4(net.inputShape(2), rng);
+    const t = randomTensor4(net.outputShape(2), rng);
+    const { g } = net.gradients(x, t);
+    const positions = 3 * 4;
+    const dense = naiveDenseMoment(new Matrix(2 * positions, 2, g.data), new Matrix(2 * positions, 3, x.data));
+    const conv = net.statistics(x, t).moment;
+    for (let i = 0; i < dense.data.length; i++) dense.data[i] *= positions;
+    expect(relativeError(conv.data, dense.data)).toBeLessThan(1e-14);
+  });
+
   it('a 1×1 conv pair on a 1×1 map is exactly the dense case', () => {
     const rng = new Rng(4);
     const dense = DenseReferenceNet.random({ inputs: 3, hidden: 4, outputs: 2, activation: 'relu1', seed: 6 });
