@@ -1,7 +1,7 @@
 /**
  * Firefly neural architecture descent (Wu, Liu, Stone, Liu, NeurIPS 2020), "grow new neurons" step.
  */
-import { InvalidArgumentError, Matrix, meanColumnNorm, meanRowNorm, validateRequest } from '@gradmax/core';
+import { InvalidArgumentError, Matrix, matmulTransA, matmulTransB, meanColumnNorm, meanRowNorm, validateRequest } from '@gradmax/core';
 import type { GrowthRequest, GrowthSite, GrowthStrategy, NewUnits, RetainedSamples, ScaleMethod } from '@gradmax/core';
 import { siteActivation, type ActivationFunction } from './internal/activation.js';
 import { baseReport, checkChoice, checkInteger, checkPositive, randomUnitVector } from './internal/util.js';
@@ -150,48 +150,42 @@ interface Pool {
   final: Float64Array;
 }
 
-/** Per-candidate objective and (optionally) Euclidean gradients with respect to the unit directions. */
+/**
+ * Per-candidate objective and (optionally) Euclidean gradients with respect to the unit directions, as matrix
+ * products: P = ρ_in·H Âᵀ and Q = ρ_out·G Ŵᵀ (`[n × m]`), value_c = −weight·Σ_s Q[s,c]·f(P[s,c]),
+ * ∂/∂Ŵ = −weight·ρ_out·f(P)ᵀG and ∂/∂Â = −weight·ρ_in·(Q∘f'(P))ᵀH.
+ */
 function evaluate(
   samples: RetainedSamples,
   act: ActivationFunction,
-  a: Float64Array,
-  w: Float64Array,
-  m: number,
+  a: Matrix,
+  w: Matrix,
   rhoIn: number,
   rhoOut: number,
-  grads?: { ga: Float64Array; gw: Float64Array },
+  grads?: { ga: Matrix; gw: Matrix },
 ): Float64Array {
   const { h, g, weight } = samples;
-  const n = h.rows;
-  const fanIn = h.cols;
-  const fanOut = g.cols;
+  const m = a.rows;
+  const p = matmulTransB(h, a);
+  const q = matmulTransB(g, w);
   const value = new Float64Array(m);
-  if (grads) {
-    grads.ga.fill(0);
-    grads.gw.fill(0);
-  }
-  for (let s = 0; s < n; s++) {
-    const hs = h.data.subarray(s * fanIn, (s + 1) * fanIn);
-    const gs = g.data.subarray(s * fanOut, (s + 1) * fanOut);
-    for (let c = 0; c < m; c++) {
-      const ac = a.subarray(c * fanIn, (c + 1) * fanIn);
-      const wc = w.subarray(c * fanOut, (c + 1) * fanOut);
-      let pre = 0;
-      for (let i = 0; i < fanIn; i++) pre += ac[i]! * hs[i]!;
-      pre *= rhoIn;
-      let proj = 0;
-      for (let o = 0; o < fanOut; o++) proj += wc[o]! * gs[o]!;
-      proj *= rhoOut;
-      const fv = act.f(pre);
-      value[c]! -= weight * proj * fv;
-      if (grads) {
-        // d/dŵ: −weight·ρ_out·g_s·f(pre); d/dâ: −weight·ρ_in·proj·f'(pre)·h_s.
-        const cw = -weight * rhoOut * fv;
-        if (cw !== 0) for (let o = 0; o < fanOut; o++) grads.gw[c * fanOut + o]! += cw * gs[o]!;
-        const ca = -weight * rhoIn * proj * act.df(pre);
-        if (ca !== 0) for (let i = 0; i < fanIn; i++) grads.ga[c * fanIn + i]! += ca * hs[i]!;
-      }
+  const fp = grads ? new Matrix(p.rows, m) : undefined;
+  const r = grads ? new Matrix(p.rows, m) : undefined;
+  for (let i = 0; i < p.data.length; i++) {
+    const pre = rhoIn * p.data[i]!;
+    const proj = rhoOut * q.data[i]!;
+    const fv = act.f(pre);
+    value[i % m]! -= weight * proj * fv;
+    if (fp && r) {
+      fp.data[i] = fv;
+      r.data[i] = proj * act.df(pre);
     }
+  }
+  if (grads && fp && r) {
+    matmulTransA(fp, g, grads.gw);
+    matmulTransA(r, h, grads.ga);
+    for (let i = 0; i < grads.gw.data.length; i++) grads.gw.data[i]! *= -weight * rhoOut;
+    for (let i = 0; i < grads.ga.data.length; i++) grads.ga.data[i]! *= -weight * rhoIn;
   }
   return value;
 }
@@ -209,25 +203,30 @@ function optimisePool(
 ): Pool {
   const fanIn = site.fanIn;
   const fanOut = site.fanOut;
-  const a = new Float64Array(m * fanIn);
-  const w = new Float64Array(m * fanOut);
+  const a = new Matrix(m, fanIn);
+  const w = new Matrix(m, fanOut);
   for (let c = 0; c < m; c++) {
-    randomUnitVector(a.subarray(c * fanIn, (c + 1) * fanIn), rng, 'normal');
-    randomUnitVector(w.subarray(c * fanOut, (c + 1) * fanOut), rng, 'normal');
+    randomUnitVector(a.data.subarray(c * fanIn, (c + 1) * fanIn), rng, 'normal');
+    randomUnitVector(w.data.subarray(c * fanOut, (c + 1) * fanOut), rng, 'normal');
   }
-  const grads = { ga: new Float64Array(m * fanIn), gw: new Float64Array(m * fanOut) };
-  let current = evaluate(samples, act, a, w, m, rhoIn, rhoOut, steps > 0 ? grads : undefined);
+  const grads = { ga: new Matrix(m, fanIn), gw: new Matrix(m, fanOut) };
+  const withGrads = () => {
+    grads.ga.data.fill(0);
+    grads.gw.data.fill(0);
+    return grads;
+  };
+  let current = evaluate(samples, act, a, w, rhoIn, rhoOut, steps > 0 ? withGrads() : undefined);
   const initial = current.slice();
   const eta = new Float64Array(m).fill(stepSize);
-  const trialA = new Float64Array(m * fanIn);
-  const trialW = new Float64Array(m * fanOut);
+  const trialA = new Matrix(m, fanIn);
+  const trialW = new Matrix(m, fanOut);
   for (let t = 0; t < steps; t++) {
     for (let c = 0; c < m; c++) {
-      const ac = a.subarray(c * fanIn, (c + 1) * fanIn);
-      const wc = w.subarray(c * fanOut, (c + 1) * fanOut);
-      const ga = grads.ga.subarray(c * fanIn, (c + 1) * fanIn);
-      const gw = grads.gw.subarray(c * fanOut, (c + 1) * fanOut);
-      // Tangent components (Riemannian gradient on each unit sphere).
+      const ac = a.data.subarray(c * fanIn, (c + 1) * fanIn);
+      const wc = w.data.subarray(c * fanOut, (c + 1) * fanOut);
+      const ga = grads.ga.data.subarray(c * fanIn, (c + 1) * fanIn);
+      const gw = grads.gw.data.subarray(c * fanOut, (c + 1) * fanOut);
+      // Tangent components (Riemannian gradient on each unit sphere), one normalised step of angle ≈ η.
       let da = 0;
       for (let i = 0; i < fanIn; i++) da += ga[i]! * ac[i]!;
       let dw = 0;
@@ -237,26 +236,28 @@ function optimisePool(
       for (let o = 0; o < fanOut; o++) tn += (gw[o]! - dw * wc[o]!) ** 2;
       tn = Math.sqrt(tn);
       const scale = tn > 0 ? eta[c]! / tn : 0;
-      const ta = trialA.subarray(c * fanIn, (c + 1) * fanIn);
-      const tw = trialW.subarray(c * fanOut, (c + 1) * fanOut);
+      const ta = trialA.data.subarray(c * fanIn, (c + 1) * fanIn);
+      const tw = trialW.data.subarray(c * fanOut, (c + 1) * fanOut);
       for (let i = 0; i < fanIn; i++) ta[i] = ac[i]! + scale * (ga[i]! - da * ac[i]!);
       for (let o = 0; o < fanOut; o++) tw[o] = wc[o]! + scale * (gw[o]! - dw * wc[o]!);
       normalise(ta);
       normalise(tw);
     }
-    const trial = evaluate(samples, act, trialA, trialW, m, rhoIn, rhoOut);
+    const trial = evaluate(samples, act, trialA, trialW, rhoIn, rhoOut);
+    let moved = false;
     for (let c = 0; c < m; c++) {
       if (trial[c]! > current[c]!) {
-        a.set(trialA.subarray(c * fanIn, (c + 1) * fanIn), c * fanIn);
-        w.set(trialW.subarray(c * fanOut, (c + 1) * fanOut), c * fanOut);
+        a.data.set(trialA.data.subarray(c * fanIn, (c + 1) * fanIn), c * fanIn);
+        w.data.set(trialW.data.subarray(c * fanOut, (c + 1) * fanOut), c * fanOut);
+        current[c] = trial[c]!;
+        moved = true;
       } else {
         eta[c]! *= 0.5;
       }
     }
-    if (t + 1 < steps) current = evaluate(samples, act, a, w, m, rhoIn, rhoOut, grads);
-    else current = evaluate(samples, act, a, w, m, rhoIn, rhoOut);
+    if (moved && t + 1 < steps) current = evaluate(samples, act, a, w, rhoIn, rhoOut, withGrads());
   }
-  return { a, w, initial, final: current };
+  return { a: a.data, w: w.data, initial, final: current };
 }
 
 function normalise(v: Float64Array): void {
