@@ -36,3 +36,7 @@ export { grow, requireSite } from './api/grow.js';
 export type { GrowOptions, GrowResult, GrowEventReport } from './api/grow.js';
 export { resolveStrategy } from './api/strategy.js';
 export type { StrategySpec } from './api/strategy.js';
+export { GrowthController, scheduledSites } from './api/controller.js';
+export type { GrowthControllerOptions, ControllerStep } from './api/controller.js';
+export { growthCallback } from './api/callback.js';
+export type { GrowthCallbackOptions } from './api/callback.js';

@@ -36,10 +36,17 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** Model output as a flat Float32Array (inference or training mode). */
+/**
+ * Model output as a flat Float32Array (inference or training mode). A training-mode call would update BatchNorm
+ * moving statistics in tfjs, so non-trainable weights are restored afterwards.
+ */
 export function outputOf(model: tfl.LayersModel, xs: tf.Tensor, training = false): Float32Array {
-  return tf.tidy(() => {
+  const saved = training ? model.nonTrainableWeights.map((w) => tf.clone(w.read())) : [];
+  const out = tf.tidy(() => {
     const y = training ? (model.apply(xs, { training: true }) as tf.Tensor) : (model.predict(xs) as tf.Tensor);
     return y.dataSync() as Float32Array;
   });
+  if (training) model.nonTrainableWeights.forEach((w, i) => w.write(saved[i]!));
+  tf.dispose(saved);
+  return out;
 }

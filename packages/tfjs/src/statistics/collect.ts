@@ -9,10 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { ConvStatistics, DenseStatistics, InvalidArgumentError, tapScatterKernel, tapScatterKernelShape, type SiteStatistics } from '@gradmax/core';
+import { ConvStatistics, DenseStatistics, InvalidArgumentError, UnsupportedError, tapScatterKernel, tapScatterKernelShape, type SiteStatistics } from '@gradmax/core';
 import { conv2dBackpropFilterViaConv } from '../backend/conv2d-backprop-filter.js';
 import { modelGraph } from '../model/graph.js';
-import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
+import { hasSpatialBetween, inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
 import { runGraph } from './executor.js';
@@ -200,6 +200,14 @@ function collectChunk(
           dense.addSum({ rows: sum.shape[0]!, cols: sum.shape[1]!, data: sum.dataSync() }, n);
           sum.dispose();
         }
+      } else if (acc.retainSamples > 0) {
+        // Raw (patch, tap-gradient) samples need the naive path, exact only without spatial layers in between.
+        if (hasSpatialBetween(site)) {
+          throw new UnsupportedError(`site "${site.name}": retained samples are not available for conv sites with pooling or depthwise layers in between`, { site: site.name });
+        }
+        const g4 = site.kind === 'conv-dense' ? tf.reshape(g, [n, 1, 1, g.shape[1]!]) : g;
+        (acc as ConvStatistics).accumulate({ shape: h.shape, data: h.dataSync() }, { shape: g4.shape, data: g4.dataSync() });
+        if (g4 !== g) g4.dispose();
       } else {
         const tap = tapGradient(model, site, h as tf.Tensor4D, g);
         (acc as ConvStatistics).accumulateTapGradient(tap.dataSync(), n);

@@ -1,0 +1,72 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import '@gradmax/strategies/register';
+import { strategyCatalog } from '@gradmax/strategies';
+import { findGrowthSites, grow, setupBackend } from '@gradmax/tfjs';
+import { maxAbsDiff, oneHotTargets, outputOf, randomTensor } from './helpers.js';
+import { cnnWithBnPool, cnnWithDepthwise, mlpWithBn, residual } from './models.js';
+
+const preserving = strategyCatalog.filter((e) => e.functionPreserving).map((e) => e.name);
+
+const cases: { name: string; build: () => tfl.LayersModel; input: number[]; classes: number; sites: string[] }[] = [
+  { name: 'MLP with BatchNorm', build: mlpWithBn, input: [5], classes: 3, sites: ['h1->h2', 'h2->out'] },
+  { name: 'CNN with BatchNorm, max pooling and a conv→flatten→dense head', build: cnnWithBnPool, input: [8, 8, 2], classes: 3, sites: ['c1->c2', 'c2->out'] },
+  { name: 'CNN with depthwise conv and average pooling', build: cnnWithDepthwise, input: [7, 7, 2], classes: 2, sites: ['c1->c2', 'c2->out'] },
+  { name: 'residual block', build: residual, input: [6, 6, 2], classes: 2, sites: ['a->b'] },
+];
+
+/** Perturbs BatchNorm parameters and moving statistics so that BN is far from identity. */
+function perturbBatchNorm(model: tfl.LayersModel, seed: number): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const weights = layer.getWeights().map((w, i) => tf.tidy(() => (i === 3 ? tf.add(tf.abs(randomTensor(w.shape, seed + i)), 0.5) : randomTensor(w.shape, seed + i))));
+    layer.setWeights(weights);
+    tf.dispose(weights);
+  }
+}
+
+describe('function preservation (float32, 1e-5)', () => {
+  beforeAll(async () => {
+    await setupBackend('cpu', { log: false });
+  });
+
+  it('covers the function-preserving strategies of the catalogue', () => {
+    expect(preserving).toEqual(expect.arrayContaining(['gradmax', 'gradmaxOpt', 'random', 'randomOutgoingZero', 'allZero', 'net2net', 'north']));
+  });
+
+  for (const c of cases) {
+    describe(c.name, () => {
+      for (const strategy of preserving) {
+        it(`${strategy}: every site, inference and training mode`, () => {
+          const model = c.build();
+          perturbBatchNorm(model, 11);
+          expect(findGrowthSites(model).sites.map((s) => s.name)).toEqual(c.sites);
+          const xs = randomTensor([6, ...c.input], 5);
+          const ys = oneHotTargets(6, c.classes, 6);
+          const infer = outputOf(model, xs);
+          const train = outputOf(model, xs, true);
+          const options = strategy === 'gradmaxOpt' ? { steps: 20 } : undefined;
+          const needsSamples = strategyCatalog.find((e) => e.name === strategy)!.needs.samples;
+          c.sites.forEach((site, i) => {
+            const scanned = findGrowthSites(model).sites.find((s) => s.name === site)!;
+            if (needsSamples && scanned.between.some((b) => b.role === 'pool' || b.role === 'depthwise')) {
+              // Raw samples are not available through pooling/depthwise layers: a typed refusal, not a wrong answer.
+              expect(() => grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: 'categoricalCrossentropy' })).toThrow(/retained samples are not available/);
+              return;
+            }
+            const { report } = grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: 'categoricalCrossentropy', seed: 10 + i, ...(options ? { strategyOptions: options } : {}) });
+            expect(report.unitsAdded).toBe(2);
+          });
+          const widths = findGrowthSites(model).sites.map((s) => s.units);
+          const start = c.build === residual ? [4] : c.build === mlpWithBn ? [6, 5] : c.build === cnnWithBnPool ? [4, 3] : [3, 4];
+          expect(widths).toEqual(start.map((w, i) => (needsSamples && c.build !== mlpWithBn && i === 0 && c.build !== residual ? w : w + 2)));
+          expect(maxAbsDiff(outputOf(model, xs), infer)).toBeLessThan(1e-5);
+          expect(maxAbsDiff(outputOf(model, xs, true), train)).toBeLessThan(1e-5);
+          model.dispose();
+          tf.dispose([xs, ys]);
+        });
+      }
+    });
+  }
+});
