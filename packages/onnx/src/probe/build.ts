@@ -5,7 +5,7 @@
  */
 import { clone } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
-import type { ModelProto, NodeProto } from 'onnx-buf';
+import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry, tapScatterKernel } from '@gradmax/core';
 import type { ConvPairGeometry } from '@gradmax/core';
 import { OnnxModel, makeValueInfo } from '../model.js';
@@ -226,6 +226,96 @@ function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Ma
   return site;
 }
 
+/** Which nodes the backward pass goes through, from the structure of the graph alone. */
+export interface BackwardPlan {
+  /** Tensors that depend on a target. */
+  dep: Set<string>;
+  /** Tensors the seeds depend on. */
+  anc: Set<string>;
+  /** Whether a node lies on a path from a target to a seed. */
+  onPath(node: NodeProto): boolean;
+  /** Throws {@link MissingGradientRuleError} for on-path nodes without a rule; adds MaxPool Indices outputs. */
+  check(sitesOf: (node: NodeProto) => string[]): void;
+}
+
+/** Plans the backward pass from `seeds` (tensors with an incoming gradient) back to `targets`. */
+export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seeds: Iterable<string>, skipNode: NodeProto | undefined, names: Set<string>): BackwardPlan {
+  const dep = dependents(nodes, targets);
+  const anc = ancestors(nodes, seeds);
+  const onPath = (node: NodeProto) => node !== skipNode && node.output.some((o) => o && dep.has(o) && anc.has(o)) && node.input.some((i) => i && dep.has(i));
+  return {
+    dep,
+    anc,
+    onPath,
+    check(sitesOf) {
+      for (const node of nodes) {
+        if (!onPath(node)) continue;
+        const domain = node.domain === 'ai.onnx' ? '' : node.domain;
+        if (domain !== '' || !VJP_RULES[node.opType]) throw new MissingGradientRuleError(nodeLabel(node), node.opType, domain, sitesOf(node));
+        if (node.opType === 'MaxPool' && !node.output[1]) {
+          let idx = `${node.output[0]}__gm_indices`;
+          while (names.has(idx)) idx += '_';
+          node.output[1] = idx;
+          names.add(idx);
+        }
+      }
+    },
+  };
+}
+
+/** Emits the vector-Jacobian nodes of a planned backward pass and accumulates gradients per tensor. */
+export class BackwardPass {
+  private readonly grads = new Map<string, string[]>();
+  private readonly init: Map<string, TensorProto>;
+  constructor(
+    private readonly e: Emitter,
+    private readonly nodes: readonly NodeProto[],
+    private readonly plan: BackwardPlan,
+    private readonly info: (name: string) => TensorInfo,
+    initializers: readonly TensorProto[],
+  ) {
+    this.init = new Map(initializers.map((x) => [x.name, x]));
+  }
+
+  /** Adds a gradient contribution to `tensor`. */
+  addGrad(tensor: string, grad: string): void {
+    (this.grads.get(tensor) ?? this.grads.set(tensor, []).get(tensor)!).push(grad);
+  }
+
+  /** The summed gradient of `tensor` (undefined when nothing reaches it). */
+  finalGrad(tensor: string): string | undefined {
+    const list = this.grads.get(tensor);
+    if (!list || list.length === 0) return undefined;
+    if (list.length > 1) this.grads.set(tensor, [this.e.op('Sum', list)]);
+    return this.grads.get(tensor)![0];
+  }
+
+  /** Runs the rules in reverse topological order. */
+  run(): void {
+    const { dep, onPath } = this.plan;
+    for (let k = this.nodes.length - 1; k >= 0; k--) {
+      const node = this.nodes[k]!;
+      if (!onPath(node)) continue;
+      const outGrads = node.output.map((o) => (o && dep.has(o) ? this.finalGrad(o) : undefined));
+      if (outGrads.every((g) => g === undefined)) continue;
+      const ctx: RuleContext = {
+        node,
+        e: this.e,
+        opset: this.e.opset,
+        info: this.info,
+        gradOut: (i) => outGrads[i],
+        needs: (i) => {
+          const x = node.input[i];
+          return !!x && dep.has(x) && !this.init.has(x);
+        },
+        addGrad: (i, g) => this.addGrad(node.input[i]!, g),
+        initializer: (name) => this.init.get(name),
+      };
+      VJP_RULES[node.opType]!(ctx);
+    }
+  }
+}
+
 function inlineExternal(source: OnnxModel): ModelProto {
   const proto = clone(ModelProtoSchema, source.proto);
   const originals = source.graph.initializer;
@@ -291,27 +381,14 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
     }
   }
   const targets = new Set(sites.map((s) => s.preActivation));
-  const dep = dependents(nodes, targets);
-  const anc = ancestors(nodes, [seedTensor]);
+  const plan = planBackward(nodes, targets, [seedTensor], skipNode, names);
   for (const s of sites) {
-    if (!anc.has(s.preActivation)) {
+    if (!plan.anc.has(s.preActivation)) {
       throw new InvalidArgumentError(`site "${s.name}": tensor "${s.preActivation}" does not influence the loss output "${lossOutput}"`, { site: s.name });
     }
   }
-  const onPath = (node: NodeProto) => node !== skipNode && node.output.some((o) => o && dep.has(o) && anc.has(o)) && node.input.some((i) => i && dep.has(i));
-  for (const node of nodes) {
-    if (!onPath(node)) continue;
-    const domain = node.domain === 'ai.onnx' ? '' : node.domain;
-    if (domain !== '' || !VJP_RULES[node.opType]) {
-      const reaching = sites.filter((s) => ancestors(nodes, node.input.filter((i) => i)).has(s.preActivation)).map((s) => s.name);
-      throw new MissingGradientRuleError(nodeLabel(node), node.opType, domain, reaching);
-    }
-    if (node.opType === 'MaxPool' && !node.output[1]) {
-      const idx = `${node.output[0]}__gm_indices`;
-      node.output[1] = idx;
-      names.add(idx);
-    }
-  }
+  const siteNames = (node: NodeProto) => sites.filter((s) => ancestors(nodes, node.input.filter((i) => i)).has(s.preActivation)).map((s) => s.name);
+  plan.check(siteNames);
 
   // Shapes and types of every tensor.
   const infos = await discoverShapes(proto, { fixedDims: options.fixedDims });
@@ -328,14 +405,9 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   }
 
   const e = new Emitter(names, opset);
-  const grads = new Map<string, string[]>();
-  const addGrad = (tensor: string, grad: string) => (grads.get(tensor) ?? grads.set(tensor, []).get(tensor)!).push(grad);
-  const finalGrad = (tensor: string): string | undefined => {
-    const list = grads.get(tensor);
-    if (!list || list.length === 0) return undefined;
-    if (list.length > 1) grads.set(tensor, [e.op('Sum', list)]);
-    return grads.get(tensor)![0];
-  };
+  const back = new BackwardPass(e, nodes, plan, info, graph.initializer);
+  const addGrad = (tensor: string, grad: string) => back.addGrad(tensor, grad);
+  const finalGrad = (tensor: string) => back.finalGrad(tensor);
 
   // Loss and its gradient seed.
   const labelsInput = kind === 'mse' ? (options.loss.targetsName ?? 'targets') : (options.loss.labelsName ?? 'labels');
@@ -379,28 +451,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
     }
   }
 
-  // Backward pass in reverse topological order.
-  const init = new Map(graph.initializer.map((x) => [x.name, x]));
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    const node = nodes[k]!;
-    if (!onPath(node)) continue;
-    const outGrads = node.output.map((o) => (o && dep.has(o) ? finalGrad(o) : undefined));
-    if (outGrads.every((g) => g === undefined)) continue;
-    const ctx: RuleContext = {
-      node,
-      e,
-      opset,
-      info,
-      gradOut: (i) => outGrads[i],
-      needs: (i) => {
-        const x = node.input[i];
-        return !!x && dep.has(x) && !initializerNames.has(x);
-      },
-      addGrad: (i, g) => addGrad(node.input[i]!, g),
-      initializer: (name) => init.get(name),
-    };
-    VJP_RULES[node.opType]!(ctx);
-  }
+  back.run();
 
   // Statistics.
   const outputs: ProbeOutput[] = [];

@@ -15,3 +15,5 @@ export { VJP_RULES, supportedOps } from './rules.js';
 export type { RuleContext, VjpRule } from './rules.js';
 export { discoverShapes } from './shapes.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
+export { buildVjpModel } from './vjp.js';
+export type { VjpModel, VjpModelOptions } from './vjp.js';

@@ -146,7 +146,7 @@ const passThrough: VjpRule = (ctx) => gradAll(ctx, (g) => g);
 const reshapeBack: VjpRule = (ctx) => gradAll(ctx, (g) => ctx.e.op('Reshape', [g, ctx.e.shape(ctx.node.input[0]!)]));
 
 function maskedGrad(ctx: RuleContext, g: string, mask: string): string {
-  return ctx.e.op('Where', [mask, g, ctx.e.scalar(0, dtype(ctx, g))]);
+  return ctx.e.op('Where', [mask, g, ctx.e.scalar(0, dtype(ctx, ctx.node.output[0]!))]);
 }
 
 /** The rules by operator type (default domain). */
@@ -165,18 +165,18 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Reshape: reshapeBack,
   Squeeze: reshapeBack,
   Unsqueeze: reshapeBack,
-  Relu: (ctx) => gradAll(ctx, (g) => maskedGrad(ctx, g, ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, dtype(ctx, g))]))),
+  Relu: (ctx) => gradAll(ctx, (g) => maskedGrad(ctx, g, ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, dtype(ctx, ctx.node.output[0]!))]))),
   LeakyRelu: (ctx) =>
     gradAll(ctx, (g) => {
       const alpha = attrFloat(ctx.node, 'alpha', 0.01);
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       const pos = ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, t)]);
       return ctx.e.op('Where', [pos, g, ctx.e.op('Mul', [g, ctx.e.scalar(alpha, t)])]);
     }),
   Clip: (ctx) =>
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       let lo: string | undefined;
       let hi: string | undefined;
       if (ctx.opset < 11) {
@@ -199,18 +199,18 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Sigmoid: (ctx) =>
     gradAll(ctx, (g) => {
       const y = ctx.node.output[0]!;
-      const one = ctx.e.scalar(1, dtype(ctx, g));
+      const one = ctx.e.scalar(1, dtype(ctx, ctx.node.output[0]!));
       return ctx.e.op('Mul', [g, ctx.e.op('Mul', [y, ctx.e.op('Sub', [one, y])])]);
     }),
   Tanh: (ctx) =>
     gradAll(ctx, (g) => {
       const y = ctx.node.output[0]!;
-      const one = ctx.e.scalar(1, dtype(ctx, g));
+      const one = ctx.e.scalar(1, dtype(ctx, ctx.node.output[0]!));
       return ctx.e.op('Mul', [g, ctx.e.op('Sub', [one, ctx.e.op('Mul', [y, y])])]);
     }),
   HardSigmoid: (ctx) =>
     gradAll(ctx, (g) => {
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       const alpha = attrFloat(ctx.node, 'alpha', 0.2);
       const beta = attrFloat(ctx.node, 'beta', 0.5);
       const lin = ctx.e.op('Add', [ctx.e.op('Mul', [ctx.node.input[0]!, ctx.e.scalar(alpha, t)]), ctx.e.scalar(beta, t)]);
@@ -219,7 +219,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     }),
   HardSwish: (ctx) =>
     gradAll(ctx, (g) => {
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       const x = ctx.node.input[0]!;
       const inner = ctx.e.op('Add', [ctx.e.op('Div', [x, ctx.e.scalar(3, t)]), ctx.e.scalar(0.5, t)]);
       const d1 = ctx.e.op('Where', [ctx.e.op('Less', [x, ctx.e.scalar(-3, t)]), ctx.e.scalar(0, t), inner]);
@@ -277,7 +277,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       );
     }
     if (c && ctx.needs(2)) {
-      const scaled = beta === 1 ? g : ctx.e.op('Mul', [g, ctx.e.scalar(beta, dtype(ctx, g))]);
+      const scaled = beta === 1 ? g : ctx.e.op('Mul', [g, ctx.e.scalar(beta, dtype(ctx, ctx.node.output[0]!))]);
       ctx.addGrad(2, unbroadcast(ctx, scaled, ctx.info(ctx.node.output[0]!).dims, c));
     }
   },
@@ -322,7 +322,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     if ([1, 2, 3, 4].some((i) => ctx.needs(i))) unsupported(ctx, 'gradients with respect to BatchNormalization parameters are not supported');
     gradAll(ctx, (g) => {
       const [x, scale, , , variance] = ctx.node.input as [string, string, string, string, string];
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       const eps = attrFloat(ctx.node, 'epsilon', 1e-5);
       const factor = ctx.e.op('Div', [scale, ctx.e.op('Sqrt', [ctx.e.op('Add', [variance, ctx.e.scalar(eps, t)])])]);
       const rank = ctx.info(x).dims.length;
@@ -340,7 +340,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const { strides, dilations } = spatialAttrs(ctx, kernel);
       const overlapping = kernel.some((k, i) => (k - 1) * dilations[i]! + 1 > strides[i]!);
       const flatX = ctx.e.op('Reshape', [ctx.e.op('Size', [x]), ctx.e.ints([1])]);
-      const zeros = ctx.e.op('ConstantOfShape', [flatX], { value: scalarTensor(dtype(ctx, g)) });
+      const zeros = ctx.e.op('ConstantOfShape', [flatX], { value: scalarTensor(dtype(ctx, ctx.node.output[0]!)) });
       const flatG = ctx.e.reshape(g, [-1]);
       const flatI = ctx.e.reshape(indices, [-1]);
       let scattered: string;
@@ -353,7 +353,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
       const xi = ctx.info(x);
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       if (attrInt(ctx.node, 'ceil_mode', 0) !== 0) unsupported(ctx, 'ceil_mode=1 is not supported');
       const kernel = attrInts(ctx.node, 'kernel_shape', [])!;
       const { strides, dilations } = spatialAttrs(ctx, kernel);
@@ -379,7 +379,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
       const spatial = ctx.info(x).dims.slice(2);
-      const t = dtype(ctx, g);
+      const t = dtype(ctx, ctx.node.output[0]!);
       let count: string;
       if (spatial.every((d) => d !== null)) count = ctx.e.scalar((spatial as number[]).reduce((p, d) => p * d, 1), t);
       else {

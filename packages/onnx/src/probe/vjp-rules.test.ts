@@ -1,0 +1,324 @@
+/**
+ * Every vector-Jacobian rule against central finite differences on random shapes and attributes, in float64
+ * where onnxruntime's CPU kernels support it (float32 otherwise, with steps suited to linear/piecewise ops).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { Rng } from '@gradmax/core';
+import { GraphBuilder } from './__tests__/graph.js';
+import { DOUBLE, FLOAT, checkAgainstFiniteDifferences } from './__tests__/fd.js';
+import type { FdInput } from './__tests__/fd.js';
+import { supportedOps } from './index.js';
+
+interface Built {
+  inputs: FdInput[];
+  wrt: string[];
+  /** Piecewise-linear or linear in the inputs (a large step is exact in float32). */
+  linear?: boolean;
+}
+
+interface Case {
+  name: string;
+  ops: string[];
+  opset?: number;
+  build(b: GraphBuilder, rng: Rng): Built;
+}
+
+function rand(rng: Rng, dims: number[], f: (v: number) => number = (v) => v): Float64Array {
+  const n = dims.reduce((a, b) => a * b, 1);
+  return Float64Array.from({ length: n }, () => f(rng.normal()));
+}
+
+function inp(b: GraphBuilder, rng: Rng, name: string, dims: number[], f?: (v: number) => number): FdInput {
+  b.input(name, dims);
+  return { name, dims, values: rand(rng, dims, f) };
+}
+
+/** Moves values within 0.1 of a kink by 0.25, so that a finite-difference step never crosses one. */
+function away(points: number[], scale = 1): (v: number) => number {
+  return (v) => {
+    let x = scale * v;
+    while (points.some((p) => Math.abs(x - p) < 0.1)) x += 0.25;
+    return x;
+  };
+}
+
+function pick<T>(rng: Rng, xs: readonly T[]): T {
+  return xs[rng.int(xs.length)]!;
+}
+
+const unary = (op: string, attrs: Record<string, number | { float: number }> = {}, linear = false, f?: (v: number) => number): Case => ({
+  name: op,
+  ops: [op],
+  build(b, rng) {
+    const dims = [2, 1 + rng.int(4), 1 + rng.int(4)];
+    const x = inp(b, rng, 'x', dims, f);
+    b.output(b.op1(op, ['x'], attrs));
+    return { inputs: [x], wrt: ['x'], linear };
+  },
+});
+
+const cases: Case[] = [];
+for (const op of ['Relu', 'Sigmoid', 'Tanh', 'Identity', 'Dropout']) cases.push(unary(op, {}, op === 'Relu' || op === 'Identity' || op === 'Dropout'));
+cases.push(unary('LeakyRelu', { alpha: { float: 0.13 } }, true));
+cases.push(unary('HardSigmoid', { alpha: { float: 0.3 }, beta: { float: 0.4 } }, false, away([-4 / 3, 2], 3)));
+cases.push(unary('HardSwish', {}, false, away([-3, 3], 4)));
+cases.push({
+  name: 'Clip (min and max inputs)',
+  ops: ['Clip'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 5], away([-0.4, 0.5]));
+    const lo = b.init([], [-0.4]);
+    const hi = b.init([], [0.5]);
+    b.output(b.op1('Clip', ['x', lo, hi]));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+cases.push({
+  name: 'Clip (max only)',
+  ops: ['Clip'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 5], away([0.3]));
+    const hi = b.init([], [0.3]);
+    b.output(b.op1('Clip', ['x', '', hi]));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+cases.push({
+  name: 'Clip (opset 6 attributes)',
+  ops: ['Clip'],
+  opset: 10,
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [4, 3], away([-0.2, 0.6]));
+    b.output(b.op1('Clip', ['x'], { min: { float: -0.2 }, max: { float: 0.6 } }));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+for (const op of ['Softmax', 'LogSoftmax']) {
+  for (const opset of [13, 11]) {
+    cases.push({
+      name: `${op} opset ${opset}`,
+      ops: [op],
+      opset,
+      build(b, rng) {
+        const dims = [2, 2 + rng.int(3), 2 + rng.int(3)];
+        const x = inp(b, rng, 'x', dims);
+        b.output(b.op1(op, ['x'], { axis: pick(rng, [-1, 1, 2]) }));
+        return { inputs: [x], wrt: ['x'] };
+      },
+    });
+  }
+}
+for (let k = 0; k < 16; k++) {
+  cases.push({
+    name: `Gemm #${k}`,
+    ops: ['Gemm'],
+    build(b, rng) {
+      const M = 2 + rng.int(3);
+      const K = 2 + rng.int(3);
+      const N = 2 + rng.int(3);
+      const transA = k & 1;
+      const transB = (k >> 1) & 1;
+      const alpha = k & 4 ? 0.7 : 1;
+      const beta = k & 8 ? 0.3 : 1;
+      const cShape = pick(rng, [null, [N], [1, N], [M, 1], [M, N], []] as (number[] | null)[]);
+      const inputs = [inp(b, rng, 'a', transA ? [K, M] : [M, K]), inp(b, rng, 'b', transB ? [N, K] : [K, N])];
+      if (cShape) inputs.push(inp(b, rng, 'c', cShape));
+      b.output(b.op1('Gemm', inputs.map((i) => i.name), { alpha: { float: alpha }, beta: { float: beta }, transA, transB }));
+      return { inputs, wrt: inputs.map((i) => i.name), linear: true };
+    },
+  });
+}
+for (const [da, db] of [
+  [[3, 4], [4, 5]],
+  [[2, 3, 4], [4, 5]],
+  [[2, 3, 4], [2, 4, 5]],
+  [[1, 3, 4], [2, 4, 5]],
+  [[2, 2, 3, 4], [2, 1, 4, 2]],
+] as [number[], number[]][]) {
+  cases.push({
+    name: `MatMul ${JSON.stringify(da)}·${JSON.stringify(db)}`,
+    ops: ['MatMul'],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', da), inp(b, rng, 'b', db)];
+      b.output(b.op1('MatMul', ['a', 'b']));
+      return { inputs, wrt: ['a', 'b'], linear: true };
+    },
+  });
+}
+for (const op of ['Add', 'Sub', 'Mul', 'Div']) {
+  for (const [da, db] of [
+    [[2, 3, 4], [2, 3, 4]],
+    [[2, 3, 4], [4]],
+    [[2, 3, 4], [3, 1]],
+    [[2, 1, 4], [2, 3, 1]],
+    [[3], [2, 3]],
+    [[2, 3], []],
+  ] as [number[], number[]][]) {
+    cases.push({
+      name: `${op} ${JSON.stringify(da)} ${JSON.stringify(db)}`,
+      ops: [op],
+      build(b, rng) {
+        const inputs = [inp(b, rng, 'a', da), inp(b, rng, 'b', db, op === 'Div' ? (v) => (v >= 0 ? 1 + v : -1 + v) : undefined)];
+        b.output(b.op1(op, ['a', 'b']));
+        return { inputs, wrt: ['a', 'b'], linear: op === 'Add' || op === 'Sub' };
+      },
+    });
+  }
+}
+cases.push({
+  name: 'Mul of a tensor with itself (two consumers)',
+  ops: ['Mul'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 4]);
+    b.output(b.op1('Mul', ['x', 'x']));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+for (let k = 0; k < 12; k++) {
+  cases.push({
+    name: `Conv #${k}`,
+    ops: ['Conv'],
+    build(b, rng) {
+      const groupsKind = k % 3;
+      const cin = pick(rng, [2, 4]);
+      const group = groupsKind === 0 ? 1 : groupsKind === 1 ? 2 : cin;
+      const cout = groupsKind === 2 ? cin * pick(rng, [1, 2]) : group * pick(rng, [1, 2]);
+      const kh = 1 + rng.int(3);
+      const kw = 1 + rng.int(3);
+      const dil = k % 4 === 3 ? [2, 1 + rng.int(2)] : [1, 1];
+      const strides = [1 + rng.int(2), 1 + rng.int(2)];
+      const H = 5 + rng.int(4);
+      const W = 5 + rng.int(4);
+      const attrs: Record<string, number[] | string | number> = { strides, dilations: dil, group };
+      if (k === 5 || k === 10) attrs.auto_pad = k === 5 ? 'SAME_UPPER' : 'SAME_LOWER';
+      else attrs.pads = [rng.int(kh), rng.int(kw), rng.int(kh), rng.int(kw)];
+      if (k === 5 || k === 10) attrs.dilations = [1, 1];
+      const x = inp(b, rng, 'x', [2, cin, H, W]);
+      const w = b.init([cout, cin / group, kh, kw], rand(rng, [cout, cin / group, kh, kw]));
+      const bias = b.init([cout], rand(rng, [cout]));
+      b.output(b.op1('Conv', ['x', w, bias], attrs));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+cases.push({
+  name: 'BatchNormalization',
+  ops: ['BatchNormalization'],
+  build(b, rng) {
+    const C = 3;
+    const x = inp(b, rng, 'x', [2, C, 3, 2]);
+    const ins = [rand(rng, [C]), rand(rng, [C]), rand(rng, [C]), rand(rng, [C], (v) => 0.5 + v * v)].map((v) => b.init([C], v));
+    b.output(b.op1('BatchNormalization', ['x', ...ins], { epsilon: { float: 1e-3 } }));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+for (let k = 0; k < 5; k++) {
+  cases.push({
+    name: `MaxPool #${k}`,
+    ops: ['MaxPool'],
+    build(b, rng) {
+      const kernel = [2 + rng.int(2), 2 + rng.int(2)];
+      const strides = k < 2 ? kernel : [1 + rng.int(2), 1 + rng.int(2)];
+      const x = inp(b, rng, 'x', [2, 2, 6 + rng.int(3), 5 + rng.int(3)]);
+      b.output(b.op1('MaxPool', ['x'], { kernel_shape: kernel, strides, pads: k === 4 ? [1, 1, 1, 0] : [0, 0, 0, 0], ceil_mode: k === 3 ? 1 : 0 }));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (let k = 0; k < 4; k++) {
+  cases.push({
+    name: `AveragePool #${k}`,
+    ops: ['AveragePool'],
+    build(b, rng) {
+      const kernel = [2 + rng.int(2), 2 + rng.int(2)];
+      const strides = [1 + rng.int(2), 1 + rng.int(2)];
+      const x = inp(b, rng, 'x', [2, 3, 6 + rng.int(3), 5 + rng.int(3)]);
+      const pads = k < 2 ? [1, 0, 1, 1] : [0, 0, 0, 0];
+      b.output(b.op1('AveragePool', ['x'], { kernel_shape: kernel, strides, pads, count_include_pad: k % 2 }));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+cases.push({
+  name: 'GlobalAveragePool',
+  ops: ['GlobalAveragePool'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4, 5]);
+    b.output(b.op1('GlobalAveragePool', ['x']));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+cases.push({
+  name: 'Flatten / Reshape / Transpose / Squeeze / Unsqueeze',
+  ops: ['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4, 1]);
+    const f = b.op1('Flatten', ['x'], { axis: 2 });
+    const r = b.op1('Reshape', [f, b.init([3], [2, 2, 6], 'shape', 7)]);
+    const t = b.op1('Transpose', [r], { perm: [2, 0, 1] });
+    const u = b.op1('Unsqueeze', [t, b.init([1], [1], 'ax', 7)]);
+    const s = b.op1('Squeeze', [u, b.init([1], [1], 'ax2', 7)]);
+    b.output(b.op1('Mul', [s, s]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+cases.push({
+  name: 'Transpose default perm',
+  ops: ['Transpose'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4]);
+    b.output(b.op1('Transpose', ['x']));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+cases.push({
+  name: 'Concat (with a repeated input) and Split (one output unused)',
+  ops: ['Concat', 'Split'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 2]);
+    const y = inp(b, rng, 'y', [2, 1, 2]);
+    const c = b.op1('Concat', ['x', 'y', 'x'], { axis: 1 });
+    const [s0, , s2] = b.op('Split', [c, b.init([3], [2, 3, 2], 'split', 7)], { axis: -2 }, 3);
+    b.output(b.op1('Tanh', [s0!]));
+    b.output(s2!);
+    return { inputs: [x, y], wrt: ['x', 'y'] };
+  },
+});
+
+describe('vector-Jacobian rules against finite differences', () => {
+  it('covers every rule', () => {
+    const covered = new Set(cases.flatMap((c) => c.ops));
+    expect(supportedOps().filter((op) => !covered.has(op))).toEqual([]);
+  });
+
+  const usedFloat32: string[] = [];
+  afterAll(() => {
+    if (usedFloat32.length) console.info(`checked in float32 (no float64 CPU kernel): ${usedFloat32.join(', ')}`);
+  });
+  for (const [index, c] of cases.entries()) {
+    it(c.name, async () => {
+      let lastError: unknown;
+      for (const dtype of [DOUBLE, FLOAT]) {
+        const b = new GraphBuilder(dtype);
+        const built = c.build(b, new Rng(1000 + index));
+        const model = b.build(c.opset ?? 17);
+        const f64 = dtype === DOUBLE;
+        try {
+          const res = await checkAgainstFiniteDifferences(model, f64 ? 'float64' : 'float32', built.inputs, built.wrt, {
+            eps: f64 ? 1e-6 : built.linear ? 0.5 : 2e-3,
+            seed: 7 + index,
+          });
+          if (!f64) usedFloat32.push(`${c.name} (${res.worst.toExponential(1)})`);
+          expect(res.worst, JSON.stringify(res.checks)).toBeLessThan(f64 ? 1e-6 : built.linear ? 2e-4 : 2e-3);
+          return;
+        } catch (err) {
+          lastError = err;
+          const msg = String((err as Error).message);
+          if (f64 && /NOT_IMPLEMENTED|Could not find an implementation|not supported|type/i.test(msg) && !/expected/.test(msg)) continue;
+          throw err;
+        }
+      }
+      throw lastError;
+    });
+  }
+});
