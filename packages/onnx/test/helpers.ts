@@ -88,13 +88,31 @@ export function hasPythonOnnx(): boolean {
   return pythonOnnx;
 }
 
-/** Runs onnx.checker.check_model(full_check=True) on a file; returns '' on success or the error text. */
-export function checkWithOnnx(file: string): string {
-  const script = 'import sys, onnx\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, full_check=True)\nonnx.checker.check_model(sys.argv[1], full_check=True)\n';
-  try {
-    execFileSync('/usr/bin/python3', ['-c', script, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return '';
-  } catch (e) {
-    return String((e as { stderr?: string }).stderr ?? e);
-  }
+/** Runs onnx.checker.check_model(full_check=True) on files in one python process; returns '' on success or the error text per failing file. */
+export function checkWithOnnx(...files: string[]): string {
+  const script = [
+    'import sys, onnx',
+    'bad = []',
+    'for f in sys.argv[1:]:',
+    '    try:',
+    '        onnx.checker.check_model(onnx.load(f), full_check=True)',
+    '        onnx.checker.check_model(f, full_check=True)',
+    '    except Exception as e:',
+    '        bad.append(f + ": " + str(e).splitlines()[0] if str(e) else f)',
+    'print("\\n".join(bad))',
+  ].join('\n');
+  const out = execFileSync('/usr/bin/python3', ['-c', script, ...files], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return out.trim();
+}
+
+const pending: string[] = [];
+/** Queues a file for {@link flushOnnxChecks} (one python process per test file keeps the suite fast). */
+export function queueOnnxCheck(file: string): void {
+  if (hasPythonOnnx()) pending.push(file);
+}
+/** Checks every queued file with onnx.checker; returns the failures ('' when all pass or python3-onnx is missing). */
+export function flushOnnxChecks(): string {
+  if (!pending.length) return '';
+  const files = pending.splice(0);
+  return checkWithOnnx(...files);
 }
