@@ -152,9 +152,10 @@ function findNode(nodes: readonly NodeProto[], name: string): NodeProto {
   return node;
 }
 
+/** Dims of a tensor whose every dim except the leading (batch) one is static; the batch dim reads as -1. */
 function staticDims(info: TensorInfo | undefined, what: string): number[] {
-  if (!info || info.dims.some((d) => d === null)) throw new UnsupportedError(`${what} needs a static shape`, { what, dims: info?.dims });
-  return info.dims as number[];
+  if (!info || info.dims.some((d, i) => d === null && i > 0)) throw new UnsupportedError(`${what} needs a static shape`, { what, dims: info?.dims });
+  return info.dims.map((d) => d ?? -1);
 }
 
 /** Resolves a node-pair site into a {@link ProbeSite}; `pre` uses only graph structure (no shapes). */
