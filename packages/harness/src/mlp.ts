@@ -19,6 +19,13 @@ import {
 
 type Tf = typeof tfc;
 
+/** A variable holding a copy of `initial`; `initial` is disposed. */
+function variableFrom(tf: Tf, initial: tfc.Tensor): tfc.Variable {
+  const v = tf.variable(initial);
+  initial.dispose();
+  return v;
+}
+
 /** Loss of an {@link GrowableMlp}: mean squared error (mean over outputs and batch) or softmax cross-entropy. */
 export type MlpLoss = 'mse' | 'softmaxCrossEntropy';
 
@@ -96,10 +103,10 @@ export class GrowableMlp {
     this.momentum = options.momentum ?? 0;
     for (const layer of layers) {
       if (layer.kernel.length !== layer.inputs * layer.outputs) throw new ShapeMismatchError('kernel data', [layer.inputs, layer.outputs], [layer.kernel.length]);
-      this.kernels.push(tf.variable(tf.tensor2d(layer.kernel, [layer.inputs, layer.outputs])));
-      this.biases.push(layer.bias ? tf.variable(tf.tensor1d(layer.bias)) : undefined);
+      this.kernels.push(variableFrom(tf, tf.tensor2d(layer.kernel, [layer.inputs, layer.outputs])));
+      this.biases.push(layer.bias ? variableFrom(tf, tf.tensor1d(layer.bias)) : undefined);
     }
-    if (this.momentum > 0) this.velocities = this.trainable().map((v) => [tf.variable(tf.zerosLike(v))]);
+    if (this.momentum > 0) this.velocities = this.trainable().map((v) => [variableFrom(tf, tf.zerosLike(v))]);
   }
 
   /** Widths of the hidden layers. */
@@ -383,11 +390,11 @@ export class GrowableMlp {
   restore(snap: { layers: DenseWeights[]; velocities: Float32Array[] }): void {
     const tf = this.tf;
     this.dispose();
-    this.kernels = snap.layers.map((l) => tf.variable(tf.tensor2d(l.kernel, [l.inputs, l.outputs])));
-    this.biases = snap.layers.map((l) => (l.bias ? tf.variable(tf.tensor1d(l.bias)) : undefined));
+    this.kernels = snap.layers.map((l) => variableFrom(tf, tf.tensor2d(l.kernel, [l.inputs, l.outputs])));
+    this.biases = snap.layers.map((l) => (l.bias ? variableFrom(tf, tf.tensor1d(l.bias)) : undefined));
     if (this.momentum > 0) {
       const vars = this.trainable();
-      this.velocities = vars.map((v, i) => [tf.variable(tf.tensor(snap.velocities[i] ?? new Float32Array(v.size), v.shape))]);
+      this.velocities = vars.map((v, i) => [variableFrom(tf, tf.tensor(snap.velocities[i] ?? new Float32Array(v.size), v.shape))]);
     }
   }
 

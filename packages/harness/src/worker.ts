@@ -19,6 +19,8 @@ function send(message: WorkerMessage): void {
 }
 
 if (process.send) {
+  // The coordinator is gone (finished, killed or crashed): stop too.
+  process.on('disconnect', () => process.exit(0));
   process.on('message', (message: CoordinatorMessage) => {
     if (message.type === 'exit') {
       process.disconnect();

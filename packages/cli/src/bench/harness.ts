@@ -1,0 +1,18 @@
+/**
+ * The harness and core symbols the bench commands use (one import site).
+ */
+export {
+  BACKEND_REQUESTS,
+  defaultArms,
+  defaultWorkers,
+  getTask,
+  listTasks,
+  parseBackendRequest,
+  parseSeeds,
+  parseShard,
+  reportFromPaths,
+  runBenchmark,
+  strategyNames,
+  type RunnerEvent,
+} from '@gradmax/harness';
+export { GradmaxError } from '@gradmax/core';
