@@ -23,6 +23,13 @@ export interface GradMaxOptOptions extends OutgoingScaleOptions {
   beta2?: number;
   /** Adam ε (default 1e-7, the Keras default). */
   epsilon?: number;
+  /**
+   * Remove each unit's radial gradient component (along its own outgoing vector) before the Adam update, so
+   * the ascent moves along the norm sphere (default true). The radial part is undone by the projection anyway,
+   * but Adam's per-coordinate scaling would turn it into jitter that keeps the iterate from converging.
+   * `false` gives the reference's plain projected Adam.
+   */
+  tangentGradient?: boolean;
 }
 
 /**
@@ -40,6 +47,7 @@ export function gradmaxOpt(options: GradMaxOptOptions = {}): GrowthStrategy {
   const beta1 = options.beta1 ?? 0.9;
   const beta2 = options.beta2 ?? 0.999;
   const eps = options.epsilon ?? 1e-7;
+  const tangent = options.tangentGradient ?? true;
   if (!Number.isInteger(steps) || steps < 0) throw new InvalidArgumentError(`gradmaxOpt: steps must be a non-negative integer, got ${steps}`);
   if (!(lr > 0)) throw new InvalidArgumentError(`gradmaxOpt: learningRate must be positive, got ${lr}`);
   const strategy: GrowthStrategy = {
@@ -64,6 +72,7 @@ export function gradmaxOpt(options: GradMaxOptOptions = {}): GrowthStrategy {
       for (let t = 1; t <= steps; t++) {
         const { value, grad } = objectiveAndGradient(M, omega, n, k);
         if (value === 0) break;
+        if (tangent) projectToTangent(grad, omega, n, k);
         const bc1 = 1 - beta1 ** t;
         const bc2 = 1 - beta2 ** t;
         for (let i = 0; i < omega.length; i++) {
@@ -139,6 +148,19 @@ function sumSquares(a: Float64Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
   return s;
+}
+
+function projectToTangent(grad: Float64Array, omega: Float64Array, n: number, k: number): void {
+  for (let j = 0; j < k; j++) {
+    let dot = 0, sq = 0;
+    for (let i = 0; i < n; i++) {
+      dot += grad[i * k + j]! * omega[i * k + j]!;
+      sq += omega[i * k + j]! ** 2;
+    }
+    if (sq === 0) continue;
+    const f = dot / sq;
+    for (let i = 0; i < n; i++) grad[i * k + j]! -= f * omega[i * k + j]!;
+  }
 }
 
 function projectColumns(omega: Float64Array, n: number, k: number, c: number): void {
