@@ -34,10 +34,13 @@ export interface ModelGraph {
   byName: Map<string, GraphNode>;
 }
 
-/** The functional model that holds the graph: a Sequential wraps one. */
+/** The functional model that holds the graph: a Sequential wraps one (built here if it was not yet). */
 export function functionalOf(model: tfl.LayersModel): tfl.LayersModel {
-  const inner = (model as unknown as { model?: tfl.LayersModel }).model;
-  return model instanceof tfl.Sequential && inner ? inner : model;
+  if (!(model instanceof tfl.Sequential)) return model;
+  const holder = model as unknown as { model?: tfl.LayersModel; build(): void };
+  // A Sequential creates its inner model lazily (as predict/compile do).
+  if (!holder.model) holder.build();
+  return holder.model!;
 }
 
 /**
