@@ -11,7 +11,9 @@ import type { ConvPairGeometry } from '@gradmax/core';
 import { OnnxModel, makeValueInfo } from '../model.js';
 import { Emitter } from './emitter.js';
 import { MissingGradientRuleError } from './errors.js';
-import { attrInt, attrInts, defaultOpset } from './onnx-util.js';
+import { attrInt, attrInts, nodeLabel } from '../attributes.js';
+import { findSite, sitePlan } from '../sites.js';
+import { defaultOpset } from './onnx-util.js';
 import { VJP_RULES, resolveNodePads } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
@@ -65,8 +67,11 @@ export interface ProbeLoss {
 
 /** Options of {@link buildProbe}. */
 export interface BuildProbeOptions {
-  /** Sites whose statistics the probe outputs. */
-  sites: readonly (ProbeSite | NodePairSite)[];
+  /**
+   * Sites whose statistics the probe outputs: names of growable sites as reported by `findSites` (or the current
+   * layer's node name), node pairs, or explicit {@link ProbeSite}s.
+   */
+  sites: readonly (string | ProbeSite | NodePairSite)[];
   /** The loss. */
   loss: ProbeLoss;
   /** Values for named symbolic input dims other than the batch (used for shape discovery). */
@@ -138,16 +143,38 @@ function ancestors(nodes: readonly NodeProto[], roots: Iterable<string>): Set<st
   return anc;
 }
 
-function nodeLabel(node: NodeProto): string {
-  return node.name || node.output[0] || '(unnamed)';
-}
-
 function isPairSite(s: ProbeSite | NodePairSite): s is NodePairSite {
   return 'current' in s;
 }
 
+/**
+ * The {@link ProbeSite} of a growable site found by the model IR's site finder (`findSites`): h is the current
+ * layer's data input, z the next layer's output, and the conv geometry that of the site plan. Conv sites whose
+ * geometry is not exact (pooling or resampling between the layers) are refused with {@link UnsupportedError}.
+ */
+export function probeSiteOf(model: OnnxModel, siteName: string): ProbeSite {
+  const site = findSite(model, siteName);
+  const plan = sitePlan(site);
+  if (!plan || !site.growable) throw new UnsupportedError(`site "${site.name}" is not growable: ${site.reason ?? 'unknown reason'}`, { site: site.name });
+  const { l1, l2 } = plan;
+  if (l1.type === 'Gemm' && l1.weightInput !== 1) throw new UnsupportedError(`site "${site.name}": Gemm "${nodeLabel(l1.node)}" holds its weight in input A; the probe needs the data in A`, { site: site.name });
+  if (l2.type === 'Gemm' && l2.weightInput !== 1) throw new UnsupportedError(`site "${site.name}": Gemm "${nodeLabel(l2.node)}" holds its weight in input A; the probe needs the data in A`, { site: site.name });
+  const input = l1.node.input[l1.weightInput === 0 ? 1 : 0]!;
+  const preActivation = l2.node.output[0]!;
+  if (site.kind === 'dense') {
+    if (l2.type === 'MatMul' && l2.weightInput === 0) throw new UnsupportedError(`site "${site.name}": MatMul "${nodeLabel(l2.node)}" multiplies the weight from the left`, { site: site.name });
+    if (l1.type === 'MatMul' && l1.weightInput === 0) throw new UnsupportedError(`site "${site.name}": MatMul "${nodeLabel(l1.node)}" multiplies the weight from the left`, { site: site.name });
+    return { name: site.name, kind: 'dense', input, inputTransposed: l1.type === 'Gemm' && attrInt(l1.node, 'transA', 0) === 1, preActivation };
+  }
+  if (!plan.geometry) throw new UnsupportedError(`site "${site.name}": no conv geometry`, { site: site.name });
+  if (!plan.exactGeometry) {
+    throw new UnsupportedError(`site "${site.name}": ops between the layers (${site.pattern}) make the conv growth matrix inexact; the probe supports per-channel ops only`, { site: site.name });
+  }
+  return { name: site.name, kind: 'conv', input, preActivation, geometry: plan.geometry };
+}
+
 function findNode(nodes: readonly NodeProto[], name: string): NodeProto {
-  const node = nodes.find((n) => n.name === name) ?? nodes.find((n) => n.output[0] === name);
+  const node = nodes.find((n) => n.name === name) ?? nodes.find((n) => nodeLabel(n) === name) ?? nodes.find((n) => n.output[0] === name);
   if (!node) throw new InvalidArgumentError(`no node named "${name}" in the model`, { node: name });
   return node;
 }
@@ -180,10 +207,9 @@ function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Ma
   if (x.length !== 4) throw new UnsupportedError(`site "${name}": only 2-D convolutions are supported`, { site: name });
   const convGeo = (node: NodeProto, inSize: number[], kernel: number[]) => {
     if (attrInt(node, 'group', 1) !== 1) throw new UnsupportedError(`site "${name}": grouped conv "${nodeLabel(node)}" cannot be a site layer`, { site: name });
-    const strides = attrInts(node, 'strides', [1, 1])!;
-    const dil = attrInts(node, 'dilations', [1, 1])!;
-    const ctx = { node } as RuleContext;
-    const p = resolveNodePads(ctx, inSize, kernel, strides, dil);
+    const strides = attrInts(node, 'strides') ?? [1, 1];
+    const dil = attrInts(node, 'dilations') ?? [1, 1];
+    const p = resolveNodePads({ node }, inSize, kernel, strides, dil);
     return { strides: strides as [number, number], dil: dil as [number, number], pad: { top: p[0]!, left: p[1]!, bottom: p[2]!, right: p[3]! } };
   };
   const k1 = [w[2]!, w[3]!];
@@ -361,7 +387,12 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   const initializerNames = new Set(graph.initializer.map((t) => t.name));
 
   // Structure-only pass: site tensors, the loss seed tensor and the nodes on the backward path.
-  let sites = options.sites.map((s) => (isPairSite(s) ? resolvePairSite(nodes, s, undefined) : s));
+  const ir = model instanceof OnnxModel ? model : new OnnxModel(proto);
+  const named = new Map<string, ProbeSite>();
+  for (const s of options.sites) if (typeof s === 'string') named.set(s, probeSiteOf(ir, s));
+  const resolve = (s: string | ProbeSite | NodePairSite, infos: Map<string, TensorInfo> | undefined): ProbeSite =>
+    typeof s === 'string' ? named.get(s)! : isPairSite(s) ? resolvePairSite(nodes, s, infos) : s;
+  let sites = options.sites.map((s) => resolve(s, undefined));
   const seen = new Set<string>();
   for (const s of sites) {
     if (seen.has(s.name)) throw new InvalidArgumentError(`duplicate site name "${s.name}"`, { site: s.name });
@@ -393,7 +424,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
 
   // Shapes and types of every tensor.
   const infos = await discoverShapes(proto, { fixedDims: options.fixedDims });
-  sites = options.sites.map((s) => (isPairSite(s) ? resolvePairSite(nodes, s, infos) : s));
+  sites = options.sites.map((s) => resolve(s, infos));
   const info = (name: string): TensorInfo => {
     const i = infos.get(name);
     if (!i) throw new InvalidArgumentError(`no type information for tensor "${name}"`, { tensor: name });

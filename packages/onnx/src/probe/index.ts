@@ -6,7 +6,7 @@
  * the sums into the core's `DenseStatistics` / `ConvStatistics`.
  * @packageDocumentation
  */
-export { buildProbe } from './build.js';
+export { buildProbe, probeSiteOf } from './build.js';
 export type { BuildProbeOptions, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
 export { computeStatistics, createProbeSession, runProbe } from './compute.js';
 export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, ProbeProgress, ProbeStatistics } from './compute.js';

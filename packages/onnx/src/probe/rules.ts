@@ -7,7 +7,9 @@ import type { NodeProto, TensorProto } from 'onnx-buf';
 import { TensorProto_DataType } from 'onnx-buf';
 import type { Emitter } from './emitter.js';
 import { makeTensor } from '../model.js';
-import { attrFloat, attrInt, attrInts, attrString, float } from './onnx-util.js';
+import { attrFloat, attrInt, attrInts, attrString } from '../attributes.js';
+import { resolveNodePads as resolveIrPads } from '../shapes.js';
+import { float } from './onnx-util.js';
 import type { TensorInfo } from './shapes.js';
 
 /** What a rule sees of one node being differentiated. */
@@ -33,7 +35,7 @@ export interface RuleContext {
 /** A vector-Jacobian rule. */
 export type VjpRule = (ctx: RuleContext) => void;
 
-function unsupported(ctx: RuleContext, why: string): never {
+function unsupported(ctx: Pick<RuleContext, 'node'>, why: string): never {
   const n = ctx.node;
   throw new UnsupportedError(`node "${n.name || n.output[0]}" (${n.opType}): ${why}`, { node: n.name, opType: n.opType, output: n.output[0] });
 }
@@ -76,22 +78,10 @@ function softmaxAxes(ctx: RuleContext, rank: number): number[] {
   return Array.from({ length: rank - a }, (_, i) => a + i);
 }
 
-/** Per-side pads `[b0, b1, ..., e0, e1, ...]` a conv/pool node applies to input spatial size `spatial`. */
-export function resolveNodePads(ctx: RuleContext, spatial: readonly (number | null)[], kernel: number[], strides: number[], dilations: number[]): number[] {
-  const d = kernel.length;
-  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
-  if (autoPad === 'NOTSET') return attrInts(ctx.node, 'pads', undefined) ?? new Array<number>(2 * d).fill(0);
-  if (autoPad === 'VALID') return new Array<number>(2 * d).fill(0);
-  const pads = new Array<number>(2 * d).fill(0);
-  for (let i = 0; i < d; i++) {
-    const inSize = spatial[i];
-    if (inSize === null || inSize === undefined) unsupported(ctx, `auto_pad ${autoPad} needs a static spatial input size`);
-    const out = Math.ceil(inSize / strides[i]!);
-    const total = Math.max((out - 1) * strides[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - inSize, 0);
-    const small = Math.floor(total / 2);
-    pads[i] = autoPad === 'SAME_UPPER' ? small : total - small;
-    pads[i + d] = total - pads[i]!;
-  }
+/** Per-side pads `[b0, b1, ..., e0, e1, ...]` a conv/pool node applies (auto_pad resolved); typed error when unknown. */
+export function resolveNodePads(ctx: Pick<RuleContext, 'node'>, spatial: readonly (number | null)[], kernel: number[], strides: number[], dilations: number[]): number[] {
+  const pads = resolveIrPads(ctx.node, spatial.map((d) => d ?? undefined), kernel, strides, dilations);
+  if (!pads) unsupported(ctx, `cannot resolve its padding (auto_pad ${attrString(ctx.node, 'auto_pad', 'NOTSET')} needs static spatial sizes; pads must have ${2 * kernel.length} entries)`);
   return pads;
 }
 
@@ -136,8 +126,8 @@ function convInputGrad(
 function spatialAttrs(ctx: RuleContext, kernel: number[]): { strides: number[]; dilations: number[] } {
   const d = kernel.length;
   return {
-    strides: attrInts(ctx.node, 'strides', undefined) ?? new Array<number>(d).fill(1),
-    dilations: attrInts(ctx.node, 'dilations', undefined) ?? new Array<number>(d).fill(1),
+    strides: attrInts(ctx.node, 'strides') ?? new Array<number>(d).fill(1),
+    dilations: attrInts(ctx.node, 'dilations') ?? new Array<number>(d).fill(1),
   };
 }
 
@@ -243,7 +233,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Transpose: (ctx) =>
     gradAll(ctx, (g) => {
       const rank = ctx.info(ctx.node.input[0]!).dims.length;
-      const perm = attrInts(ctx.node, 'perm', undefined) ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
+      const perm = attrInts(ctx.node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
       const inv = new Array<number>(rank);
       perm.forEach((p, i) => (inv[p] = i));
       return ctx.e.transpose(g, inv);
@@ -307,7 +297,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     const [x, w] = ctx.node.input as [string, string];
     const xi = ctx.info(x);
     const wi = ctx.info(w);
-    const kernel = attrInts(ctx.node, 'kernel_shape', undefined) ?? (wi.dims.slice(2) as number[]);
+    const kernel = attrInts(ctx.node, 'kernel_shape') ?? (wi.dims.slice(2) as number[]);
     if (kernel.some((k) => k === null)) unsupported(ctx, 'kernel shape is not static');
     const { strides, dilations } = spatialAttrs(ctx, kernel);
     const spatialIn = xi.dims.slice(2);
@@ -336,7 +326,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       if (!indices) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it)');
       if (attrInt(ctx.node, 'storage_order', 0) !== 0) unsupported(ctx, 'storage_order=1 is not supported');
       const x = ctx.node.input[0]!;
-      const kernel = attrInts(ctx.node, 'kernel_shape', [])!;
+      const kernel = (attrInts(ctx.node, 'kernel_shape') ?? []);
       const { strides, dilations } = spatialAttrs(ctx, kernel);
       const overlapping = kernel.some((k, i) => (k - 1) * dilations[i]! + 1 > strides[i]!);
       const flatX = ctx.e.op('Reshape', [ctx.e.op('Size', [x]), ctx.e.ints([1])]);
@@ -355,7 +345,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const xi = ctx.info(x);
       const t = dtype(ctx, ctx.node.output[0]!);
       if (attrInt(ctx.node, 'ceil_mode', 0) !== 0) unsupported(ctx, 'ceil_mode=1 is not supported');
-      const kernel = attrInts(ctx.node, 'kernel_shape', [])!;
+      const kernel = (attrInts(ctx.node, 'kernel_shape') ?? []);
       const { strides, dilations } = spatialAttrs(ctx, kernel);
       if (dilations.some((d) => d !== 1)) unsupported(ctx, 'dilated AveragePool is not supported');
       const channels = xi.dims[1];
