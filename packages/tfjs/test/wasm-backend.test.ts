@@ -1,0 +1,106 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '@gradmax/strategies/register';
+import { RELU1, conv2dBackpropFilterViaConv, findGrowthSites, grow, hasConvBackpropFilterReplacement, setupBackend } from '@gradmax/tfjs';
+import { naiveConv2dBackpropFilter } from '@gradmax/core/reference';
+import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError } from './helpers.js';
+
+type Pad = 'valid' | 'same';
+const configs: { x: [number, number, number, number]; k: [number, number]; co: number; s: [number, number]; pad: Pad }[] = [
+  { x: [3, 7, 7, 2], k: [3, 3], co: 4, s: [1, 1], pad: 'valid' },
+  { x: [2, 8, 8, 3], k: [3, 3], co: 2, s: [2, 2], pad: 'same' },
+  { x: [2, 9, 6, 2], k: [2, 3], co: 3, s: [2, 1], pad: 'same' },
+  { x: [2, 9, 9, 1], k: [3, 3], co: 2, s: [2, 2], pad: 'valid' },
+  { x: [1, 5, 5, 2], k: [1, 1], co: 3, s: [1, 1], pad: 'same' },
+];
+
+/** The backend's registered Conv2DBackpropFilter kernel, reached through tf.grad of conv2d with respect to the filter. */
+function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, k: [number, number], co: number, s: [number, number], pad: Pad): Float32Array {
+  return tf.tidy(() => {
+    const w = tf.zeros([k[0], k[1], x.shape[3], co]);
+    return tf.grad((f: tf.Tensor) => tf.conv2d(x, f as tf.Tensor4D, s, pad))(w, dy).dataSync() as Float32Array;
+  });
+}
+
+describe('wasm backend', () => {
+  let setupMessage = '';
+  const cpuResults: Float32Array[] = [];
+  const inputs: { x: Float32Array; dy: Float32Array; dyShape: number[] }[] = [];
+
+  beforeAll(async () => {
+    // Reference values from the stock cpu kernel first.
+    await setupBackend('cpu', { log: false });
+    expect(hasConvBackpropFilterReplacement('cpu')).toBe(false);
+    configs.forEach((c, i) => {
+      const x = randomTensor(c.x, 100 + i) as tf.Tensor4D;
+      const y = tf.conv2d(x, tf.zeros([c.k[0], c.k[1], c.x[3], c.co]) as tf.Tensor4D, c.s, c.pad);
+      const dy = randomTensor(y.shape, 200 + i) as tf.Tensor4D;
+      cpuResults.push(filterGradient(x, dy, c.k, c.co, c.s, c.pad));
+      inputs.push({ x: x.dataSync() as Float32Array, dy: dy.dataSync() as Float32Array, dyShape: dy.shape });
+      tf.dispose([x, y, dy]);
+    });
+    const setup = await setupBackend('auto', { log: (m) => (setupMessage = m) });
+    expect(setup.backend).toBe('wasm');
+  });
+
+  afterAll(async () => {
+    await setupBackend('cpu', { log: false });
+  });
+
+  it('auto falls back past the (absent) native packages to wasm and says so', () => {
+    expect(tf.getBackend()).toBe('wasm');
+    expect(setupMessage).toMatch(/running on the wasm/);
+    expect(setupMessage).toMatch(/@tensorflow\/tfjs-node-gpu/);
+    expect(setupMessage).toMatch(/@tensorflow\/tfjs-node/);
+  });
+
+  it('the registered Conv2DBackpropFilter kernel matches the stock cpu kernel and the naive reference', () => {
+    expect(hasConvBackpropFilterReplacement('wasm')).toBe(true);
+    configs.forEach((c, i) => {
+      const x = tf.tensor4d(inputs[i]!.x, c.x);
+      const dy = tf.tensor(inputs[i]!.dy, inputs[i]!.dyShape) as tf.Tensor4D;
+      const wasm = filterGradient(x, dy, c.k, c.co, c.s, c.pad);
+      expect(relativeError(wasm, cpuResults[i]!)).toBeLessThan(1e-5);
+      tf.dispose([x, dy]);
+    });
+  });
+
+  it('the conv2d-based weight gradient agrees with the naive core reference (explicit per-side padding)', () => {
+    const c = configs[2]!;
+    const x = tf.tensor4d(inputs[2]!.x, c.x);
+    const dy = tf.tensor(inputs[2]!.dy, inputs[2]!.dyShape) as tf.Tensor4D;
+    const ours = conv2dBackpropFilterViaConv(x, dy, [c.k[0], c.k[1], c.x[3], c.co], c.s, c.pad);
+    const info = tf.backend_util.computeConv2DInfo(c.x, [c.k[0], c.k[1], c.x[3], c.co], c.s, 1, c.pad, undefined, false, 'channelsLast');
+    const naive = naiveConv2dBackpropFilter(
+      { shape: c.x, data: inputs[2]!.x },
+      { shape: inputs[2]!.dyShape, data: inputs[2]!.dy },
+      c.k,
+      { stride: c.s, padding: { top: info.padInfo.top, bottom: info.padInfo.bottom, left: info.padInfo.left, right: info.padInfo.right } },
+    );
+    expect(relativeError(ours.dataSync(), naive.data)).toBeLessThan(1e-5);
+    tf.dispose([x, dy, ours]);
+  });
+
+  it('trains a CNN and grows it with GradMax on wasm, preserving its function', async () => {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 3, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c1' }),
+        tfl.layers.conv2d({ filters: 2, kernelSize: 3, strides: 2, padding: 'same', activation: RELU1, name: 'c2' }),
+        tfl.layers.flatten({ name: 'flat' }),
+        tfl.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
+      ],
+    });
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    const xs = randomTensor([8, 6, 6, 1], 7);
+    const ys = oneHotTargets(8, 2, 8);
+    await model.trainOnBatch(xs, ys);
+    const before = outputOf(model, xs);
+    for (const site of findGrowthSites(model).sites) grow(model, { site: site.name, units: 2, strategy: 'gradmax', batch: { xs, ys } });
+    expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
+    const loss = (await model.trainOnBatch(xs, ys)) as number;
+    expect(Number.isFinite(loss)).toBe(true);
+    model.dispose();
+    tf.dispose([xs, ys]);
+  });
+});
