@@ -71,56 +71,68 @@ export function gemmAccumulate(
   }
 }
 
-const P_BLOCK = 1024;
-const R_BLOCK = 32;
+const P_BLOCK = 256;
+const R_BLOCK = 128;
+
+/** Adds rows i..i+3 × columns j, j+1 of a·bᵀ over k ∈ [pp, pe) into c (4×2 register tile). */
+function tile42(a: Float64Array, b: Float64Array, c: Float64Array, p: number, n: number, i: number, j: number, pp: number, pe: number): void {
+  const a0 = i * p, a1 = a0 + p, a2 = a1 + p, a3 = a2 + p;
+  const b0 = j * p, b1 = b0 + p;
+  let s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+  for (let k = pp; k < pe; k++) {
+    const y0 = b[b0 + k]!, y1 = b[b1 + k]!;
+    let x = a[a0 + k]!;
+    s00 += x * y0; s01 += x * y1;
+    x = a[a1 + k]!;
+    s10 += x * y0; s11 += x * y1;
+    x = a[a2 + k]!;
+    s20 += x * y0; s21 += x * y1;
+    x = a[a3 + k]!;
+    s30 += x * y0; s31 += x * y1;
+  }
+  const c0 = i * n + j;
+  c[c0] = c[c0]! + s00; c[c0 + 1] = c[c0 + 1]! + s01;
+  const c1 = c0 + n;
+  c[c1] = c[c1]! + s10; c[c1 + 1] = c[c1 + 1]! + s11;
+  const c2 = c1 + n;
+  c[c2] = c[c2]! + s20; c[c2 + 1] = c[c2 + 1]! + s21;
+  const c3 = c2 + n;
+  c[c3] = c[c3]! + s30; c[c3 + 1] = c[c3 + 1]! + s31;
+}
+
+/** Adds the single entry (i, j) of a·bᵀ over k ∈ [pp, pe) into c. */
+function dotInto(a: Float64Array, b: Float64Array, c: Float64Array, p: number, n: number, i: number, j: number, pp: number, pe: number): void {
+  const a0 = i * p, b0 = j * p;
+  let s = 0;
+  for (let k = pp; k < pe; k++) s += a[a0 + k]! * b[b0 + k]!;
+  c[i * n + j] = c[i * n + j]! + s;
+}
 
 /**
- * c (m×n) += a·bᵀ where a is m×p and b is n×p, both row-major (internal kernel). With `symmetric` (a and b
- * the same array), only the upper triangle is computed and then mirrored: the Gram matrix a·aᵀ at half cost.
+ * c (m×n) += a·bᵀ where a is m×p and b is n×p, both row-major (internal kernel: 4×2 register tiles, blocked
+ * over p and over rows of b). With `symmetric` (a and b the same array, m = n), only tiles touching the upper
+ * triangle are computed and then mirrored: the exactly symmetric Gram matrix a·aᵀ at about half the cost.
  */
 export function gemmTransBAccumulate(
   m: number, n: number, p: number, a: Float64Array, b: Float64Array, c: Float64Array, symmetric = false,
 ): void {
   const tmp = symmetric ? new Float64Array(m * n) : c;
+  const m4 = m - (m % 4);
   for (let pp = 0; pp < p; pp += P_BLOCK) {
     const pe = Math.min(pp + P_BLOCK, p);
     for (let jj = 0; jj < n; jj += R_BLOCK) {
       const je = Math.min(jj + R_BLOCK, n);
       const iEnd = symmetric ? Math.min(je, m) : m;
-      let i = 0;
-      for (; i + 1 < iEnd; i += 2) {
-        const a0 = i * p, a1 = a0 + p;
+      for (let i = 0; i < iEnd; i += 4) {
+        const full = i < m4;
+        // In symmetric mode, start at the first column pair that reaches the upper triangle of this row block.
         let j = symmetric ? Math.max(jj, i & ~1) : jj;
+        if (symmetric && j > jj && ((j - jj) & 1)) j--;
         for (; j + 1 < je; j += 2) {
-          const b0 = j * p, b1 = b0 + p;
-          let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-          for (let k = pp; k < pe; k++) {
-            const x0 = a[a0 + k]!, x1 = a[a1 + k]!, y0 = b[b0 + k]!, y1 = b[b1 + k]!;
-            s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;
-          }
-          const c0 = i * n + j, c1 = c0 + n;
-          tmp[c0] = tmp[c0]! + s00; tmp[c0 + 1] = tmp[c0 + 1]! + s01;
-          tmp[c1] = tmp[c1]! + s10; tmp[c1 + 1] = tmp[c1 + 1]! + s11;
+          if (full) tile42(a, b, tmp, p, n, i, j, pp, pe);
+          else for (let ii = i; ii < m; ii++) { dotInto(a, b, tmp, p, n, ii, j, pp, pe); dotInto(a, b, tmp, p, n, ii, j + 1, pp, pe); }
         }
-        for (; j < je; j++) {
-          const b0 = j * p;
-          let s0 = 0, s1 = 0;
-          for (let k = pp; k < pe; k++) {
-            const y = b[b0 + k]!;
-            s0 += a[a0 + k]! * y; s1 += a[a1 + k]! * y;
-          }
-          tmp[i * n + j] = tmp[i * n + j]! + s0;
-          tmp[(i + 1) * n + j] = tmp[(i + 1) * n + j]! + s1;
-        }
-      }
-      for (; i < iEnd; i++) {
-        const a0 = i * p;
-        for (let j = symmetric ? Math.max(jj, i) : jj; j < je; j++) {
-          const b0 = j * p;
-          let s = 0;
-          for (let k = pp; k < pe; k++) s += a[a0 + k]! * b[b0 + k]!;
-          tmp[i * n + j] = tmp[i * n + j]! + s;
-        }
+        if (j < je) for (let ii = i; ii < Math.min(i + 4, m); ii++) dotInto(a, b, tmp, p, n, ii, j, pp, pe);
       }
     }
   }

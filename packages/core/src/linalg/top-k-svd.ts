@@ -10,7 +10,7 @@ import { fixSignsRaw } from './fix-signs.js';
 import { gemmAccumulate, gemmTransBAccumulate } from './matmul.js';
 import { lqInPlace } from './qr.js';
 import { svdRaw } from './svd.js';
-import { tridiagonalQl } from './symmetric-eigen.js';
+import { topSymmetricEigen } from './top-eigen.js';
 import { transposeInto } from './transpose.js';
 
 /** Options of {@link topKSvd}. */
@@ -206,11 +206,7 @@ function startBasis(w: Float64Array, r: number, c: number, l: number, rng: Rng):
     gemmTransBAccumulate(r, r, c, w, w, g, true);
     const gs = scaleToUnit(maxAbs(g));
     if (gs !== 1) for (let i = 0; i < g.length; i++) g[i] = g[i]! * gs;
-    const d = new Float64Array(r);
-    const e = new Float64Array(r);
-    tridiagonalQl(g, r, d, e);
-    const order = Array.from({ length: r }, (_, i) => i).sort((x, y) => d[y]! - d[x]! || x - y);
-    for (let j = 0; j < l; j++) qt.set(g.subarray(order[j]! * r, order[j]! * r + r), j * r);
+    qt.set(topSymmetricEigen(g, r, l, rng).vectors);
     return qt;
   }
   const omega = new Float64Array(l * c);
