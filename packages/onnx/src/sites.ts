@@ -282,9 +282,6 @@ function storedWeight(model: OnnxModel, node: NodeProto, input: number, what: st
     refuse(`${what} "${name}" of ${node.opType} "${nodeLabel(node)}" is ${p ? `computed by ${p.opType} "${nodeLabel(p)}"` : 'a graph input'}, not a stored tensor`);
   }
   if (!FLOAT_TYPES.has(w!.tensor.dataType)) refuse(`${what} "${name}" of ${node.opType} "${nodeLabel(node)}" is ${dataTypeName(w!.tensor.dataType)}; only FLOAT, FLOAT16 and DOUBLE weights can be widened`);
-  if (model.indexes.valueInfo.has(name!) && model.graph.input.some((i) => i.name === name)) {
-    refuse(`${what} "${name}" of ${node.opType} "${nodeLabel(node)}" is also a graph input (it can be overridden at run time)`);
-  }
   return w!;
 }
 

@@ -222,6 +222,15 @@ export class TensorBuffer {
         return Number(this.view.getBigInt64(o, true));
       case TensorProto_DataType.INT32:
         return this.view.getInt32(o, true);
+      case TensorProto_DataType.INT16:
+        return this.view.getInt16(o, true);
+      case TensorProto_DataType.UINT16:
+        return this.view.getUint16(o, true);
+      case TensorProto_DataType.INT8:
+        return this.view.getInt8(o);
+      case TensorProto_DataType.UINT8:
+      case TensorProto_DataType.BOOL:
+        return this.view.getUint8(o);
       default:
         throw new OnnxFormatError(`reading ${dataTypeName(this.dataType)} elements is not supported`, { dataType: this.dataType });
     }
@@ -245,6 +254,19 @@ export class TensorBuffer {
         return;
       case TensorProto_DataType.INT32:
         this.view.setInt32(o, value | 0, true);
+        return;
+      case TensorProto_DataType.INT16:
+        this.view.setInt16(o, value, true);
+        return;
+      case TensorProto_DataType.UINT16:
+        this.view.setUint16(o, value, true);
+        return;
+      case TensorProto_DataType.INT8:
+        this.view.setInt8(o, value);
+        return;
+      case TensorProto_DataType.UINT8:
+      case TensorProto_DataType.BOOL:
+        this.view.setUint8(o, value);
         return;
       default:
         throw new OnnxFormatError(`writing ${dataTypeName(this.dataType)} elements is not supported`, { dataType: this.dataType });
