@@ -2,7 +2,7 @@
  * NORTH-Pre (Maile, Rachelson, Luga, Wilson, AutoML-Conf 2022): new units whose pre-activations are orthogonal
  * to the existing ones.
  */
-import { Matrix, validateRequest } from '@gradmax/core';
+import { Matrix, matmulTransA, matmulTransB, svd, validateRequest } from '@gradmax/core';
 import type { GrowthRequest, GrowthStrategy, NewUnits } from '@gradmax/core';
 import { baseReport, checkPositive, incomingMagnitude, norm2, randomUnitVector, type IncomingScaleOptions } from './internal/util.js';
 
@@ -10,7 +10,7 @@ import { baseReport, checkPositive, incomingMagnitude, norm2, randomUnitVector, 
 export interface NorthOptions extends IncomingScaleOptions {
   /**
    * Relative tolerance (default 1e-9) below which a direction counts as already spanned (rank decisions in the
-   * Gram–Schmidt basis of the constraints).
+   * SVD of the existing constraints and the Gram–Schmidt steps of the new ones).
    */
   tolerance?: number;
 }
@@ -43,7 +43,10 @@ export function north(options: NorthOptions = {}): GrowthStrategy {
       const h = stats.samples!.h;
       const n = h.rows;
       const fanIn = site.fanIn;
-      const basis: Float64Array[] = [];
+      // Existing pre-activations P = H Wᵀ + 1 bᵀ, constraint rows C = Pᵀ H; basis of row(C) by SVD.
+      const pre0 = matmulTransB(h, site.incoming);
+      if (site.incomingBias) for (let s = 0; s < n; s++) for (let j = 0; j < site.units; j++) pre0.data[s * site.units + j]! += site.incomingBias[j]!;
+      const basis = site.units > 0 ? rowBasis(matmulTransA(pre0, h), tolerance) : [];
       const addConstraint = (pre: Float64Array) => {
         // Constraint row pᵀH (length fanIn).
         const row = new Float64Array(fanIn);
@@ -53,16 +56,6 @@ export function north(options: NorthOptions = {}): GrowthStrategy {
         }
         addToBasis(basis, row, tolerance);
       };
-      for (let j = 0; j < site.units; j++) {
-        const pre = new Float64Array(n);
-        const b = site.incomingBias ? site.incomingBias[j]! : 0;
-        for (let s = 0; s < n; s++) {
-          let v = b;
-          for (let i = 0; i < fanIn; i++) v += site.incoming.data[j * fanIn + i]! * h.data[s * fanIn + i]!;
-          pre[s] = v;
-        }
-        addConstraint(pre);
-      }
       const incoming = new Matrix(count, fanIn);
       let notOrthogonal = 0;
       for (let k = 0; k < count; k++) {
@@ -100,6 +93,15 @@ export function north(options: NorthOptions = {}): GrowthStrategy {
     },
   };
   return strategy;
+}
+
+/** Orthonormal basis (as vectors) of the row space of `c`: right singular vectors with σ > tolerance·σ₁. */
+function rowBasis(c: Matrix, tolerance: number): Float64Array[] {
+  const res = svd(c);
+  const s1 = res.s[0] ?? 0;
+  const out: Float64Array[] = [];
+  for (let r = 0; r < res.s.length && s1 > 0 && res.s[r]! > tolerance * s1; r++) out.push(res.v.col(r));
+  return out;
 }
 
 /** Removes from `v` its components along the orthonormal vectors of `basis`. */

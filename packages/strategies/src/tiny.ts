@@ -2,7 +2,7 @@
  * TINY (Verbockhaven, Rudkiewicz, Chevallier, Charpiat, TMLR 2024): new units that best fit the expressivity
  * bottleneck, the part of the desired functional update the existing weights cannot express.
  */
-import { Matrix, matmul, matmulTransA, meanColumnNorm, meanRowNorm, requireNonZeroSlopeAtZero, symmetricEigen, validateRequest } from '@gradmax/core';
+import { Matrix, matmul, matmulTransA, matmulTransB, meanColumnNorm, meanRowNorm, requireNonZeroSlopeAtZero, svd, symmetricEigen, validateRequest } from '@gradmax/core';
 import type { GrowthRequest, GrowthStrategy, LossOracle, NewUnits, RetainedSamples } from '@gradmax/core';
 import { siteActivation } from './internal/activation.js';
 import { baseReport, checkInteger, checkPositive } from './internal/util.js';
@@ -64,52 +64,45 @@ export function tiny(options: TinyOptions = {}): GrowthStrategy {
       const n = h.rows;
       const notes: string[] = [];
 
-      // Targets V = −G, projected off the span of the existing activations.
+      // Targets V = −G, projected off the span of the existing activations A = f(H Wᵀ + b).
       const v = new Matrix(n, site.fanOut);
       for (let i = 0; i < v.data.length; i++) v.data[i] = -g.data[i]!;
       let expressibleFraction = 0;
+      let activationRank = 0;
       if (projection && site.units > 0) {
         const act = siteActivation('tiny', site);
-        const pre = matmul(h, transposeOf(site.incoming));
-        const basis: Float64Array[] = [];
-        for (let j = 0; j < site.units; j++) {
-          const col = new Float64Array(n);
-          const b = site.incomingBias ? site.incomingBias[j]! : 0;
-          for (let s = 0; s < n; s++) col[s] = act.f(pre.data[s * site.units + j]! + b);
-          gramSchmidtAppend(basis, col, tolerance);
-        }
-        const before = sumSquares(v.data);
-        for (const q of basis) {
-          for (let o = 0; o < site.fanOut; o++) {
-            let d = 0;
-            for (let s = 0; s < n; s++) d += q[s]! * v.data[s * site.fanOut + o]!;
-            if (d !== 0) for (let s = 0; s < n; s++) v.data[s * site.fanOut + o]! -= d * q[s]!;
+        const a = matmulTransB(h, site.incoming);
+        for (let s = 0; s < n; s++) {
+          for (let j = 0; j < site.units; j++) {
+            const idx = s * site.units + j;
+            a.data[idx] = act.f(a.data[idx]! + (site.incomingBias ? site.incomingBias[j]! : 0));
           }
+        }
+        const q = columnBasis(a, tolerance);
+        activationRank = q.cols;
+        const before = sumSquares(v.data);
+        if (q.cols > 0) {
+          const coeff = matmulTransA(q, v); // [r × fanOut]
+          const expressed = matmul(q, coeff); // [n × fanOut]
+          for (let i = 0; i < v.data.length; i++) v.data[i]! -= expressed.data[i]!;
         }
         expressibleFraction = before > 0 ? 1 - sumSquares(v.data) / before : 0;
       }
 
-      // Whitened least squares: S = HᵀH, N = V⊥ᵀH, K = N S⁺ Nᵀ.
-      const S = matmulTransA(h, h);
-      const eig = symmetricEigen(S);
-      const lmax = eig.values[0] ?? 0;
+      // Whitened least squares: S = HᵀH = Q Λ Qᵀ, N = V⊥ᵀH, N S⁺ = (N Q_r Λ_r⁻¹) Q_rᵀ, K = N S⁺ Nᵀ.
       const fanIn = site.fanIn;
-      const sPinv = new Matrix(fanIn, fanIn);
+      const eig = symmetricEigen(matmulTransA(h, h));
+      const lmax = eig.values[0] ?? 0;
       let sRank = 0;
-      for (let r = 0; r < fanIn; r++) {
-        const lr = eig.values[r]!;
-        if (!(lmax > 0) || lr <= tolerance * lmax) continue;
-        sRank++;
-        const inv = 1 / lr;
-        for (let i = 0; i < fanIn; i++) {
-          const qi = eig.vectors.data[i * fanIn + r]! * inv;
-          if (qi === 0) continue;
-          for (let j = 0; j < fanIn; j++) sPinv.data[i * fanIn + j]! += qi * eig.vectors.data[j * fanIn + r]!;
-        }
-      }
+      while (sRank < fanIn && lmax > 0 && eig.values[sRank]! > tolerance * lmax) sRank++;
+      const qr = new Matrix(fanIn, sRank);
+      for (let i = 0; i < fanIn; i++) for (let r = 0; r < sRank; r++) qr.data[i * sRank + r] = eig.vectors.data[i * fanIn + r]!;
       const N = matmulTransA(v, h); // [fanOut × fanIn]
-      const NS = matmul(N, sPinv); // N S⁺
-      const K = matmul(NS, transposeOf(N)); // [fanOut × fanOut]
+      const nq = matmul(N, qr); // [fanOut × r]
+      const nqScaled = nq.clone();
+      for (let o = 0; o < nq.rows; o++) for (let r = 0; r < sRank; r++) nqScaled.data[o * sRank + r]! /= eig.values[r]!;
+      const NS = matmulTransB(nqScaled, qr); // N S⁺, [fanOut × fanIn]
+      const K = matmulTransB(nqScaled, nq); // [fanOut × fanOut]
       symmetrise(K);
       const kEig = symmetricEigen(K);
       const s1sq = Math.max(kEig.values[0] ?? 0, 0);
@@ -166,6 +159,7 @@ export function tiny(options: TinyOptions = {}): GrowthStrategy {
           singularValues,
           numericalRank: count - zeroUnits,
           covarianceRank: sRank,
+          activationRank,
           projection,
           expressibleFraction,
           amplitude,
@@ -181,7 +175,7 @@ export function tiny(options: TinyOptions = {}): GrowthStrategy {
 
 /** First-order loss decrease −weight·Σ_s g_sᵀ (f'(0)·Ω A) h_s of new units in the linear regime. */
 function linearisedDecrease(samples: RetainedSamples, incoming: Matrix, outgoing: Matrix, df0: number): number {
-  const hA = matmul(samples.h, transposeOf(incoming)); // [n × k]
+  const hA = matmulTransB(samples.h, incoming); // [n × k]
   const gO = matmul(samples.g, outgoing); // [n × k]
   let total = 0;
   for (let i = 0; i < hA.data.length; i++) total += hA.data[i]! * gO.data[i]!;
@@ -263,12 +257,6 @@ function lineSearch(oracle: LossOracle, units: NewUnits, initial: number, maxEva
   return { amplitude: best.amplitude, loss: best.loss, lossAtZero: f0, evaluations };
 }
 
-function transposeOf(m: Matrix): Matrix {
-  const t = new Matrix(m.cols, m.rows);
-  for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) t.data[j * m.rows + i] = m.data[i * m.cols + j]!;
-  return t;
-}
-
 function symmetrise(m: Matrix): void {
   const n = m.rows;
   for (let i = 0; i < n; i++) {
@@ -286,20 +274,16 @@ function sumSquares(v: ArrayLike<number>): number {
   return s;
 }
 
-/** Modified Gram–Schmidt (twice) append with a relative tolerance. */
-function gramSchmidtAppend(basis: Float64Array[], col: Float64Array, tolerance: number): void {
-  const original = Math.sqrt(sumSquares(col));
-  if (!(original > 0)) return;
-  const v = col.slice();
-  for (let pass = 0; pass < 2; pass++) {
-    for (const q of basis) {
-      let d = 0;
-      for (let i = 0; i < v.length; i++) d += q[i]! * v[i]!;
-      for (let i = 0; i < v.length; i++) v[i]! -= d * q[i]!;
-    }
-  }
-  const rest = Math.sqrt(sumSquares(v));
-  if (rest <= Math.max(tolerance, 1e-12) * 1e3 * original) return;
-  for (let i = 0; i < v.length; i++) v[i]! /= rest;
-  basis.push(v);
+/**
+ * Orthonormal basis (columns) of the column space of `a`: left singular vectors whose singular value exceeds
+ * `tolerance` relative to the largest (one-sided Jacobi SVD, accurate for rank-deficient input).
+ */
+function columnBasis(a: Matrix, tolerance: number): Matrix {
+  const res = svd(a);
+  const s1 = res.s[0] ?? 0;
+  let r = 0;
+  while (r < res.s.length && s1 > 0 && res.s[r]! > tolerance * s1) r++;
+  const q = new Matrix(a.rows, r);
+  for (let i = 0; i < a.rows; i++) for (let j = 0; j < r; j++) q.data[i * r + j] = res.u.data[i * res.u.cols + j]!;
+  return q;
 }
