@@ -1,9 +1,9 @@
 /**
  * All-zero growth with a constant bias (the reference notebook's `random_zeros` variant, `AddRandom.is_all_zero`).
  */
-import { Matrix, UnsupportedError, validateRequest } from '@gradmax/core';
+import { InvalidArgumentError, Matrix, UnsupportedError, validateRequest } from '@gradmax/core';
 import type { GrowthRequest, GrowthStrategy, NewUnits } from '@gradmax/core';
-import { baseReport, checkPositive } from './internal/util.js';
+import { baseReport } from './internal/util.js';
 
 /** Options of {@link allZero}. */
 export interface AllZeroOptions {
@@ -24,7 +24,9 @@ export interface AllZeroOptions {
  */
 export function allZero(options: AllZeroOptions = {}): GrowthStrategy {
   const bias = options.bias ?? 1;
-  checkPositive('allZero', 'bias', Math.abs(bias), true);
+  if (typeof bias !== 'number' || !Number.isFinite(bias)) {
+    throw new InvalidArgumentError(`allZero: option "bias" must be a finite number, got ${String(bias)}`, { strategy: 'allZero', option: 'bias', value: bias });
+  }
   const strategy: GrowthStrategy = {
     name: 'allZero',
     functionPreserving: true,

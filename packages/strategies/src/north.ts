@@ -4,7 +4,7 @@
  */
 import { Matrix, matmulTransA, matmulTransB, svd, validateRequest } from '@gradmax/core';
 import type { GrowthRequest, GrowthStrategy, NewUnits } from '@gradmax/core';
-import { baseReport, checkPositive, incomingMagnitude, norm2, randomUnitVector, type IncomingScaleOptions } from './internal/util.js';
+import { baseReport, checkChoice, checkPositive, incomingMagnitude, norm2, randomUnitVector, type IncomingScaleOptions } from './internal/util.js';
 
 /** Options of {@link north}. */
 export interface NorthOptions extends IncomingScaleOptions {
@@ -32,6 +32,7 @@ export interface NorthOptions extends IncomingScaleOptions {
 export function north(options: NorthOptions = {}): GrowthStrategy {
   const tolerance = checkPositive('north', 'tolerance', options.tolerance ?? 1e-9);
   checkPositive('north', 'scale', options.scale ?? 0.5);
+  checkChoice('north', 'scaleMethod', options.scaleMethod ?? 'meanNorm', ['meanNorm', 'fixed']);
   const strategy: GrowthStrategy = {
     name: 'north',
     functionPreserving: true,

@@ -23,6 +23,7 @@ export interface RandomOutgoingZeroOptions extends IncomingScaleOptions {
 export function randomOutgoingZero(options: RandomOutgoingZeroOptions = {}): GrowthStrategy {
   const distribution = checkChoice('randomOutgoingZero', 'distribution', options.distribution ?? 'normal', ['normal', 'uniformPositive']);
   checkPositive('randomOutgoingZero', 'scale', options.scale ?? 0.5);
+  checkChoice('randomOutgoingZero', 'scaleMethod', options.scaleMethod ?? 'meanNorm', ['meanNorm', 'fixed']);
   const strategy: GrowthStrategy = {
     name: 'randomOutgoingZero',
     functionPreserving: true,

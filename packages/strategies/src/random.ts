@@ -28,6 +28,7 @@ export interface RandomOptions extends OutgoingScaleOptions {
 export function random(options: RandomOptions = {}): GrowthStrategy {
   const distribution = checkChoice('random', 'distribution', options.distribution ?? 'normal', ['normal', 'uniformPositive']);
   checkPositive('random', 'scale', options.scale ?? 0.5);
+  checkChoice('random', 'scaleMethod', options.scaleMethod ?? 'meanNorm', ['meanNorm', 'fixed']);
   const strategy: GrowthStrategy = {
     name: 'random',
     functionPreserving: true,

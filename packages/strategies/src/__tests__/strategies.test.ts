@@ -130,6 +130,8 @@ describe('typed errors', () => {
     expect(() => firefly({ poolSize: 0 })).toThrow(InvalidArgumentError);
     expect(() => random({ distribution: 'cauchy' as any })).toThrow(InvalidArgumentError);
     expect(() => random({ scale: -1 })).toThrow(InvalidArgumentError);
+    expect(() => random({ scaleMethod: 'median' as any })).toThrow(InvalidArgumentError);
+    expect(() => north({ scaleMethod: 'median' as any })).toThrow(InvalidArgumentError);
     expect(() => randomOutgoingZero({ scale: Number.NaN })).toThrow(InvalidArgumentError);
     expect(() => net2net({ select: 'best' as any })).toThrow(InvalidArgumentError);
     expect(() => net2net({ noise: -0.1 })).toThrow(InvalidArgumentError);
@@ -160,5 +162,19 @@ describe('typed errors', () => {
 
   it('gradmax is the core strategy, re-exported', () => {
     expect(gradmax().name).toBe('gradmax');
+  });
+});
+
+describe('activations by name', () => {
+  const f = denseFixture('relu1');
+  it('accepts adapter spellings and composites, and checks the declared f(0)', () => {
+    for (const name of ['Relu', 'relu1', 'relu∘relu6', 'Relu+Tanh', 'linear']) {
+      const site = { ...f.site, activation: { name, f0: 0, df0: 1 } };
+      expect(() => firefly().grow({ ...req(f, 1), site }), name).not.toThrow();
+    }
+    const mislabelled = { ...f.site, activation: { name: 'sigmoid', f0: 0, df0: 0.25 } };
+    expect(() => firefly().grow({ ...req(f, 1), site: mislabelled })).toThrow(UnsupportedError);
+    const unknownPart = { ...f.site, activation: { name: 'relu∘mish', f0: 0, df0: 1 } };
+    expect(() => tiny().grow({ ...req(f, 1), site: unknownPart })).toThrow(/mish/);
   });
 });

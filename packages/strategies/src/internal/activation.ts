@@ -28,20 +28,42 @@ const known: Record<string, (info: ActivationInfo) => ActivationFunction> = {
 export const knownActivationNames: readonly string[] = Object.keys(known);
 
 /**
- * The activation of `site` as a function. Throws {@link UnsupportedError} for unknown names, or when the
- * declared f(0) does not match the named function (a mislabelled site).
+ * The activation of `site` as a function. Composite names from adapters (`"relu∘relu6"`, `"Relu+Tanh"`, applied
+ * left to right) are composed; names are case-insensitive. For a single ReLU-family name the derivative at exactly
+ * 0 is the site's declared f'(0); inside a composite, `relu` has f'(0) = 0 and `relu1` has 1. Throws
+ * {@link UnsupportedError} for unknown names, or when the declared f(0) does not match the named function (a
+ * mislabelled site).
  */
 export function siteActivation(strategy: string, site: GrowthSite): ActivationFunction {
   const info = site.activation;
-  const make = known[info.name.toLowerCase()];
-  if (!make) {
+  const parts = info.name
+    .split(/[∘+]/)
+    .map((p) => p.trim().toLowerCase())
+    .filter((p) => p.length > 0);
+  const unknown = parts.filter((p) => !known[p]);
+  if (parts.length === 0 || unknown.length > 0) {
     throw new UnsupportedError(
       `${strategy} on site "${site.name}": cannot evaluate activation "${info.name}" (known: ${knownActivationNames.join(', ')})`,
       { site: site.name, activation: info.name, strategy },
     );
   }
-  const fn = make(info);
-  if (Math.abs(fn.f(0) - info.f0) > 1e-12) {
+  const fns = parts.map((p) => known[p]!(parts.length === 1 ? info : { ...info, df0: p === 'relu' ? 0 : 1 }));
+  const fn: ActivationFunction =
+    fns.length === 1
+      ? fns[0]!
+      : {
+          f: (x) => fns.reduce((v, g) => g.f(v), x),
+          df: (x) => {
+            let v = x;
+            let d = 1;
+            for (const g of fns) {
+              d *= g.df(v);
+              v = g.f(v);
+            }
+            return d;
+          },
+        };
+  if (!(Math.abs(fn.f(0) - info.f0) <= 1e-12)) {
     throw new UnsupportedError(`${strategy} on site "${site.name}": activation "${info.name}" declares f(0) = ${info.f0} but the named function gives ${fn.f(0)}`, {
       site: site.name,
       activation: info.name,
