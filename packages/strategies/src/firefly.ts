@@ -4,6 +4,7 @@
 import { InvalidArgumentError, Matrix, matmulTransA, matmulTransB, meanColumnNorm, meanRowNorm, validateRequest } from '@gradmax/core';
 import type { GrowthRequest, GrowthSite, GrowthStrategy, NewUnits, RetainedSamples, ScaleMethod } from '@gradmax/core';
 import { siteActivation, type ActivationFunction } from './internal/activation.js';
+import type { net2net } from './net2net.js';
 import { baseReport, checkChoice, checkInteger, checkPositive, randomUnitVector } from './internal/util.js';
 
 /** Options of {@link firefly}. */
@@ -66,7 +67,9 @@ export function fireflyDecrease(samples: RetainedSamples, incoming: Matrix, outg
  * steps on the two spheres (`stepSize` default 0.5 rad, halved on failure), then the best k are selected
  * greedily; the first-order effect of a set is the sum of its members', so greedy selection is the top k.
  * Not function-preserving: the selected units change the output by O(ε²) (only as ε → 0 is the function
- * kept). Conv sites work the same (samples are patches and per-tap gradient vectors). Needs retained samples.
+ * kept). Conv sites work the same (samples are patches and per-tap gradient vectors). This is Firefly's
+ * "grow new neurons" step; its neuron-splitting branch is not included (see {@link net2net}), and nothing keeps
+ * selected candidates apart (a first-order objective has no diversity term). Needs retained samples.
  *
  * @param options - {@link FireflyOptions}; defaults: poolSize 4k, steps 10, stepSize 0.5, epsilon 1e-2, meanNorm.
  */
