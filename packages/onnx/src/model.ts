@@ -383,13 +383,15 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   if (typeof source === 'string') {
     sourcePath = path.resolve(source);
     try {
-      bytes = fs.readFileSync(sourcePath);
+      const buf = fs.readFileSync(sourcePath);
+      // A plain Uint8Array view (not a Buffer), so that slice() of tensor data copies as everywhere else.
+      bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
       throw new FileAccessError(`cannot read model file "${source}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: source });
     }
     baseDir ??= path.dirname(sourcePath);
   } else if (source instanceof Uint8Array) {
-    bytes = source;
+    bytes = Buffer.isBuffer(source) ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength) : source;
   } else {
     throw new InvalidArgumentError('loadModel expects a file path or a Uint8Array');
   }

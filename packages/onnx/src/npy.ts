@@ -62,7 +62,7 @@ export function parseNpy(bytes: Uint8Array, label = '<npy>'): NpyArray {
   if (!Number.isSafeInteger(count) || count > 0x7fffffff) fail(`shape (${shape.join(', ')}) is too large`);
   const offset = start + headerLen;
   if (bytes.length - offset !== count * size) fail(`expected ${count * size} data bytes for shape (${shape.join(', ')}) of ${descr}, found ${bytes.length - offset}`);
-  const raw = bytes.slice(offset);
+  const raw = new Uint8Array(bytes.subarray(offset)); // a copy with its own ArrayBuffer
   if (big && size > 1) {
     for (let i = 0; i < raw.length; i += size) raw.subarray(i, i + size).reverse();
   }

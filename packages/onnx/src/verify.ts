@@ -167,7 +167,14 @@ export async function runModel(model: string | OnnxModel, feeds: ReturnType<type
     session = await createSession(serializeModel(model as OnnxModel), executionProvider, (model as OnnxModel).label);
   }
   const ortFeeds: Record<string, InstanceType<Ort['Tensor']>> = {};
-  for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = new o.Tensor(f.type as 'float32', f.data as Float32Array, f.dims);
+  for (const [name, f] of Object.entries(feeds)) {
+    try {
+      ortFeeds[name] = new o.Tensor(f.type as 'float32', f.data as Float32Array, f.dims);
+    } catch (e) {
+      await session.release().catch(() => undefined);
+      throw new InvalidArgumentError(`input "${name}" of shape [${f.dims.join(', ')}]: ${(e as Error).message}`, { input: name, shape: f.dims });
+    }
+  }
   let results;
   try {
     results = await session.run(ortFeeds);

@@ -1,0 +1,26 @@
+/**
+ * Turning errors into one clear line on stderr and an exit code.
+ * @packageDocumentation
+ */
+import { GradmaxError } from '@gradmax/core';
+import { UsageError } from './args.js';
+import { EXIT_USAGE, type CliIO } from './io.js';
+
+/**
+ * Prints `error` as one line on stderr and returns the exit code: usage errors and gradmax's typed input errors
+ * give 2. Unexpected errors also give 2, with the stack when `GRADMAX_DEBUG` is set.
+ */
+export function reportError(io: CliIO, error: unknown, prefix = 'gradmax'): number {
+  if (error instanceof UsageError) {
+    io.stderr.write(`${error.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (error instanceof GradmaxError) {
+    io.stderr.write(`${prefix}: ${error.message.split('\n')[0]}\n`);
+    return EXIT_USAGE;
+  }
+  const e = error as Error;
+  io.stderr.write(`${prefix}: unexpected error: ${(e?.message ?? String(error)).split('\n')[0]}\n`);
+  if ((io.env ?? process.env).GRADMAX_DEBUG && e?.stack) io.stderr.write(`${e.stack}\n`);
+  return EXIT_USAGE;
+}
