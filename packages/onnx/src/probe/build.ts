@@ -357,6 +357,68 @@ function inlineExternal(source: OnnxModel): ModelProto {
   return proto;
 }
 
+/** Where the loss gradient enters the graph: the loss output, or the input of a Softmax for `ce-softmax`. */
+export function lossSeed(nodes: readonly NodeProto[], loss: ProbeLoss, lossOutput: string): { seedTensor: string; skipNode?: NodeProto } {
+  if (loss.kind === 'ce-softmax') {
+    const p = structure(nodes).producer.get(lossOutput)?.node;
+    if (p && p.opType === 'Softmax' && (p.domain === '' || p.domain === 'ai.onnx')) return { seedTensor: p.input[0]!, skipNode: p };
+  }
+  return { seedTensor: lossOutput };
+}
+
+/**
+ * Emits the loss summed over the batch and seeds its gradient (of the summed loss, i.e. each example's gradient of
+ * its own loss) at `seedTensor`. Returns the loss tensor and the labels' element type.
+ */
+export function emitLoss(
+  e: Emitter,
+  kind: ProbeLossKind,
+  lossOutput: string,
+  outputRank: number,
+  floatType: number,
+  labelsInput: string,
+  seedTensor: string,
+  skipNode: NodeProto | undefined,
+  addGrad: (tensor: string, grad: string) => void,
+): { lossSum: string; labelsType: number } {
+  const t = floatType;
+  if (kind === 'mse') {
+    const diff = e.op('Sub', [lossOutput, labelsInput]);
+    const size = e.op('Cast', [e.op('Size', [lossOutput])], { to: t });
+    const batch = e.op('Cast', [e.op('Gather', [e.shape(lossOutput), e.ints([0])], { axis: 0 })], { to: t });
+    const perExample = e.op('Div', [size, e.reshape(batch, [])]);
+    addGrad(seedTensor, e.op('Mul', [diff, e.op('Div', [e.scalar(2, t), perExample])]));
+    return { lossSum: e.op('Div', [e.reduceAll(e.op('Mul', [diff, diff])), perExample]), labelsType: floatType };
+  }
+  if (kind !== 'ce-logits' && kind !== 'ce-logsoftmax' && kind !== 'ce-softmax') {
+    throw new InvalidArgumentError(`unknown loss kind "${String(kind)}"; use ce-logits, ce-softmax, ce-logsoftmax or mse`, { kind });
+  }
+  if (outputRank !== 2) throw new UnsupportedError(`cross-entropy needs a [N, classes] output; "${lossOutput}" has rank ${outputRank}`, { output: lossOutput });
+  const I64 = TensorProto_DataType.INT64;
+  const classes = e.op('Range', [e.scalar(0, I64), e.reshape(e.op('Gather', [e.shape(lossOutput), e.ints([1])], { axis: 0 }), []), e.scalar(1, I64)]);
+  const oneHot = e.op('Cast', [e.op('Equal', [e.reshape(labelsInput, [-1, 1]), classes])], { to: t });
+  let lossSum: string;
+  if (kind === 'ce-logits') {
+    const lsm = e.op('LogSoftmax', [lossOutput], { axis: 1 });
+    lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, lsm]))]);
+    addGrad(seedTensor, e.op('Sub', [e.op('Exp', [lsm]), oneHot]));
+  } else if (kind === 'ce-logsoftmax') {
+    lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, lossOutput]))]);
+    addGrad(seedTensor, e.op('Neg', [oneHot]));
+  } else {
+    const safe = e.op('Max', [lossOutput, e.scalar(1e-30, t)]);
+    lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, e.op('Log', [safe])]))]);
+    if (skipNode) {
+      const axis = normalizeAxis(attrInt(skipNode, 'axis', e.opset >= 13 ? -1 : 1), 2);
+      if (axis !== 1) throw new UnsupportedError(`ce-softmax: Softmax "${nodeLabel(skipNode)}" is not over the class axis`, { node: nodeLabel(skipNode) });
+      addGrad(seedTensor, e.op('Sub', [lossOutput, oneHot]));
+    } else {
+      addGrad(seedTensor, e.op('Neg', [e.op('Div', [oneHot, safe])]));
+    }
+  }
+  return { lossSum, labelsType: I64 };
+}
+
 /**
  * Builds the probe model of `model` for the given sites and loss. The probe's outputs are the loss summed over
  * the batch and, per site, the statistics summed over the batch (see {@link ProbeOutput}); gradients are those of
@@ -402,16 +464,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
     }
   }
   const kind = options.loss.kind;
-  const st = structure(nodes);
-  let seedTensor = lossOutput;
-  let skipNode: NodeProto | undefined;
-  if (kind === 'ce-softmax') {
-    const p = st.producer.get(lossOutput)?.node;
-    if (p && p.opType === 'Softmax' && (p.domain === '' || p.domain === 'ai.onnx')) {
-      seedTensor = p.input[0]!;
-      skipNode = p;
-    }
-  }
+  const { seedTensor, skipNode } = lossSeed(nodes, options.loss, lossOutput);
   const targets = new Set(sites.map((s) => s.preActivation));
   const plan = planBackward(nodes, targets, [seedTensor], skipNode, names);
   for (const s of sites) {
@@ -445,43 +498,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   const labelsInput = kind === 'mse' ? (options.loss.targetsName ?? 'targets') : (options.loss.labelsName ?? 'labels');
   if (names.has(labelsInput)) throw new InvalidArgumentError(`the labels/targets input name "${labelsInput}" is already used in the model`, { name: labelsInput });
   names.add(labelsInput);
-  let lossSum: string;
-  let labelsType: number;
-  const t = floatType;
-  if (kind === 'mse') {
-    labelsType = floatType;
-    const diff = e.op('Sub', [lossOutput, labelsInput]);
-    const size = e.op('Cast', [e.op('Size', [lossOutput])], { to: t });
-    const batch = e.op('Cast', [e.op('Gather', [e.shape(lossOutput), e.ints([0])], { axis: 0 })], { to: t });
-    const perExample = e.op('Div', [size, e.reshape(batch, [])]);
-    lossSum = e.op('Div', [e.reduceAll(e.op('Mul', [diff, diff])), perExample]);
-    addGrad(seedTensor, e.op('Mul', [diff, e.op('Div', [e.scalar(2, t), perExample])]));
-  } else {
-    labelsType = TensorProto_DataType.INT64;
-    if (outInfo.dims.length !== 2) throw new UnsupportedError(`cross-entropy needs a [N, classes] output; "${lossOutput}" has rank ${outInfo.dims.length}`, { output: lossOutput });
-    const classes = e.op('Range', [e.scalar(0, TensorProto_DataType.INT64), e.reshape(e.op('Gather', [e.shape(lossOutput), e.ints([1])], { axis: 0 }), []), e.scalar(1, TensorProto_DataType.INT64)]);
-    const oneHot = e.op('Cast', [e.op('Equal', [e.reshape(labelsInput, [-1, 1]), classes])], { to: t });
-    if (kind === 'ce-logits') {
-      const lsm = e.op('LogSoftmax', [lossOutput], { axis: 1 });
-      lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, lsm]))]);
-      addGrad(seedTensor, e.op('Sub', [e.op('Exp', [lsm]), oneHot]));
-    } else if (kind === 'ce-logsoftmax') {
-      lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, lossOutput]))]);
-      addGrad(seedTensor, e.op('Neg', [oneHot]));
-    } else if (kind === 'ce-softmax') {
-      const safe = e.op('Max', [lossOutput, e.scalar(1e-30, t)]);
-      lossSum = e.op('Neg', [e.reduceAll(e.op('Mul', [oneHot, e.op('Log', [safe])]))]);
-      if (skipNode) {
-        const axis = normalizeAxis(attrInt(skipNode, 'axis', opset >= 13 ? -1 : 1), 2);
-        if (axis !== 1) throw new UnsupportedError(`ce-softmax: Softmax "${nodeLabel(skipNode)}" is not over the class axis`, { node: nodeLabel(skipNode) });
-        addGrad(seedTensor, e.op('Sub', [lossOutput, oneHot]));
-      } else {
-        addGrad(seedTensor, e.op('Neg', [e.op('Div', [oneHot, safe])]));
-      }
-    } else {
-      throw new InvalidArgumentError(`unknown loss kind "${String(kind)}"; use ce-logits, ce-softmax, ce-logsoftmax or mse`, { kind });
-    }
-  }
+  const { lossSum, labelsType } = emitLoss(e, kind, lossOutput, outInfo.dims.length, floatType, labelsInput, seedTensor, skipNode, addGrad);
 
   back.run();
 

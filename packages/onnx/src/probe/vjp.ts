@@ -9,7 +9,8 @@ import { ModelProtoSchema } from 'onnx-buf';
 import type { ModelProto } from 'onnx-buf';
 import { InvalidArgumentError } from '@gradmax/core';
 import { makeValueInfo } from '../model.js';
-import { BackwardPass, planBackward } from './build.js';
+import { BackwardPass, emitLoss, lossSeed, planBackward } from './build.js';
+import type { ProbeLoss } from './build.js';
 import { Emitter } from './emitter.js';
 import { defaultOpset } from './onnx-util.js';
 import { discoverShapes } from './shapes.js';
@@ -23,6 +24,11 @@ export interface VjpModelOptions {
   outputs?: readonly string[];
   /** Values for named symbolic input dims other than the batch (shape discovery). */
   fixedDims?: Record<string, number>;
+  /**
+   * Differentiate this loss (summed over the batch) instead of feeding cotangents: adds a labels/targets input and a
+   * loss output; `outputs` is ignored.
+   */
+  loss?: ProbeLoss;
 }
 
 /** A gradient model and its extra inputs/outputs. */
@@ -33,6 +39,8 @@ export interface VjpModel {
   cotangents: Record<string, string>;
   /** Gradient output name per `wrt` tensor. */
   gradients: Record<string, string>;
+  /** With `loss`: the labels/targets input and the summed-loss output. */
+  loss?: { labelsInput: string; labelsType: number; lossOutput: string };
 }
 
 /**
@@ -50,7 +58,9 @@ export async function buildVjpModel(model: ModelProto, options: VjpModelOptions)
   for (const t of graph.initializer) names.add(t.name);
   for (const t of graph.input) names.add(t.name);
   for (const w of options.wrt) if (!names.has(w)) throw new InvalidArgumentError(`tensor "${w}" is not in the model`, { tensor: w });
-  const plan = planBackward(nodes, options.wrt, outputs, undefined, names);
+  const lossOutput = options.loss ? (options.loss.output ?? graph.output[0]?.name ?? '') : undefined;
+  const seed = options.loss ? lossSeed(nodes, options.loss, lossOutput!) : undefined;
+  const plan = planBackward(nodes, options.wrt, seed ? [seed.seedTensor] : outputs, seed?.skipNode, names);
   plan.check(() => [...options.wrt]);
   const infos = await discoverShapes(proto, { fixedDims: options.fixedDims });
   const info = (name: string): TensorInfo => {
@@ -61,7 +71,18 @@ export async function buildVjpModel(model: ModelProto, options: VjpModelOptions)
   const e = new Emitter(names, defaultOpset(proto));
   const back = new BackwardPass(e, nodes, plan, info, graph.initializer);
   const cotangents: Record<string, string> = {};
-  for (const o of outputs) {
+  let lossInfo: VjpModel['loss'];
+  if (options.loss && seed) {
+    const kind = options.loss.kind;
+    const labelsInput = kind === 'mse' ? (options.loss.targetsName ?? 'targets') : (options.loss.labelsName ?? 'labels');
+    if (names.has(labelsInput)) throw new InvalidArgumentError(`the labels/targets input name "${labelsInput}" is already used in the model`, { name: labelsInput });
+    const oi = info(lossOutput!);
+    const { lossSum, labelsType } = emitLoss(e, kind, lossOutput!, oi.dims.length, oi.elemType, labelsInput, seed.seedTensor, seed.skipNode, (t, g) => back.addGrad(t, g));
+    graph.input.push(kind === 'mse' ? makeValueInfo(labelsInput, oi.elemType, oi.dims.map((d) => d ?? 'N')) : makeValueInfo(labelsInput, labelsType, ['N']));
+    graph.output.push(makeValueInfo(lossSum, oi.elemType, []));
+    lossInfo = { labelsInput, labelsType, lossOutput: lossSum };
+  }
+  for (const o of options.loss ? [] : outputs) {
     const name = e.fresh(`${o}_cotangent`);
     cotangents[o] = name;
     const oi = info(o);
@@ -78,5 +99,5 @@ export async function buildVjpModel(model: ModelProto, options: VjpModelOptions)
   }
   graph.node.push(...e.nodes);
   graph.initializer.push(...e.initializers);
-  return { model: proto, cotangents, gradients };
+  return { model: proto, cotangents, gradients, ...(lossInfo ? { loss: lossInfo } : {}) };
 }
