@@ -1,0 +1,166 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { create } from '@bufbuild/protobuf';
+import { StringStringEntryProtoSchema, TensorProto_DataLocation } from 'onnx-buf';
+import { GradmaxError, Matrix, Rng } from '@gradmax/core';
+import { ExternalDataError, findSites, growthSite, loadModel, saveModel, serializeModel, widen, type OnnxModel } from '@gradmax/onnx';
+import { F16, GraphBuilder, tmpDir } from './helpers.js';
+
+function bases(dir: string): string[] {
+  const files: string[] = [];
+  const save = (name: string, model: OnnxModel) => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, serializeModel(model));
+    files.push(f);
+  };
+  {
+    const b = new GraphBuilder(new Rng(1));
+    const x = b.input('x', ['N', 4]);
+    const h = b.op('Gemm', [x, b.weight([4, 5]), b.weight([5])], { transB: 0 }, 1, 'fc1');
+    b.output(b.op('MatMul', [b.op('Relu', [h]), b.constantWeight([5, 3])], {}, 1, 'fc2'), ['N', 3]);
+    save('mlp.onnx', b.model());
+  }
+  {
+    const b = new GraphBuilder(new Rng(2), F16, true);
+    const x = b.input('x', ['N', 2, 5, 5]);
+    const c = b.op('Conv', [x, b.weight([3, 2, 3, 3]), b.weight([3])], { pads: [1, 1, 1, 1] }, 1, 'c1');
+    const bn = b.op('BatchNormalization', [c, b.tensor([3], [1, 1, 1]), b.tensor([3], [0, 0, 0]), b.tensor([3], [0, 0, 0]), b.tensor([3], [1, 1, 1])]);
+    const f = b.op('Flatten', [b.op('Relu', [bn])]);
+    b.output(b.op('Gemm', [f, b.weight([75, 2])], {}, 1, 'fc'), ['N', 2]);
+    save('cnn16.onnx', b.model());
+  }
+  {
+    // external data
+    const b = new GraphBuilder(new Rng(3));
+    const x = b.input('x', ['N', 3]);
+    const h = b.op('Gemm', [x, b.weight([3, 4])], {}, 1, 'fc1');
+    b.output(b.op('Gemm', [b.op('Relu', [h]), b.weight([4, 2])], {}, 1, 'fc2'), ['N', 2]);
+    const m = b.model();
+    const blobs: Buffer[] = [];
+    let off = 0;
+    for (const t of m.graph.initializer) {
+      const bytes = Buffer.from(m.tensorBytes(t));
+      t.rawData = new Uint8Array(0);
+      t.dataLocation = TensorProto_DataLocation.EXTERNAL;
+      t.externalData = [
+        create(StringStringEntryProtoSchema, { key: 'location', value: 'ext.bin' }),
+        create(StringStringEntryProtoSchema, { key: 'offset', value: String(off) }),
+        create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
+      ];
+      blobs.push(bytes);
+      off += bytes.length;
+    }
+    fs.writeFileSync(path.join(dir, 'ext.bin'), Buffer.concat(blobs));
+    save('ext.onnx', m);
+  }
+  return files;
+}
+
+function mutate(bytes: Uint8Array, rng: Rng): Uint8Array {
+  const kind = rng.int(6);
+  const out = Uint8Array.from(bytes);
+  switch (kind) {
+    case 0:
+      return out.subarray(0, rng.int(out.length));
+    case 1: {
+      const n = 1 + rng.int(8);
+      for (let i = 0; i < n; i++) out[rng.int(out.length)] = rng.int(256);
+      return out;
+    }
+    case 2: {
+      const at = rng.int(out.length);
+      const ins = Uint8Array.from({ length: 1 + rng.int(16) }, () => rng.int(256));
+      return Uint8Array.from([...out.subarray(0, at), ...ins, ...out.subarray(at)]);
+    }
+    case 3: {
+      // flip one bit
+      const i = rng.int(out.length);
+      out[i] = out[i]! ^ (1 << rng.int(8));
+      return out;
+    }
+    case 4: {
+      // overwrite with a large varint-looking run
+      const at = rng.int(out.length);
+      for (let i = at; i < Math.min(out.length, at + 5); i++) out[i] = 0xff;
+      return out;
+    }
+    default: {
+      // replace a printable run (names, external locations) with a traversal string
+      const text = new TextEncoder().encode(['../../etc/passwd', '/etc/passwd', 'ext.bin\0', 'sub/../../x'][rng.int(4)]!);
+      const at = rng.int(Math.max(1, out.length - text.length));
+      out.set(text.subarray(0, Math.min(text.length, out.length - at)), at);
+      return out;
+    }
+  }
+}
+
+/** Drives a mutated file through load -> sites -> widen -> save. Returns 'valid' or the error class name. */
+function drive(file: string, outDir: string, rng: Rng): string {
+  const model = loadModel(file);
+  const sites = findSites(model);
+  for (const t of model.graph.initializer.slice(0, 4)) model.tensorBytes(t);
+  const site = sites.find((s) => s.growable);
+  if (site) {
+    const gs = growthSite(model, site);
+    const k = 1 + rng.int(2);
+    const outgoing = Matrix.from(gs.fanOut, k, rng.fillNormal(new Float64Array(gs.fanOut * k)));
+    widen(model, [{ site: site.name, newUnits: { incoming: Matrix.zeros(k, gs.fanIn), incomingBias: new Float64Array(k), outgoing, report: { strategy: 'fuzz', site: site.name, count: k, notes: [] } } }]);
+  }
+  serializeModel(model);
+  if (rng.uniform() < 0.1) saveModel(model, path.join(outDir, `o${rng.int(1e9)}.onnx`));
+  return 'valid';
+}
+
+describe('fuzz: mutated and truncated model files', () => {
+  it('1,200 seeded mutations end in a typed error or a valid model; inputs untouched', () => {
+    const dir = tmpDir('gradmax-fuzz-');
+    const outDir = tmpDir('gradmax-fuzz-out-');
+    const files = bases(dir);
+    const rng = new Rng(20261126);
+    const outcomes = new Map<string, number>();
+    const extHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'ext.bin'))).digest('hex');
+    for (let i = 0; i < 1200; i++) {
+      const base = files[i % files.length]!;
+      const bytes = mutate(fs.readFileSync(base), rng);
+      const file = path.join(dir, `case${i}.onnx`);
+      fs.writeFileSync(file, bytes);
+      const hash = crypto.createHash('sha256').update(bytes).digest('hex');
+      let outcome: string;
+      try {
+        outcome = drive(file, outDir, rng.fork(i));
+      } catch (e) {
+        if (!(e instanceof GradmaxError)) throw new Error(`case ${i} (${path.basename(base)}): untyped ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+        outcome = e.constructor.name;
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      expect(crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'), `case ${i} input modified`).toBe(hash);
+      fs.rmSync(file);
+    }
+    expect(crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'ext.bin'))).digest('hex')).toBe(extHash);
+    // both outcomes occur, so the mutations are neither all fatal nor all harmless
+    expect(outcomes.get('valid') ?? 0).toBeGreaterThan(50);
+    expect(outcomes.get('OnnxFormatError') ?? 0).toBeGreaterThan(50);
+    console.info(`fuzz outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  });
+
+  it('mutated external-data locations that escape the model folder are rejected', () => {
+    const dir = tmpDir('gradmax-fuzz-ext-');
+    const [, , ext] = bases(dir);
+    const text = fs.readFileSync(ext!);
+    const needle = Buffer.from('ext.bin');
+    let rejected = 0;
+    for (const evil of ['../x.bin', '/tmp/x.bin', '..\\x.bin', 'a/../../']) {
+      // same-length replacements keep the protobuf framing valid
+      const repl = Buffer.from(evil.padEnd(needle.length, '/').slice(0, needle.length));
+      const bytes = Buffer.from(text);
+      for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1)) repl.copy(bytes, at);
+      const file = path.join(dir, `evil-${rejected}.onnx`);
+      fs.writeFileSync(file, bytes);
+      expect(() => loadModel(file), evil).toThrow(ExternalDataError);
+      rejected++;
+    }
+    expect(rejected).toBe(4);
+  });
+});
