@@ -18,7 +18,7 @@ export interface AllZeroOptions {
  * grown layer has a bias: the bias makes the new units' activations f(bias) non-zero, so their outgoing weights
  * get the gradient f(bias)·E[g] at the next step (identical for every new unit, so they stay symmetric).
  * Without a bias every new weight and its gradient would be zero forever, so sites without a bias are refused
- * with {@link UnsupportedError}. Needs no statistics.
+ * with `UnsupportedError`. Needs no statistics.
  *
  * @param options - {@link AllZeroOptions}; default bias 1.
  */
