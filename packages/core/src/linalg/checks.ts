@@ -28,7 +28,8 @@ export function maxAbs(values: ArrayLike<number>): number {
  */
 export function scaleToUnit(magnitude: number): number {
   if (!(magnitude > 0) || !Number.isFinite(magnitude)) return 1;
-  const e = Math.floor(Math.log2(magnitude));
+  // Clamped so that the factor itself stays a normal double (denormal inputs are scaled as far as possible).
+  const e = Math.max(-1000, Math.min(1000, Math.floor(Math.log2(magnitude))));
   // 2^-e computed in two halves so that it never overflows to Infinity or underflows to 0.
   const h = Math.trunc(-e / 2);
   return Math.pow(2, h) * Math.pow(2, -e - h);
@@ -47,10 +48,9 @@ export function safeNorm(x: Float64Array, offset: number, length: number, stride
     for (let i = 0, p = offset; i < length; i++, p += stride) s += x[p]! * x[p]!;
     return Math.sqrt(s);
   }
-  const inv = 1 / scale;
   let s = 0;
   for (let i = 0, p = offset; i < length; i++, p += stride) {
-    const v = x[p]! * inv;
+    const v = x[p]! / scale; // division: 1/scale would overflow for subnormal scales
     s += v * v;
   }
   return scale * Math.sqrt(s);

@@ -3,7 +3,7 @@
  * on contiguous rows of the row-major storage.
  */
 import { Matrix } from '../matrix.js';
-import { checkMatrix, safeNorm } from './checks.js';
+import { checkMatrix, maxAbs, safeNorm, scaleToUnit } from './checks.js';
 import { transposeInto } from './transpose.js';
 
 /** Result of {@link householderQr}: `a = q·r`. */
@@ -32,9 +32,16 @@ export function lqInPlace(w: Float64Array, rows: number, cols: number, steps: nu
     }
     let beta = Math.hypot(alpha, tailNorm);
     if (alpha > 0) beta = -beta;
-    const t = (beta - alpha) / beta;
-    const scale = 1 / (alpha - beta);
-    for (let j = i + 1; j < cols; j++) w[ri + j] = w[ri + j]! * scale;
+    const denom = alpha - beta; // divide (not multiply by 1/denom), which stays finite for subnormal data
+    let vv = 1;
+    for (let j = i + 1; j < cols; j++) {
+      const x = w[ri + j]! / denom;
+      w[ri + j] = x;
+      vv += x * x;
+    }
+    // τ = 2/(vᵀv) keeps the reflector orthogonal even when v lost precision (subnormal data); it equals
+    // (β − α)/β in exact arithmetic.
+    const t = 2 / vv;
     w[ri + i] = beta;
     tau[i] = t;
     // Apply H = I − t·v·vᵀ (v = [1, w[ri+i+1..]]) to the remaining rows from the right.
@@ -87,6 +94,9 @@ export function householderQr(a: Matrix): QrResult {
   // w = aᵀ (n×m): columns of a become contiguous rows; LQ of aᵀ is the transpose of QR of a.
   const w = new Float64Array(n * m);
   transposeInto(a.data, m, n, w);
+  // Power-of-two scaling (exact) keeps the reflectors away from overflow and subnormal arithmetic.
+  const scale = scaleToUnit(maxAbs(a.data));
+  if (scale !== 1) for (let i = 0; i < w.length; i++) w[i] = w[i]! * scale;
   const qt = new Float64Array(k * m);
   lqInPlace(w, n, m, k, qt);
   const q = new Matrix(m, k);
@@ -94,7 +104,7 @@ export function householderQr(a: Matrix): QrResult {
   const r = new Matrix(k, n);
   for (let j = 0; j < n; j++) {
     const lim = Math.min(j, k - 1);
-    for (let i = 0; i <= lim; i++) r.data[i * n + j] = w[j * m + i]!;
+    for (let i = 0; i <= lim; i++) r.data[i * n + j] = w[j * m + i]! / scale;
   }
   return { q, r };
 }

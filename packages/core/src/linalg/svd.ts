@@ -31,6 +31,8 @@ export interface RawSvd {
 }
 
 const MAX_SWEEPS = 80;
+/** Squared column norm below which a (max ≈ 1 scaled) column counts as zero. */
+const TINY_SQ = 1e-200;
 
 /**
  * One-sided Jacobi on the `r` rows (length `len`) of `x`, rotating the rows of `vt` (r×r) alongside, until
@@ -52,7 +54,9 @@ function jacobiRows(x: Float64Array, r: number, len: number, vt: Float64Array): 
       for (let j = i + 1; j < r; j++) {
         const alpha = nrm[i]!;
         const beta = nrm[j]!;
-        if (alpha === 0 || beta === 0) continue;
+        // Columns below TINY_SQ in squared norm are numerically zero (the data is scaled to max ≈ 1); their
+        // left vectors are completed afterwards, and rotating them would not converge in subnormal arithmetic.
+        if (alpha < TINY_SQ || beta < TINY_SQ) continue;
         const bj = j * len;
         let gamma = 0;
         for (let k = 0; k < len; k++) gamma += x[bi + k]! * x[bj + k]!;
@@ -130,7 +134,7 @@ export function svdRaw(data: Float64Array, m: number, n: number, rng: Rng): RawS
     const sigma = sv[src]!;
     s[j] = sigma / scale;
     vtSorted.set(vt.subarray(src * p, src * p + p), j * p);
-    if (sigma > 1e-290) {
+    if (sigma * sigma >= TINY_SQ) {
       const inv = 1 / sigma;
       for (let k = 0; k < p; k++) ur[j * p + k] = x[src * p + k]! * inv;
       good++;

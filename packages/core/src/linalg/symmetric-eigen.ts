@@ -121,10 +121,12 @@ export function tridiagonalQl(w: Float64Array, n: number, d: Float64Array, e: Fl
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   e[n - 1] = 0;
   let f = 0;
+  // Deflate against the norm of the whole tridiagonal (not a running maximum), so that blocks of tiny entries
+  // deflate at once instead of iterating in subnormal arithmetic.
   let tst1 = 0;
+  for (let i = 0; i < n; i++) tst1 = Math.max(tst1, Math.abs(d[i]!) + Math.abs(e[i]!));
   const eps = Number.EPSILON;
   for (let l = 0; l < n; l++) {
-    tst1 = Math.max(tst1, Math.abs(d[l]!) + Math.abs(e[l]!));
     let m = l;
     while (m < n - 1 && Math.abs(e[m]!) > eps * tst1) m++;
     if (m > l) {

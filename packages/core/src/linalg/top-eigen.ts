@@ -16,10 +16,12 @@ export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array, n: numb
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   if (n > 0) e[n - 1] = 0;
   let f = 0;
+  // Deflate against the norm of the whole tridiagonal (not a running maximum), so that blocks of tiny entries
+  // deflate at once instead of iterating in subnormal arithmetic.
   let tst1 = 0;
+  for (let i = 0; i < n; i++) tst1 = Math.max(tst1, Math.abs(d[i]!) + Math.abs(e[i]!));
   const eps = Number.EPSILON;
   for (let l = 0; l < n; l++) {
-    tst1 = Math.max(tst1, Math.abs(d[l]!) + Math.abs(e[l]!));
     let m = l;
     while (m < n - 1 && Math.abs(e[m]!) > eps * tst1) m++;
     if (m > l) {
@@ -83,9 +85,14 @@ export function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: F
     }
     let beta = Math.sqrt(alpha * alpha + sq);
     if (alpha > 0) beta = -beta;
-    const t = (beta - alpha) / beta;
-    const sc = 1 / (alpha - beta);
-    for (let j = 0; j < i - 1; j++) a[ri + j] = a[ri + j]! * sc;
+    const denom = alpha - beta;
+    let vv = 1;
+    for (let j = 0; j < i - 1; j++) {
+      const x = a[ri + j]! / denom;
+      a[ri + j] = x;
+      vv += x * x;
+    }
+    const t = 2 / vv; // = (β − α)/β in exact arithmetic; keeps the reflector orthogonal in any case
     a[ri + i - 1] = 1;
     e[i] = beta;
     tau[i] = t;

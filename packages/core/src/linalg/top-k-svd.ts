@@ -28,6 +28,12 @@ export interface TopKSvdOptions {
    * (default max(m, n) · 2.2e-16 · σ₁, i.e. machine epsilon times the largest dimension times σ₁).
    */
   rankTolerance?: number;
+  /**
+   * How the start basis is built: `'gram'` = leading eigenvectors of the Gram matrix of the small side
+   * (cost ≈ p²·q/2 + 4/3·p³ for p = min(m,n), q = max(m,n); usually converges in one iteration), `'random'` =
+   * range of A·Ω for a seeded Gaussian Ω (cheap start, more iterations), `'auto'` (default) picks by cost.
+   */
+  start?: 'auto' | 'gram' | 'random';
 }
 
 /** Result of {@link topKSvd}: A ≈ u·diag(s)·vᵀ restricted to the k leading singular triplets. */
@@ -107,6 +113,8 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
   if (options.rankTolerance !== undefined && !(options.rankTolerance >= 0 && Number.isFinite(options.rankTolerance))) {
     throw new InvalidArgumentError(`topKSvd: rankTolerance must be a non-negative finite number, got ${options.rankTolerance}`, { rankTolerance: options.rankTolerance });
   }
+  const start = options.start ?? 'auto';
+  if (start !== 'auto' && start !== 'gram' && start !== 'random') throw new InvalidArgumentError(`topKSvd: start must be 'auto', 'gram' or 'random', got ${String(start)}`, { start });
   const rng = new Rng(seed);
 
   // Wide orientation r×c (r ≤ c), scaled by a power of two so that Gram entries neither overflow nor underflow.
@@ -140,7 +148,7 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
     s = raw.s.slice(0, k);
     residual = residuals(w, r, c, ut, s, vt, k).worst;
   } else {
-    let qt = startBasis(w, r, c, l, rng);
+    let qt = startBasis(w, r, c, l, rng, start === 'auto' ? useGram(r, c, l) : start === 'gram');
     for (;;) {
       iterations++;
       // Rayleigh–Ritz on A: B = Qᵀ·A = L·Vh, L = Ul·S·Wlᵀ ⇒ A ≈ (Q·Ul)·S·(Vhᵀ·Wl)ᵀ.
@@ -193,15 +201,18 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
   return { u, s: sOut, v, rank, iterations, converged: relResidual <= tolerance, residual: relResidual };
 }
 
-/** Whether the Gram-matrix start (cost ≈ r²c/2 + eigen of r×r) is expected to pay off. */
+/**
+ * Whether the Gram-matrix start is expected to pay off: its cost (r²·c for A·Aᵀ plus about 5·r³ for the
+ * tridiagonal eigen-solver, in matmul-flop equivalents) against about 20 subspace iterations of 4·r·c·l.
+ */
 function useGram(r: number, c: number, l: number): boolean {
-  return r <= 1024 && r * r * (c / 2 + 8 * r) <= 24 * r * c * l + 64 * r * r * r;
+  return r <= 2048 && r * c + 5 * r * r <= 80 * c * l;
 }
 
 /** An l×r block of orthonormal rows spanning a good approximation of the leading left singular subspace. */
-function startBasis(w: Float64Array, r: number, c: number, l: number, rng: Rng): Float64Array {
+function startBasis(w: Float64Array, r: number, c: number, l: number, rng: Rng, gram: boolean): Float64Array {
   const qt = new Float64Array(l * r);
-  if (useGram(r, c, l)) {
+  if (gram) {
     const g = new Float64Array(r * r);
     gemmTransBAccumulate(r, r, c, w, w, g, true);
     const gs = scaleToUnit(maxAbs(g));
