@@ -168,7 +168,7 @@ describe('typed errors', () => {
 describe('activations by name', () => {
   const f = denseFixture('relu1');
   it('accepts adapter spellings and composites, and checks the declared f(0)', () => {
-    for (const name of ['Relu', 'relu1', 'relu∘relu6', 'Relu+Tanh', 'linear']) {
+    for (const name of ['Relu', 'relu1', 'relu∘relu6', 'Relu+Tanh', 'linear', 'leakyReLU(0.3)', 'elu(1)', 'swish', 'selu∘tanh']) {
       const site = { ...f.site, activation: { name, f0: 0, df0: 1 } };
       expect(() => firefly().grow({ ...req(f, 1), site }), name).not.toThrow();
     }
@@ -176,5 +176,7 @@ describe('activations by name', () => {
     expect(() => firefly().grow({ ...req(f, 1), site: mislabelled })).toThrow(UnsupportedError);
     const unknownPart = { ...f.site, activation: { name: 'relu∘mish', f0: 0, df0: 1 } };
     expect(() => tiny().grow({ ...req(f, 1), site: unknownPart })).toThrow(/mish/);
+    const noSlope = { ...f.site, activation: { name: 'LeakyRelu', f0: 0, df0: 1 } };
+    expect(() => firefly().grow({ ...req(f, 1), site: noSlope })).toThrow(UnsupportedError);
   });
 });
