@@ -14,15 +14,30 @@ import { OnnxModel, loadModel } from '../model.js';
 import { buildProbe } from './build.js';
 import type { BuildProbeOptions, ProbeModel } from './build.js';
 
+/** A plain tensor: ORT type name (`"float32"`, `"float64"`, `"int64"`…), row-major data and dims. */
+export interface TensorLike {
+  type: string;
+  data: ArrayLike<number> | BigInt64Array;
+  dims: readonly number[];
+}
+
 /** One minibatch: the model's data inputs and the labels (cross-entropy) or targets (MSE). */
 export interface ProbeBatch {
-  /** A tensor for the single data input, or tensors by input name. */
-  inputs: ort.Tensor | Record<string, ort.Tensor>;
+  /** A tensor for the single data input, or tensors by input name (onnxruntime tensors or {@link TensorLike}s). */
+  inputs: ort.Tensor | TensorLike | Record<string, ort.Tensor | TensorLike>;
   /**
    * Integer class labels `[N]` (any integer array, or an INT64/INT32 tensor) for cross-entropy; a float tensor
    * shaped like the output (or a flat float array) for MSE.
    */
-  labels: ort.Tensor | ArrayLike<number> | BigInt64Array;
+  labels: ort.Tensor | TensorLike | ArrayLike<number> | BigInt64Array;
+}
+
+function isTensorLike(v: unknown): v is TensorLike {
+  return !!v && typeof v === 'object' && 'dims' in v && 'data' in v && 'type' in v;
+}
+
+function toOrt(t: ort.Tensor | TensorLike): ort.Tensor {
+  return t instanceof ort.Tensor ? t : new ort.Tensor(t.type as 'float32', t.data as Float32Array, [...t.dims]);
 }
 
 /** Progress report after each minibatch. */
@@ -98,7 +113,8 @@ function sliceTensor(t: ort.Tensor, start: number, end: number): ort.Tensor {
   return new ort.Tensor(t.type as 'float32', data as Float32Array, [end - start, ...t.dims.slice(1)]);
 }
 
-function labelsTensor(labels: ProbeBatch['labels'], probe: ProbeModel, batch: number, outputDims: readonly (number | null)[]): ort.Tensor {
+function labelsTensor(labelsIn: ProbeBatch['labels'], probe: ProbeModel, batch: number, outputDims: readonly (number | null)[]): ort.Tensor {
+  let labels = isTensorLike(labelsIn) ? toOrt(labelsIn) : labelsIn;
   if (probe.labelsType === TensorProto_DataType.INT64) {
     if (labels instanceof ort.Tensor) {
       if (labels.type === 'int64') return labels.dims.length === 1 ? labels : new ort.Tensor('int64', labels.data as BigInt64Array, [batch]);
@@ -128,8 +144,9 @@ function labelsTensor(labels: ProbeBatch['labels'], probe: ProbeModel, batch: nu
   return new ort.Tensor(type, type === 'float64' ? Float64Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>), dims);
 }
 
-function sliceLabels(labels: ProbeBatch['labels'], start: number, end: number, batch: number): ProbeBatch['labels'] {
-  if (start === 0 && end === batch) return labels;
+function sliceLabels(labelsIn: ProbeBatch['labels'], start: number, end: number, batch: number): ProbeBatch['labels'] {
+  if (start === 0 && end === batch) return labelsIn;
+  const labels = isTensorLike(labelsIn) ? toOrt(labelsIn) : labelsIn;
   if (labels instanceof ort.Tensor) return sliceTensor(labels, start, end);
   const per = (labels as ArrayLike<number>).length / batch;
   const sub = labels as unknown as { subarray?: (a: number, b: number) => ArrayLike<number>; slice: (a: number, b: number) => ArrayLike<number> };
@@ -156,8 +173,11 @@ export async function runProbe(
   let lossSum = 0;
   const outNames = [probe.lossOutput, ...probe.outputs.map((o) => o.output)];
   for await (const mb of data as AsyncIterable<ProbeBatch>) {
-    const feedsAll: Record<string, ort.Tensor> = mb.inputs instanceof ort.Tensor ? { [probe.inputs[0]!]: mb.inputs } : (mb.inputs as Record<string, ort.Tensor>);
-    if (mb.inputs instanceof ort.Tensor && probe.inputs.length !== 1) {
+    const single = mb.inputs instanceof ort.Tensor || isTensorLike(mb.inputs);
+    const feedsAll: Record<string, ort.Tensor> = {};
+    if (single) feedsAll[probe.inputs[0]!] = toOrt(mb.inputs as ort.Tensor | TensorLike);
+    else for (const [k, v] of Object.entries(mb.inputs as Record<string, ort.Tensor | TensorLike>)) feedsAll[k] = toOrt(v);
+    if (single && probe.inputs.length !== 1) {
       throw new InvalidArgumentError(`the model has ${probe.inputs.length} data inputs (${probe.inputs.join(', ')}); pass inputs by name`);
     }
     for (const name of probe.inputs) if (!feedsAll[name]) throw new InvalidArgumentError(`minibatch is missing input "${name}"`, { input: name });

@@ -9,7 +9,7 @@
 export { buildProbe, probeSiteOf } from './build.js';
 export type { BuildProbeOptions, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
 export { computeStatistics, createProbeSession, runProbe } from './compute.js';
-export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, ProbeProgress, ProbeStatistics } from './compute.js';
+export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, ProbeProgress, ProbeStatistics, TensorLike } from './compute.js';
 export { MissingGradientRuleError } from './errors.js';
 export { VJP_RULES, supportedOps } from './rules.js';
 export type { RuleContext, VjpRule } from './rules.js';

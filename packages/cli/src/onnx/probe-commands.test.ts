@@ -1,0 +1,77 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Rng } from '@gradmax/core';
+import { encodeNpy, findSites, loadModel, readNpy, serializeModel, npyToFloat64 } from '@gradmax/onnx';
+import { computeStatistics } from '@gradmax/onnx/probe';
+import { GraphBuilder, tmpDir } from '../../../onnx/test/helpers.js';
+import { memoryIO } from '../shared/io.js';
+import { runOnnx } from './index.js';
+import { runStatsCommand, runWidenFromDataCommand } from './probe-commands.js';
+
+function setup(seed = 1) {
+  const dir = tmpDir('gradmax-probe-cli-');
+  const b = new GraphBuilder(new Rng(seed));
+  const x = b.input('x', ['N', 4]);
+  const h = b.op('Gemm', [x, b.weight([4, 5]), b.weight([5])], {}, 1, 'fc1');
+  const y = b.op('Gemm', [b.op('Relu', [h]), b.weight([5, 3]), b.weight([3])], {}, 1, 'fc2');
+  b.output(y, ['N', 3]);
+  const model = path.join(dir, 'mlp.onnx');
+  fs.writeFileSync(model, serializeModel(b.model()));
+  const rng = new Rng(seed + 100);
+  const N = 37;
+  const xs = Float32Array.from({ length: N * 4 }, () => rng.normal());
+  const labels = Float64Array.from({ length: N }, () => rng.int(3));
+  fs.writeFileSync(path.join(dir, 'x.npy'), encodeNpy(xs, [N, 4]));
+  fs.writeFileSync(path.join(dir, 'y.npy'), encodeNpy(labels, [N]));
+  fs.writeFileSync(path.join(dir, 'yf.npy'), encodeNpy(labels.map((v) => v + 0.5), [N]));
+  return { dir, model, xs, labels, N };
+}
+
+describe('gradmax onnx stats', () => {
+  it('writes M per site and a manifest that "gradmax onnx widen --stats" accepts', async () => {
+    const { dir, model, xs, labels, N } = setup();
+    const before = fs.readFileSync(model);
+    const io = memoryIO();
+    const code = await runStatsCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1->fc2', '--batch-size', '8', '-o', path.join(dir, 'stats')], io);
+    expect(code).toBe(0);
+    expect(io.out).toMatch(/fc1->fc2/);
+    expect(io.err).toMatch(/statistics 100%/);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'stats', 'stats.json'), 'utf8')) as { sites: Record<string, { moment: string; count: number }> };
+    expect(manifest.sites['fc1->fc2']!.count).toBe(N);
+    const m = readNpy(path.join(dir, 'stats', manifest.sites['fc1->fc2']!.moment));
+    expect(m.shape).toEqual([3, 4]);
+    // Same numbers as the library on the whole data set in one batch.
+    const lib = await computeStatistics(model, { sites: ['fc1->fc2'], loss: { kind: 'ce-logits' }, data: [{ inputs: { type: 'float32', data: xs, dims: [N, 4] }, labels }] });
+    const expected = lib.statistics.get('fc1->fc2')!.snapshot().moment.data;
+    const got = npyToFloat64(m);
+    for (let i = 0; i < got.length; i++) expect(got[i]).toBeCloseTo(expected[i]!, 6);
+    expect(fs.readFileSync(model).equals(before)).toBe(true);
+
+    const wio = memoryIO();
+    const wcode = await runOnnx(['widen', model, '--site', 'fc1->fc2', '--add', '2', '--stats', path.join(dir, 'stats', 'stats.json'), '-o', path.join(dir, 'wide.onnx'), '--dim', 'N=4'], wio);
+    expect(wcode, wio.err).toBe(0);
+    expect(findSites(loadModel(path.join(dir, 'wide.onnx')))[0]!.units).toBe(7);
+  });
+
+  it('refuses non-integer labels for cross-entropy with a typed error', async () => {
+    const { dir, model } = setup();
+    await expect(runStatsCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'yf.npy'), '--loss', 'ce', '--site', 'fc1', '-o', path.join(dir, 's')], memoryIO())).rejects.toThrow(/integer class labels/);
+    await expect(runStatsCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'hinge', '--site', 'fc1', '-o', path.join(dir, 's')], memoryIO())).rejects.toThrow(/unknown --loss/);
+  });
+});
+
+describe('gradmax onnx widen --data', () => {
+  it('probes, grows with gradmax, writes and verifies', async () => {
+    const { dir, model } = setup(2);
+    const io = memoryIO();
+    const out = path.join(dir, 'grown.onnx');
+    const code = await runWidenFromDataCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1->fc2', '--add', '3', '--strategy', 'gradmax', '-o', out, '--json'], io);
+    expect(code, io.err).toBe(0);
+    const json = JSON.parse(io.out) as { sites: { unitsAfter: number; singularValues: number[] | null }[]; verification: { ok: boolean } };
+    expect(json.sites[0]!.unitsAfter).toBe(8);
+    expect(json.sites[0]!.singularValues?.length).toBeGreaterThan(0);
+    expect(json.verification.ok).toBe(true);
+    await expect(runWidenFromDataCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1', '--add', '1', '-o', model], memoryIO())).rejects.toThrow(/refusing to overwrite/);
+  });
+});

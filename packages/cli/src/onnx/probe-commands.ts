@@ -1,0 +1,332 @@
+/**
+ * `gradmax onnx stats` and `gradmax onnx widen --data`: GradMax statistics from labelled data through the
+ * probe (a generated backward graph run in onnxruntime), written as `.npy` or used to widen the model.
+ * @packageDocumentation
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InvalidArgumentError, ShapeMismatchError, createStrategy, listStrategies, type GrowthStrategy } from '@gradmax/core';
+import {
+  FileAccessError,
+  findSite,
+  findSites,
+  growModel,
+  loadModel,
+  makeInputs,
+  npyToFloat64,
+  readNpy,
+  saveModel,
+  verifyModels,
+  writeNpy,
+  type GrowRequest,
+  type NpyArray,
+  type OnnxModel,
+  type VerifyReport,
+} from '@gradmax/onnx';
+import { computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
+import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
+import { EXIT_FAILED, EXIT_OK, type CliIO } from '../shared/io.js';
+import { createProgressBar } from '../shared/progress.js';
+import { formatNumber, formatTable } from '../shared/table.js';
+
+const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model's single data input)
+  --labels Y.npy              integer class labels [N] (ce losses) or targets shaped like the output (mse)
+  --loss KIND                 ce (cross-entropy on logits), ce-softmax (on a Softmax output),
+                              ce-logsoftmax (on a LogSoftmax output) or mse
+  --output NAME               model output the loss reads (default: the first output)
+  --batch-size N              examples per onnxruntime run (default 128)
+  --execution-provider EP     onnxruntime execution provider (default: cpu)`;
+
+/** Help of `gradmax onnx stats`. */
+export const STATS_HELP = `Usage: gradmax onnx stats MODEL --data X.npy --labels Y.npy --loss KIND --site NAME [--site NAME ...] -o DIR
+
+Computes the GradMax growth statistics of each site from labelled data: the model is extended with a
+backward graph (ordinary ONNX ops) that onnxruntime runs over the data in minibatches; per-batch sums are
+merged into the exact mean over all examples. Writes DIR/<site>.M.npy (the growth matrix M, float64,
+[fanOut, fanIn] in the layout "gradmax onnx widen --stats" reads) and DIR/stats.json, a manifest
+{"sites": {NAME: {"moment": FILE, "count": N}}} that "gradmax onnx widen --stats DIR/stats.json" accepts.
+
+Options:
+  --site NAME                 site name from "gradmax onnx inspect" (or its current layer's node name); repeatable
+  -o, --out-dir DIR           output folder (created if missing)
+${DATA_OPTIONS}
+  --json                      print a JSON summary
+  -h, --help                  show this help
+`;
+
+/** Help of `gradmax onnx widen --data`. */
+export const WIDEN_FROM_DATA_HELP = `Usage: gradmax onnx widen MODEL --data X.npy --labels Y.npy --loss KIND --site NAME --add K [--site NAME --add K ...] -o OUT [options]
+
+Computes the statistics the strategy needs from labelled data (probe run in onnxruntime, streamed in
+minibatches), grows each site with the strategy, writes OUT atomically and verifies it against MODEL.
+
+Options:
+  --site NAME                 site to grow; repeatable
+  --add K                     units to add at the matching --site; repeatable
+  -o, --output OUT            output model path (required; may not be MODEL)
+  --strategy NAME             growth strategy (default: gradmax); registered: {strategies}
+  --seed N                    seed of the strategy and of the random verification inputs (default 0)
+  --no-verify                 skip the onnxruntime check of the widened model
+  --dim NAME=VALUE            value of a symbolic input dimension for the verification inputs (default 8)
+${DATA_OPTIONS}
+  --json                      print a JSON summary
+  -h, --help                  show this help
+`;
+
+const DATA_FLAGS = {
+  data: { type: 'string' },
+  labels: { type: 'string' },
+  loss: { type: 'string' },
+  output: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'execution-provider': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+const LOSSES: Record<string, ProbeLossKind> = { ce: 'ce-logits', 'ce-logits': 'ce-logits', 'ce-softmax': 'ce-softmax', 'ce-logsoftmax': 'ce-logsoftmax', mse: 'mse' };
+
+function resolvePath(io: CliIO, p: string): string {
+  return path.resolve(io.cwd ?? process.cwd(), p);
+}
+
+interface DataSpec {
+  x: NpyArray;
+  y: NpyArray;
+  loss: ProbeLossKind;
+  lossOutput?: string;
+  batchSize: number;
+  executionProvider?: string;
+}
+
+function parseData(cmd: string, io: CliIO, values: Record<string, unknown>): DataSpec {
+  if (typeof values.data !== 'string') throw new UsageError(`${cmd}: --data X.npy is required`);
+  if (typeof values.labels !== 'string') throw new UsageError(`${cmd}: --labels Y.npy is required`);
+  if (typeof values.loss !== 'string') throw new UsageError(`${cmd}: --loss is required (ce, ce-softmax, ce-logsoftmax or mse)`);
+  const loss = LOSSES[values.loss];
+  if (!loss) throw new UsageError(`${cmd}: unknown --loss "${values.loss}" (ce, ce-softmax, ce-logsoftmax or mse)`);
+  const batchSize = typeof values['batch-size'] === 'string' ? parseIntegerFlag(cmd, '--batch-size', values['batch-size'], 1) : 128;
+  const x = readNpy(resolvePath(io, values.data));
+  const y = readNpy(resolvePath(io, values.labels));
+  if (x.shape.length < 1 || y.shape.length < 1) throw new InvalidArgumentError(`${cmd}: --data and --labels need a leading example axis`);
+  if (x.shape[0] !== y.shape[0]) throw new ShapeMismatchError(`${cmd}: --labels (examples)`, [x.shape[0]!], [y.shape[0]!], { data: values.data, labels: values.labels });
+  if (loss !== 'mse') {
+    if (y.shape.length !== 1) throw new ShapeMismatchError(`${cmd}: --labels for ${values.loss}`, `[${x.shape[0]}] integer class labels`, y.shape);
+    if (y.dtype !== '<i4' && y.dtype !== '<i8') {
+      const v = npyToFloat64(y);
+      if (v.some((l) => !Number.isInteger(l))) throw new InvalidArgumentError(`${cmd}: --labels must hold integer class labels for ${values.loss}`, { labels: values.labels });
+    }
+  }
+  return {
+    x,
+    y,
+    loss,
+    ...(typeof values.output === 'string' ? { lossOutput: values.output } : {}),
+    batchSize,
+    ...(typeof values['execution-provider'] === 'string' ? { executionProvider: values['execution-provider'] } : {}),
+  };
+}
+
+function* batches(model: OnnxModel, spec: DataSpec): Generator<ProbeBatch> {
+  const inits = new Set(model.graph.initializer.map((t) => t.name));
+  const inputs = model.graph.input.filter((i) => !inits.has(i.name));
+  if (inputs.length !== 1) throw new InvalidArgumentError(`the model has ${inputs.length} data inputs (${inputs.map((i) => i.name).join(', ')}); --data feeds exactly one`);
+  const elem = inputs[0]!.type?.value.case === 'tensorType' ? inputs[0]!.type.value.value.elemType : 1;
+  const double = elem === 11;
+  const x = npyToFloat64(spec.x);
+  const n = spec.x.shape[0]!;
+  const per = spec.x.shape.slice(1).reduce((a, b) => a * b, 1);
+  const yPer = spec.y.shape.slice(1).reduce((a, b) => a * b, 1);
+  const y = spec.loss === 'mse' ? npyToFloat64(spec.y) : spec.y.dtype === '<i8' ? (spec.y.data as BigInt64Array) : npyToFloat64(spec.y);
+  for (let start = 0; start < n; start += spec.batchSize) {
+    const end = Math.min(n, start + spec.batchSize);
+    const slice = x.subarray(start * per, end * per);
+    const dims = [end - start, ...spec.x.shape.slice(1)];
+    const tensor = double ? { type: 'float64', data: Float64Array.from(slice), dims } : { type: 'float32', data: Float32Array.from(slice), dims };
+    const labels = y.subarray(start * yPer, end * yPer);
+    yield {
+      inputs: tensor,
+      labels:
+        spec.loss === 'mse'
+          ? { type: double ? 'float64' : 'float32', data: double ? Float64Array.from(labels as Float64Array) : Float32Array.from(labels as Float64Array), dims: [end - start, ...spec.y.shape.slice(1)] }
+          : labels,
+    };
+  }
+}
+
+async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec: DataSpec): Promise<{ stats: Map<string, ProbeStatistics>; examples: number; meanLoss: number }> {
+  const total = spec.x.shape[0]!;
+  const bar = createProgressBar(io, 'statistics', total, { unit: 'examples' });
+  const res = await computeStatistics(model, {
+    sites: siteNames,
+    loss: { kind: spec.loss, ...(spec.lossOutput ? { output: spec.lossOutput } : {}) },
+    data: batches(model, spec),
+    batchSize: spec.batchSize,
+    ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}),
+    onProgress: (p: { examples: number }) => bar.update(p.examples),
+  });
+  bar.finish();
+  return { stats: res.statistics, examples: res.examples, meanLoss: res.meanLoss };
+}
+
+function safeFileName(site: string): string {
+  return site.replace(/[^A-Za-z0-9_.-]+/g, '_');
+}
+
+/** `gradmax onnx stats ...`: returns the exit code (errors are thrown; the dispatcher reports them). */
+export async function runStatsCommand(argv: string[], io: CliIO): Promise<number> {
+  const cmd = 'gradmax onnx stats';
+  const { values, positionals } = parseCommand(cmd, argv, { ...DATA_FLAGS, site: { type: 'string', multiple: true }, 'out-dir': { type: 'string', short: 'o' } }, { min: 1, max: 1, names: 'MODEL' });
+  if (values.help) {
+    io.stdout.write(STATS_HELP);
+    return EXIT_OK;
+  }
+  const sitesArg = stringList(values.site);
+  if (!sitesArg.length) throw new UsageError(`${cmd}: --site is required (see gradmax onnx inspect MODEL)`);
+  if (typeof values['out-dir'] !== 'string') throw new UsageError(`${cmd}: -o DIR is required`);
+  const spec = parseData(cmd, io, values);
+  const model = loadModel(resolvePath(io, positionals[0]!));
+  const all = findSites(model);
+  const siteNames = sitesArg.map((s) => findSite(model, s, all).name);
+  const { stats, examples, meanLoss } = await statistics(io, model, siteNames, spec);
+  const dir = resolvePath(io, values['out-dir']);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new FileAccessError(`cannot create "${values['out-dir']}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: dir });
+  }
+  const manifest: { sites: Record<string, { moment: string; count: number }> } = { sites: {} };
+  const rows: (string | number)[][] = [];
+  for (const name of siteNames) {
+    const snap = stats.get(name)!.snapshot();
+    const file = `${safeFileName(name)}.M.npy`;
+    writeNpy(path.join(dir, file), snap.moment.data, [snap.moment.rows, snap.moment.cols]);
+    manifest.sites[name] = { moment: file, count: snap.count };
+    rows.push([name, `[${snap.moment.rows}, ${snap.moment.cols}]`, snap.count, file]);
+  }
+  const manifestPath = path.join(dir, 'stats.json');
+  const tmp = `${manifestPath}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    fs.writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+    fs.renameSync(tmp, manifestPath);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new FileAccessError(`cannot write "${manifestPath}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: manifestPath });
+  }
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify({ model: positionals[0], examples, meanLoss, manifest: path.relative(io.cwd ?? process.cwd(), manifestPath), sites: manifest.sites }, null, 2)}\n`);
+  } else {
+    io.stdout.write(formatTable(['site', 'M shape', 'examples', 'file'], rows));
+    io.stdout.write(`mean loss ${formatNumber(meanLoss)} over ${examples} examples; wrote ${path.relative(io.cwd ?? process.cwd(), manifestPath) || manifestPath}\n`);
+  }
+  return EXIT_OK;
+}
+
+/** `gradmax onnx widen MODEL --data ...`: returns the exit code (errors are thrown; the dispatcher reports them). */
+export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promise<number> {
+  const cmd = 'gradmax onnx widen';
+  const { values, positionals } = parseCommand(
+    cmd,
+    argv,
+    {
+      ...DATA_FLAGS,
+      site: { type: 'string', multiple: true },
+      add: { type: 'string', multiple: true },
+      // -o is the output model here (as in "gradmax onnx widen"); --output names the loss's model output.
+      'output-model': { type: 'string', short: 'o' },
+      strategy: { type: 'string' },
+      seed: { type: 'string' },
+      'no-verify': { type: 'boolean' },
+      dim: { type: 'string', multiple: true },
+    },
+    { min: 1, max: 1, names: 'MODEL' },
+  );
+  if (values.help) {
+    io.stdout.write(WIDEN_FROM_DATA_HELP.replace('{strategies}', listStrategies().join(', ')));
+    return EXIT_OK;
+  }
+  const sitesArg = stringList(values.site);
+  const adds = stringList(values.add);
+  if (!sitesArg.length) throw new UsageError(`${cmd}: --site is required (see gradmax onnx inspect MODEL)`);
+  if (sitesArg.length !== adds.length) throw new UsageError(`${cmd}: give one --add K per --site (got ${sitesArg.length} --site and ${adds.length} --add)`);
+  const counts = adds.map((a) => parseIntegerFlag(cmd, '--add', a, 1));
+  if (typeof values['output-model'] !== 'string') throw new UsageError(`${cmd}: -o OUT is required`);
+  const input = resolvePath(io, positionals[0]!);
+  const output = resolvePath(io, values['output-model']);
+  const realOrSelf = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  if (realOrSelf(input) === realOrSelf(output)) throw new UsageError(`${cmd}: refusing to overwrite the input model ${positionals[0]}; choose another -o`);
+  const seed = typeof values.seed === 'string' ? parseIntegerFlag(cmd, '--seed', values.seed) : 0;
+  const strategy: GrowthStrategy = createStrategy(typeof values.strategy === 'string' ? values.strategy : 'gradmax');
+  const spec = parseData(cmd, io, values);
+  const dims = parsePairs(cmd, '--dim', stringList(values.dim));
+
+  const model = loadModel(input);
+  const all = findSites(model);
+  const siteNames = sitesArg.map((s) => findSite(model, s, all).name);
+  const requests: GrowRequest[] = siteNames.map((site, i) => ({ site, count: counts[i]! }));
+  let meanLoss: number | undefined;
+  if (strategy.needs.moment) {
+    const res = await statistics(io, model, [...new Set(siteNames)], spec);
+    meanLoss = res.meanLoss;
+    for (const r of requests) r.statistics = res.stats.get(r.site)!.snapshot();
+  } else if (strategy.needs.samples) {
+    throw new InvalidArgumentError(`strategy "${strategy.name}" needs retained (h, g) samples, which the probe does not produce; use --stats with sample files`, { strategy: strategy.name });
+  }
+  const results = growModel(model, requests, { strategy, seed });
+  saveModel(model, output);
+
+  let report: VerifyReport | undefined;
+  if (!values['no-verify']) {
+    const symbolic: Record<string, number> = {};
+    for (const i of loadModel(input).graph.input) {
+      const shape = i.type?.value.case === 'tensorType' ? i.type.value.value.shape : undefined;
+      for (const d of shape?.dim ?? []) if (d.value.case === 'dimParam' || d.value.case === undefined) symbolic[d.value.case === 'dimParam' ? d.value.value : ''] = 8;
+    }
+    for (const [k, v] of dims) symbolic[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
+    const vopts = { dims: symbolic, seed, ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}) };
+    makeInputs(loadModel(input), vopts);
+    report = await verifyModels(input, output, vopts);
+  }
+  const failed = Boolean(report && !report.ok && strategy.functionPreserving);
+  if (values.json) {
+    io.stdout.write(
+      `${JSON.stringify(
+        {
+          model: positionals[0],
+          output: values['output-model'],
+          strategy: strategy.name,
+          examples: spec.x.shape[0],
+          meanLoss: meanLoss ?? null,
+          sites: results.map((r) => ({ site: r.site, unitsBefore: r.unitsBefore, unitsAfter: r.unitsAfter, singularValues: r.newUnits.report.singularValues ?? null, notes: [...r.notes, ...r.newUnits.report.notes] })),
+          verification: report ?? null,
+        },
+        (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v),
+        2,
+      )}\n`,
+    );
+  } else {
+    io.stdout.write(formatTable(['site', 'strategy', 'units', 'added'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore])));
+    for (const r of results) for (const n of r.newUnits.report.notes) io.stdout.write(`note (${r.site}): ${n}\n`);
+    if (meanLoss !== undefined) io.stdout.write(`statistics from ${spec.x.shape[0]} examples (mean loss ${formatNumber(meanLoss)})\n`);
+    io.stdout.write(`wrote ${values['output-model']}\n`);
+    if (report) {
+      io.stdout.write(
+        formatTable(
+          ['output', 'max |diff|', 'max rel', 'ok'],
+          report.outputs.map((o) => [o.name, formatNumber(o.maxAbs), formatNumber(o.maxRel), o.ok ? 'yes' : 'NO']),
+        ),
+      );
+    }
+  }
+  if (failed) {
+    const worst = report!.outputs.filter((o) => !o.ok)[0]!;
+    io.stderr.write(`${cmd}: verification failed: output "${worst.name}" differs by ${formatNumber(worst.maxAbs)} although "${strategy.name}" is function-preserving\n`);
+    return EXIT_FAILED;
+  }
+  return EXIT_OK;
+}
