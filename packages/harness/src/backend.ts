@@ -1,11 +1,11 @@
 /**
- * Backend selection for harness runs. `auto` prefers `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`,
- * then wasm, then cpu, and says which one runs and why.
+ * Backend selection for harness runs, through `@gradmax/tfjs`'s `setupBackend`: `auto` prefers
+ * `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`, then wasm, then cpu, and says which one runs and why.
+ * On cpu the conv2d-based conv weight-gradient kernel is registered (the stock one is ~20× slower).
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, UnsupportedError } from '@gradmax/core';
+import { setupBackend as setupTfjsBackend } from '@gradmax/tfjs';
 import type { BackendInfo, BackendRequest } from './types.js';
 
 /** The backend names accepted by `--backend`. */
@@ -19,38 +19,11 @@ export function parseBackendRequest(value: string): BackendRequest {
 
 let active: BackendInfo | undefined;
 
-async function tryImport(name: string): Promise<boolean> {
-  try {
-    await import(/* @vite-ignore */ name);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function setupTensorflow(): Promise<{ device: string; pkg: string } | undefined> {
-  for (const [pkg, device] of [
-    ['@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu (libtensorflow, CUDA)'],
-    ['@tensorflow/tfjs-node', 'tfjs-node (libtensorflow, CPU)'],
-  ] as const) {
-    if (await tryImport(pkg)) {
-      if (await tf.setBackend('tensorflow')) return { device, pkg };
-    }
-  }
-  return undefined;
-}
-
-async function setupWasm(): Promise<boolean> {
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const require = createRequire(import.meta.url);
-  const dir = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
-  wasm.setWasmPaths(dir);
-  try {
-    return await tf.setBackend('wasm');
-  } catch {
-    return false;
-  }
-}
+const PACKAGES: Record<string, string> = { wasm: '@tensorflow/tfjs-backend-wasm', cpu: '@tensorflow/tfjs-backend-cpu' };
+const DEVICES: Record<string, string> = {
+  wasm: 'wasm (SIMD, single-threaded)',
+  cpu: 'cpu (plain JavaScript)',
+};
 
 /**
  * Sets up the tfjs backend for this process (once per process: later calls return the same info when the
@@ -61,33 +34,21 @@ export async function setupBackend(request: BackendRequest = 'auto'): Promise<Ba
   parseBackendRequest(request);
   if (active && (active.requested === request || request === 'auto' || active.name === request)) return active;
   await import('@tensorflow/tfjs-layers');
-  await import('@tensorflow/tfjs-backend-cpu');
-  const notes: string[] = [];
-  let info: BackendInfo | undefined;
-  if (request === 'auto' || request === 'tensorflow') {
-    const found = await setupTensorflow();
-    if (found) info = { name: 'tensorflow', device: found.device, requested: request, package: found.pkg };
-    else if (request === 'tensorflow') {
-      throw new UnsupportedError(
-        'backend "tensorflow" needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu (install one; their install script downloads libtensorflow)',
-        { backend: request },
-      );
-    } else notes.push('@tensorflow/tfjs-node(-gpu) not installed');
+  let setup;
+  try {
+    setup = await setupTfjsBackend(request, { log: false, fastCpuConvBackward: true });
+  } catch (error) {
+    throw new UnsupportedError(`backend "${request}" is not available: ${(error as Error).message}`, { backend: request });
   }
-  if (!info && (request === 'auto' || request === 'wasm')) {
-    if (await setupWasm()) info = { name: 'wasm', device: 'wasm (SIMD, single-threaded)', requested: request, package: '@tensorflow/tfjs-backend-wasm' };
-    else if (request === 'wasm') throw new UnsupportedError('backend "wasm" failed to initialise', { backend: request });
-    else notes.push('wasm failed to initialise');
-  }
-  if (!info) {
-    await tf.setBackend('cpu');
-    info = { name: 'cpu', device: 'cpu (plain JavaScript)', requested: request, package: '@tensorflow/tfjs-backend-cpu' };
-  }
-  await tf.ready();
-  if (notes.length) info.note = notes.join('; ');
-  if (tf.getBackend() !== info.name) {
-    throw new UnsupportedError(`backend setup chose "${info.name}" but tfjs runs "${tf.getBackend()}"`, { backend: request });
-  }
+  const name = setup.backend;
+  const info: BackendInfo = {
+    name,
+    device: setup.nativePackage ? `${setup.nativePackage} (libtensorflow)` : (DEVICES[name] ?? name),
+    requested: request,
+    package: setup.nativePackage ?? PACKAGES[name] ?? name,
+  };
+  if (setup.skipped.length) info.note = `not available: ${setup.skipped.map((s) => `${s.backend} (${s.reason})`).join('; ')}`;
+  if (tf.getBackend() !== name) throw new UnsupportedError(`backend setup chose "${name}" but tfjs runs "${tf.getBackend()}"`, { backend: request });
   active = info;
   return info;
 }

@@ -5,7 +5,7 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { GrowthRequest, GrowthStrategy, Rng } from '@gradmax/core';
 import type { GrowableMlp } from './mlp.js';
-import type { GrowthRecord } from './types.js';
+import type { MeasuredGrowthRecord } from './types.js';
 
 /**
  * Grows site `site` of `model` by `count` units with `strategy`, measuring on the batch (x, target).
@@ -20,7 +20,7 @@ export function growMlpSite(
   target: tfc.Tensor2D,
   rng: Rng,
   step: number,
-): GrowthRecord {
+): MeasuredGrowthRecord {
   const before = model.gradientNorms(site, x, target, Number.MAX_SAFE_INTEGER);
   const t0 = performance.now();
   const growthSite = model.growthSite(site);

