@@ -2,6 +2,7 @@
  * `gradmax bench run | report | list`: the harness on the command line.
  * Exit codes: 0 success, 1 runtime failure (a run failed, unreadable results), 2 usage error.
  */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   BACKEND_REQUESTS,
@@ -18,16 +19,9 @@ import {
   strategyNames,
   type RunnerEvent,
 } from './harness.js';
-import { UsageError, integer, list, parseArgs, single, type FlagSpec } from './args.js';
+import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, canAnimate, type CliIO } from '../shared/io.js';
 import { createProgress } from './progress.js';
-
-/** Where the bench commands write. Structurally compatible with the CLI's shared IO. */
-export interface BenchIO {
-  stdout: { write(text: string): unknown; isTTY?: boolean };
-  stderr: { write(text: string): unknown };
-  /** Environment (for `CI`); defaults to `process.env`. */
-  env?: Record<string, string | undefined>;
-}
 
 const RUN_HELP = `Usage: gradmax bench run [options]
 
@@ -80,83 +74,79 @@ Commands:
 Run "gradmax bench <command> --help" for the options of a command.
 `;
 
-const RUN_FLAGS: Record<string, FlagSpec> = {
-  task: { type: 'string', repeatable: true },
-  arm: { type: 'string', repeatable: true },
+const RUN_OPTIONS = {
+  task: { type: 'string', multiple: true },
+  arm: { type: 'string', multiple: true },
   seeds: { type: 'string' },
   preset: { type: 'string' },
-  set: { type: 'string', repeatable: true },
+  set: { type: 'string', multiple: true },
   backend: { type: 'string' },
   workers: { type: 'string' },
   shard: { type: 'string' },
   out: { type: 'string' },
   force: { type: 'boolean' },
   'no-report': { type: 'boolean' },
-};
+} as const;
 
-function isCi(io: BenchIO): boolean {
-  const env = io.env ?? process.env;
-  return Boolean(env['CI']) && env['CI'] !== 'false' && env['CI'] !== '0';
+function commaList(v: string | boolean | (string | boolean)[] | undefined): string[] | undefined {
+  const items = stringList(v).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  return items.length ? items : undefined;
 }
 
-function parseSets(values: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new UsageError(`gradmax bench run: --set needs KEY=VALUE, got "${v}"`);
-    out[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return out;
+function str(v: string | boolean | (string | boolean)[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }
 
 function usageFromGradmax(error: unknown): never {
-  // Typed argument errors raised while resolving flags are usage errors.
+  // Typed argument errors raised while resolving flags (bad seed list, unknown task, bad config value) are usage errors.
   if (error instanceof GradmaxError && (error.code === 'invalid-argument' || error.code === 'unknown-name')) throw new UsageError(error.message);
   throw error;
 }
 
-async function runCommand(argv: string[], io: BenchIO): Promise<number> {
+async function runCommand(argv: string[], io: CliIO): Promise<number> {
   const cmd = 'gradmax bench run';
-  const args = parseArgs(cmd, argv, RUN_FLAGS);
-  if (args.booleans.has('help')) {
+  const { values } = parseCommand(cmd, argv, RUN_OPTIONS, { max: 0 });
+  if (values['help']) {
     io.stdout.write(RUN_HELP.replace('{tasks}', listTasks().map((t) => t.name).join(', ')));
-    return 0;
+    return EXIT_OK;
   }
-  if (args.positionals.length) throw new UsageError(`${cmd}: unexpected argument "${args.positionals[0]}" (see ${cmd} --help)`);
-  const tasks = list(args, 'task') ?? ['teacher-student'];
-  let backend, seeds, shard, overrides: Record<string, string>;
+  const tasks = commaList(values['task']) ?? ['teacher-student'];
+  const preset = str(values['preset']) ?? 'default';
+  const arms = commaList(values['arm']);
+  let backend, seeds, shard;
+  let overrides: Record<string, string> = {};
   try {
     tasks.forEach(getTask);
-    backend = parseBackendRequest(single(args, 'backend') ?? 'auto');
-    const seedText = single(args, 'seeds');
+    backend = parseBackendRequest(str(values['backend']) ?? 'auto');
+    const seedText = str(values['seeds']);
     seeds = seedText !== undefined ? parseSeeds(seedText) : undefined;
-    const shardText = single(args, 'shard');
+    const shardText = str(values['shard']);
     shard = shardText !== undefined ? parseShard(shardText) : undefined;
-    overrides = parseSets(args.flags.get('set') ?? []);
-    const preset = single(args, 'preset') ?? 'default';
+    overrides = Object.fromEntries(parsePairs(cmd, '--set', stringList(values['set'])));
     for (const t of tasks) getTask(t).resolveConfig(preset, overrides);
-    const arms = list(args, 'arm');
     if (arms) {
       for (const t of tasks) {
-        const known = defaultArms(getTask(t)).concat(Object.keys(getTask(t).unsupportedArms ?? {}));
+        const task = getTask(t);
+        const known = [...defaultArms(task), ...Object.keys(task.unsupportedArms ?? {})];
         const bad = arms.find((a) => !known.includes(a));
-        if (bad) throw new UsageError(`${cmd}: unknown arm "${bad}" for task ${t}; arms: ${defaultArms(getTask(t)).join(', ')}`);
+        if (bad) throw new UsageError(`${cmd}: unknown arm "${bad}" for task ${t}; arms: ${defaultArms(task).join(', ')}`);
       }
     }
   } catch (error) {
     usageFromGradmax(error);
   }
-  const workersText = single(args, 'workers');
-  const workers = workersText !== undefined ? integer(cmd, 'workers', workersText) : undefined;
-  const out = single(args, 'out') ?? 'gradmax-report';
-  const preset = single(args, 'preset') ?? 'default';
-  const arms = list(args, 'arm');
-  const progress = createProgress(io, { tty: Boolean(io.stdout.isTTY) && !isCi(io) });
+  const workersText = str(values['workers']);
+  const workers = workersText !== undefined ? parseIntegerFlag(cmd, '--workers', workersText, 0) : undefined;
+  const out = path.resolve(io.cwd ?? process.cwd(), str(values['out']) ?? 'gradmax-report');
+  const progress = createProgress(io.stderr, { tty: canAnimate(io) });
   const onEvent = (e: RunnerEvent) => {
     if (e.type === 'backend') {
-      io.stdout.write(`backend: ${e.backend.name} — ${e.backend.device}${e.backend.note ? ` (${e.backend.note})` : ''}\n`);
+      io.stderr.write(`backend: ${e.backend.name} — ${e.backend.device}${e.backend.note ? ` (${e.backend.note})` : ''}\n`);
     } else if (e.type === 'plan') {
-      io.stdout.write(`grid: ${e.total} run(s)${shard ? ` in shard ${shard.index}/${shard.count}` : ''}; ${e.skipped} already done${e.skipped ? ' (use --force to re-run)' : ''}; running ${e.toRun} on ${e.workers === 0 ? 'this process' : `${e.workers} worker process(es)`}\n`);
+      io.stderr.write(
+        `grid: ${e.total} run(s)${shard ? ` in shard ${shard.index}/${shard.count}` : ''}; ${e.skipped} already done${e.skipped ? ' (use --force to re-run)' : ''}; ` +
+          `running ${e.toRun} on ${e.workers === 0 ? 'this process' : `${e.workers} worker process(es)`}\n`,
+      );
       progress.start(e.toRun);
     } else progress.event(e);
   };
@@ -165,65 +155,64 @@ async function runCommand(argv: string[], io: BenchIO): Promise<number> {
     ...(arms ? { arms } : {}),
     ...(seeds ? { seeds } : {}),
     preset,
-    overrides: overrides!,
+    overrides,
     backend: backend!,
     ...(workers !== undefined ? { workers } : {}),
     ...(shard ? { shard } : {}),
     out,
-    force: args.booleans.has('force'),
+    force: Boolean(values['force']),
     onEvent,
   });
   progress.finish();
-  io.stdout.write(`done in ${(summary.wallMs / 1000).toFixed(1)} s: ${summary.ok} ok, ${summary.failed} failed, ${summary.skipped} skipped; results in ${path.join(out, 'results')}\n`);
+  io.stderr.write(`done in ${(summary.wallMs / 1000).toFixed(1)} s: ${summary.ok} ok, ${summary.failed} failed, ${summary.skipped} skipped; results in ${path.join(out, 'results')}\n`);
   for (const f of summary.failures) io.stderr.write(`failed: ${f.cell.task}/${f.cell.arm}/seed ${f.cell.seed}: ${f.error}\n`);
-  if (!args.booleans.has('no-report')) {
+  if (!values['no-report']) {
     const report = await reportFromPaths([out], out);
-    io.stdout.write(`\n${report.summary}\n\nreport: ${path.join(out, 'report.md')} (${report.files.length - 1} SVG plot(s))\n`);
+    io.stdout.write(`${report.summary}\n\nreport: ${path.join(out, 'report.md')} (${report.files.length - 1} SVG plot(s))\n`);
   }
-  return summary.failed ? 1 : 0;
+  return summary.failed ? EXIT_FAILED : EXIT_OK;
 }
 
-async function reportCommand(argv: string[], io: BenchIO): Promise<number> {
+async function reportCommand(argv: string[], io: CliIO): Promise<number> {
   const cmd = 'gradmax bench report';
-  const args = parseArgs(cmd, argv, { out: { type: 'string' }, title: { type: 'string' } });
-  if (args.booleans.has('help')) {
+  const { values, positionals } = parseCommand(cmd, argv, { out: { type: 'string' }, title: { type: 'string' } }, { min: 1, names: 'PATH (a results directory or file)' });
+  if (values['help']) {
     io.stdout.write(REPORT_HELP);
-    return 0;
+    return EXIT_OK;
   }
-  if (!args.positionals.length) throw new UsageError(`${cmd}: give at least one result directory or file (see ${cmd} --help)`);
-  const outFlag = single(args, 'out');
-  const { stat } = await import('node:fs/promises');
-  for (const p of args.positionals) {
+  const cwd = io.cwd ?? process.cwd();
+  const inputs = positionals.map((p) => path.resolve(cwd, p));
+  for (const [i, p] of inputs.entries()) {
     try {
       await stat(p);
     } catch {
-      throw new UsageError(`${cmd}: no such file or directory: ${p}`);
+      throw new UsageError(`${cmd}: no such file or directory: ${positionals[i]}`);
     }
   }
-  let out = outFlag;
+  const outFlag = str(values['out']);
+  let out = outFlag !== undefined ? path.resolve(cwd, outFlag) : undefined;
   if (!out) {
-    const first = args.positionals[0]!;
-    if (!(await stat(first)).isDirectory()) throw new UsageError(`${cmd}: ${first} is a file; give --out DIR for the report`);
-    out = first;
+    if (!(await stat(inputs[0]!)).isDirectory()) throw new UsageError(`${cmd}: ${positionals[0]} is a file; give --out DIR for the report`);
+    out = inputs[0]!;
   }
-  const title = single(args, 'title');
-  const report = await reportFromPaths(args.positionals, out, title);
+  const title = str(values['title']);
+  const report = await reportFromPaths(inputs, out, title);
   io.stdout.write(`${report.summary}\n\nreport: ${path.join(out, 'report.md')} (${report.files.length - 1} SVG plot(s))\n`);
   if (!report.groups.length) {
-    io.stderr.write(`${cmd}: no successful results found under ${args.positionals.join(', ')}\n`);
-    return 1;
+    io.stderr.write(`${cmd}: no successful results found under ${positionals.join(', ')}\n`);
+    return EXIT_FAILED;
   }
-  return report.failed.length ? 1 : 0;
+  if (report.failed.length) io.stderr.write(`${cmd}: ${report.failed.length} failed run(s) among the results (listed in the report)\n`);
+  return report.failed.length ? EXIT_FAILED : EXIT_OK;
 }
 
-async function listCommand(argv: string[], io: BenchIO): Promise<number> {
+async function listCommand(argv: string[], io: CliIO): Promise<number> {
   const cmd = 'gradmax bench list';
-  const args = parseArgs(cmd, argv, { json: { type: 'boolean' } });
-  if (args.booleans.has('help')) {
+  const { values } = parseCommand(cmd, argv, { json: { type: 'boolean' } }, { max: 0 });
+  if (values['help']) {
     io.stdout.write(LIST_HELP);
-    return 0;
+    return EXIT_OK;
   }
-  if (args.positionals.length) throw new UsageError(`${cmd}: unexpected argument "${args.positionals[0]}"`);
   const tasks = listTasks().map((t) => ({
     name: t.name,
     description: t.description,
@@ -234,9 +223,9 @@ async function listCommand(argv: string[], io: BenchIO): Promise<number> {
     config: t.resolveConfig('default', {}),
     protocol: t.protocol,
   }));
-  if (args.booleans.has('json')) {
+  if (values['json']) {
     io.stdout.write(`${JSON.stringify({ tasks, strategies: strategyNames(), baselines: ['small', 'big'] }, null, 2)}\n`);
-    return 0;
+    return EXIT_OK;
   }
   const lines: string[] = [];
   for (const t of tasks) {
@@ -250,30 +239,35 @@ async function listCommand(argv: string[], io: BenchIO): Promise<number> {
   lines.push(`strategies: ${strategyNames().join(', ')}`);
   lines.push('baselines: small (start width, no growth), big (final width, no growth)');
   io.stdout.write(`${lines.join('\n')}\n`);
-  return 0;
+  return EXIT_OK;
 }
 
 /**
  * Entry point of `gradmax bench ...` (dispatched from the `gradmax` binary). Returns the exit code:
- * 0 success, 1 runtime failure, 2 usage error (one clear message on stderr).
+ * 0 success, 1 a run failed (or a report found no usable results), 2 usage or input error (one line on stderr).
  */
-export async function runBench(argv: string[], io: BenchIO): Promise<number> {
+export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = argv;
   try {
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    if (sub === undefined) {
+      io.stderr.write('gradmax bench: missing command (run, report, list); see gradmax bench --help\n');
+      return EXIT_USAGE;
+    }
+    if (sub === '--help' || sub === '-h' || sub === 'help') {
       io.stdout.write(BENCH_HELP);
-      return sub === undefined ? 2 : 0;
+      return EXIT_OK;
     }
     if (sub === 'run') return await runCommand(rest, io);
     if (sub === 'report') return await reportCommand(rest, io);
     if (sub === 'list') return await listCommand(rest, io);
-    throw new UsageError(`gradmax bench: unknown command "${sub}" (commands: run, report, list)`);
+    throw new UsageError(`gradmax bench: unknown command "${sub}" (commands: run, report, list; see gradmax bench --help)`);
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`${error.message}\n`);
-      return 2;
+      return EXIT_USAGE;
     }
-    io.stderr.write(`gradmax bench ${sub}: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    io.stderr.write(`gradmax bench ${sub}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
+    if ((io.env ?? process.env)['GRADMAX_DEBUG'] && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    return EXIT_FAILED;
   }
 }

@@ -3,9 +3,6 @@
  */
 import type { RunnerEvent } from './harness.js';
 
-interface ProgressIO {
-  stdout: { write(text: string): unknown };
-}
 
 /** Progress printer. */
 export interface Progress {
@@ -18,8 +15,8 @@ function label(cell: { task: string; arm: string; seed: number }): string {
   return `${cell.task}/${cell.arm}/seed ${cell.seed}`;
 }
 
-/** Creates a progress printer; `tty` selects the redrawn bar. */
-export function createProgress(io: ProgressIO, options: { tty: boolean; width?: number }): Progress {
+/** Creates a progress printer writing to `sink` (stderr); `tty` selects the redrawn bar (see `canAnimate`). */
+export function createProgress(sink: { write(text: string): unknown }, options: { tty: boolean; width?: number }): Progress {
   let total = 0;
   let done = 0;
   const running = new Map<string, number>();
@@ -31,7 +28,7 @@ export function createProgress(io: ProgressIO, options: { tty: boolean; width?: 
     const filled = Math.round(frac * width);
     const active = [...running.entries()].map(([k, f]) => `${k} ${Math.round(f * 100)}%`).join(', ');
     const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${active ? ` · ${active}` : ''}`;
-    io.stdout.write(`\r\x1b[2K${line.slice(0, 160)}`);
+    sink.write(`\r\x1b[2K${line.slice(0, 160)}`);
     drawn = true;
   };
   return {
@@ -49,13 +46,13 @@ export function createProgress(io: ProgressIO, options: { tty: boolean; width?: 
         const secs = e.totalMs !== undefined ? ` (${(e.totalMs / 1000).toFixed(1)} s)` : '';
         const text = `[${done}/${total}] ${e.status === 'ok' ? 'ok' : 'FAILED'} ${label(e.cell)}${secs}${e.error ? `: ${e.error}` : ''}`;
         if (options.tty) {
-          if (e.status !== 'ok') io.stdout.write(`\r\x1b[2K${text}\n`);
-        } else io.stdout.write(`${text}\n`);
+          if (e.status !== 'ok') sink.write(`\r\x1b[2K${text}\n`);
+        } else sink.write(`${text}\n`);
       }
       draw();
     },
     finish() {
-      if (options.tty && drawn) io.stdout.write('\n');
+      if (options.tty && drawn) sink.write('\n');
     },
   };
 }
