@@ -9,9 +9,9 @@ import { oneHotTargets, randomTensor } from './helpers.js';
 function mlp(): tfl.LayersModel {
   const model = tfl.sequential({
     layers: [
-      tfl.layers.dense({ units: 4, inputShape: [6], activation: RELU1, name: 'h1' }),
-      tfl.layers.dense({ units: 4, activation: RELU1, name: 'h2' }),
-      tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }),
+      tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 101 }), units: 4, inputShape: [6], activation: RELU1, name: 'h1' }),
+      tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 102 }), units: 4, activation: RELU1, name: 'h2' }),
+      tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 103 }), units: 3, activation: 'softmax', name: 'out' }),
     ],
   });
   model.compile({ optimizer: tf.train.momentum(0.05, 0.9), loss: 'categoricalCrossentropy' });

@@ -56,10 +56,10 @@ function checkSite(model: tfl.LayersModel, siteName: string, xs: tf.Tensor, ys: 
 function convPair(h: number, s1: number, p1: 'valid' | 'same', s2: number, p2: 'valid' | 'same'): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [h, h, 2], filters: 3, kernelSize: 3, strides: s1, padding: p1, activation: RELU1, name: 'c1' }),
-      tfl.layers.conv2d({ filters: 4, kernelSize: 3, strides: s2, padding: p2, activation: RELU1, name: 'c2' }),
+      tfl.layers.conv2d({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 101 }), inputShape: [h, h, 2], filters: 3, kernelSize: 3, strides: s1, padding: p1, activation: RELU1, name: 'c1' }),
+      tfl.layers.conv2d({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 102 }), filters: 4, kernelSize: 3, strides: s2, padding: p2, activation: RELU1, name: 'c2' }),
       tfl.layers.flatten({ name: 'flat' }),
-      tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }),
+      tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 103 }), units: 3, activation: 'softmax', name: 'out' }),
     ],
   });
 }

@@ -1,14 +1,17 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { RELU1, relu1Layer } from '@gradmax/tfjs';
 
+/** Seeded kernel initializer, so that test models are the same on every run. */
+const seeded = (seed: number) => ({ kernelInitializer: tfl.initializers.glorotUniform({ seed }) });
+
 /** 5 → h1(6, relu1) → BN → h2(5, relu1) → out(3, softmax). */
 export function mlpWithBn(): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.dense({ units: 6, inputShape: [5], activation: RELU1, name: 'h1' }),
+      tfl.layers.dense({ ...seeded(1), units: 6, inputShape: [5], activation: RELU1, name: 'h1' }),
       tfl.layers.batchNormalization({ name: 'bn1' }),
-      tfl.layers.dense({ units: 5, activation: RELU1, name: 'h2' }),
-      tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }),
+      tfl.layers.dense({ ...seeded(2), units: 5, activation: RELU1, name: 'h2' }),
+      tfl.layers.dense({ ...seeded(3), units: 3, activation: 'softmax', name: 'out' }),
     ],
   });
 }
@@ -17,13 +20,13 @@ export function mlpWithBn(): tfl.LayersModel {
 export function cnnWithBnPool(): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c1' }),
+      tfl.layers.conv2d({ ...seeded(4), inputShape: [8, 8, 2], filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c1' }),
       tfl.layers.batchNormalization({ name: 'bn1' }),
       tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
-      tfl.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'valid', name: 'c2' }),
+      tfl.layers.conv2d({ ...seeded(5), filters: 3, kernelSize: 3, padding: 'valid', name: 'c2' }),
       relu1Layer({ name: 'act2' }),
       tfl.layers.flatten({ name: 'flat' }),
-      tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }),
+      tfl.layers.dense({ ...seeded(6), units: 3, activation: 'softmax', name: 'out' }),
     ],
   });
 }
@@ -32,12 +35,12 @@ export function cnnWithBnPool(): tfl.LayersModel {
 export function cnnWithDepthwise(): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [7, 7, 2], filters: 3, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c1' }),
-      tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', activation: RELU1, name: 'dw' }),
+      tfl.layers.conv2d({ ...seeded(7), inputShape: [7, 7, 2], filters: 3, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c1' }),
+      tfl.layers.depthwiseConv2d({ depthwiseInitializer: tfl.initializers.glorotUniform({ seed: 99 }), kernelSize: 3, padding: 'same', activation: RELU1, name: 'dw' }),
       tfl.layers.averagePooling2d({ poolSize: 2, padding: 'same', name: 'avg' }),
-      tfl.layers.conv2d({ filters: 4, kernelSize: 1, activation: RELU1, name: 'c2' }),
+      tfl.layers.conv2d({ ...seeded(8), filters: 4, kernelSize: 1, activation: RELU1, name: 'c2' }),
       tfl.layers.flatten({ name: 'flat' }),
-      tfl.layers.dense({ units: 2, name: 'out' }),
+      tfl.layers.dense({ ...seeded(9), units: 2, name: 'out' }),
     ],
   });
 }
@@ -45,12 +48,12 @@ export function cnnWithDepthwise(): tfl.LayersModel {
 /** Residual block: stem → a(relu1) → b → add(stem, b) → flatten → out. Inner width (a) grows. */
 export function residual(): tfl.LayersModel {
   const input = tfl.input({ shape: [6, 6, 2], name: 'x' });
-  const stem = tfl.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', name: 'stem' }).apply(input) as tfl.SymbolicTensor;
-  const a = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'a' }).apply(stem) as tfl.SymbolicTensor;
+  const stem = tfl.layers.conv2d({ ...seeded(10), filters: 3, kernelSize: 3, padding: 'same', name: 'stem' }).apply(input) as tfl.SymbolicTensor;
+  const a = tfl.layers.conv2d({ ...seeded(11), filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'a' }).apply(stem) as tfl.SymbolicTensor;
   const bn = tfl.layers.batchNormalization({ name: 'bn_a' }).apply(a) as tfl.SymbolicTensor;
-  const b = tfl.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', name: 'b' }).apply(bn) as tfl.SymbolicTensor;
+  const b = tfl.layers.conv2d({ ...seeded(12), filters: 3, kernelSize: 3, padding: 'same', name: 'b' }).apply(bn) as tfl.SymbolicTensor;
   const sum = tfl.layers.add({ name: 'add' }).apply([stem, b]) as tfl.SymbolicTensor;
   const flat = tfl.layers.flatten({ name: 'flat' }).apply(sum) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ ...seeded(13), units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out });
 }

@@ -9,11 +9,14 @@ import { cnnWithBnPool, cnnWithDepthwise, mlpWithBn, residual } from './models.j
 
 const preserving = strategyCatalog.filter((e) => e.functionPreserving).map((e) => e.name);
 
-const cases: { name: string; build: () => tfl.LayersModel; input: number[]; classes: number; sites: string[] }[] = [
+type Loss = string | ((yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor);
+const logits: Loss = (yTrue, yPred) => tf.losses.softmaxCrossEntropy(yTrue, yPred);
+
+const cases: { name: string; build: () => tfl.LayersModel; input: number[]; classes: number; sites: string[]; loss?: Loss }[] = [
   { name: 'MLP with BatchNorm', build: mlpWithBn, input: [5], classes: 3, sites: ['h1->h2', 'h2->out'] },
   { name: 'CNN with BatchNorm, max pooling and a conv→flatten→dense head', build: cnnWithBnPool, input: [8, 8, 2], classes: 3, sites: ['c1->c2', 'c2->out'] },
-  { name: 'CNN with depthwise conv and average pooling', build: cnnWithDepthwise, input: [7, 7, 2], classes: 2, sites: ['c1->c2', 'c2->out'] },
-  { name: 'residual block', build: residual, input: [6, 6, 2], classes: 2, sites: ['a->b'] },
+  { name: 'CNN with depthwise conv and average pooling', build: cnnWithDepthwise, input: [7, 7, 2], classes: 2, sites: ['c1->c2', 'c2->out'], loss: logits },
+  { name: 'residual block', build: residual, input: [6, 6, 2], classes: 2, sites: ['a->b'], loss: logits },
 ];
 
 /** Perturbs BatchNorm parameters and moving statistics so that BN is far from identity. */
@@ -52,10 +55,10 @@ describe('function preservation (float32, 1e-5)', () => {
             const scanned = findGrowthSites(model).sites.find((s) => s.name === site)!;
             if (needsSamples && scanned.between.some((b) => b.role === 'pool' || b.role === 'depthwise')) {
               // Raw samples are not available through pooling/depthwise layers: a typed refusal, not a wrong answer.
-              expect(() => grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: 'categoricalCrossentropy' })).toThrow(/retained samples are not available/);
+              expect(() => grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: c.loss ?? 'categoricalCrossentropy' })).toThrow(/retained samples are not available/);
               return;
             }
-            const { report } = grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: 'categoricalCrossentropy', seed: 10 + i, ...(options ? { strategyOptions: options } : {}) });
+            const { report } = grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: c.loss ?? 'categoricalCrossentropy', seed: 10 + i, ...(options ? { strategyOptions: options } : {}) });
             expect(report.unitsAdded).toBe(2);
           });
           const widths = findGrowthSites(model).sites.map((s) => s.units);

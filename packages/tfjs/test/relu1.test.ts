@@ -29,7 +29,7 @@ describe('relu1', () => {
 
   it('works as a layer activation and as a layer, and both survive save/load', async () => {
     const model = tfl.sequential({
-      layers: [tfl.layers.dense({ units: 4, inputShape: [3], activation: RELU1, name: 'h' }), relu1Layer({ name: 'r' }), tfl.layers.dense({ units: 2, name: 'o' })],
+      layers: [tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 101 }), units: 4, inputShape: [3], activation: RELU1, name: 'h' }), relu1Layer({ name: 'r' }), tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 102 }), units: 2, name: 'o' })],
     });
     const xs = randomTensor([5, 3], 3);
     const { loaded, topology } = await roundTrip(model);
@@ -42,7 +42,7 @@ describe('relu1', () => {
   });
 
   it("GradMax on a site with f'(0) = 0 (tfjs relu) is a clear error naming the site and the fix", () => {
-    const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 4, inputShape: [3], activation: 'relu', name: 'a' }), tfl.layers.dense({ units: 2, name: 'b' })] });
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 103 }), units: 4, inputShape: [3], activation: 'relu', name: 'a' }), tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 104 }), units: 2, name: 'b' })] });
     const site = findGrowthSites(model).sites[0]!;
     expect(site.activation).toEqual({ name: 'relu', f0: 0, df0: 0 });
     const xs = randomTensor([4, 3], 1);

@@ -9,12 +9,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { ConvStatistics, DenseStatistics, InvalidArgumentError, UnsupportedError, tapScatterKernel, tapScatterKernelShape, type SiteStatistics } from '@gradmax/core';
-import { conv2dBackpropFilterViaConv } from '../backend/conv2d-backprop-filter.js';
+import { ConvStatistics, DenseStatistics, InvalidArgumentError, UnsupportedError, type SiteStatistics } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
 import { hasSpatialBetween, inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
+import { convDenseSum } from './conv-dense.js';
+import { convTapGradient } from './conv-tap.js';
 import { runGraph } from './executor.js';
 import { resolveLoss, type LossSpec } from './loss.js';
 
@@ -35,9 +36,6 @@ export interface CollectOptions {
 
 type Config = Record<string, unknown>;
 
-function pair(v: unknown): [number, number] {
-  return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
-}
 
 /** Largest number of floats of one intermediate tensor before the batch is processed in chunks. */
 const CHUNK_FLOATS = 1 << 23;
@@ -53,73 +51,6 @@ function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options
   return new ConvStatistics(siteGeometry(model, site), stats, site.name);
 }
 
-/** Back-propagates a tap-scattered map through the spatial layers between the two convs (pooling, depthwise). */
-function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSite, t: tf.Tensor4D): tf.Tensor4D {
-  const graph = modelGraph(model);
-  let cur = t;
-  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise').reverse();
-  for (const b of spatial) {
-    const layer = graph.byName.get(b.name)!.layer;
-    const c = layer.getConfig() as Config;
-    const s = inputShapeOf(layer);
-    const F = cur.shape[3];
-    const zeros = tf.zeros([cur.shape[0], Number(s[1]), Number(s[2]), F]) as tf.Tensor4D;
-    let forward: (x: tf.Tensor4D) => tf.Tensor4D;
-    if (b.role === 'pool') {
-      const size = pair(c['poolSize'] ?? 2);
-      const strides = pair(c['strides'] ?? c['poolSize'] ?? 2);
-      const padding = (c['padding'] ?? 'valid') as 'valid' | 'same';
-      forward = b.className === 'MaxPooling2D' ? (x) => tf.maxPool(x, size, strides, padding) : (x) => tf.avgPool(x, size, strides, padding);
-    } else {
-      const [kh, kw] = pair(c['kernelSize']);
-      const delta = new Float32Array(kh * kw * F);
-      const centre = Math.floor((kh - 1) / 2) * kw + Math.floor((kw - 1) / 2);
-      delta.fill(1, centre * F, (centre + 1) * F);
-      const kernel = tf.tensor4d(delta, [kh, kw, F, 1]);
-      const strides = pair(c['strides'] ?? 1);
-      const padding = (c['padding'] ?? 'valid') as 'valid' | 'same';
-      forward = (x) => tf.depthwiseConv2d(x, kernel, strides, padding);
-    }
-    const prev = cur;
-    cur = tf.grad(forward as (x: tf.Tensor) => tf.Tensor)(zeros, prev) as tf.Tensor4D;
-  }
-  return cur;
-}
-
-/** Tap gradient `[k1h, k1w, m0, F]` (summed over the chunk) of a conv or conv-dense site. */
-function tapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor): tf.Tensor4D {
-  return tf.tidy(() => {
-    const { current, next } = siteLayers(model, site);
-    const c1 = current.getConfig() as Config;
-    const B = x.shape[0];
-    let t: tf.Tensor4D;
-    if (site.kind === 'conv-dense') {
-      const flatten = site.between.find((b) => b.role === 'flatten')!;
-      const fs = inputShapeOf(modelGraph(model).byName.get(flatten.name)!.layer);
-      const [hf, wf] = [Number(fs[1]), Number(fs[2])];
-      const P = hf * wf;
-      const n2 = g.shape[1]!;
-      const eye = tf.reshape(tf.eye(P), [1, hf, wf, P, 1]);
-      t = tf.reshape(tf.mul(eye, tf.reshape(g, [B, 1, 1, 1, n2])), [B, hf, wf, P * n2]) as tf.Tensor4D;
-    } else {
-      const geometry = siteGeometry(model, site);
-      const c2 = next.getConfig() as Config;
-      const kShape = tapScatterKernelShape({ ...geometry, kernel2: pair(c2['kernelSize']), outChannels: g.shape[3]! });
-      const kernel = tf.tensor4d(tapScatterKernel({ ...geometry, kernel2: pair(c2['kernelSize']), outChannels: g.shape[3]! }), kShape);
-      const nIn = inputShapeOf(next);
-      t = tf.conv2dTranspose(g as tf.Tensor4D, kernel, [B, Number(nIn[1]), Number(nIn[2]), kShape[2]], pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same');
-    }
-    const t1 = throughSpatialLayers(model, site, t);
-    return conv2dBackpropFilterViaConv(
-      x,
-      t1,
-      [...pair(c1['kernelSize']), x.shape[3], t1.shape[3]],
-      pair(c1['strides'] ?? 1),
-      (c1['padding'] ?? 'valid') as 'valid' | 'same',
-    );
-  });
-}
-
 function chunkSize(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], batch: number): number {
   let worst = 1;
   for (const site of sites) {
@@ -127,8 +58,10 @@ function chunkSize(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], bat
     const { current } = siteLayers(model, site);
     const mid = outputShapeOf(current);
     const geometry = siteGeometry(model, site);
-    const F = geometry.kernel2[0] * geometry.kernel2[1] * geometry.outChannels;
-    worst = Math.max(worst, Number(mid[1]) * Number(mid[2]) * F);
+    const fanIn = geometry.kernel1[0] * geometry.kernel1[1] * geometry.inChannels;
+    // conv: the tap-scattered map [H1, W1, k2h·k2w·m2] per example; conv-dense: patches and routed patches.
+    const perExample = site.kind === 'conv' ? Number(mid[1]) * Number(mid[2]) * geometry.kernel2[0] * geometry.kernel2[1] * geometry.outChannels : (Number(mid[1]) * Number(mid[2]) + geometry.kernel2[0] * geometry.kernel2[1]) * fanIn;
+    worst = Math.max(worst, perExample);
   }
   return Math.max(1, Math.min(batch, Math.floor(CHUNK_FLOATS / worst)));
 }
@@ -208,8 +141,12 @@ function collectChunk(
         const g4 = site.kind === 'conv-dense' ? tf.reshape(g, [n, 1, 1, g.shape[1]!]) : g;
         (acc as ConvStatistics).accumulate({ shape: h.shape, data: h.dataSync() }, { shape: g4.shape, data: g4.dataSync() });
         if (g4 !== g) g4.dispose();
+      } else if (site.kind === 'conv-dense') {
+        const sum = convDenseSum(model, site, h as tf.Tensor4D, g as tf.Tensor2D);
+        (acc as ConvStatistics).addSum({ rows: sum.shape[0], cols: sum.shape[1], data: sum.dataSync() }, n);
+        sum.dispose();
       } else {
-        const tap = tapGradient(model, site, h as tf.Tensor4D, g);
+        const tap = convTapGradient(model, site, h as tf.Tensor4D, g);
         (acc as ConvStatistics).accumulateTapGradient(tap.dataSync(), n);
         tap.dispose();
       }
