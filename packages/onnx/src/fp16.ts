@@ -46,3 +46,15 @@ export function numberToHalf(value: number): number {
   const rounded = rem > 0x1000 || (rem === 0x1000 && (half & 1)) ? half + 1 : half;
   return sign | rounded; // a carry into the exponent is correct (may reach Infinity)
 }
+
+let table: Float64Array | undefined;
+
+/** Decodes many half-precision bit patterns at once (table lookup). */
+export function halvesToFloat64(bits: Uint16Array, out = new Float64Array(bits.length)): Float64Array {
+  if (!table) {
+    table = new Float64Array(65536);
+    for (let b = 0; b < 65536; b++) table[b] = halfToNumber(b);
+  }
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]!]!;
+  return out;
+}

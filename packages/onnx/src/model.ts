@@ -179,6 +179,14 @@ export class OnnxModel {
     return new TensorBuffer(tensor.dataType, tensorDims(tensor), this.tensorBytes(tensor).slice());
   }
 
+  /**
+   * A read-only {@link TensorBuffer} view of a tensor's elements, sharing memory with the model (no copy). Use
+   * {@link OnnxModel.readTensor} for a buffer you may edit.
+   */
+  viewTensor(tensor: TensorProto): TensorBuffer {
+    return new TensorBuffer(tensor.dataType, tensorDims(tensor), this.tensorBytes(tensor));
+  }
+
   /** A tensor's elements as numbers (FLOAT, FLOAT16, DOUBLE, INT32, INT64). */
   readNumbers(tensor: TensorProto): Float64Array {
     return new TensorBuffer(tensor.dataType, tensorDims(tensor), this.tensorBytes(tensor)).toFloat64();

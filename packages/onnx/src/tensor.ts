@@ -5,7 +5,9 @@
  */
 import { TensorProto_DataType, type TensorProto } from 'onnx-buf';
 import { OnnxFormatError } from './errors.js';
-import { halfToNumber, numberToHalf } from './fp16.js';
+import { halfToNumber, halvesToFloat64, numberToHalf } from './fp16.js';
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Largest element count this package will allocate for one tensor (2^31 - 1 elements). */
 export const MAX_TENSOR_ELEMENTS = 0x7fffffff;
@@ -275,8 +277,16 @@ export class TensorBuffer {
 
   /** All elements as a Float64Array. */
   toFloat64(): Float64Array {
-    const out = new Float64Array(this.length);
-    for (let i = 0; i < out.length; i++) out[i] = this.get(i);
+    const n = this.length;
+    const aligned = this.bytes.byteOffset % this.elemSize === 0;
+    const src = aligned ? this.bytes : this.bytes.slice();
+    if (LITTLE_ENDIAN) {
+      if (this.dataType === TensorProto_DataType.FLOAT) return Float64Array.from(new Float32Array(src.buffer, src.byteOffset, n));
+      if (this.dataType === TensorProto_DataType.DOUBLE) return Float64Array.from(new Float64Array(src.buffer, src.byteOffset, n));
+      if (this.dataType === TensorProto_DataType.FLOAT16) return halvesToFloat64(new Uint16Array(src.buffer, src.byteOffset, n));
+    }
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.get(i);
     return out;
   }
 

@@ -129,7 +129,7 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
   // 1. current layer weight
   {
     const t = ownTensor(model, plan.l1.weight, [{ node: plan.l1.node, input: plan.l1.weightInput }], written);
-    const grown = model.readTensor(t).growAxis(plan.l1.axis, k);
+    const grown = model.viewTensor(t).growAxis(plan.l1.axis, k);
     for (let j = 0; j < k; j++) {
       for (let i = 0; i < plan.fanIn; i++) grown.set(incomingIndex(plan, grown.dims, plan.units + j, i), u.incoming.data[j * plan.fanIn + i]! / plan.l1.scale);
     }
@@ -230,7 +230,7 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
   // 4. next layer weight
   {
     const t = ownTensor(model, plan.l2.weight, [{ node: plan.l2.node, input: plan.l2.weightInput }], written);
-    const grown = model.readTensor(t).growAxis(plan.l2.axis, k * plan.blk);
+    const grown = model.viewTensor(t).growAxis(plan.l2.axis, k * plan.blk);
     if (u.existingOutgoingScale) {
       for (let e = 0; e < plan.units; e++) {
         const s = u.existingOutgoingScale[e]!;

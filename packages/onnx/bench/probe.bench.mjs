@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// Benchmark: probe run (forward + generated backward + in-graph statistics reduction) against plain inference of
+// the same model on the same batch, in the same run, for an MLP (784-256-256-10) and a CNN on MNIST-sized inputs
+// (1×28×28); plus statistics throughput (samples/s, merged into the core's statistics objects).
+// Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe.bench.mjs
+// Env: BENCH_BATCH (default 128), BENCH_REPEAT (timed runs per measurement, default 20), BENCH_SAMPLES (default 4096).
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProto_DataType } from 'onnx-buf';
+import * as ort from 'onnxruntime-node';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const onnx = await import(path.join(here, '..', 'dist', 'index.js'));
+const probeApi = await import(path.join(here, '..', 'dist', 'probe', 'index.js'));
+
+const BATCH = Number(process.env.BENCH_BATCH ?? 128);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 20);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 4096);
+const F = TensorProto_DataType.FLOAT;
+
+let seed = 12345;
+function rand() {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return ((seed >>> 0) / 4294967296) * 2 - 1;
+}
+
+function builder() {
+  const nodes = [];
+  const inits = [];
+  let n = 0;
+  return {
+    w(dims, scale) {
+      const count = dims.reduce((a, b) => a * b, 1);
+      const name = `w${n++}`;
+      inits.push(onnx.makeTensor(name, F, dims, Float32Array.from({ length: count }, () => rand() * scale)));
+      return name;
+    },
+    op(type, inputs, attrs = {}, name = `${type}_${n++}`) {
+      const out = `${name}_out`;
+      nodes.push(onnx.makeNode(type, inputs, [out], attrs, name));
+      return out;
+    },
+    model(inputDims, output, outDims) {
+      return create(ModelProtoSchema, {
+        irVersion: 8n,
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })],
+        graph: create(GraphProtoSchema, {
+          name: 'bench',
+          node: nodes,
+          initializer: inits,
+          input: [onnx.makeValueInfo('x', F, inputDims)],
+          output: [onnx.makeValueInfo(output, F, outDims)],
+        }),
+      });
+    },
+  };
+}
+
+function mlp() {
+  const b = builder();
+  let h = b.op('Relu', [b.op('Gemm', ['x', b.w([784, 256], 0.05), b.w([256], 0.1)], {}, 'fc1')]);
+  h = b.op('Relu', [b.op('Gemm', [h, b.w([256, 256], 0.06), b.w([256], 0.1)], {}, 'fc2')]);
+  const y = b.op('Gemm', [h, b.w([256, 10], 0.06), b.w([10], 0.1)], {}, 'fc3');
+  return { model: b.model(['N', 784], y, ['N', 10]), dims: [784], sites: [{ current: 'fc1', next: 'fc2' }, { current: 'fc2', next: 'fc3' }] };
+}
+
+function cnn() {
+  const b = builder();
+  let h = b.op('Relu', [b.op('Conv', ['x', b.w([16, 1, 3, 3], 0.3), b.w([16], 0.1)], { pads: [1, 1, 1, 1] }, 'conv1')]);
+  h = b.op('Relu', [b.op('Conv', [h, b.w([32, 16, 3, 3], 0.08), b.w([32], 0.1)], { pads: [1, 1, 1, 1], strides: [2, 2] }, 'conv2')]);
+  h = b.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+  h = b.op('Flatten', [h]);
+  const y = b.op('Gemm', [h, b.w([32 * 7 * 7, 10], 0.03), b.w([10], 0.1)], {}, 'fc');
+  return { model: b.model(['N', 1, 28, 28], y, ['N', 10]), dims: [1, 28, 28], sites: [{ current: 'conv1', next: 'conv2' }] };
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function time(fn) {
+  for (let i = 0; i < 3; i++) await fn();
+  const ts = [];
+  for (let i = 0; i < REPEAT; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+const rows = [];
+for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-pool-fc', cnn]]) {
+  const { model, dims, sites } = make();
+  const per = dims.reduce((a, b) => a * b, 1);
+  const x = new ort.Tensor('float32', Float32Array.from({ length: BATCH * per }, () => Math.abs(rand())), [BATCH, ...dims]);
+  const labels = BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % 10));
+  const plain = await ort.InferenceSession.create(toBinary(ModelProtoSchema, model));
+  const tb = performance.now();
+  const probe = await probeApi.buildProbe(model, { sites, loss: { kind: 'ce-logits' } });
+  const buildMs = performance.now() - tb;
+  const session = await probeApi.createProbeSession(probe.model);
+  const feeds = { x, [probe.labelsInput]: new ort.Tensor('int64', labels, [BATCH]) };
+  const outNames = [probe.lossOutput, ...probe.outputs.map((o) => o.output)];
+  const inferMs = await time(() => plain.run({ x }));
+  const probeMs = await time(() => session.run(feeds, outNames));
+  // Throughput: stream SAMPLES examples in batches of BATCH through the probe and merge into core statistics.
+  const data = function* () {
+    for (let done = 0; done < SAMPLES; done += BATCH) yield { inputs: x, labels: Array.from(labels, Number) };
+  };
+  const t0 = performance.now();
+  const res = await probeApi.runProbe(probe, session, data(), {});
+  const seconds = (performance.now() - t0) / 1000;
+  rows.push({ name, buildMs, inferMs, probeMs, ratio: probeMs / inferMs, throughput: res.examples / seconds, sites: probe.outputs.map((o) => `${o.site.name} ${o.layout} [${o.shape.join('x')}]`).join('; ') });
+  await plain.release();
+  await session.release();
+}
+
+console.log(`probe benchmark: batch ${BATCH}, median of ${REPEAT} runs, throughput over ${SAMPLES} samples, onnxruntime-node CPU`);
+for (const r of rows) {
+  console.log(`\n${r.name}  (sites: ${r.sites})`);
+  console.log(`  probe build (shape discovery + graph generation): ${r.buildMs.toFixed(0)} ms`);
+  console.log(`  plain inference:  ${r.inferMs.toFixed(2)} ms/batch`);
+  console.log(`  probe run:        ${r.probeMs.toFixed(2)} ms/batch   ratio probe/inference = ${r.ratio.toFixed(2)}x (target <= 3x)`);
+  console.log(`  statistics throughput: ${r.throughput.toFixed(0)} samples/s (probe run + merge into core statistics)`);
+}
