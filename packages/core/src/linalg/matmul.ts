@@ -1,7 +1,7 @@
 /**
  * Dense matrix products on row-major float64 data: a·b, aᵀ·b and a·bᵀ, without materialising transposes.
- * The kernels are cache-blocked and register-blocked (i-k-j order with four-way unrolling over k for
- * a·b and aᵀ·b; blocked 2×2 dot products for a·bᵀ).
+ * The kernels are cache-blocked and register-blocked (i-k-j order with 4×4 register tiles for a·b and aᵀ·b;
+ * 4×2 tiles of dot products for a·bᵀ).
  */
 import { ShapeMismatchError } from '../errors.js';
 import { Matrix } from '../matrix.js';
@@ -12,45 +12,52 @@ const J_BLOCK = 512;
 
 /**
  * c (m×n) += A·B where B is p×n row-major and A(i, k) = a[i·ars + k·acs]. Internal kernel: the strides
- * let the same code serve a·b (ars = p, acs = 1) and aᵀ·b (ars = 1, acs = m).
+ * let the same code serve a·b (ars = p, acs = 1) and aᵀ·b (ars = 1, acs = m). Loops are i-k-j over
+ * (K_BLOCK × J_BLOCK) panels of B with a 4-row × 4-k register tile.
  */
 export function gemmAccumulate(
   m: number, n: number, p: number,
   a: Float64Array, ars: number, acs: number,
   b: Float64Array, c: Float64Array,
 ): void {
+  const m4 = m - (m % 4);
   for (let jj = 0; jj < n; jj += J_BLOCK) {
     const je = Math.min(jj + J_BLOCK, n);
     for (let kk = 0; kk < p; kk += K_BLOCK) {
       const ke = Math.min(kk + K_BLOCK, p);
-      let i = 0;
-      for (; i + 1 < m; i += 2) {
-        const c0 = i * n;
-        const c1 = c0 + n;
-        const a0 = i * ars;
-        const a1 = a0 + ars;
-        let k = kk;
-        for (; k + 3 < ke; k += 4) {
-          const x00 = a[a0 + k * acs]!, x01 = a[a0 + (k + 1) * acs]!, x02 = a[a0 + (k + 2) * acs]!, x03 = a[a0 + (k + 3) * acs]!;
-          const x10 = a[a1 + k * acs]!, x11 = a[a1 + (k + 1) * acs]!, x12 = a[a1 + (k + 2) * acs]!, x13 = a[a1 + (k + 3) * acs]!;
+      const ke4 = ke - ((ke - kk) % 4);
+      for (let i = 0; i < m4; i += 4) {
+        const c0 = i * n, c1 = c0 + n, c2 = c1 + n, c3 = c2 + n;
+        const a0 = i * ars, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
+        for (let k = kk; k < ke4; k += 4) {
+          const o0 = k * acs, o1 = o0 + acs, o2 = o1 + acs, o3 = o2 + acs;
+          const x00 = a[a0 + o0]!, x01 = a[a0 + o1]!, x02 = a[a0 + o2]!, x03 = a[a0 + o3]!;
+          const x10 = a[a1 + o0]!, x11 = a[a1 + o1]!, x12 = a[a1 + o2]!, x13 = a[a1 + o3]!;
+          const x20 = a[a2 + o0]!, x21 = a[a2 + o1]!, x22 = a[a2 + o2]!, x23 = a[a2 + o3]!;
+          const x30 = a[a3 + o0]!, x31 = a[a3 + o1]!, x32 = a[a3 + o2]!, x33 = a[a3 + o3]!;
           const b0 = k * n, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
           for (let j = jj; j < je; j++) {
             const y0 = b[b0 + j]!, y1 = b[b1 + j]!, y2 = b[b2 + j]!, y3 = b[b3 + j]!;
             c[c0 + j] = c[c0 + j]! + x00 * y0 + x01 * y1 + x02 * y2 + x03 * y3;
             c[c1 + j] = c[c1 + j]! + x10 * y0 + x11 * y1 + x12 * y2 + x13 * y3;
+            c[c2 + j] = c[c2 + j]! + x20 * y0 + x21 * y1 + x22 * y2 + x23 * y3;
+            c[c3 + j] = c[c3 + j]! + x30 * y0 + x31 * y1 + x32 * y2 + x33 * y3;
           }
         }
-        for (; k < ke; k++) {
-          const x0 = a[a0 + k * acs]!, x1 = a[a1 + k * acs]!;
+        for (let k = ke4; k < ke; k++) {
+          const o = k * acs;
+          const x0 = a[a0 + o]!, x1 = a[a1 + o]!, x2 = a[a2 + o]!, x3 = a[a3 + o]!;
           const b0 = k * n;
           for (let j = jj; j < je; j++) {
             const y = b[b0 + j]!;
             c[c0 + j] = c[c0 + j]! + x0 * y;
             c[c1 + j] = c[c1 + j]! + x1 * y;
+            c[c2 + j] = c[c2 + j]! + x2 * y;
+            c[c3 + j] = c[c3 + j]! + x3 * y;
           }
         }
       }
-      for (; i < m; i++) {
+      for (let i = m4; i < m; i++) {
         const c0 = i * n;
         const a0 = i * ars;
         let k = kk;

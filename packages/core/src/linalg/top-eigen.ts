@@ -66,65 +66,121 @@ export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array, n: numb
 }
 
 /**
+ * Builds the reflector of row i (internal): on return a[i, 0..i) holds v (last entry 1), `e[i]` = T[i, i−1]
+ * and the returned value is τ (0 when no reflection is needed).
+ */
+function rowReflector(a: Float64Array, n: number, i: number, e: Float64Array): number {
+  const ri = i * n;
+  const alpha = a[ri + i - 1]!;
+  let sq = 0;
+  for (let j = 0; j < i - 1; j++) sq += a[ri + j]! * a[ri + j]!;
+  if (sq === 0) {
+    e[i] = alpha;
+    return 0;
+  }
+  let beta = Math.sqrt(alpha * alpha + sq);
+  if (alpha > 0) beta = -beta;
+  const denom = alpha - beta;
+  let vv = 1;
+  for (let j = 0; j < i - 1; j++) {
+    const x = a[ri + j]! / denom;
+    a[ri + j] = x;
+    vv += x * x;
+  }
+  a[ri + i - 1] = 1;
+  e[i] = beta;
+  return 2 / vv; // = (β − α)/β in exact arithmetic; keeps the reflector orthogonal in any case
+}
+
+/**
  * Householder reduction of the symmetric n×n matrix `a` (only its lower triangle is read) to tridiagonal
  * form T = Pᵀ·A·P. Writes diag(T) to `d`, T[i, i−1] to `e[i]`, and keeps reflector i (length i, last entry
- * 1) in a[i, 0..i) with coefficient `tau[i]`.
+ * 1) in a[i, 0..i) with coefficient `tau[i]`. Single pass per step: the rank-2 update of step i is fused with
+ * the symmetric product A·v of step i − 1, so the lower triangle is streamed once per step.
  */
 export function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: Float64Array, tau: Float64Array): void {
+  if (n === 0) return;
   const p = new Float64Array(n);
-  for (let i = n - 1; i >= 1; i--) {
+  const w = new Float64Array(n);
+  // Step n−1 starts with a plain symmetric product.
+  let i = n - 1;
+  if (i >= 1) {
+    d[i] = a[i * n + i]!;
+    tau[i] = rowReflector(a, n, i, e);
+    if (tau[i] !== 0) symmetricProduct(a, n, i, a.subarray(i * n, i * n + i), p);
+  }
+  for (; i >= 1; i--) {
     const ri = i * n;
-    d[i] = a[ri + i]!;
-    const alpha = a[ri + i - 1]!;
-    let sq = 0;
-    for (let j = 0; j < i - 1; j++) sq += a[ri + j]! * a[ri + j]!;
-    if (sq === 0) {
-      e[i] = alpha;
-      tau[i] = 0;
+    const t = tau[i]!;
+    const hasNext = i - 1 >= 1;
+    if (t === 0) {
+      // No update of the leading block; the next step needs its own product.
+      if (hasNext) {
+        d[i - 1] = a[(i - 1) * n + i - 1]!;
+        tau[i - 1] = rowReflector(a, n, i - 1, e);
+        if (tau[i - 1] !== 0) symmetricProduct(a, n, i - 1, a.subarray((i - 1) * n, (i - 1) * n + i - 1), p);
+      }
       continue;
     }
-    let beta = Math.sqrt(alpha * alpha + sq);
-    if (alpha > 0) beta = -beta;
-    const denom = alpha - beta;
-    let vv = 1;
-    for (let j = 0; j < i - 1; j++) {
-      const x = a[ri + j]! / denom;
-      a[ri + j] = x;
-      vv += x * x;
-    }
-    const t = 2 / vv; // = (β − α)/β in exact arithmetic; keeps the reflector orthogonal in any case
-    a[ri + i - 1] = 1;
-    e[i] = beta;
-    tau[i] = t;
-    // p = t·A·v over the leading i×i block (lower triangle stored, row-wise fused symmetric product).
-    p.fill(0, 0, i);
-    for (let r = 0; r < i; r++) {
-      const rr = r * n;
-      const vr = a[ri + r]!;
-      let s = 0;
-      for (let c = 0; c < r; c++) {
-        const x = a[rr + c]!;
-        s += x * a[ri + c]!;
-        p[c] = p[c]! + x * vr;
-      }
-      p[r] = p[r]! + s + a[rr + r]! * vr;
-    }
+    // w = t·A·v − (t²/2)(vᵀA v)·v, with p = A·v computed in the previous step.
     let pv = 0;
     for (let r = 0; r < i; r++) {
-      p[r] = p[r]! * t;
-      pv += p[r]! * a[ri + r]!;
+      w[r] = p[r]! * t;
+      pv += w[r]! * a[ri + r]!;
     }
     const kk = 0.5 * t * pv;
-    for (let r = 0; r < i; r++) p[r] = p[r]! - kk * a[ri + r]!;
-    // A ← A − v·wᵀ − w·vᵀ on the lower triangle.
-    for (let r = 0; r < i; r++) {
+    for (let r = 0; r < i; r++) w[r] = w[r]! - kk * a[ri + r]!;
+    if (!hasNext) {
+      // Last update: the 1×1 leading block.
+      a[0] = a[0]! - 2 * a[ri]! * w[0]!;
+      continue;
+    }
+    // Update row i−1 of the leading block, then build the next reflector from it.
+    const rn = (i - 1) * n;
+    {
+      const vr = a[ri + i - 1]!;
+      const wr = w[i - 1]!;
+      for (let c = 0; c <= i - 1; c++) a[rn + c] = a[rn + c]! - (vr * w[c]! + wr * a[ri + c]!);
+    }
+    d[i - 1] = a[rn + i - 1]!;
+    const tn = rowReflector(a, n, i - 1, e);
+    tau[i - 1] = tn;
+    // Fused: update rows 0..i−2 with (v, w) and accumulate p = A'·v' for the next step.
+    p.fill(0, 0, i - 1);
+    for (let r = 0; r < i - 1; r++) {
       const rr = r * n;
       const vr = a[ri + r]!;
-      const wr = p[r]!;
-      for (let c = 0; c <= r; c++) a[rr + c] = a[rr + c]! - (vr * p[c]! + wr * a[ri + c]!);
+      const wr = w[r]!;
+      const vnr = a[rn + r]!;
+      let s = 0;
+      for (let c = 0; c < r; c++) {
+        const x = a[rr + c]! - (vr * w[c]! + wr * a[ri + c]!);
+        a[rr + c] = x;
+        s += x * a[rn + c]!;
+        p[c] = p[c]! + x * vnr;
+      }
+      const diag = a[rr + r]! - 2 * vr * wr;
+      a[rr + r] = diag;
+      p[r] = p[r]! + s + diag * vnr;
     }
   }
-  if (n > 0) d[0] = a[0]!;
+  d[0] = a[0]!;
+}
+
+/** p[0..i) = A·v over the leading i×i block (lower triangle stored, row-wise fused symmetric product). */
+function symmetricProduct(a: Float64Array, n: number, i: number, v: Float64Array, p: Float64Array): void {
+  p.fill(0, 0, i);
+  for (let r = 0; r < i; r++) {
+    const rr = r * n;
+    const vr = v[r]!;
+    let s = 0;
+    for (let c = 0; c < r; c++) {
+      const x = a[rr + c]!;
+      s += x * v[c]!;
+      p[c] = p[c]! + x * vr;
+    }
+    p[r] = p[r]! + s + a[rr + r]! * vr;
+  }
 }
 
 /**
