@@ -47,7 +47,10 @@ export async function setupBackend(request: BackendRequest = 'auto'): Promise<Ba
     requested: request,
     package: setup.nativePackage ?? PACKAGES[name] ?? name,
   };
-  if (setup.skipped.length) info.note = `not available: ${setup.skipped.map((s) => `${s.backend} (${s.reason})`).join('; ')}`;
+  if (setup.skipped.length) {
+    const why = (reason: string) => (/Cannot find (package|module)/.test(reason) ? 'not installed' : reason);
+    info.note = `not available: ${setup.skipped.map((s) => `${s.backend} (${why(s.reason)})`).join('; ')}`;
+  }
   if (tf.getBackend() !== name) throw new UnsupportedError(`backend setup chose "${name}" but tfjs runs "${tf.getBackend()}"`, { backend: request });
   active = info;
   return info;
