@@ -49,12 +49,18 @@ export function numberToHalf(value: number): number {
 
 let table: Float64Array | undefined;
 
-/** Decodes many half-precision bit patterns at once (table lookup). */
-export function halvesToFloat64(bits: Uint16Array, out = new Float64Array(bits.length)): Float64Array {
+/** The value of every half-precision bit pattern (a shared 65,536-entry table). */
+export function halfTable(): Float64Array {
   if (!table) {
     table = new Float64Array(65536);
     for (let b = 0; b < 65536; b++) table[b] = halfToNumber(b);
   }
-  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]!]!;
+  return table;
+}
+
+/** Decodes many half-precision bit patterns at once (table lookup). */
+export function halvesToFloat64(bits: Uint16Array, out = new Float64Array(bits.length)): Float64Array {
+  const t = halfTable();
+  for (let i = 0; i < bits.length; i++) out[i] = t[bits[i]!]!;
   return out;
 }

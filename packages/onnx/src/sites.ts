@@ -796,15 +796,15 @@ export function growthSite(model: OnnxModel, site: OnnxSite): GrowthSite {
   const plan = plans.get(site);
   if (!plan || !site.growable) throw new UnsupportedError(`site "${site.name}" is not growable: ${site.reason ?? 'unknown reason'}`, { site: site.name, file: model.label });
   const w1 = model.viewTensor(plan.l1.weight.tensor);
-  const v1 = w1.toFloat64();
+  const v1 = w1.reader();
   const incoming = Matrix.zeros(plan.units, plan.fanIn);
   const inc = incoming.data;
   const { units, fanIn, fanOut } = plan;
-  if (plan.l1.type !== 'Conv' && plan.l1.axis === 0) inc.set(v1);
+  if (plan.l1.type !== 'Conv' && plan.l1.axis === 0) for (let i = 0; i < inc.length; i++) inc[i] = v1(i);
   else if (plan.l1.type !== 'Conv') {
     // weight [fanIn, units]: transpose
-    for (let i = 0; i < fanIn; i++) for (let u = 0, row = i * units; u < units; u++) inc[u * fanIn + i] = v1[row + u]!;
-  } else for (let u = 0; u < units; u++) for (let i = 0; i < fanIn; i++) inc[u * fanIn + i] = v1[incomingIndex(plan, w1.dims, u, i)]!;
+    for (let i = 0; i < fanIn; i++) for (let u = 0, row = i * units; u < units; u++) inc[u * fanIn + i] = v1(row + u);
+  } else for (let u = 0; u < units; u++) for (let i = 0; i < fanIn; i++) inc[u * fanIn + i] = v1(incomingIndex(plan, w1.dims, u, i));
   if (plan.l1.scale !== 1) for (let i = 0; i < inc.length; i++) inc[i] = plan.l1.scale * inc[i]!;
   let incomingBias: Float64Array | undefined;
   if (plan.bias) {
@@ -813,14 +813,14 @@ export function growthSite(model: OnnxModel, site: OnnxSite): GrowthSite {
     for (let u = 0; u < plan.units; u++) incomingBias[u] = plan.bias.scale * b.get(plan.bias.broadcast ? 0 : u);
   }
   const w2 = model.viewTensor(plan.l2.weight.tensor);
-  const v2 = w2.toFloat64();
+  const v2 = w2.reader();
   const outgoing = Matrix.zeros(fanOut, units);
   const out = outgoing.data;
-  if (plan.l2.type !== 'Conv' && plan.blk === 1 && plan.l2.axis === 1) out.set(v2);
+  if (plan.l2.type !== 'Conv' && plan.blk === 1 && plan.l2.axis === 1) for (let i = 0; i < out.length; i++) out[i] = v2(i);
   else if (plan.l2.type !== 'Conv' && plan.blk === 1) {
     // weight [units, fanOut]: transpose
-    for (let u = 0; u < units; u++) for (let r = 0, row = u * fanOut; r < fanOut; r++) out[r * units + u] = v2[row + r]!;
-  } else for (let r = 0; r < fanOut; r++) for (let u = 0; u < units; u++) out[r * units + u] = v2[outgoingIndex(plan, w2.dims, r, u)]!;
+    for (let u = 0; u < units; u++) for (let r = 0, row = u * fanOut; r < fanOut; r++) out[r * units + u] = v2(row + r);
+  } else for (let r = 0; r < fanOut; r++) for (let u = 0; u < units; u++) out[r * units + u] = v2(outgoingIndex(plan, w2.dims, r, u));
   if (plan.l2.scale !== 1) for (let i = 0; i < out.length; i++) out[i] = plan.l2.scale * out[i]!;
   const site_: GrowthSite = {
     name: site.name,

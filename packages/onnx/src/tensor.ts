@@ -5,7 +5,7 @@
  */
 import { TensorProto_DataType, type TensorProto } from 'onnx-buf';
 import { OnnxFormatError } from './errors.js';
-import { halfToNumber, halvesToFloat64, numberToHalf } from './fp16.js';
+import { halfTable, halfToNumber, halvesToFloat64, numberToHalf } from './fp16.js';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -273,6 +273,31 @@ export class TensorBuffer {
       default:
         throw new OnnxFormatError(`writing ${dataTypeName(this.dataType)} elements is not supported`, { dataType: this.dataType });
     }
+  }
+
+  /**
+   * A fast element reader `at(flatIndex) → number` without decoding the whole tensor (typed-array views on
+   * little-endian machines; FLOAT16 through a lookup table).
+   */
+  reader(): (i: number) => number {
+    const n = this.length;
+    if (LITTLE_ENDIAN && this.bytes.byteOffset % this.elemSize === 0) {
+      const { buffer, byteOffset } = this.bytes;
+      if (this.dataType === TensorProto_DataType.FLOAT) {
+        const a = new Float32Array(buffer, byteOffset, n);
+        return (i) => a[i]!;
+      }
+      if (this.dataType === TensorProto_DataType.DOUBLE) {
+        const a = new Float64Array(buffer, byteOffset, n);
+        return (i) => a[i]!;
+      }
+      if (this.dataType === TensorProto_DataType.FLOAT16) {
+        const a = new Uint16Array(buffer, byteOffset, n);
+        const lut = halfTable();
+        return (i) => lut[a[i]!]!;
+      }
+    }
+    return (i) => this.get(i);
   }
 
   /** All elements as a Float64Array. */

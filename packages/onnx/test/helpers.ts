@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { Rng } from '@gradmax/core';
-import { makeNode, makeTensor, makeValueInfo, OnnxModel } from '@gradmax/onnx';
+import { makeNode, makeTensor, makeValueInfo, OnnxModel, type AttributeValue } from '@gradmax/onnx';
 
 export const F32 = TensorProto_DataType.FLOAT;
 export const F16 = TensorProto_DataType.FLOAT16;
@@ -55,7 +55,7 @@ export class GraphBuilder {
     this.nodes.push(makeNode('Constant', [], [out], { value: makeTensor(`${out}_t`, this.dtype, dims, v, { typed: this.typed }) }, this.name('Constant_')));
     return out;
   }
-  op(opType: string, inputs: string[], attrs: Record<string, Parameters<typeof makeNode>[3][string]> = {}, nOut = 1, name?: string): string {
+  op(opType: string, inputs: string[], attrs: Record<string, AttributeValue> = {}, nOut = 1, name?: string): string {
     const outs = Array.from({ length: nOut }, () => this.name(opType.toLowerCase() + '_out'));
     this.nodes.push(makeNode(opType, inputs, outs, attrs, name ?? this.name(opType)));
     return outs[0]!;

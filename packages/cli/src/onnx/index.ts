@@ -37,6 +37,7 @@ Commands:
   inspect MODEL          list growth sites, shapes, in-between ops, and why a layer is not growable
   widen MODEL -o OUT     add units to sites with a growth strategy, verify, write OUT atomically
   verify A B             run two models in onnxruntime on the same inputs and compare the outputs
+  stats MODEL -o DIR     compute growth statistics from labelled data (generated backward graph) as .npy
 
 Run "gradmax onnx <command> --help" for the options of a command.
 Exit codes: 0 ok, 1 verification failed, 2 usage or input error.
@@ -53,6 +54,7 @@ Options:
 `;
 
 const WIDEN_HELP = `Usage: gradmax onnx widen MODEL --site NAME --add K [--site NAME --add K ...] -o OUT [options]
+       (with --data X.npy --labels Y.npy --loss KIND: statistics from data, see --data --help)
 
 Adds K units to each site (sites are grown in the order given) and writes OUT atomically (temporary file +
 rename; external data goes to OUT.data). MODEL is never modified and OUT may not be MODEL.
@@ -105,7 +107,7 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = argv;
   try {
     if (sub === undefined) {
-      io.stderr.write('gradmax onnx: missing command (inspect, widen, verify); see gradmax onnx --help\n');
+      io.stderr.write('gradmax onnx: missing command (inspect, widen, verify, stats); see gradmax onnx --help\n');
       return EXIT_USAGE;
     }
     if (sub === '--help' || sub === '-h' || sub === 'help') {
@@ -113,11 +115,13 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
       return EXIT_OK;
     }
     if (sub === 'inspect') return await inspectCommand(rest, io);
+    if (sub === 'stats') return await (await import('./probe-commands.js')).runStatsCommand(rest, io);
+    if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
     if (sub === 'widen') return await widenCommand(rest, io);
     if (sub === 'verify') return await verifyCommand(rest, io);
-    throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify)`);
+    throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats)`);
   } catch (e) {
-    return reportError(io, e, `gradmax onnx${sub && ['inspect', 'widen', 'verify'].includes(sub) ? ` ${sub}` : ''}`);
+    return reportError(io, e, `gradmax onnx${sub && ['inspect', 'widen', 'verify', 'stats'].includes(sub) ? ` ${sub}` : ''}`);
   }
 }
 
