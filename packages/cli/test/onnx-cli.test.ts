@@ -174,6 +174,27 @@ describe('gradmax onnx widen', () => {
   });
 });
 
+describe('gradmax onnx widen: exit code 1', () => {
+  it('fails verification when a strategy claiming function preservation changes the outputs', async () => {
+    registerStrategy('testBrokenPreserving', () => ({
+      name: 'testBrokenPreserving',
+      functionPreserving: true,
+      needs: { moment: false, samples: false, lossOracle: false },
+      grow: ({ site, count, rng }) => ({
+        incoming: Matrix.from(count, site.fanIn, rng.fillNormal(new Float64Array(count * site.fanIn))),
+        incomingBias: new Float64Array(count).fill(1),
+        outgoing: Matrix.from(site.fanOut, count, rng.fillNormal(new Float64Array(site.fanOut * count))),
+        report: { strategy: 'testBrokenPreserving', site: site.name, count, notes: [] },
+      }),
+    }));
+    const file = mlpFile(tmpDir(), 5, 2);
+    const r = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '2', '--strategy', 'testBrokenPreserving', '-o', path.join(path.dirname(file), 'bad.onnx')]);
+    expect(r.code).toBe(EXIT_FAILED);
+    oneLine(r.err);
+    expect(r.err).toMatch(/verification failed: output ".*" differs by .* although "testBrokenPreserving" is function-preserving/);
+  });
+});
+
 describe('gradmax onnx verify', () => {
   it('exit 0 for equal functions, 1 for different ones, 2 for an unavailable provider', async () => {
     const dir = tmpDir();
