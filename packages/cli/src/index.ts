@@ -8,5 +8,7 @@ export * from './shared/args.js';
 export * from './shared/progress.js';
 export * from './shared/table.js';
 export * from './shared/errors.js';
+/** The `gradmax` entry point (see {@link main}). */
 export { main } from './main.js';
+/** `gradmax onnx ...` and the strategy registration it performs. */
 export { runOnnx, ensureStrategies } from './onnx/index.js';

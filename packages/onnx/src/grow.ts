@@ -30,8 +30,11 @@ export interface GrowOptions {
 
 /** Result per site: the widening and the strategy's new units. */
 export interface GrowResult extends WidenResult {
+  /** Strategy name. */
   strategy: string;
+  /** Whether the strategy claims function preservation. */
   functionPreserving: boolean;
+  /** What the strategy returned. */
   newUnits: NewUnits;
 }
 

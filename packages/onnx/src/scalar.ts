@@ -14,9 +14,13 @@ export interface Dual {
 /** A constant. */
 export const constant = (v: number): Dual => ({ v, d: 0 });
 
+/** Sum of duals. */
 export const add = (a: Dual, b: Dual): Dual => ({ v: a.v + b.v, d: a.d + b.d });
+/** Difference of duals. */
 export const sub = (a: Dual, b: Dual): Dual => ({ v: a.v - b.v, d: a.d - b.d });
+/** Product of duals. */
 export const mul = (a: Dual, b: Dual): Dual => ({ v: a.v * b.v, d: a.d * b.v + a.v * b.d });
+/** Quotient of duals. */
 export const div = (a: Dual, b: Dual): Dual => ({ v: a.v / b.v, d: (a.d * b.v - a.v * b.d) / (b.v * b.v) });
 
 /** Applies a smooth scalar function with known derivative. */

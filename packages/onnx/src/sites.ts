@@ -80,22 +80,31 @@ export interface OnnxSite {
 
 /** How a layer's weight is laid out (internal plan, exported for the widener). */
 export interface LayerPlan {
+  /** The layer's node. */
   node: NodeProto;
+  /** Its op type. */
   type: 'Gemm' | 'MatMul' | 'Conv';
+  /** Its weight tensor. */
   weight: WeightRef;
+  /** Input index of the weight. */
   weightInput: number;
   /** Axis of the weight indexing units (current layer) or input features (next layer). */
   axis: number;
   /** Gemm alpha (1 otherwise). */
   scale: number;
+  /** Weight shape. */
   dims: number[];
 }
 
 /** Bias of the current layer. */
 export interface BiasPlan {
+  /** The bias tensor. */
   weight: WeightRef;
+  /** The node reading it (the layer, or MatMul's Add). */
   node: NodeProto;
+  /** Input index of the bias in that node. */
   input: number;
+  /** Gemm beta (1 otherwise). */
   scale: number;
   /** Bias broadcasts one value to all units (size-1 or scalar): it is expanded to one value per unit when growing. */
   broadcast: boolean;
@@ -105,38 +114,57 @@ export interface BiasPlan {
 
 /** A per-channel tensor of an in-between op that must be extended. */
 export interface ParamPlan {
+  /** The in-between node. */
   node: NodeProto;
+  /** Input index of the tensor. */
   input: number;
+  /** The tensor. */
   weight: WeightRef;
+  /** Axis indexing channels. */
   axis: number;
   /** Entries per unit along `axis` (H·W after a flatten, else 1). */
   blk: number;
+  /** Value of new channels: 0, 1, BatchNorm variance 1−ε, depthwise centre delta, PRelu slope 0.25 (unless copied from sourceUnits). */
   fill: 'zero' | 'one' | 'bnvar' | 'delta' | 'prelu';
+  /** BatchNorm epsilon (fill `bnvar`). */
   eps?: number;
 }
 
 /** Internal plan of a growable site. */
 export interface SitePlan {
+  /** Current layer. */
   l1: LayerPlan;
+  /** Next layer. */
   l2: LayerPlan;
+  /** Current layer's bias, if any. */
   bias?: BiasPlan;
   /** Where a bias can be added when the current layer has none (`undefined` for MatMul). */
   biasSlot?: number;
+  /** Current units. */
   units: number;
+  /** Incoming fan-in. */
   fanIn: number;
+  /** Outgoing fan-out. */
   fanOut: number;
   /** Entries per unit at the next layer's input (H·W for conv→flatten→dense, else 1). */
   blk: number;
   /** Flattened map [H, W] for conv→flatten→dense. */
   flatMap?: [number, number];
+  /** Per-channel tensors to extend. */
   params: ParamPlan[];
+  /** Depthwise convs whose `group` grows. */
   depthwise: NodeProto[];
+  /** Reshape targets whose flattened size grows. */
   reshapes: { node: NodeProto; weight: WeightRef }[];
   /** Values whose channel axis grows: name, axis, entries per unit. */
   values: { name: string; axis: number; blk: number }[];
+  /** Composite activation seen by new units. */
   activation: ActivationInfo;
+  /** Conv geometry (conv sites). */
   geometry?: ConvPairGeometry;
+  /** See {@link OnnxSite.exactGeometry}. */
   exactGeometry: boolean;
+  /** Weight element type. */
   dataType: number;
 }
 

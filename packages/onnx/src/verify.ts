@@ -38,7 +38,9 @@ export interface VerifyOptions {
 
 /** Comparison of one output. */
 export interface OutputDiff {
+  /** Output name. */
   name: string;
+  /** Output shape. */
   shape: number[];
   /** Max absolute difference. */
   maxAbs: number;
@@ -50,10 +52,13 @@ export interface OutputDiff {
 
 /** Result of {@link verifyModels}. */
 export interface VerifyReport {
+  /** True when every output is within tolerance. */
   ok: boolean;
+  /** One entry per output of the original model. */
   outputs: OutputDiff[];
   /** Input shapes used. */
   inputs: Record<string, number[]>;
+  /** Execution provider used. */
   executionProvider: string;
 }
 

@@ -16,7 +16,9 @@ import { TensorBuffer, tensorDims } from './tensor.js';
 
 /** One widening: a site (by name or as found by {@link findSites}) and the units to add. */
 export interface WidenRequest {
+  /** Site name (or current layer's node name), or a site from {@link findSites}. */
   site: string | OnnxSite;
+  /** The strategy's output for this site. */
   newUnits: NewUnits;
 }
 

@@ -17,7 +17,9 @@ export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
 
 /** Parsed values and positionals. */
 export interface Parsed {
+  /** Option values by name. */
   values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  /** Positional arguments. */
   positionals: string[];
 }
 

@@ -12,13 +12,17 @@ export const EXIT_USAGE = 2;
 
 /** A writable text stream. */
 export interface TextSink {
+  /** Writes text. */
   write(text: string): unknown;
+  /** Whether the sink is a terminal. */
   isTTY?: boolean;
 }
 
 /** Where a command writes; tests pass an in-memory {@link memoryIO}. Structurally compatible with the bench IO. */
 export interface CliIO {
+  /** Results (tables, JSON). */
   stdout: TextSink;
+  /** Errors and progress. */
   stderr: TextSink;
   /** True when progress may redraw a line in place (stderr is a TTY and `CI` is not set). */
   isTTY?: boolean;
@@ -42,7 +46,9 @@ export function processIO(): CliIO {
 
 /** An in-memory IO for tests: everything written is collected in `out` and `err`. */
 export interface MemoryIO extends CliIO {
+  /** Everything written to stdout. */
   readonly out: string;
+  /** Everything written to stderr. */
   readonly err: string;
 }
 
