@@ -1,0 +1,151 @@
+// Benchmarks of @gradmax/harness (run after `pnpm build`):
+//  1. training throughput under the harness vs a plain tfjs loop on the same model, data and backend
+//     (target ratio ≥ 0.97), for the teacher-student student and the full-width mnist-mlp;
+//  2. growth overhead as a share of training time (target ≤ 2%) on default-protocol runs;
+//  3. wall time of the demo grid (`gradmax bench run --task teacher-student`, what `pnpm demo` runs), unless --skip-demo.
+// Every ratio is against a baseline measured in the same process, interleaved, so machine load affects both sides.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '@gradmax/core';
+import { BatchStream, GrowableMlp, gatherBatch, getTask, glorotMlp, loadMnist, setupBackend, takeMnist } from '../dist/index.js';
+
+const args = new Set(process.argv.slice(2));
+const backendArg = [...args].find((a) => a.startsWith('--backend='))?.slice(10) ?? 'auto';
+const backend = await setupBackend(backendArg);
+console.log(`backend: ${backend.name} (${backend.device}); ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+// ---- 1a. teacher-student student: harness GrowableMlp.step vs tf.train.sgd().minimize ----
+async function teacherStudentThroughput(rounds, steps) {
+  const rng = new Rng(1);
+  const d = 20;
+  const x = tf.tensor2d(Float32Array.from({ length: 1000 * d }, () => rng.normal()), [1000, d]);
+  const teacher = new GrowableMlp(tf, glorotMlp([d, 10, 10], rng.fork('t'), false), { loss: 'mse' });
+  const y = tf.tidy(() => teacher.forward(x));
+  teacher.dispose();
+  const layers = glorotMlp([d, 10, 10], rng.fork('s'), false);
+  const harness = [];
+  const plain = [];
+  for (let r = 0; r < rounds; r++) {
+    {
+      const model = new GrowableMlp(tf, layers, { loss: 'mse' });
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const l = model.step(x, y, 0.1);
+        l.dataSync(); // the harness reads the loss every step (logEvery 1)
+        l.dispose();
+      }
+      harness.push(steps / ((performance.now() - t0) / 1000));
+      model.dispose();
+    }
+    {
+      const w1 = tf.variable(tf.tensor2d(layers[0].kernel, [d, 10]));
+      const w2 = tf.variable(tf.tensor2d(layers[1].kernel, [10, 10]));
+      const opt = tf.train.sgd(0.1);
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const l = opt.minimize(() => tf.losses.meanSquaredError(y, tf.matMul(tf.relu(tf.matMul(x, w1)), w2)), true, [w1, w2]);
+        l.dataSync();
+        l.dispose();
+      }
+      plain.push(steps / ((performance.now() - t0) / 1000));
+      opt.dispose();
+      w1.dispose();
+      w2.dispose();
+    }
+  }
+  tf.dispose([x, y]);
+  return { harness: median(harness), plain: median(plain) };
+}
+
+// ---- 1b. mnist-mlp at full width: the harness task loop (arm big, no growth, no eval) vs a plain tfjs loop ----
+async function mnistThroughput(rounds, steps) {
+  const task = getTask('mnist-mlp');
+  const config = task.resolveConfig('default', { steps, evalEvery: 1000000, testSize: 100 });
+  const harness = [];
+  const plain = [];
+  const train = takeMnist(loadMnist('train'), 60000);
+  for (let r = 0; r < rounds; r++) {
+    const out = await task.run({ tf, config, arm: 'big', seed: r, backend });
+    harness.push(steps / (out.timings.trainMs / 1000));
+    {
+      const rng = new Rng(r);
+      const layers = glorotMlp([784, 256, 256, 10], rng.fork('init-big'), true);
+      const vars = layers.flatMap((l) => [tf.variable(tf.tensor2d(l.kernel, [l.inputs, l.outputs])), tf.variable(tf.tensor1d(l.bias))]);
+      const opt = tf.train.momentum(0.05, 0.9);
+      const stream = new BatchStream(train.count, 128, rng.fork('shuffle'));
+      const forward = (xt) => {
+        let h = xt;
+        for (let i = 0; i < 3; i++) {
+          h = tf.add(tf.matMul(h, vars[2 * i]), vars[2 * i + 1]);
+          if (i < 2) h = tf.relu(h);
+        }
+        return h;
+      };
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const { x, y } = gatherBatch(train, stream.next());
+        const xt = tf.tensor2d(x, [128, 784]);
+        const yt = tf.tensor2d(y, [128, 10]);
+        const l = opt.minimize(() => tf.losses.softmaxCrossEntropy(yt, forward(xt)), true, vars);
+        if (i % 10 === 0) l.dataSync();
+        l.dispose();
+        tf.dispose([xt, yt]);
+      }
+      plain.push(steps / ((performance.now() - t0) / 1000));
+      opt.dispose();
+      tf.dispose(vars);
+    }
+  }
+  return { harness: median(harness), plain: median(plain) };
+}
+
+// ---- 2. growth overhead share ----
+async function growthShare(taskName, arm, overrides) {
+  const task = getTask(taskName);
+  const config = task.resolveConfig('default', overrides);
+  const out = await task.run({ tf, config, arm, seed: 0, backend });
+  const t = out.timings;
+  return { share: t.growthMs / (t.trainMs + t.growthMs), events: out.growths.length, growthMs: t.growthMs, trainMs: t.trainMs };
+}
+
+const rows = [];
+const ts = await teacherStudentThroughput(5, 400);
+rows.push(['throughput, teacher-student student (d=20, 1000 full batch)', `harness ${ts.harness.toFixed(0)} steps/s vs plain tfjs ${ts.plain.toFixed(0)} steps/s`, `ratio ${(ts.harness / ts.plain).toFixed(3)} (target ≥ 0.97)`]);
+console.log(rows.at(-1).join(' | '));
+const mm = await mnistThroughput(3, 150);
+rows.push(['throughput, mnist-mlp 784-256-256-10, batch 128', `harness ${mm.harness.toFixed(1)} steps/s vs plain tfjs ${mm.plain.toFixed(1)} steps/s`, `ratio ${(mm.harness / mm.plain).toFixed(3)} (target ≥ 0.97)`]);
+console.log(rows.at(-1).join(' | '));
+for (const [task, arm, overrides, label] of [
+  ['teacher-student', 'gradmax', {}, 'teacher-student default protocol (1500 steps, 5 growths)'],
+  ['mnist-mlp', 'gradmax', { steps: 1500, growStart: 250, growEvery: 100, evalEvery: 1000000, testSize: 100 }, 'mnist-mlp, 12 events × 2 sites in 1500 steps'],
+]) {
+  for (const strategyArm of [arm, 'random']) {
+    const g = await growthShare(task, strategyArm, overrides);
+    rows.push([`growth overhead, ${label}, ${strategyArm}`, `${g.events} growths, ${g.growthMs.toFixed(0)} ms of ${(g.trainMs + g.growthMs).toFixed(0)} ms`, `share ${(g.share * 100).toFixed(2)}% (target ≤ 2%)`]);
+    console.log(rows.at(-1).join(' | '));
+  }
+}
+
+if (!args.has('--skip-demo')) {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const bin = path.resolve(here, '../../cli/dist/bin.js');
+  const out = mkdtempSync(path.join(os.tmpdir(), 'gradmax-demo-bench-'));
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [bin, 'bench', 'run', '--task', 'teacher-student', '--out', out, '--force'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true' } });
+  const secs = (performance.now() - t0) / 1000;
+  rmSync(out, { recursive: true, force: true });
+  rows.push(['demo grid (teacher-student, 5 seeds × 11 arms, default workers)', `exit ${r.status}`, `wall time ${secs.toFixed(0)} s`]);
+  console.log(rows.at(-1).join(' | '));
+}
+
+console.log('\n| measurement | detail | result |\n| --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
