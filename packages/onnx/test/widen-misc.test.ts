@@ -17,7 +17,7 @@ function cnn(seed = 41) {
   const x = b.input('x', ['N', 2, 6, 6]);
   const c1 = b.op('Conv', [x, b.weight([3, 2, 3, 3]), b.weight([3])], { pads: [1, 1, 1, 1] }, 1, 'conv1');
   const r1 = b.op('Relu', [c1]);
-  const c2 = b.op('Conv', [r1, b.weight([4, 3, 3, 3])], { pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'conv2');
+  const c2 = b.op('Conv', [r1, b.weight([4, 3, 3, 3]), b.weight([4], 0.1)], { pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'conv2');
   const f = b.op('Flatten', [b.op('Relu', [c2])]);
   const y = b.op('Gemm', [f, b.weight([36, 3]), b.weight([3])], {}, 1, 'fc');
   b.output(y, ['N', 3]);
@@ -114,29 +114,38 @@ describe('registered strategies', () => {
     if (!hasStrategy('gradmax')) registerStrategy('gradmax', gradmax);
     const names = listStrategies().filter((n) => createStrategy(n).functionPreserving);
     expect(names).toContain('gradmax');
-    const file = saveTemp(cnn(44).model());
+    console.info(`function-preserving strategies checked: ${names.join(', ')}`);
+    const mlp = new GraphBuilder(new Rng(45));
+    {
+      const x = mlp.input('x', ['N', 6]);
+      const h1 = mlp.op('Gemm', [x, mlp.weight([5, 6]), mlp.weight([5], 0.1)], { transB: 1 }, 1, 'conv1');
+      const h2 = mlp.op('Gemm', [mlp.op('Relu', [h1]), mlp.weight([5, 4]), mlp.weight([4], 0.1)], { alpha: 0.5 }, 1, 'conv2');
+      mlp.output(mlp.op('MatMul', [mlp.op('Relu', [h2]), mlp.weight([4, 3])], {}, 1, 'fc'), ['N', 3]);
+    }
+    for (const [file, expected] of [[saveTemp(cnn(44).model()), [5, 6]], [saveTemp(mlp.model()), [7, 6]]] as const) {
     const rng = new Rng(3);
     for (const name of names) {
       const model = loadModel(file);
       const strategy = createStrategy(name);
-      const requests = ['conv1', 'conv2'].map((site) => {
+      const results = [];
+      for (const site of ['conv1', 'conv2']) {
+        // statistics of the current (possibly already widened) site
         const s = findSites(model).find((x) => x.current === site)!;
         const statistics: SiteStatistics = { moment: Matrix.from(s.fanOut!, s.fanIn!, rng.fillNormal(new Float64Array(s.fanOut! * s.fanIn!))), count: 8 };
         const n = 16;
         statistics.samples = { h: Matrix.from(n, s.fanIn!, rng.fillNormal(new Float64Array(n * s.fanIn!))), g: Matrix.from(n, s.fanOut!, rng.fillNormal(new Float64Array(n * s.fanOut!))), weight: 1 / n };
-        return { site, count: 2, statistics };
-      });
-      let results;
-      try {
-        results = growModel(model, requests.slice(0, 1), { strategy, seed: 1 });
-      } catch (e) {
-        throw new Error(`strategy ${name}: ${(e as Error).message}`);
+        try {
+          results.push(...growModel(model, [{ site, count: 2, statistics }], { strategy, seed: 1 }));
+        } catch (e) {
+          throw new Error(`strategy ${name}, site ${site}: ${(e as Error).message}`);
+        }
       }
-      expect(results[0]!.unitsAfter).toBe(5);
+      expect(results.map((r) => r.unitsAfter)).toEqual(expected);
       const out = path.join(path.dirname(file), `${name}.onnx`);
       saveModel(model, out);
       const report = await verifyModels(file, out, { dims: { N: 2 } });
       expect(report.outputs[0]!.maxAbs, name).toBeLessThanOrEqual(1e-5);
+    }
     }
   });
 });
