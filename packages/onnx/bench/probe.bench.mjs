@@ -3,7 +3,8 @@
 // the same model on the same batch, in the same run, for an MLP (784-256-256-10) and a CNN on MNIST-sized inputs
 // (1×28×28); plus statistics throughput (samples/s, merged into the core's statistics objects).
 // Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe.bench.mjs
-// Env: BENCH_BATCH (default 128), BENCH_REPEAT (timed runs per measurement, default 20), BENCH_SAMPLES (default 4096).
+// Env: BENCH_BATCH (default 128), BENCH_REPEAT (timed run pairs, default 40), BENCH_SAMPLES (default 4096),
+// BENCH_PROFILE=1 (prints the probe's slowest nodes from an onnxruntime profile).
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +17,7 @@ const onnx = await import(path.join(here, '..', 'dist', 'index.js'));
 const probeApi = await import(path.join(here, '..', 'dist', 'probe', 'index.js'));
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 128);
-const REPEAT = Number(process.env.BENCH_REPEAT ?? 20);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 40);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 4096);
 const F = TensorProto_DataType.FLOAT;
 
@@ -83,15 +84,23 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
-async function time(fn) {
-  for (let i = 0; i < 3; i++) await fn();
-  const ts = [];
-  for (let i = 0; i < REPEAT; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push(performance.now() - t0);
+/** Median times of `a` and `b`, interleaved run by run so both see the same machine load. */
+async function timePair(a, b) {
+  for (let i = 0; i < 3; i++) {
+    await a();
+    await b();
   }
-  return median(ts);
+  const ta = [];
+  const tb = [];
+  for (let i = 0; i < REPEAT; i++) {
+    let t0 = performance.now();
+    await a();
+    ta.push(performance.now() - t0);
+    t0 = performance.now();
+    await b();
+    tb.push(performance.now() - t0);
+  }
+  return [median(ta), median(tb)];
 }
 
 const rows = [];
@@ -104,11 +113,11 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   const tb = performance.now();
   const probe = await probeApi.buildProbe(model, { sites, loss: { kind: 'ce-logits' } });
   const buildMs = performance.now() - tb;
-  const session = await probeApi.createProbeSession(probe.model);
+  const profile = process.env.BENCH_PROFILE === '1';
+  const session = await probeApi.createProbeSession(probe.model, profile ? { sessionOptions: { enableProfiling: true, profileFilePrefix: path.join(process.env.TMPDIR ?? '/tmp', 'probe-profile') } } : {});
   const feeds = { x, [probe.labelsInput]: new ort.Tensor('int64', labels, [BATCH]) };
   const outNames = [probe.lossOutput, ...probe.outputs.map((o) => o.output)];
-  const inferMs = await time(() => plain.run({ x }));
-  const probeMs = await time(() => session.run(feeds, outNames));
+  const [inferMs, probeMs] = await timePair(() => plain.run({ x }), () => session.run(feeds, outNames));
   // Throughput: stream SAMPLES examples in batches of BATCH through the probe and merge into core statistics.
   const data = function* () {
     for (let done = 0; done < SAMPLES; done += BATCH) yield { inputs: x, labels: Array.from(labels, Number) };
@@ -118,6 +127,16 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   const seconds = (performance.now() - t0) / 1000;
   rows.push({ name, buildMs, inferMs, probeMs, ratio: probeMs / inferMs, throughput: res.examples / seconds, sites: probe.outputs.map((o) => `${o.site.name} ${o.layout} [${o.shape.join('x')}]`).join('; ') });
   await plain.release();
+  if (profile) {
+    const file = session.endProfiling?.();
+    if (file && (await import('node:fs')).existsSync(file)) {
+      const events = JSON.parse((await import('node:fs')).readFileSync(file, 'utf8'));
+      const byNode = new Map();
+      for (const ev of events) if (ev.cat === 'Node' && ev.name.endsWith('_kernel_time')) byNode.set(`${ev.args.op_name} ${ev.name.replace('_kernel_time', '')}`, (byNode.get(`${ev.args.op_name} ${ev.name.replace('_kernel_time', '')}`) ?? 0) + ev.dur);
+      console.log(`profile of ${name} (top nodes, µs total):`);
+      for (const [k, v] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${v.toString().padStart(9)}  ${k}`);
+    }
+  }
   await session.release();
 }
 

@@ -6,7 +6,7 @@
 import { clone } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
-import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry, tapScatterKernel } from '@gradmax/core';
+import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry } from '@gradmax/core';
 import type { ConvPairGeometry } from '@gradmax/core';
 import { OnnxModel, makeValueInfo } from '../model.js';
 import { Emitter } from './emitter.js';
@@ -14,7 +14,7 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
-import { VJP_RULES, resolveNodePads } from './rules.js';
+import { VJP_RULES, maxPoolWindowsDisjoint, resolveNodePads } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
 import type { TensorInfo } from './shapes.js';
@@ -279,7 +279,7 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
         if (!onPath(node)) continue;
         const domain = node.domain === 'ai.onnx' ? '' : node.domain;
         if (domain !== '' || !VJP_RULES[node.opType]) throw new MissingGradientRuleError(nodeLabel(node), node.opType, domain, sitesOf(node));
-        if (node.opType === 'MaxPool' && !node.output[1]) {
+        if (node.opType === 'MaxPool' && !node.output[1] && !maxPoolWindowsDisjoint(node)) {
           let idx = `${node.output[0]}__gm_indices`;
           while (names.has(idx)) idx += '_';
           node.output[1] = idx;
@@ -515,8 +515,14 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
       const fanIn = site.inputTransposed ? hInfo.dims[0] : hInfo.dims[hInfo.dims.length - 1];
       const fanOut = zInfo.dims[zInfo.dims.length - 1];
       if (typeof fanIn !== 'number' || typeof fanOut !== 'number') throw new UnsupportedError(`site "${site.name}": fan sizes must be static`, { site: site.name });
+      // Σ_n g_n h_nᵀ. Einsum (opset ≥ 12) is several times faster in onnxruntime than Gemm(transA) or the
+      // FusedMatMul(transA) its optimizer makes of MatMul(Transpose(g), h).
       const g2 = e.reshape(g, [-1, fanOut]);
-      const out = site.inputTransposed ? e.op('Gemm', [g2, h], { transA: 1, transB: 1 }) : e.op('Gemm', [g2, e.reshape(h, [-1, fanIn])], { transA: 1 });
+      const h2 = site.inputTransposed ? h : e.reshape(h, [-1, fanIn]);
+      const out =
+        opset >= 12
+          ? e.op('Einsum', [g2, h2], { equation: site.inputTransposed ? 'nk,jn->kj' : 'nk,nj->kj' })
+          : e.op('MatMul', [e.transpose(g2, [1, 0]), site.inputTransposed ? e.transpose(h2, [1, 0]) : h2]);
       outputs.push({ site, output: out, layout: 'sum-gh', shape: [fanOut, fanIn] });
     } else {
       const geo = site.geometry;
@@ -540,44 +546,55 @@ function normalizeAxis(axis: number, rank: number): number {
 }
 
 /**
- * Emits the conv tap gradient `[k1h, k1w, m0, k2h·k2w·m2]`: tap-scatter g with a one-hot ConvTranspose
- * (stride s2, pads p2, output H1×W1), then the current conv's weight gradient as a Conv over the
- * batch-transposed tensors (dilation s1), sliced to the kernel and permuted to HWIO.
+ * A depthwise conv with one-hot kernels that extracts, for every input channel c and every kernel tap (r, q), the
+ * strided window [s·y + (r, q) − pad] as output channel c·kh·kw + r·kw + q (zero outside the input).
+ */
+function windowsConv(e: Emitter, x: string, channels: number, kernel: [number, number], stride: [number, number], pads: { top: number; left: number; bottom: number; right: number }, t: number): string {
+  const [kh, kw] = kernel;
+  const taps = kh * kw;
+  if (taps === 1 && stride[0] === 1 && stride[1] === 1 && pads.top + pads.left + pads.bottom + pads.right === 0) return x;
+  const w = new Float64Array(channels * taps * taps);
+  for (let c = 0; c < channels; c++) for (let k = 0; k < taps; k++) w[(c * taps + k) * taps + k] = 1;
+  const kernelName = e.constant(t, [channels * taps, 1, kh, kw], w, 'onehot_windows');
+  return e.op('Conv', [x, kernelName], { group: channels, kernel_shape: [kh, kw], strides: [stride[0], stride[1]], pads: [pads.top, pads.left, pads.bottom, pads.right] });
+}
+
+/**
+ * Emits the conv tap gradient `[k1h, k1w, m0, k2h·k2w·m2]` (the current conv's weight gradient against the
+ * tap-scattered next-layer gradient, summed over the batch) without materialising the scattered gradient:
+ * P = the current conv's input windows (a one-hot depthwise conv: `[N, m0·k1h·k1w, H1, W1]`); the next conv's
+ * windows of P (another one-hot depthwise conv with stride s2 and pads p2, so positions u = s2·y + b − p2 outside
+ * the intermediate map are zero — the exact masking) give, per output position y, every (c_in, a, b) product
+ * partner of g[y]; one batched MatMul against g contracts positions, a ReduceSum the examples.
  */
 function emitTapGradient(e: Emitter, g: string, x: string, zInfo: TensorInfo, geo: ConvPairGeometry, t: number): string {
+  const [k1h, k1w] = geo.kernel1;
   const [k2h, k2w] = geo.kernel2;
+  const m0 = geo.inChannels;
   const m2 = geo.outChannels;
-  const F = k2h * k2w * m2;
   const [H1, W1] = geo.midSize;
   const [H2, W2] = geo.outputSize;
-  const [H0, W0] = geo.inputSize;
-  const [k1h, k1w] = geo.kernel1;
-  const [s1h, s1w] = geo.stride1;
-  const [s2h, s2w] = geo.stride2;
-  const g4 = zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, 1, 1]);
-  // ONNX ConvTranspose weight [C_in = m2, C_out = F, k2h, k2w] from the core's HWIO one-hot [k2h, k2w, F, m2].
-  const hwio = tapScatterKernel(geo);
-  const w = new Float64Array(F * m2 * k2h * k2w);
-  for (let br = 0; br < k2h; br++) for (let bc = 0; bc < k2w; bc++) for (let f = 0; f < F; f++) for (let c = 0; c < m2; c++) {
-    w[((c * F + f) * k2h + br) * k2w + bc] = hwio[((br * k2w + bc) * F + f) * m2 + c]!;
-  }
-  const scatterKernel = e.constant(t, [m2, F, k2h, k2w], w, 'tap_scatter');
+  const K1 = k1h * k1w * m0;
+  const F = k2h * k2w * m2;
+  const patches = windowsConv(e, x, m0, geo.kernel1, geo.stride1, geo.pad1, t); // channel c_in·k1² + a
   const p2 = geo.pad2;
-  const remH = H1 + p2.top + p2.bottom - k2h - s2h * (H2 - 1);
-  const remW = W1 + p2.left + p2.right - k2w - s2w * (W2 - 1);
-  const scattered = e.op('ConvTranspose', [g4, scatterKernel], {
-    kernel_shape: [k2h, k2w],
-    strides: [s2h, s2w],
-    pads: [p2.top, p2.left, p2.bottom, p2.right],
-    output_padding: [remH, remW],
-  });
-  // Weight gradient: R[c_in, f, a] = Σ_n Σ_u xpad[n, c_in, s1·u + a] · T[n, f, u].
-  const p1 = geo.pad1;
-  const padBottom = Math.max(0, s1h * (H1 - 1) + k1h - H0 - p1.top);
-  const padRight = Math.max(0, s1w * (W1 - 1) + k1w - W0 - p1.left);
-  const xT = e.transpose(x, [1, 0, 2, 3]);
-  const tT = e.transpose(scattered, [1, 0, 2, 3]);
-  const r = e.op('Conv', [xT, tT], { pads: [p1.top, p1.left, padBottom, padRight], dilations: [s1h, s1w], strides: [1, 1] });
-  const sliced = e.op('Slice', [r, e.ints([0, 0]), e.ints([k1h, k1w]), e.ints([2, 3])]);
-  return e.transpose(sliced, [2, 3, 0, 1]);
+  const flattenDense = H2 === 1 && W2 === 1 && k2h === H1 && k2w === W1 && p2.top === 0 && p2.left === 0;
+  let r: string;
+  let rows: number[];
+  if (flattenDense) {
+    // One tap per intermediate position: R[(c_in, a, u), c_out] = Σ_n P[n, (c_in, a), u] · g[n, c_out].
+    const pf = e.reshape(patches, [-1, K1 * H1 * W1]);
+    const gf = e.reshape(g, [-1, m2]);
+    r = e.opset >= 12 ? e.op('Einsum', [pf, gf], { equation: 'nk,nm->km' }) : e.op('MatMul', [e.transpose(pf, [1, 0]), gf]);
+    rows = [m0, k1h, k1w, k2h, k2w];
+  } else {
+    const taps = windowsConv(e, patches, K1, geo.kernel2, geo.stride2, p2, t); // channel (c_in·k1² + a)·k2² + b
+    const kc = K1 * k2h * k2w;
+    const g3 = e.reshape(zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, 1, 1]), [-1, m2, H2 * W2]);
+    const t3 = e.reshape(taps, [-1, kc, H2 * W2]);
+    r = e.opset >= 12 ? e.op('Einsum', [t3, g3], { equation: 'nks,nms->km' }) : e.reduceSum(e.op('MatMul', [t3, e.transpose(g3, [0, 2, 1])]), [0], false);
+    rows = [m0, k1h, k1w, k2h, k2w];
+  }
+  const ordered = e.transpose(e.reshape(r, [...rows, m2]), [1, 2, 0, 3, 4, 5]); // [k1h, k1w, m0, k2h, k2w, m2]
+  return e.reshape(ordered, [k1h, k1w, m0, F]);
 }
