@@ -39,7 +39,7 @@ describe('tasks end to end (tiny settings)', () => {
   });
 
   it('teacher-student: growth schedule, baselines and the growth-gain analysis', async () => {
-    const r = await runTiny('teacher-student', ['gradmax', 'small', 'big', 'growth-gain']);
+    const r = await runTiny('teacher-student', ['gradmax', 'random', 'small', 'big', 'growth-gain']);
     const g = r.get('gradmax')!;
     expect(g.growths!.map((x) => [x.step, x.unitsBefore, x.unitsAfter])).toEqual([[10, 3, 4], [20, 4, 5]]);
     // GradMax is function-preserving: loss right after growth equals loss before (same float32 computation).
@@ -52,8 +52,9 @@ describe('tasks end to end (tiny settings)', () => {
     const strategies = new Set(gain.map((x) => x.strategy));
     expect(strategies.has('gradmax') && strategies.has('random')).toBe(true);
     expect(gain.filter((x) => x.strategy === 'random').every((x) => x.newWeightGradNorm.length === 2 && x.stepsAfter === 10)).toBe(true);
-    // The analysis follows the Random trajectory between branches.
+    // Between branches the analysis follows the Random trajectory exactly: the branches leave no trace.
     expect(r.get('growth-gain')!.growths!.every((x) => x.strategy === 'random')).toBe(true);
+    expect(r.get('growth-gain')!.curves!['trainLoss']).toEqual(r.get('random')!.curves!['trainLoss']);
   });
 
   it('mnist-mlp: both hidden layers grow 0.25× → 1×, test accuracy above chance', async () => {

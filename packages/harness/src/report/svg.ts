@@ -127,11 +127,18 @@ export function lineChart(options: LineChartOptions): string {
     body.push(`<line x1="${num(X(t))}" y1="${m.top + ph}" x2="${num(X(t))}" y2="${m.top + ph + 5}" stroke="#444"/>`);
     body.push(`<text x="${num(X(t))}" y="${m.top + ph + 18}" text-anchor="middle">${tickLabel(t)}</text>`);
   }
-  const yTicks = options.logY ? niceTicks(Math.ceil(ymin * 2) / 2, Math.floor(ymax * 2) / 2, 5).filter((t) => Number.isInteger(t * 2)) : niceTicks(ymin, ymax);
+  // Log axes: nice linear ticks when the range is under ~1.5 decades, else one tick per decade (or 1-3-10).
+  let yTicks: number[];
+  if (!options.logY) yTicks = niceTicks(ymin, ymax);
+  else if (ymax - ymin < 1.5) yTicks = niceTicks(10 ** ymin, 10 ** ymax, 6).filter((t) => t > 0).map((t) => Math.log10(t));
+  else {
+    yTicks = [];
+    for (let e = Math.floor(ymin); e <= Math.ceil(ymax); e++) yTicks.push(e, ...(ymax - ymin < 4 ? [e + Math.log10(3)] : []));
+  }
   for (const t of yTicks) {
     if (t < ymin || t > ymax) continue;
     body.push(`<line x1="${m.left}" y1="${num(Yt(t))}" x2="${m.left + pw}" y2="${num(Yt(t))}" stroke="#e4e4e4"/>`);
-    body.push(`<text x="${m.left - 6}" y="${num(Yt(t) + 4)}" text-anchor="end">${tickLabel(options.logY ? 10 ** t : t)}</text>`);
+    body.push(`<text x="${m.left - 6}" y="${num(Yt(t) + 4)}" text-anchor="end">${tickLabel(options.logY ? Number((10 ** t).toPrecision(3)) : t)}</text>`);
   }
   for (const v of options.vlines ?? []) {
     if (v < xmin || v > xmax) continue;
