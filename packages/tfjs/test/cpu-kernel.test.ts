@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hasConvBackpropFilterReplacement, restoreStockConvBackpropFilter, setupBackend } from '@gradmax/tfjs';
-import { randomTensor, relativeError } from './helpers.js';
+import { hasConvBackpropFilterReplacement, maxPoolGradViaSlices, restoreStockConvBackpropFilter, setupBackend } from '@gradmax/tfjs';
+import { createRng } from '@gradmax/core';
+import { maxAbsDiff, randomTensor, relativeError } from './helpers.js';
 
 function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, shape: [number, number, number, number], s: number, pad: 'valid' | 'same'): Float32Array {
   return tf.tidy(() => tf.grad((f: tf.Tensor) => tf.conv2d(x, f as tf.Tensor4D, s, pad))(tf.zeros(shape), dy).dataSync() as Float32Array);
@@ -34,5 +35,30 @@ describe('opt-in fast conv weight gradient on cpu', () => {
     await expect(setupBackend('tensorflow', { log: false })).rejects.toMatchObject({ code: 'invalid-argument' });
     await expect(setupBackend('gpu' as never, { log: false })).rejects.toMatchObject({ code: 'unknown-name' });
     expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it('the slice-based MaxPoolGrad matches the stock cpu kernel, ties included (first maximum in the window)', () => {
+    const rng = createRng(9);
+    const configs: [number[], number, number, 'valid' | 'same'][] = [
+      [[2, 6, 6, 3], 2, 2, 'valid'],
+      [[2, 7, 7, 2], 2, 2, 'valid'],
+      [[1, 7, 6, 2], 3, 2, 'same'],
+      [[2, 5, 5, 1], 3, 1, 'same'],
+      [[1, 8, 8, 2], 2, 2, 'same'],
+    ];
+    for (const [shape, k, s, pad] of configs) {
+      for (const kind of ['ties', 'zeros'] as const) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const values = Float32Array.from({ length: n }, () => (kind === 'zeros' ? 0 : rng.int(3) - 1));
+        const x = tf.tensor4d(values, shape as [number, number, number, number]);
+        const y = tf.maxPool(x, k, s, pad);
+        const dy = randomTensor(y.shape, 3) as tf.Tensor4D;
+        const stock = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, k, s, pad))(x, dy).dataSync());
+        const ours = maxPoolGradViaSlices(dy, x, y, k, s, pad);
+        // Same routing; overlapping windows may sum in another order (float rounding only).
+        expect(maxAbsDiff(ours.dataSync(), stock)).toBeLessThan(1e-6);
+        tf.dispose([x, y, dy, ours]);
+      }
+    }
   });
 });

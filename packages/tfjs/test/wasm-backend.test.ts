@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '@gradmax/strategies/register';
-import { RELU1, conv2dBackpropFilterViaConv, findGrowthSites, grow, hasConvBackpropFilterReplacement, setupBackend } from '@gradmax/tfjs';
+import { RELU1, conv2dBackpropFilterViaConv, findGrowthSites, grow, hasConvBackpropFilterReplacement, hasMaxPoolGradReplacement, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend } from '@gradmax/tfjs';
 import { naiveConv2dBackpropFilter } from '@gradmax/core/reference';
 import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError } from './helpers.js';
 
@@ -27,6 +27,7 @@ describe('wasm backend', () => {
   let setupMessage = '';
   const cpuResults: Float32Array[] = [];
   const inputs: { x: Float32Array; dy: Float32Array; dyShape: number[] }[] = [];
+  const poolCases: { x: Float32Array; shape: [number, number, number, number]; dy: Float32Array; dyShape: number[]; cpu: Float32Array; k: number; s: number; pad: 'valid' | 'same' }[] = [];
 
   beforeAll(async () => {
     // Reference values from the stock cpu kernel first.
@@ -40,6 +41,15 @@ describe('wasm backend', () => {
       inputs.push({ x: x.dataSync() as Float32Array, dy: dy.dataSync() as Float32Array, dyShape: dy.shape });
       tf.dispose([x, y, dy]);
     });
+    for (const [shape, k, s, pad] of [[[2, 6, 6, 3], 2, 2, 'valid'], [[1, 7, 6, 2], 3, 2, 'same'], [[2, 5, 5, 2], 2, 2, 'same']] as const) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor4d(Float32Array.from({ length: n }, (_, i) => (i % 7 < 3 ? 0 : (i % 5) - 2)), [...shape]);
+      const y = tf.maxPool(x, k, s, pad);
+      const dy = randomTensor(y.shape, 7);
+      const cpu = tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, k, s, pad))(x, dy).dataSync() as Float32Array;
+      poolCases.push({ x: x.dataSync() as Float32Array, shape: [...shape], dy: dy.dataSync() as Float32Array, dyShape: dy.shape, cpu, k, s, pad });
+      tf.dispose([x, y, dy]);
+    }
     const setup = await setupBackend('auto', { log: (m) => (setupMessage = m) });
     expect(setup.backend).toBe('wasm');
   });
@@ -64,6 +74,27 @@ describe('wasm backend', () => {
       expect(relativeError(wasm, cpuResults[i]!)).toBeLessThan(1e-5);
       tf.dispose([x, dy]);
     });
+  });
+
+  it('the registered MaxPoolGrad kernel matches the cpu kernel on tied windows (the stock wasm kernel drops them)', () => {
+    expect(hasMaxPoolGradReplacement('wasm')).toBe(true);
+    for (const c of poolCases) {
+      const x = tf.tensor4d(c.x, c.shape);
+      const dy = tf.tensor(c.dy, c.dyShape);
+      const wasm = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad))(x, dy).dataSync());
+      expect(maxAbsDiff(wasm, c.cpu)).toBeLessThan(1e-6);
+      expect(wasm.some((v) => v !== 0)).toBe(true);
+      tf.dispose([x, dy]);
+    }
+    // The stock wasm kernel gets these tied windows wrong (why the replacement exists).
+    restoreStockMaxPoolGrad('wasm');
+    const c = poolCases[0]!;
+    const x = tf.tensor4d(c.x, c.shape);
+    const dy = tf.tensor(c.dy, c.dyShape);
+    const stock = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad))(x, dy).dataSync());
+    expect(maxAbsDiff(stock, c.cpu)).toBeGreaterThan(1e-3);
+    registerMaxPoolGrad('wasm');
+    tf.dispose([x, dy]);
   });
 
   it('the conv2d-based weight gradient agrees with the naive core reference (explicit per-side padding)', () => {

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { InvalidArgumentError, UnknownNameError } from '@gradmax/core';
 import { registerConvBackpropFilter } from './conv2d-backprop-filter.js';
+import { registerMaxPoolGrad } from './max-pool-grad.js';
 
 /** Backend requested from {@link setupBackend}. `auto` tries native GPU, native CPU, wasm, then cpu. */
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -65,6 +66,7 @@ async function tryWasm(): Promise<void> {
   }
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   registerConvBackpropFilter('wasm');
+  registerMaxPoolGrad('wasm');
 }
 
 async function tryCpu(options: SetupBackendOptions): Promise<void> {
@@ -78,7 +80,8 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  * - `"auto"`: `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node` (optional peers, imported lazily), then
  *   wasm, then cpu. The first that initialises wins; the message lists what was skipped and why.
  * - `"tensorflow"`: a native package or an error (no silent fallback when asked explicitly).
- * - `"wasm"`: also registers a `Conv2DBackpropFilter` kernel, which the wasm backend lacks (conv training needs it).
+ * - `"wasm"`: also registers a `Conv2DBackpropFilter` kernel, which the wasm backend lacks (conv training needs it),
+ *   and a `MaxPoolGrad` kernel that keeps the gradient of windows tied at 0 (the stock one drops it).
  * - `"cpu"`: the pure-JS backend; with `fastCpuConvBackward` the conv weight gradient uses the conv2d-based kernel.
  *
  * @throws {@link UnknownNameError} for an unknown choice; {@link InvalidArgumentError} when an explicitly requested
@@ -122,7 +125,7 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
     chosen === 'tensorflow'
       ? `native TensorFlow via ${nativePackage}`
       : chosen === 'wasm'
-        ? 'wasm (single-threaded, SIMD; conv weight gradient via the gradmax conv2d-based kernel)'
+        ? 'wasm (single-threaded, SIMD; conv weight gradient and max-pool gradient via gradmax kernels)'
         : `cpu (pure JavaScript${options.fastCpuConvBackward ? '; conv weight gradient via the gradmax conv2d-based kernel' : ''})`;
   const message = `@gradmax/tfjs: running on the ${detail}${tried}`;
   if (options.log !== false) {

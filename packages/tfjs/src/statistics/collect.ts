@@ -146,7 +146,7 @@ function collectChunk(
         (acc as ConvStatistics).addSum({ rows: sum.shape[0], cols: sum.shape[1], data: sum.dataSync() }, n);
         sum.dispose();
       } else {
-        const tap = convTapGradient(model, site, h as tf.Tensor4D, g);
+        const tap = convTapGradient(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
         (acc as ConvStatistics).accumulateTapGradient(tap.dataSync(), n);
         tap.dispose();
       }

@@ -13,31 +13,10 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { modelGraph } from '../model/graph.js';
 import { hasSpatialBetween, inputShapeOf, outputShapeOf, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
-import { pair, throughSpatialLayers } from './conv-tap.js';
+import { pair, spatialRouting } from './conv-tap.js';
+import { convPatches } from './patches.js';
 
 type Config = Record<string, unknown>;
-
-/**
- * Input patches of a conv, `[B, H1·W1, k1h·k1w·m0]` in (a_r, a_c, c_in) order, using the padding tfjs applies.
- */
-export function convPatches(x: tf.Tensor4D, kernel: [number, number], strides: [number, number], padding: 'valid' | 'same'): tf.Tensor3D {
-  return tf.tidy(() => {
-    const [B, , , m0] = x.shape;
-    const info = tf.backend_util.computeConv2DInfo(x.shape, [kernel[0], kernel[1], m0, 1], strides, 1, padding, undefined, false, 'channelsLast');
-    const { top, bottom, left, right } = info.padInfo;
-    const xp = top || bottom || left || right ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
-    const [sh, sw] = strides;
-    const h1 = info.outHeight;
-    const w1 = info.outWidth;
-    const taps: tf.Tensor4D[] = [];
-    for (let ar = 0; ar < kernel[0]; ar++) {
-      for (let ac = 0; ac < kernel[1]; ac++) {
-        taps.push(tf.stridedSlice(xp, [0, ar, ac, 0], [B, ar + sh * (h1 - 1) + 1, ac + sw * (w1 - 1) + 1, m0], [1, sh, sw, 1]) as tf.Tensor4D);
-      }
-    }
-    return tf.reshape(taps.length === 1 ? taps[0]! : tf.concat(taps, 3), [B, h1 * w1, kernel[0] * kernel[1] * m0]);
-  });
-}
 
 /**
  * Σ over the chunk of the growth-matrix numerator of a conv-dense site, `[P·n2 × fanIn]` row-major with row index
@@ -63,10 +42,10 @@ export function convDenseSum(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf
     if (!hasSpatialBetween(site)) {
       z = tf.transpose(patches, [1, 0, 2]);
     } else {
-      const identity = tf.reshape(tf.eye(P), [1, Number(fs[1]), Number(fs[2]), P]) as tf.Tensor4D;
-      const routing = tf.reshape(throughSpatialLayers(model, site, identity), [hw1, P]);
+      const routing = spatialRouting(model, site, [Number(fs[1]), Number(fs[2])]);
+      const r = tf.tensor2d(routing.matrix, [routing.rows, routing.cols]);
       const flat = tf.reshape(tf.transpose(patches, [1, 0, 2]), [hw1, B * fanIn]);
-      z = tf.reshape(tf.matMul(routing, flat, true, false), [P, B, fanIn]);
+      z = tf.reshape(tf.matMul(tf.transpose(r), flat), [P, B, fanIn]);
     }
     const n2 = g.shape[1];
     const gt = tf.tile(tf.reshape(tf.transpose(g), [1, n2, B]), [P, 1, 1]);

@@ -1,16 +1,15 @@
 /**
  * The exact conv growth statistic of a Conv2D→Conv2D site as a tap gradient: the next conv's output gradient is
- * tap-scattered with a one-hot conv2dTranspose (method reference §2.5), carried back through pooling/depthwise layers
- * in between (their backward pass at a constant channel), and reduced with one conv weight-gradient of the current
- * conv's geometry.
+ * tap-scattered (method reference §2.5), carried back through pooling/depthwise layers in between (their backward pass
+ * at a constant channel), and reduced against the current conv's input patches (its weight gradient).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { tapScatterKernel, tapScatterKernelShape } from '@gradmax/core';
-import { conv2dBackpropFilterViaConv } from '../backend/conv2d-backprop-filter.js';
+import { ShapeMismatchError } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
-import { inputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
+import { hasSpatialBetween, inputShapeOf, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
+import { convPatches } from './patches.js';
 
 type Config = Record<string, unknown>;
 
@@ -52,27 +51,139 @@ export function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSit
   return cur;
 }
 
-/** Tap gradient `[k1h, k1w, m0, k2h·k2w·m2]` (summed over the chunk) of a conv site. */
-export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor): tf.Tensor4D {
+/**
+ * How the spatial layers between the two layers of a site (pooling, depthwise) route gradient from the next layer's
+ * input map back to the intermediate map, for a channel that is constant (a new unit): `[H1·W1 × P]` row-major with
+ * P = Hn·Wn. The same for every channel and example, so it is computed once on a one-channel-per-position identity.
+ */
+export function spatialRouting(model: tfl.LayersModel, site: TfjsGrowthSite, nextInput: [number, number]): { matrix: Float32Array; rows: number; cols: number } {
+  const [hn, wn] = nextInput;
+  const P = hn * wn;
+  const routed = tf.tidy(() => throughSpatialLayers(model, site, tf.reshape(tf.eye(P), [1, hn, wn, P]) as tf.Tensor4D));
+  const rows = routed.shape[1] * routed.shape[2];
+  const matrix = routed.dataSync() as Float32Array;
+  routed.dispose();
+  return { matrix, rows, cols: P };
+}
+
+/** A routing that is one fixed `[s_r × s_c]` mask per next-layer position (non-overlapping pooling). */
+export interface BlockRouting {
+  stride: [number, number];
+  mask: Float32Array;
+  /** Intermediate map size `[H1, W1]`. */
+  size: [number, number];
+}
+
+/**
+ * Recognises the routing of a single non-overlapping pooling layer (stride = pool size): intermediate position u gets
+ * `mask[u mod s]` times the gradient of position `floor(u / s)`. Returns undefined for any other routing (the
+ * caller then uses the layers' own backward pass).
+ */
+export function blockRouting(model: tfl.LayersModel, site: TfjsGrowthSite, routing: { matrix: Float32Array; rows: number; cols: number }, nextInput: [number, number]): BlockRouting | undefined {
+  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise');
+  if (spatial.length !== 1 || spatial[0]!.role !== 'pool') return undefined;
+  const layer = modelGraph(model).byName.get(spatial[0]!.name)!.layer;
+  const c = layer.getConfig() as Config;
+  const size = pair(c['poolSize'] ?? 2);
+  const stride = pair(c['strides'] ?? c['poolSize'] ?? 2);
+  if (size[0] !== stride[0] || size[1] !== stride[1]) return undefined;
+  const s1 = inputShapeOf(layer);
+  const [h1, w1] = [Number(s1[1]), Number(s1[2])];
+  const [hn, wn] = nextInput;
+  const [sr, sc] = stride;
+  const mask = new Float32Array(sr * sc);
+  for (let a = 0; a < sr; a++) for (let b = 0; b < sc; b++) if (a < h1 && b < w1) mask[a * sc + b] = routing.matrix[(a * w1 + b) * routing.cols]!;
+  for (let ur = 0; ur < h1; ur++) {
+    for (let uc = 0; uc < w1; uc++) {
+      const pr = Math.floor(ur / sr);
+      const pc = Math.floor(uc / sc);
+      for (let p = 0; p < routing.cols; p++) {
+        const inBlock = pr < hn && pc < wn && p === pr * wn + pc;
+        const expected = inBlock ? mask[(ur - pr * sr) * sc + (uc - pc * sc)]! : 0;
+        if (routing.matrix[(ur * w1 + uc) * routing.cols + p] !== expected) return undefined;
+      }
+    }
+  }
+  return { stride, mask, size: [h1, w1] };
+}
+
+/** Applies a {@link BlockRouting} to `t` `[B, Hn, Wn, F]`, giving `[B, H1·W1, F]` (reshapes and one multiply). */
+export function applyBlockRouting(t: tf.Tensor4D, routing: BlockRouting): tf.Tensor3D {
   return tf.tidy(() => {
-    const { current, next } = siteLayers(model, site);
-    const c1 = current.getConfig() as Config;
-    const B = x.shape[0];
-    const geometry = siteGeometry(model, site);
-    const c2 = next.getConfig() as Config;
-    const scatter = { ...geometry, kernel2: pair(c2['kernelSize']), outChannels: g.shape[3]! };
-    const kShape = tapScatterKernelShape(scatter);
-    const kernel = tf.tensor4d(tapScatterKernel(scatter), kShape);
-    const nIn = inputShapeOf(next);
-    const t = tf.conv2dTranspose(g as tf.Tensor4D, kernel, [B, Number(nIn[1]), Number(nIn[2]), kShape[2]], pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same');
-    const t1 = throughSpatialLayers(model, site, t);
-    return conv2dBackpropFilterViaConv(
-      x,
-      t1,
-      [...pair(c1['kernelSize']), x.shape[3], t1.shape[3]],
-      pair(c1['strides'] ?? 1),
-      (c1['padding'] ?? 'valid') as 'valid' | 'same',
-    );
+    const [B, hn, wn, F] = t.shape;
+    const [sr, sc] = routing.stride;
+    const [h1, w1] = routing.size;
+    const spread = tf.mul(tf.reshape(t, [B, hn, 1, wn, 1, F]), tf.reshape(tf.tensor1d(routing.mask), [1, 1, sr, 1, sc, 1]));
+    let up = tf.reshape(spread, [B, hn * sr, wn * sc, F]) as tf.Tensor4D;
+    if (hn * sr < h1 || wn * sc < w1) up = tf.pad(up, [[0, 0], [0, Math.max(0, h1 - hn * sr)], [0, Math.max(0, w1 - wn * sc)], [0, 0]]);
+    if (up.shape[1] !== h1 || up.shape[2] !== w1) up = tf.slice(up, [0, 0, 0, 0], [B, h1, w1, F]);
+    return tf.reshape(up, [B, h1 * w1, F]) as tf.Tensor3D;
   });
 }
 
+/**
+ * Tap scatter of the next conv's output gradient g `[B, H2, W2, m2]` onto its input map `[B, Hn, Wn, k2h·k2w·m2]`:
+ * channel block (b_r, b_c) holds g[y] at u = s2·y + b − p2 (zero elsewhere). Same result as a conv2dTranspose with the
+ * core's one-hot `tapScatterKernel`, built from a zero-interleaving reshape and shifted slices (no dense conv work).
+ */
+export function tapScatter(g: tf.Tensor4D, kernel: [number, number], strides: [number, number], padding: 'valid' | 'same', inputSize: [number, number]): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, h2, w2, m2] = g.shape;
+    const [sh, sw] = strides;
+    const [hn, wn] = inputSize;
+    const info = tf.backend_util.computeConv2DInfo([B, hn, wn, 1], [kernel[0], kernel[1], 1, 1], strides, 1, padding, undefined, false, 'channelsLast');
+    // D[s·y] = g[y]: interleave zeros along both spatial axes.
+    let d: tf.Tensor4D = g;
+    if (sh > 1 || sw > 1) {
+      const g6 = tf.reshape(g, [B, h2, 1, w2, 1, m2]);
+      d = tf.reshape(tf.pad(g6, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]), [B, h2 * sh, w2 * sw, m2]);
+    }
+    const dh = d.shape[1];
+    const dw = d.shape[2];
+    const blocks: tf.Tensor4D[] = [];
+    for (let br = 0; br < kernel[0]; br++) {
+      for (let bc = 0; bc < kernel[1]; bc++) {
+        // T_b[u] = D[u + o], o = p2 − b.
+        const or = info.padInfo.top - br;
+        const oc = info.padInfo.left - bc;
+        const top = Math.max(0, -or);
+        const left = Math.max(0, -oc);
+        const bottom = Math.max(0, or + hn - dh);
+        const right = Math.max(0, oc + wn - dw);
+        const padded = top || left || bottom || right ? tf.pad(d, [[0, 0], [top, bottom], [left, right], [0, 0]]) : d;
+        blocks.push(tf.slice(padded, [0, or + top, oc + left, 0], [B, hn, wn, m2]));
+      }
+    }
+    return blocks.length === 1 ? blocks[0]! : tf.concat(blocks, 3);
+  });
+}
+
+/**
+ * Tap gradient `[k1h·k1w·m0, k2h·k2w·m2]` (HWIO of the current conv, summed over the chunk) of a conv site: the
+ * current conv's input patches, transposed, times the tap-scattered gradient carried back to the intermediate map.
+ */
+export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { current, next } = siteLayers(model, site);
+    const c1 = current.getConfig() as Config;
+    const c2 = next.getConfig() as Config;
+    const nIn = inputShapeOf(next);
+    const t = tapScatter(g, pair(c2['kernelSize']), pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same', [Number(nIn[1]), Number(nIn[2])]);
+    const patches = convPatches(x, pair(c1['kernelSize']), pair(c1['strides'] ?? 1), (c1['padding'] ?? 'valid') as 'valid' | 'same');
+    const [B, hw1, fanIn] = patches.shape;
+    const F = t.shape[3];
+    let t1: tf.Tensor3D;
+    if (!hasSpatialBetween(site)) {
+      t1 = tf.reshape(t, [B, -1, F]) as tf.Tensor3D;
+    } else {
+      const nextInput: [number, number] = [Number(nIn[1]), Number(nIn[2])];
+      const block = blockRouting(model, site, spatialRouting(model, site, nextInput), nextInput);
+      t1 = block ? applyBlockRouting(t, block) : (tf.reshape(throughSpatialLayers(model, site, t), [B, -1, F]) as tf.Tensor3D);
+    }
+    if (t1.shape[1] !== hw1) {
+      throw new ShapeMismatchError(`site "${site.name}": intermediate map`, [hw1], [t1.shape[1]!], { site: site.name });
+    }
+    // An explicit transpose is much faster than matMul's transposeA on wasm.
+    return tf.matMul(tf.transpose(tf.reshape(patches, [B * hw1, fanIn])), tf.reshape(t1, [B * hw1, F]));
+  });
+}
