@@ -626,12 +626,39 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     temps.push(tmp);
     const fd = openForWrite(tmp);
     try {
+      // Small chunks are gathered into one writev call; large payloads are written as they are.
       let written = 0;
-      for (const c of chunks) {
-        writeAll(fd, c, tmp);
-        written += c.length;
+      let batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      const flush = () => {
+        if (!batch.length) return;
+        if (batch.length === 1) writeAll(fd, batch[0]!, tmp);
+        else {
+          const n = fs.writevSync(fd, batch);
+          if (n !== batchBytes) {
+            // partial writev: finish byte by byte through writeAll
+            let skip = n;
+            for (const c of batch) {
+              if (skip >= c.length) {
+                skip -= c.length;
+                continue;
+              }
+              writeAll(fd, c.subarray(skip), tmp);
+              skip = 0;
+            }
+          }
+        }
+        written += batchBytes;
+        batch = [];
+        batchBytes = 0;
         options.onProgress?.(written, size);
+      };
+      for (const c of chunks) {
+        batch.push(c);
+        batchBytes += c.length;
+        if (batchBytes >= 1 << 22 || batch.length >= 512) flush();
       }
+      flush();
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
