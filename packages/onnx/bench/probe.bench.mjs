@@ -19,6 +19,10 @@ const probeApi = await import(path.join(here, '..', 'dist', 'probe', 'index.js')
 const BATCH = Number(process.env.BENCH_BATCH ?? 128);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 40);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 4096);
+// Both sessions use the same intra-op thread count (default 1: on a shared 2-core machine more threads oversubscribe
+// the cores and make every timing noisy); set BENCH_THREADS=0 for onnxruntime's default.
+const THREADS = Number(process.env.BENCH_THREADS ?? 1);
+const threadOptions = THREADS > 0 ? { intraOpNumThreads: THREADS } : {};
 const F = TensorProto_DataType.FLOAT;
 
 let seed = 12345;
@@ -109,12 +113,12 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   const per = dims.reduce((a, b) => a * b, 1);
   const x = new ort.Tensor('float32', Float32Array.from({ length: BATCH * per }, () => Math.abs(rand())), [BATCH, ...dims]);
   const labels = BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % 10));
-  const plain = await ort.InferenceSession.create(toBinary(ModelProtoSchema, model));
+  const plain = await ort.InferenceSession.create(toBinary(ModelProtoSchema, model), threadOptions);
   const tb = performance.now();
   const probe = await probeApi.buildProbe(model, { sites, loss: { kind: 'ce-logits' } });
   const buildMs = performance.now() - tb;
   const profile = process.env.BENCH_PROFILE === '1';
-  const session = await probeApi.createProbeSession(probe.model, profile ? { sessionOptions: { enableProfiling: true, profileFilePrefix: path.join(process.env.TMPDIR ?? '/tmp', 'probe-profile') } } : {});
+  const session = await probeApi.createProbeSession(probe.model, { sessionOptions: { ...threadOptions, ...(profile ? { enableProfiling: true, profileFilePrefix: path.join(process.env.TMPDIR ?? '/tmp', 'probe-profile') } : {}) } });
   const feeds = { x, [probe.labelsInput]: new ort.Tensor('int64', labels, [BATCH]) };
   const outNames = [probe.lossOutput, ...probe.outputs.map((o) => o.output)];
   const [inferMs, probeMs] = await timePair(() => plain.run({ x }), () => session.run(feeds, outNames));
@@ -140,7 +144,7 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   await session.release();
 }
 
-console.log(`probe benchmark: batch ${BATCH}, median of ${REPEAT} runs, throughput over ${SAMPLES} samples, onnxruntime-node CPU`);
+console.log(`probe benchmark: batch ${BATCH}, median of ${REPEAT} interleaved run pairs, throughput over ${SAMPLES} samples, onnxruntime-node CPU, intra-op threads ${THREADS > 0 ? THREADS : 'default'}`);
 for (const r of rows) {
   console.log(`\n${r.name}  (sites: ${r.sites})`);
   console.log(`  probe build (shape discovery + graph generation): ${r.buildMs.toFixed(0)} ms`);

@@ -14,7 +14,7 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
-import { VJP_RULES, maxPoolWindowsDisjoint, resolveNodePads } from './rules.js';
+import { VJP_RULES, resolveNodePads } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
 import type { TensorInfo } from './shapes.js';
@@ -279,7 +279,7 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
         if (!onPath(node)) continue;
         const domain = node.domain === 'ai.onnx' ? '' : node.domain;
         if (domain !== '' || !VJP_RULES[node.opType]) throw new MissingGradientRuleError(nodeLabel(node), node.opType, domain, sitesOf(node));
-        if (node.opType === 'MaxPool' && !node.output[1] && !maxPoolWindowsDisjoint(node)) {
+        if (node.opType === 'MaxPool' && !node.output[1]) {
           let idx = `${node.output[0]}__gm_indices`;
           while (names.has(idx)) idx += '_';
           node.output[1] = idx;

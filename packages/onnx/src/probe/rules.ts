@@ -323,7 +323,6 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   MaxPool: (ctx) =>
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
-      if (maxPoolWindowsDisjoint(ctx.node)) return maxPoolGradByArgMax(ctx, g, x);
       const indices = ctx.node.output[1];
       if (!indices) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it)');
       if (attrInt(ctx.node, 'storage_order', 0) !== 0) unsupported(ctx, 'storage_order=1 is not supported');
@@ -406,48 +405,6 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     ctx.addGrad(0, ctx.e.op('Concat', parts, { axis }));
   },
 };
-
-/**
- * True for a 2-D MaxPool whose windows tile the input without overlap or padding (kernel = stride, no pads,
- * dilation 1, floor mode): its gradient is computed with ArgMax over each window, so the forward pool needs no
- * Indices output (onnxruntime's pool with indices is several times slower than its plain pool).
- */
-export function maxPoolWindowsDisjoint(node: NodeProto): boolean {
-  const kernel = attrInts(node, 'kernel_shape') ?? [];
-  if (kernel.length !== 2) return false;
-  const strides = attrInts(node, 'strides') ?? [1, 1];
-  const dilations = attrInts(node, 'dilations') ?? [1, 1];
-  const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
-  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
-  return (
-    kernel.every((k, i) => k === strides[i]) &&
-    dilations.every((d) => d === 1) &&
-    pads.every((p) => p === 0) &&
-    (autoPad === 'NOTSET' || autoPad === 'VALID') &&
-    attrInt(node, 'ceil_mode', 0) === 0
-  );
-}
-
-/** MaxPool gradient for disjoint windows: the first maximum of each window (ArgMax) receives the window's gradient. */
-function maxPoolGradByArgMax(ctx: RuleContext, g: string, x: string): string {
-  const e = ctx.e;
-  const [kh, kw] = attrInts(ctx.node, 'kernel_shape')! as [number, number];
-  const xi = ctx.info(x);
-  const yi = ctx.info(ctx.node.output[0]!);
-  const [C, H, W] = [xi.dims[1], xi.dims[2], xi.dims[3]];
-  const [Ho, Wo] = [yi.dims[2], yi.dims[3]];
-  if ([C, H, W, Ho, Wo].some((d) => d === null || d === undefined)) unsupported(ctx, 'the gradient needs static channel and spatial sizes');
-  const [c, h, w, ho, wo] = [C, H, W, Ho, Wo] as number[];
-  const covered = ho! * kh < h! || wo! * kw < w! ? e.op('Slice', [x, e.ints([0, 0]), e.ints([ho! * kh, wo! * kw]), e.ints([2, 3])]) : x;
-  // [N, C, Ho, kh, Wo, kw] → [N, C, Ho, Wo, kh·kw]: one row per window, window taps in row-major order.
-  const windows = e.reshape(e.transpose(e.reshape(covered, [-1, c!, ho!, kh, wo!, kw]), [0, 1, 2, 4, 3, 5]), [-1, c!, ho!, wo!, kh * kw]);
-  const first = e.op('ArgMax', [windows], ctx.opset >= 12 ? { axis: -1, keepdims: 1, select_last_index: 0 } : { axis: -1, keepdims: 1 });
-  const mask = e.op('Equal', [first, e.constant(TensorProto_DataType.INT64, [kh * kw], Array.from({ length: kh * kw }, (_, i) => i), 'window_taps')]);
-  const gw = e.op('Where', [mask, e.reshape(g, [-1, c!, ho!, wo!, 1]), e.scalar(0, dtype(ctx, ctx.node.output[0]!))]);
-  const back = e.reshape(e.transpose(e.reshape(gw, [-1, c!, ho!, wo!, kh, kw]), [0, 1, 2, 4, 3, 5]), [-1, c!, ho! * kh, wo! * kw]);
-  if (ho! * kh === h! && wo! * kw === w!) return back;
-  return e.op('Pad', [back, e.ints([0, 0, 0, 0, 0, 0, h! - ho! * kh, w! - wo! * kw])]);
-}
 
 function splitStatic(ctx: RuleContext, g: string, inputs: string[], axis: number): string[] {
   const sizes = inputs.map((x) => ctx.info(x).dims[axis]);
