@@ -93,7 +93,8 @@ describe('reports', () => {
     );
     const ok = buildReport(good).markdown;
     expect(ok).toContain("✅ GradMax's new-weight gradient norm exceeds Random's best of 2 at every growth in every seed.");
-    expect(ok).toContain('| 1 | 2/2 | 2–2 | 2/2 | 2/2 | 2/2 |');
+    expect(ok).toContain('| 1 | 2/2 | 2–2 | 2/2 | 2/2 | 0/2 | 2/2 |');
+    expect(ok).toContain("✅ GradMax-Opt's new-weight gradient norm lies between Random's (mean of repeats) and GradMax's in 4/4 (growth, seed) cases; it ties GradMax in 0/4");
     expect(ok).toContain('### Reference notebook vs ours');
     expect(ok).toContain('| 1 | 0.2657 | 0.2 ± 0 | 0.1669 | 0.1 ± 0 | 0.2469 | 0.15 ± 0 |');
     const bad = [
@@ -104,6 +105,12 @@ describe('reports', () => {
     expect(md).toContain("❌ GradMax's new-weight gradient norm exceeds Random's best of 2 NOT at every growth in every seed");
     expect(md).toContain('| 1 | 1/2 |');
     expect(md).toContain('**Where ours disagree with the notebook:**');
+    const tie = [0, 1].map((seed) =>
+      fixture('growth-gain', seed, 1, { gain: [1, 2].flatMap((g) => [gain(g, 'gradmax', [0.4, 0.4], 0.3), gain(g, 'gradmaxOpt', [0.4, 0.4], 0.31), gain(g, 'random', [0.1, 0.2], 0.35)]) }),
+    );
+    const tied = buildReport(tie).markdown;
+    expect(tied).toContain('it ties GradMax in 4/4');
+    expect(tied).toContain("at 2 growth(s) our GradMax-Opt reaches GradMax's gain");
     const svgs = buildReport(bad).svgs;
     expect(Object.keys(svgs).sort()).toEqual(['teacher-student-wasm-cafe0001-gain-loss.svg', 'teacher-student-wasm-cafe0001-gain.svg', 'teacher-student-wasm-cafe0001-loss.svg']);
     for (const svg of Object.values(svgs)) expect(wellFormedXml(svg)).toBe('ok');
