@@ -220,12 +220,18 @@ export class OnnxModel {
     return name;
   }
 
-  /** Appends an initializer to the main graph. Throws if the name is taken. */
+  /**
+   * Appends an initializer to the main graph. Throws if the name is taken. For IR version < 4, where every
+   * initializer must also be a graph input, a matching graph input is added too.
+   */
   addInitializer(tensor: TensorProto): void {
     if (this.indexes.initializers.has(tensor.name) || this.indexes.producer.has(tensor.name)) {
       throw new InvalidArgumentError(`an initializer or value named "${tensor.name}" already exists`, { initializer: tensor.name });
     }
     this.graph.initializer.push(tensor);
+    if (this.proto.irVersion < 4n && !this.graph.input.some((i) => i.name === tensor.name)) {
+      this.graph.input.push(makeValueInfo(tensor.name, tensor.dataType, tensor.dims.map((d) => Number(d))));
+    }
     this.invalidate();
   }
 

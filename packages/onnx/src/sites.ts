@@ -673,6 +673,14 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
     site.between.push({ node: nl, opType: op, effect });
     chain.push(op);
   }
+  // Every consumer of a value between the layers must have been visited (guards against graphs that are not
+  // topologically sorted, where a consumer could sit before the current layer).
+  for (const v of region.keys()) {
+    for (const c of model.consumersOf(v)) {
+      const idx = model.graph.node.indexOf(c);
+      if (idx >= 0 && idx <= startIdx) refuse(`${c.opType} "${nodeLabel(c)}" reads "${v}" but comes before the current layer: the graph is not topologically sorted`);
+    }
+  }
   if (!next) {
     const outsReached = [...region.keys()].filter((v) => model.indexes.outputs.has(v));
     refuse(outsReached.length ? `value "${outsReached[0]}" is a graph output; no next layer absorbs new units` : `no next Gemm/MatMul/Conv layer consumes the output of ${l1.opType} "${label}"`);

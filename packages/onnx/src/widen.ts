@@ -107,7 +107,7 @@ function ownTensor(model: OnnxModel, ref: WeightRef, users: { node: NodeProto; i
   const name = model.uniqueName(`${ref.name}_widened`);
   const buf = model.readTensor(ref.tensor);
   const t = makeTensor(name, ref.tensor.dataType, buf.dims, buf);
-  model.graph.initializer.push(t);
+  model.addInitializer(t);
   for (const u of users) u.node.input[u.input] = name;
   written.set(ref.tensor, { tensor: t, value: name });
   model.invalidate();
@@ -157,7 +157,7 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
     const buf = new TensorBuffer(plan.dataType, [plan.units + k]);
     for (let j = 0; j < k; j++) buf.set(plan.units + j, u.incomingBias[j]!);
     const t = makeTensor(name, plan.dataType, buf.dims, buf);
-    model.graph.initializer.push(t);
+    model.addInitializer(t);
     while (plan.l1.node.input.length < plan.biasSlot) plan.l1.node.input.push('');
     plan.l1.node.input[plan.biasSlot] = name;
     if (plan.l1.type === 'Gemm') {

@@ -149,3 +149,32 @@ describe('registered strategies', () => {
     }
   });
 });
+
+describe('new biases on layers without a bias', () => {
+  it('adds a bias input to Gemm and Conv (IR 3: also as a graph input)', async () => {
+    for (const ir of [8, 3]) {
+      const b = new GraphBuilder(new Rng(46 + ir));
+      const x = b.input('x', ['N', 2, 5, 5]);
+      const c1 = b.op('Conv', [x, b.weight([3, 2, 3, 3])], {}, 1, 'conv1');
+      const f = b.op('Flatten', [b.op('Relu', [c1])]);
+      const h = b.op('Gemm', [f, b.weight([27, 4])], {}, 1, 'fc1');
+      b.output(b.op('Gemm', [b.op('Relu', [h]), b.weight([4, 2])], {}, 1, 'fc2'), ['N', 2]);
+      if (ir === 3) for (const t of b.inits) b.inputs.push(makeValueInfo(t.name, F32, t.dims.map(Number)));
+      const file = saveTemp(b.model(13, ir));
+      const withBias = (gs: Parameters<typeof makeUnits>[0]) => {
+        const u = makeUnits(gs, 2, 'outgoing-zero');
+        u.incomingBias = Float64Array.from([0.5, -0.25]);
+        return u;
+      };
+      for (const site of ['conv1', 'fc1']) {
+        const { widened } = await growAndCheck(file, site, 2, withBias);
+        const node = widened.graph.node.find((n) => n.name === site)!;
+        expect(node.input[2], `${site} has a bias now`).toBeTruthy();
+        const bias = widened.readNumbers(widened.weight(node.input[2]!)!.tensor);
+        expect(Array.from(bias.slice(-2))).toEqual([0.5, -0.25]);
+        expect(Array.from(bias.slice(0, -2)).every((v) => v === 0)).toBe(true);
+        if (ir === 3) expect(widened.graph.input.some((i) => i.name === node.input[2])).toBe(true);
+      }
+    }
+  });
+});
