@@ -5,6 +5,8 @@ import '@gradmax/strategies/register';
 import { RELU1, conv2dBackpropFilterViaConv, findGrowthSites, grow, hasConvBackpropFilterReplacement, hasMaxPoolGradReplacement, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend } from '@gradmax/tfjs';
 import { naiveConv2dBackpropFilter } from '@gradmax/core/reference';
 import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError } from './helpers.js';
+import { checkSite } from './gradient-check.js';
+import { cnnWithBnPool } from './models.js';
 
 type Pad = 'valid' | 'same';
 const configs: { x: [number, number, number, number]; k: [number, number]; co: number; s: [number, number]; pad: Pad }[] = [
@@ -131,6 +133,16 @@ describe('wasm backend', () => {
     expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
     const loss = (await model.trainOnBatch(xs, ys)) as number;
     expect(Number.isFinite(loss)).toBe(true);
+    model.dispose();
+    tf.dispose([xs, ys]);
+  });
+
+  it("GradMax's predicted gradient matches wasm autodiff through BatchNorm + max pooling and a conv→flatten→dense head", () => {
+    const model = cnnWithBnPool();
+    const xs = randomTensor([6, 8, 8, 2], 41);
+    const ys = oneHotTargets(6, 3, 42);
+    checkSite(model, 'c1->c2', xs, ys);
+    checkSite(model, 'c2->out', xs, ys);
     model.dispose();
     tf.dispose([xs, ys]);
   });

@@ -57,6 +57,20 @@ export function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSit
  * P = Hn·Wn. The same for every channel and example, so it is computed once on a one-channel-per-position identity.
  */
 export function spatialRouting(model: tfl.LayersModel, site: TfjsGrowthSite, nextInput: [number, number]): { matrix: Float32Array; rows: number; cols: number } {
+  // The routing depends only on the spatial layers' configs and map sizes, which growth never changes.
+  const key = `${site.name}|${site.between.map((b) => b.name).join(',')}|${nextInput.join('x')}|${tf.getBackend()}`;
+  let perModel = routingCache.get(model);
+  if (!perModel) routingCache.set(model, (perModel = new Map()));
+  const hit = perModel.get(key);
+  if (hit) return hit;
+  const routing = computeRouting(model, site, nextInput);
+  perModel.set(key, routing);
+  return routing;
+}
+
+const routingCache = new WeakMap<tfl.LayersModel, Map<string, { matrix: Float32Array; rows: number; cols: number }>>();
+
+function computeRouting(model: tfl.LayersModel, site: TfjsGrowthSite, nextInput: [number, number]): { matrix: Float32Array; rows: number; cols: number } {
   const [hn, wn] = nextInput;
   const P = hn * wn;
   const routed = tf.tidy(() => throughSpatialLayers(model, site, tf.reshape(tf.eye(P), [1, hn, wn, P]) as tf.Tensor4D));

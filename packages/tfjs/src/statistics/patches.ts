@@ -1,5 +1,6 @@
 /**
- * Input patches of a convolution, gathered with strided slices (no im2col kernel needed).
+ * Input patches of a convolution: with strided slices (the cpu backend, where a conv is plain loops) or with one
+ * conv2d against a one-hot kernel (native and wasm backends, whose conv kernels are fast).
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -9,6 +10,12 @@ import * as tf from '@tensorflow/tfjs-core';
 export function convPatches(x: tf.Tensor4D, kernel: [number, number], strides: [number, number], padding: 'valid' | 'same'): tf.Tensor3D {
   return tf.tidy(() => {
     const [B, , , m0] = x.shape;
+    const fanIn = kernel[0] * kernel[1] * m0;
+    if (tf.getBackend() !== 'cpu') {
+      const eye = tf.reshape(tf.eye(fanIn), [kernel[0], kernel[1], m0, fanIn]) as tf.Tensor4D;
+      const out = tf.conv2d(x, eye, strides, padding);
+      return tf.reshape(out, [B, out.shape[1] * out.shape[2], fanIn]);
+    }
     const info = tf.backend_util.computeConv2DInfo(x.shape, [kernel[0], kernel[1], m0, 1], strides, 1, padding, undefined, false, 'channelsLast');
     const { top, bottom, left, right } = info.padInfo;
     const xp = top || bottom || left || right ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
