@@ -57,7 +57,8 @@ const WIDEN_HELP = `Usage: gradmax onnx widen MODEL --site NAME --add K [--site 
        (with --data X.npy --labels Y.npy --loss KIND: statistics from data, see --data --help)
 
 Adds K units to each site (sites are grown in the order given) and writes OUT atomically (temporary file +
-rename; external data goes to OUT.data). MODEL is never modified and OUT may not be MODEL.
+rename; external data goes to OUT.data). MODEL is never modified and OUT may not be MODEL. Statistics must
+match each site's shapes when it grows: for overlapping sites with statistics, run widen once per site.
 
 Options:
   --site NAME                 site name from "gradmax onnx inspect" (or its current layer's node name); repeatable
@@ -181,8 +182,18 @@ async function inspectCommand(argv: string[], io: CliIO): Promise<number> {
   if (sites.length) {
     io.stdout.write(
       formatTable(
-        ['site', 'kind', 'growable', 'units', 'fanIn', 'fanOut', 'type', 'between'],
-        sites.map((s) => [s.name, s.kind, s.growable ? 'yes' : 'no', s.units ?? '-', s.fanIn ?? '-', s.fanOut ?? '-', s.dataType ?? '-', s.between.map((b) => b.opType).join(',') || '-']),
+        ['site', 'kind', 'growable', 'units', 'fanIn', 'fanOut', 'type', 'weights', 'between'],
+        sites.map((s) => [
+          s.name,
+          s.kind,
+          s.growable ? 'yes' : 'no',
+          s.units ?? '-',
+          s.fanIn ?? '-',
+          s.fanOut ?? '-',
+          s.dataType ?? '-',
+          s.currentWeightShape ? `[${s.currentWeightShape.join('x')}] -> [${s.nextWeightShape?.join('x') ?? '?'}]` : '-',
+          s.between.map((b) => b.opType).join(',') || '-',
+        ]),
       ),
     );
   }
