@@ -87,14 +87,20 @@ export async function createProbeSession(
   options: { sessionOptions?: ort.InferenceSession.SessionOptions; executionProvider?: string } = {},
 ): Promise<ort.InferenceSession> {
   const ep = options.executionProvider ?? 'cpu';
+  const known = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
+  const entry = known.find((b) => b.name === ep);
+  if (!entry) throw new ExecutionProviderError(`execution provider "${ep}" is not supported by onnxruntime-node; available: ${known.map((b) => b.name).join(', ')}`, { executionProvider: ep });
   const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], ...options.sessionOptions };
   const bytes = toBinary(ModelProtoSchema, model);
   try {
     return await ort.InferenceSession.create(bytes, sessionOptions);
   } catch (err) {
-    const message = (err as Error).message ?? String(err);
-    if (ep !== 'cpu' && /provider|backend|not (found|supported|available)|cuda|tensorrt|dml|coreml/i.test(message)) {
-      throw new ExecutionProviderError(`execution provider "${ep}" is not available: ${message}`, { executionProvider: ep });
+    const message = ((err as Error).message ?? String(err)).split('\n')[0];
+    if (ep !== 'cpu') {
+      throw new ExecutionProviderError(
+        `execution provider "${ep}" is unavailable here (${entry.bundled ? '' : 'its provider libraries are not installed; '}${message}); use the cpu provider`,
+        { executionProvider: ep },
+      );
     }
     throw new RuntimeError(`onnxruntime could not load the probe model: ${message}`, { executionProvider: ep });
   }

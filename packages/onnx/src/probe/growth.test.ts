@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { Rng, UnsupportedError, gradmax } from '@gradmax/core';
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT } from './__tests__/fd.js';
-import { OnnxModel, findSites, growModel, runModel } from '../index.js';
+import { ExecutionProviderError, OnnxModel, findSites, growModel, runModel } from '../index.js';
 import { MissingGradientRuleError, buildProbe, computeStatistics } from './index.js';
 
 function mlp(dtype: number, seed: number, tail?: (b: GraphBuilder, z: string) => string) {
@@ -143,5 +143,17 @@ describe('ops without a gradient rule', () => {
     const m = res.statistics.get('fc1->fc2')!.snapshot().moment;
     expect([m.rows, m.cols]).toEqual([3, 5]);
     expect(Array.from(m.data).some((v) => v !== 0)).toBe(true);
+  });
+});
+
+describe('execution providers', () => {
+  it('an unknown or unavailable provider is a clear ExecutionProviderError', async () => {
+    const { model } = mlp(FLOAT, 2);
+    const data = [{ inputs: new ort.Tensor('float32', new Float32Array(10), [2, 5]), labels: [0, 1] }];
+    for (const ep of ['no-such-provider', 'cuda']) {
+      const err = await computeStatistics(model, { sites: [{ current: 'fc1', next: 'fc2' }], loss: { kind: 'ce-logits' }, data, executionProvider: ep }).catch((e: unknown) => e);
+      expect(err, ep).toBeInstanceOf(ExecutionProviderError);
+      expect((err as Error).message).toContain(`"${ep}"`);
+    }
   });
 });

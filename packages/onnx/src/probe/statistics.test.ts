@@ -11,6 +11,7 @@ import { Matrix, Rng } from '@gradmax/core';
 import { naiveConvGrowthMatrix, naiveDenseMoment } from '@gradmax/core/reference';
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT } from './__tests__/fd.js';
+import { OnnxModel } from '../index.js';
 import { computeStatistics } from './index.js';
 import type { ProbeBatch } from './index.js';
 
@@ -172,6 +173,15 @@ describe('conv statistics equal the naive exact growth matrix', () => {
       const snap = stats.snapshot();
       expect([snap.moment.rows, snap.moment.cols]).toEqual([expected.rows, expected.cols]);
       expect(relErr(snap.moment.data, expected.data)).toBeLessThan(2e-6);
+      // The same site found by the IR's site finder (by name) gives the same geometry and statistics.
+      const byName = await computeStatistics(new OnnxModel(model), {
+        sites: ['conv1->conv2'],
+        loss: { kind: 'ce-logits', output: logits },
+        data: [{ inputs: new ort.Tensor('float32', x, [N, m0, H0, W0]), labels }],
+      });
+      const named = byName.statistics.get('conv1->conv2')!;
+      expect((named as unknown as { geometry: unknown }).geometry).toEqual(geo);
+      expect(Array.from(named.snapshot().moment.data)).toEqual(Array.from(snap.moment.data));
     });
   }
 
