@@ -16,7 +16,11 @@ import { dataTypeName } from './tensor.js';
 type Ort = typeof import('onnxruntime-node');
 let ort: Ort | undefined;
 function runtime(): Ort {
-  ort ??= createRequire(import.meta.url)('onnxruntime-node') as Ort;
+  if (!ort) {
+    ort = createRequire(import.meta.url)('onnxruntime-node') as Ort;
+    // Errors come back as typed errors; keep onnxruntime's native logger quiet unless asked otherwise.
+    if (!process.env.GRADMAX_ORT_LOG) ort.env.logLevel = 'fatal';
+  }
   return ort;
 }
 
@@ -142,9 +146,9 @@ async function createSession(file: string | Uint8Array, ep: string, label: strin
   const entry = known.find((b) => b.name === ep);
   if (!entry) throw new ExecutionProviderError(`execution provider "${ep}" is not supported by onnxruntime-node; available: ${known.map((b) => b.name).join(', ')}`, { executionProvider: ep });
   try {
-    return typeof file === 'string'
-      ? await o.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: 'disabled' })
-      : await o.InferenceSession.create(file, { executionProviders: [ep], graphOptimizationLevel: 'disabled' });
+    // logSeverityLevel 4 (fatal): failures come back as one typed error instead of native log lines on stderr
+    const options = { executionProviders: [ep], graphOptimizationLevel: 'disabled', logSeverityLevel: 4 } as const;
+    return typeof file === 'string' ? await o.InferenceSession.create(file, options) : await o.InferenceSession.create(file, options);
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
     if (ep !== 'cpu') {
