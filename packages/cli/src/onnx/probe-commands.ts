@@ -33,7 +33,7 @@ const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model'
   --labels Y.npy              integer class labels [N] (ce losses) or targets shaped like the output (mse)
   --loss KIND                 ce (cross-entropy on logits), ce-softmax (on a Softmax output),
                               ce-logsoftmax (on a LogSoftmax output) or mse
-  --output NAME               model output the loss reads (default: the first output)
+  --loss-output NAME          model output the loss reads (default: the first output)
   --batch-size N              examples per onnxruntime run (default 128)
   --execution-provider EP     onnxruntime execution provider (default: cpu)`;
 
@@ -49,6 +49,7 @@ merged into the exact mean over all examples. Writes DIR/<site>.M.npy (the growt
 Options:
   --site NAME                 site name from "gradmax onnx inspect" (or its current layer's node name); repeatable
   -o, --out-dir DIR           output folder (created if missing)
+  --output NAME               same as --loss-output
 ${DATA_OPTIONS}
   --json                      print a JSON summary
   -h, --help                  show this help
@@ -77,7 +78,7 @@ const DATA_FLAGS = {
   data: { type: 'string' },
   labels: { type: 'string' },
   loss: { type: 'string' },
-  output: { type: 'string' },
+  'loss-output': { type: 'string' },
   'batch-size': { type: 'string' },
   'execution-provider': { type: 'string' },
   json: { type: 'boolean' },
@@ -120,7 +121,7 @@ function parseData(cmd: string, io: CliIO, values: Record<string, unknown>): Dat
     x,
     y,
     loss,
-    ...(typeof values.output === 'string' ? { lossOutput: values.output } : {}),
+    ...(typeof values['loss-output'] === 'string' ? { lossOutput: values['loss-output'] } : {}),
     batchSize,
     ...(typeof values['execution-provider'] === 'string' ? { executionProvider: values['execution-provider'] } : {}),
   };
@@ -175,7 +176,13 @@ function safeFileName(site: string): string {
 /** `gradmax onnx stats ...`: returns the exit code (errors are thrown; the dispatcher reports them). */
 export async function runStatsCommand(argv: string[], io: CliIO): Promise<number> {
   const cmd = 'gradmax onnx stats';
-  const { values, positionals } = parseCommand(cmd, argv, { ...DATA_FLAGS, site: { type: 'string', multiple: true }, 'out-dir': { type: 'string', short: 'o' } }, { min: 1, max: 1, names: 'MODEL' });
+  const parsed = parseCommand(cmd, argv, { ...DATA_FLAGS, output: { type: 'string' }, site: { type: 'string', multiple: true }, 'out-dir': { type: 'string', short: 'o' } }, { min: 1, max: 1, names: 'MODEL' });
+  const { positionals } = parsed;
+  const values = { ...parsed.values };
+  if (typeof values.output === 'string') {
+    if (typeof values['loss-output'] === 'string' && values['loss-output'] !== values.output) throw new UsageError(`${cmd}: --output and --loss-output name different outputs`);
+    values['loss-output'] = values.output;
+  }
   if (values.help) {
     io.stdout.write(STATS_HELP);
     return EXIT_OK;
@@ -231,8 +238,8 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
       ...DATA_FLAGS,
       site: { type: 'string', multiple: true },
       add: { type: 'string', multiple: true },
-      // -o is the output model here (as in "gradmax onnx widen"); --output names the loss's model output.
-      'output-model': { type: 'string', short: 'o' },
+      // -o/--output is the output model (as in "gradmax onnx widen"); --loss-output names the loss's model output.
+      output: { type: 'string', short: 'o' },
       strategy: { type: 'string' },
       seed: { type: 'string' },
       'no-verify': { type: 'boolean' },
@@ -249,9 +256,9 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
   if (!sitesArg.length) throw new UsageError(`${cmd}: --site is required (see gradmax onnx inspect MODEL)`);
   if (sitesArg.length !== adds.length) throw new UsageError(`${cmd}: give one --add K per --site (got ${sitesArg.length} --site and ${adds.length} --add)`);
   const counts = adds.map((a) => parseIntegerFlag(cmd, '--add', a, 1));
-  if (typeof values['output-model'] !== 'string') throw new UsageError(`${cmd}: -o OUT is required`);
+  if (typeof values.output !== 'string') throw new UsageError(`${cmd}: -o OUT is required`);
   const input = resolvePath(io, positionals[0]!);
-  const output = resolvePath(io, values['output-model']);
+  const output = resolvePath(io, values.output);
   const realOrSelf = (p: string) => {
     try {
       return fs.realpathSync(p);
@@ -298,7 +305,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
       `${JSON.stringify(
         {
           model: positionals[0],
-          output: values['output-model'],
+          output: values.output,
           strategy: strategy.name,
           examples: spec.x.shape[0],
           meanLoss: meanLoss ?? null,
@@ -313,7 +320,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     io.stdout.write(formatTable(['site', 'strategy', 'units', 'added'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore])));
     for (const r of results) for (const n of r.newUnits.report.notes) io.stdout.write(`note (${r.site}): ${n}\n`);
     if (meanLoss !== undefined) io.stdout.write(`statistics from ${spec.x.shape[0]} examples (mean loss ${formatNumber(meanLoss)})\n`);
-    io.stdout.write(`wrote ${values['output-model']}\n`);
+    io.stdout.write(`wrote ${values.output}\n`);
     if (report) {
       io.stdout.write(
         formatTable(

@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '@gradmax/core';
 import { encodeNpy, findSites, loadModel, readNpy, serializeModel, npyToFloat64 } from '@gradmax/onnx';
 import { computeStatistics } from '@gradmax/onnx/probe';
-import { GraphBuilder, tmpDir } from '../../../onnx/test/helpers.js';
-import { memoryIO } from '../shared/io.js';
-import { runOnnx } from './index.js';
-import { runStatsCommand, runWidenFromDataCommand } from './probe-commands.js';
+import { GraphBuilder, tmpDir } from '../../onnx/test/helpers.js';
+import { memoryIO } from '../src/shared/io.js';
+import { runOnnx } from '../src/onnx/index.js';
+import { runStatsCommand, runWidenFromDataCommand } from '../src/onnx/probe-commands.js';
 
 function setup(seed = 1) {
   const dir = tmpDir('gradmax-probe-cli-');
