@@ -90,6 +90,36 @@ describe('dense statistics equal the naive moment', () => {
   }
 });
 
+describe('MSE loss', () => {
+  it('dense M with targets streamed as plain tensors equals the naive moment of g = 2(y − t)/D', async () => {
+    const rng = new Rng(21);
+    const [N, n0, n1, n2] = [9, 3, 4, 2];
+    const b = new GraphBuilder(DOUBLE);
+    b.input('x', ['N', n0]);
+    const w1 = b.init([n0, n1], rng.fillNormal(new Float64Array(n0 * n1)));
+    const a1 = b.op1('Tanh', [b.op1('MatMul', ['x', w1], {}, 'l1')]);
+    const w2 = b.init([n1, n2], rng.fillNormal(new Float64Array(n1 * n2)));
+    const y = b.op1('MatMul', [a1, w2], {}, 'l2');
+    b.output(y, ['N', n2]);
+    const model = b.build();
+    const x = rng.fillNormal(new Float64Array(N * n0));
+    const t = rng.fillNormal(new Float64Array(N * n2));
+    const yv = (await runForward(model, { x: new ort.Tensor('float64', x, [N, n0]) }))[y]!.data as Float64Array;
+    const g = yv.map((v, i) => (2 * (v - t[i]!)) / n2);
+    const expected = naiveDenseMoment(Matrix.from(N, n2, g), Matrix.from(N, n0, x));
+    const res = await computeStatistics(model, {
+      sites: [{ current: 'l1', next: 'l2' }],
+      loss: { kind: 'mse' },
+      data: [{ inputs: { type: 'float64', data: x, dims: [N, n0] }, labels: { type: 'float64', data: t, dims: [N, n2] } }],
+      batchSize: 4,
+    });
+    expect(relErr(res.statistics.get('l1->l2')!.snapshot().moment.data, expected.data)).toBeLessThan(1e-12);
+    let loss = 0;
+    for (let i = 0; i < N * n2; i++) loss += (yv[i]! - t[i]!) ** 2 / n2;
+    expect(Math.abs(res.meanLoss - loss / N)).toBeLessThan(1e-12);
+  });
+});
+
 interface ConvCase {
   name: string;
   size: [number, number];
