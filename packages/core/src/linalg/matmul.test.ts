@@ -2,30 +2,50 @@ import { describe, expect, it } from 'vitest';
 import { Matrix, NonFiniteError, ShapeMismatchError } from '../index.js';
 import { columnNorms, frobeniusNorm, matmul, matmulTransA, matmulTransB, rowNorms, transpose } from './index.js';
 import { maxAbsDiff, naiveMatmul, naiveTranspose, randomMatrix } from './__tests__/helpers.js';
+import { setWasmKernelsEnabled } from './wasm-kernels.js';
 
 const shapes: [number, number, number][] = [
   [1, 1, 1], [3, 5, 2], [7, 13, 11], [2, 300, 9], [33, 129, 517], [130, 7, 600], [5, 1030, 3], [0, 4, 3], [4, 0, 3],
+  [35, 301, 35], [64, 257, 64], [130, 129, 131],
 ];
 
 describe('matmul family', () => {
   for (const [m, p, n] of shapes) {
-    it(`matches the naive product for ${m}×${p} · ${p}×${n}`, () => {
+    it(`matches the naive product for ${m}×${p} · ${p}×${n} (WebAssembly and TypeScript kernels)`, () => {
       const a = randomMatrix(m, p, m + 7 * p);
       const b = randomMatrix(p, n, n + 13 * p);
       const ref = naiveMatmul(a, b);
       const tol = 1e-12 * Math.max(1, p);
-      expect(maxAbsDiff(matmul(a, b), ref)).toBeLessThan(tol);
-      expect(maxAbsDiff(matmulTransA(naiveTranspose(a), b), ref)).toBeLessThan(tol);
-      expect(maxAbsDiff(matmulTransB(a, naiveTranspose(b)), ref)).toBeLessThan(tol);
+      for (const wasm of [true, false]) {
+        const previous = setWasmKernelsEnabled(wasm);
+        try {
+          expect(maxAbsDiff(matmul(a, b), ref)).toBeLessThan(tol);
+          expect(maxAbsDiff(matmulTransA(naiveTranspose(a), b), ref)).toBeLessThan(tol);
+          expect(maxAbsDiff(matmulTransB(a, naiveTranspose(b)), ref)).toBeLessThan(tol);
+          if (m === n && m > 0) {
+            const g = matmulTransB(a, a);
+            expect(maxAbsDiff(g, naiveMatmul(a, naiveTranspose(a)))).toBeLessThan(tol);
+          }
+        } finally {
+          setWasmKernelsEnabled(previous);
+        }
+      }
     });
   }
 
   it('computes an exactly symmetric Gram matrix when both arguments are the same object', () => {
-    for (const [m, p] of [[1, 3], [7, 40], [65, 1100]] as const) {
-      const a = randomMatrix(m, p, m);
-      const g = matmulTransB(a, a);
-      expect(maxAbsDiff(g, naiveMatmul(a, naiveTranspose(a)))).toBeLessThan(1e-12 * p);
-      for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) expect(g.get(i, j)).toBe(g.get(j, i));
+    for (const wasm of [true, false]) {
+      const previous = setWasmKernelsEnabled(wasm);
+      try {
+        for (const [m, p] of [[1, 3], [7, 40], [65, 1100], [131, 257]] as const) {
+          const a = randomMatrix(m, p, m);
+          const g = matmulTransB(a, a);
+          expect(maxAbsDiff(g, naiveMatmul(a, naiveTranspose(a)))).toBeLessThan(1e-12 * p);
+          for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) expect(g.get(i, j)).toBe(g.get(j, i));
+        }
+      } finally {
+        setWasmKernelsEnabled(previous);
+      }
     }
   });
 

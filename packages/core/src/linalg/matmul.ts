@@ -6,6 +6,10 @@
 import { ShapeMismatchError } from '../errors.js';
 import { Matrix } from '../matrix.js';
 import { checkMatrix } from './checks.js';
+import { wasmGemm, wasmTransB } from './wasm-kernels.js';
+
+/** Products with fewer multiply-adds than this stay in TypeScript (WebAssembly set-up would dominate). */
+const WASM_MIN_WORK = 32768;
 
 const K_BLOCK = 128;
 const J_BLOCK = 512;
@@ -20,6 +24,7 @@ export function gemmAccumulate(
   a: Float64Array, ars: number, acs: number,
   b: Float64Array, c: Float64Array,
 ): void {
+  if (m * n * p >= WASM_MIN_WORK && wasmGemm(m, n, p, a, ars, acs, b, c)) return;
   const m4 = m - (m % 4);
   for (let jj = 0; jj < n; jj += J_BLOCK) {
     const je = Math.min(jj + J_BLOCK, n);
@@ -123,6 +128,7 @@ function dotInto(a: Float64Array, b: Float64Array, c: Float64Array, p: number, n
 export function gemmTransBAccumulate(
   m: number, n: number, p: number, a: Float64Array, b: Float64Array, c: Float64Array, symmetric = false,
 ): void {
+  if (m * n * p >= WASM_MIN_WORK && wasmTransB(m, n, p, a, b, c, symmetric)) return;
   const tmp = symmetric ? new Float64Array(m * n) : c;
   const m4 = m - (m % 4);
   for (let pp = 0; pp < p; pp += P_BLOCK) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, Matrix, NonFiniteError } from '../index.js';
 import { matmul, svd, topKSvd } from './index.js';
+import { setWasmKernelsEnabled } from './wasm-kernels.js';
 import { matrixWithSpectrum, maxAbsDiff, orthonormalityError, principalAngleCosines, randomMatrix } from './__tests__/helpers.js';
 
 function columns(a: Matrix, k: number): Matrix {
@@ -51,6 +52,20 @@ describe('topKSvd', () => {
       });
     }
   }
+
+  it('gives the same triplets with the TypeScript kernels as with the WebAssembly ones', () => {
+    const a = randomMatrix(70, 150, 12);
+    const withWasm = topKSvd(a, 6);
+    const previous = setWasmKernelsEnabled(false);
+    try {
+      const withTs = topKSvd(a, 6);
+      expect(withTs.converged).toBe(true);
+      for (let i = 0; i < 6; i++) expect(Math.abs(withTs.s[i]! - withWasm.s[i]!) / withWasm.s[0]!).toBeLessThan(1e-13);
+      expect(maxAbsDiff(withTs.u, withWasm.u)).toBeLessThan(1e-9);
+    } finally {
+      setWasmKernelsEnabled(previous);
+    }
+  });
 
   it('handles the zero matrix: rank 0, s = 0, orthonormal u and v', () => {
     for (const [m, n, k] of [[12, 30, 4], [30, 12, 12], [5, 5, 2]] as const) {
