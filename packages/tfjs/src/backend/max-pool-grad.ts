@@ -40,6 +40,9 @@ export function maxPoolGradViaSlices(
   const [B, H, W, C] = x.shape;
   const ho = info.outHeight;
   const wo = info.outWidth;
+  if (kh === sh && kw === sw && top === 0 && left === 0 && bottom === 0 && right === 0 && ho * sh <= H && wo * sw <= W) {
+    return nonOverlapping(dy, x, y, kh, kw);
+  }
   return tf.tidy(() => {
     const xp = top || bottom || left || right ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], -Infinity) : x;
     const canvasH = Math.max(kh - 1 + ho * sh, top + H);
@@ -64,6 +67,24 @@ export function maxPoolGradViaSlices(
     }
     return tf.slice(canvas!, [0, top, left, 0], [B, H, W, C]);
   });
+}
+
+/** Windows that tile the input (stride = window, no padding): reshapes, one cumulative sum for the first maximum. */
+function nonOverlapping(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, kh: number, kw: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, H, W, C] = x.shape;
+    const [, ho, wo] = y.shape;
+    const xc = ho * kh === H && wo * kw === W ? x : tf.slice(x, [0, 0, 0, 0], [B, ho * kh, wo * kw, C]);
+    // [B, Ho, Wo, kh·kw, C]: window elements in row-major order.
+    const windows = tf.reshape(tf.transpose(tf.reshape(xc, [B, ho, kh, wo, kw, C]), [0, 1, 3, 2, 4, 5]), [B, ho, wo, kh * kw, C]);
+    // Broadcasting comparisons are slow on wasm; arithmetic is not. y − x ≥ 0 with equality at the maxima.
+    const hits = tf.sub(1, tf.sign(tf.sub(tf.reshape(y, [B, ho, wo, 1, C]), windows)));
+    // First maximum: the running count of maxima is 1 there (relu(2 − count) is 1 for count 1, 0 from 2 on).
+    const first = tf.mul(hits, tf.relu(tf.sub(2, tf.cumsum(hits, 3))));
+    const routed = tf.mul(first, tf.reshape(dy, [B, ho, wo, 1, C]));
+    const back = tf.reshape(tf.transpose(tf.reshape(routed, [B, ho, wo, kh, kw, C]), [0, 1, 3, 2, 4, 5]), [B, ho * kh, wo * kw, C]);
+    return ho * kh === H && wo * kw === W ? back : tf.pad(back, [[0, 0], [0, H - ho * kh], [0, W - wo * kw], [0, 0]]);
+  }) as tf.Tensor4D;
 }
 
 const kernelFunc: tf.KernelFunc = ({ inputs, attrs }) => {
