@@ -70,6 +70,8 @@ export interface GradientNorms {
   kernel: number;
   /** Frobenius norm of the gradient on the kernel columns from `firstUnit` on. */
   tail: number;
+  /** Frobenius norm of the gradient on the next kernel's rows from `firstUnit` on. */
+  outgoingTail: number;
 }
 
 /**
@@ -269,21 +271,27 @@ export class GrowableMlp {
     return stats!;
   }
 
-  /** Gradient norms of the loss on a batch w.r.t. site `site`'s kernel, whole and from column `firstUnit` on. */
+  /**
+   * Gradient norms of the loss on a batch: site `site`'s whole kernel, its columns from `firstUnit` on (new units'
+   * incoming weights), and the next kernel's rows from `firstUnit` on (new units' outgoing weights).
+   */
   gradientNorms(site: number, x: tfc.Tensor2D, target: tfc.Tensor2D, firstUnit: number): GradientNorms {
     this.checkSite(site);
     const tf = this.tf;
     const kernel = this.kernels[site]!;
+    const next = this.kernels[site + 1]!;
     const units = kernel.shape[1]!;
     const out = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => this.lossOf(this.forward(x), target), [kernel]);
+      const { value, grads } = tf.variableGrads(() => this.lossOf(this.forward(x), target), [kernel, next]);
       const g = grads[kernel.name]!;
+      const gn = grads[next.name]!;
       const tail = firstUnit < units ? tf.norm(tf.slice(g, [0, firstUnit], [-1, units - firstUnit])) : tf.scalar(0);
-      return tf.stack([value, tf.norm(g), tail]);
+      const outTail = firstUnit < units ? tf.norm(tf.slice(gn, [firstUnit, 0], [units - firstUnit, -1])) : tf.scalar(0);
+      return tf.stack([value, tf.norm(g), tail, outTail]);
     });
-    const [loss, whole, tail] = out.dataSync();
+    const [loss, whole, tail, outTail] = out.dataSync();
     out.dispose();
-    return { loss: loss!, kernel: whole!, tail: tail! };
+    return { loss: loss!, kernel: whole!, tail: tail!, outgoingTail: outTail! };
   }
 
   /**

@@ -114,6 +114,9 @@ export async function runBenchmark(options: RunOptions): Promise<RunSummary> {
     }
     todo.push(cell);
   }
+  // Longest runs first (stable otherwise), so that the last worker does not finish long after the others.
+  const cost = (cell: GridCell) => getTask(cell.task).relativeCost?.(cell.arm) ?? 1;
+  todo.sort((a, b) => cost(b) - cost(a));
   const script = workerScript();
   let workers = Math.min(options.workers ?? defaultWorkers(), todo.length);
   if (workers > 0 && !script) workers = 0;

@@ -41,8 +41,15 @@ export interface GrowthRecord {
   unitsBefore: number;
   /** Width after growth. */
   unitsAfter: number;
-  /** Frobenius norm of the loss gradient on the new units' incoming weights right after growth. */
+  /**
+   * Frobenius norm of the loss gradient on all new weights (incoming and outgoing) right after growth. Incoming-zero
+   * strategies (GradMax, Random) get it all on the incoming side, outgoing-zero ones (NORTH) on the outgoing side.
+   */
   newWeightGradNorm?: number;
+  /** The incoming part of {@link GrowthRecord.newWeightGradNorm} (what GradMax maximises). */
+  newIncomingGradNorm?: number;
+  /** The outgoing part of {@link GrowthRecord.newWeightGradNorm}. */
+  newOutgoingGradNorm?: number;
   /** Frobenius norm of the loss gradient on the grown layer's whole kernel before growth. */
   kernelGradNormBefore?: number;
   /** Same, right after growth. */
@@ -58,7 +65,7 @@ export interface GrowthRecord {
 }
 
 /** A {@link GrowthRecord} with every measurement present (the dense tasks). */
-export type MeasuredGrowthRecord = GrowthRecord & Required<Pick<GrowthRecord, 'newWeightGradNorm' | 'kernelGradNormBefore' | 'kernelGradNormAfter' | 'lossBefore' | 'lossAfter'>>;
+export type MeasuredGrowthRecord = GrowthRecord & Required<Pick<GrowthRecord, 'newWeightGradNorm' | 'newIncomingGradNorm' | 'newOutgoingGradNorm' | 'kernelGradNormBefore' | 'kernelGradNormAfter' | 'lossBefore' | 'lossAfter'>>;
 
 /** One strategy's outcome at one growth of the growth-gain analysis (teacher-student). */
 export interface GainRecord {
@@ -70,8 +77,10 @@ export interface GainRecord {
   unitsBefore: number;
   /** Strategy name. */
   strategy: string;
-  /** New-weight gradient norm of each repeat (different growth seeds from the same checkpoint). */
+  /** Gradient norm on all new weights (incoming and outgoing) of each repeat (different growth seeds, same checkpoint). */
   newWeightGradNorm: number[];
+  /** Its incoming part (what GradMax maximises), per repeat. */
+  newIncomingGradNorm: number[];
   /** Change of the whole grown kernel's gradient norm (after − before) for each repeat: the notebook's measure. */
   kernelGradNormDelta: number[];
   /** Mean training loss over the next `stepsAfter` SGD steps, starting from repeat 0's grown network. */
@@ -179,6 +188,10 @@ export interface Task<C extends object = Record<string, unknown>> {
   readonly analysisArms: readonly string[];
   /** Strategies this task cannot run, with the reason (left out of the default arms; listed in reports). */
   readonly unsupportedArms?: Readonly<Record<string, string>>;
+  /**
+   * Relative cost of an arm (default 1), used only to start long runs first so parallel workers finish together.
+   */
+  relativeCost?(arm: string): number;
   /** Runs one (arm, seed). */
   run(context: TaskContext<C>): Promise<TaskOutput>;
 }

@@ -85,8 +85,11 @@ describe('GrowableMlp', () => {
         for (let k = 0; k < o; k++) s += omega.get(k, j) * stats.moment.get(k, i);
         sq += s * s;
       }
-    expect(rec.newWeightGradNorm).toBeGreaterThan(0);
-    expect(rec.newWeightGradNorm).toBeCloseTo(Math.sqrt(sq), 5);
+    expect(rec.newIncomingGradNorm).toBeGreaterThan(0);
+    expect(rec.newIncomingGradNorm).toBeCloseTo(Math.sqrt(sq), 5);
+    // Zero incoming weights and biases: the new units output 0, so their outgoing weights get no gradient.
+    expect(rec.newOutgoingGradNorm).toBe(0);
+    expect(rec.newWeightGradNorm).toBe(rec.newIncomingGradNorm);
     // Training continues with padded momentum buffers.
     const l = model.step(x, y, 0.05);
     expect(Number.isFinite(l.dataSync()[0]!)).toBe(true);

@@ -40,7 +40,7 @@ function fixture(arm: string, seed: number, finalTrainLoss: number, options: { b
 }
 
 function gain(growth: number, strategy: string, norms: number[], loss: number): GainRecord {
-  return { growth, step: growth * 10, unitsBefore: 4 + growth, strategy, newWeightGradNorm: norms, kernelGradNormDelta: norms.map((n) => n / 2), meanLossAfter: loss, stepsAfter: 9 };
+  return { growth, step: growth * 10, unitsBefore: 4 + growth, strategy, newWeightGradNorm: norms, newIncomingGradNorm: norms, kernelGradNormDelta: norms.map((n) => n / 2), meanLossAfter: loss, stepsAfter: 9 };
 }
 
 function wellFormedXml(svg: string): string {

@@ -276,7 +276,8 @@ function gainSection(g: ReportGroup, runs: RunResult[], arms: Map<string, RunRes
   md.push('');
   md.push(
     `From the Random trajectory's checkpoint at each growth, every strategy adds the growth's units ${repeats} times (different growth seeds). ` +
-      `"new-weight grad norm" is ‖∂L/∂(new incoming weights)‖_F right after growth (mean over repeats, then mean ± std over ${runs.length} seeds); ` +
+      `"new-weight grad norm" is the gradient norm on all new weights (incoming and outgoing) right after growth (mean over repeats, then mean ± std over ${runs.length} seeds): ` +
+        'incoming-zero strategies (GradMax, GradMax-Opt, Random) have it all on the incoming side, outgoing-zero ones (NORTH, Random outgoing-zero) on the outgoing side; ' +
       `"Δ kernel grad norm" is the notebook's measure, the change of the whole first-layer kernel's gradient norm; "loss after" is the mean training loss over the next ${stepsAfter} SGD steps from repeat 0.`,
   );
   md.push('');
@@ -295,7 +296,7 @@ function gainSection(g: ReportGroup, runs: RunResult[], arms: Map<string, RunRes
   svgs[gainName] = barChart({
     title: `${g.task}: new-weight gradient norm per growth (${g.backend.name})`,
     xLabel: 'growth',
-    yLabel: '‖∂L/∂ new incoming weights‖',
+    yLabel: '‖∂L/∂ new weights‖',
     groups: growths.map((x) => `growth ${x}`),
     series: strategies.map((s) => ({ name: s, values: growths.map((gr) => mean(cell(gr, s)?.norm ?? [])), errors: growths.map((gr) => std(cell(gr, s)?.norm ?? [])) })),
   });

@@ -214,12 +214,14 @@ function growthGainAt(
   const out: GainRecord[] = [];
   for (const s of strategies) {
     const norms: number[] = [];
+    const incoming: number[] = [];
     const deltas: number[] = [];
     let meanLossAfter = NaN;
     for (let r = c.gainRepeats - 1; r >= 0; r--) {
       model.restore(checkpoint);
       const rec = growMlpSite(model, 0, s, c.unitsPerGrowth, x, y, rng.fork(`${s.name}/${r}`), step);
       norms.unshift(rec.newWeightGradNorm);
+      incoming.unshift(rec.newIncomingGradNorm);
       deltas.unshift(rec.kernelGradNormAfter - rec.kernelGradNormBefore);
       if (r === 0) {
         let sum = 0;
@@ -227,7 +229,7 @@ function growthGainAt(
         meanLossAfter = sum / c.gainSteps;
       }
     }
-    out.push({ growth, step, unitsBefore, strategy: s.name, newWeightGradNorm: norms, kernelGradNormDelta: deltas, meanLossAfter, stepsAfter: c.gainSteps });
+    out.push({ growth, step, unitsBefore, strategy: s.name, newWeightGradNorm: norms, newIncomingGradNorm: incoming, kernelGradNormDelta: deltas, meanLossAfter, stepsAfter: c.gainSteps });
   }
   model.restore(checkpoint);
   return out;
@@ -254,6 +256,7 @@ export const teacherStudent: Task<TeacherStudentConfig> = {
   defaultSeeds: 5,
   presets: Object.keys(PRESETS),
   analysisArms: ['growth-gain'],
+  relativeCost: (arm) => (arm === 'growth-gain' ? 12 : 1),
   unsupportedArms: { allZero: 'allZero sets the new units\' bias to 1, and the student has no biases (as in the paper and notebook)' },
   resolveConfig(preset, overrides) {
     const c = resolveFlatConfig('teacher-student', DEFAULTS, PRESETS, preset, overrides);
