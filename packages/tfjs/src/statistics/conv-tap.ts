@@ -127,8 +127,19 @@ export function applyBlockRouting(t: tf.Tensor4D, routing: BlockRouting): tf.Ten
     const [B, hn, wn, F] = t.shape;
     const [sr, sc] = routing.stride;
     const [h1, w1] = routing.size;
-    const spread = tf.mul(tf.reshape(t, [B, hn, 1, wn, 1, F]), tf.reshape(tf.tensor1d(routing.mask), [1, 1, sr, 1, sc, 1]));
-    let up = tf.reshape(spread, [B, hn * sr, wn * sc, F]) as tf.Tensor4D;
+    // One zero-interleaving pad per non-zero mask entry (a single one for max pooling); no broadcasting.
+    const t6 = tf.reshape(t, [B, hn, 1, wn, 1, F]);
+    let spread: tf.Tensor | undefined;
+    for (let a = 0; a < sr; a++) {
+      for (let b = 0; b < sc; b++) {
+        const w = routing.mask[a * sc + b]!;
+        if (w === 0) continue;
+        let part: tf.Tensor = tf.pad(t6, [[0, 0], [0, 0], [a, sr - 1 - a], [0, 0], [b, sc - 1 - b], [0, 0]]);
+        if (w !== 1) part = tf.mul(part, w);
+        spread = spread ? tf.add(spread, part) : part;
+      }
+    }
+    let up = tf.reshape(spread ?? tf.zeros([B, hn, sr, wn, sc, F]), [B, hn * sr, wn * sc, F]) as tf.Tensor4D;
     if (hn * sr < h1 || wn * sc < w1) up = tf.pad(up, [[0, 0], [0, Math.max(0, h1 - hn * sr)], [0, Math.max(0, w1 - wn * sc)], [0, 0]]);
     if (up.shape[1] !== h1 || up.shape[2] !== w1) up = tf.slice(up, [0, 0, 0, 0], [B, h1, w1, F]);
     return tf.reshape(up, [B, h1 * w1, F]) as tf.Tensor3D;
