@@ -18,6 +18,7 @@ except Exception as exc:  # noqa: BLE001
 
 
 def best_of(fn, repeats):
+    """Best wall-clock time in ms over `repeats` runs, and the last result."""
     best = float("inf")
     result = None
     for _ in range(repeats):

@@ -4,7 +4,7 @@
 // `node bench/topk-svd.bench.mjs` in packages/core after `pnpm --filter @gradmax/core build`.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Matrix, Rng, matmulTransA, topKSvd } from '../dist/index.js';
@@ -21,6 +21,7 @@ function randomMatrix(rows, cols, seed) {
   return new Matrix(rows, cols, new Rng(seed).fillNormal(new Float64Array(rows * cols)));
 }
 
+/** Best wall-clock time (ms) over `repeats` runs, and the last result. */
 function bestOf(fn, repeats) {
   let best = Infinity;
   let result;
@@ -49,20 +50,38 @@ try {
   job.stats = { b: stats.b, fan_out: stats.fanOut, fan_in: stats.fanIn, g: join(dir, 'g.f64'), h: join(dir, 'h.f64') };
   writeFileSync(join(dir, 'job.json'), JSON.stringify(job));
 
+  // Baselines twice: with the BLAS thread count numpy picks by default, and pinned to one thread (ours is
+  // single-threaded; on a machine shared with other jobs multi-threaded BLAS timings are also much noisier).
+  const runBaseline = (env) => {
+    const out = JSON.parse(execFileSync('python3', [join(here, 'baseline.py'), join(dir, 'job.json')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+    if (out.scipy_error) console.log(`scipy unavailable (${out.scipy_error}): ARPACK columns skipped`);
+    return out;
+  };
   let py;
+  let py1;
   try {
-    py = JSON.parse(execFileSync('python3', [join(here, 'baseline.py'), join(dir, 'job.json')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
-    if (py.scipy_error) console.log(`scipy unavailable (${py.scipy_error}): ARPACK columns skipped`);
+    py = runBaseline({});
+    py1 = runBaseline({ OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' });
   } catch (err) {
     console.log(`python3 with numpy unavailable (${String(err.message).split('\n')[0]}): baseline columns skipped`);
   }
 
   const fmt = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
   const rows = [];
+  const singleRows = [];
   cases.forEach((c, i) => {
     const a = matrices[i];
     topKSvd(a, c.k); // warm-up (JIT)
     const { ms, result } = bestOf(() => topKSvd(a, c.k), REPEATS);
+    const one = py1?.cases?.[i];
+    singleRows.push({
+      case: c.name,
+      'ours ms': fmt(ms),
+      'scipy 1T ms': fmt(one?.scipy_ms),
+      'numpy 1T ms': fmt(one?.numpy_ms),
+      'ours/scipy 1T': one?.scipy_ms ? fmt(ms / one.scipy_ms, 2) : '—',
+      'ours/numpy 1T': one?.numpy_ms ? fmt(ms / one.numpy_ms, 2) : '—',
+    });
     const base = py?.cases?.[i];
     let sErr;
     if (base?.numpy_s) sErr = Math.max(...base.numpy_s.map((s, j) => Math.abs(result.s[j] - s) / s));
@@ -81,12 +100,21 @@ try {
   });
   console.log(`top-k SVD, best of ${REPEATS} (node ${process.version}; numpy ${py?.numpy ?? '—'}, scipy ${py?.scipy ?? '—'}; numpy/scipy may use several BLAS threads, ours is single-threaded)`);
   console.table(rows);
+  console.log('same matrices, baselines pinned to one BLAS thread (OPENBLAS/OMP/MKL_NUM_THREADS=1):');
+  console.table(singleRows);
 
   const m = new Matrix(stats.fanOut, stats.fanIn);
   matmulTransA(g, h, m);
   const acc = bestOf(() => matmulTransA(g, h, m), REPEATS * 5);
   console.log(`dense statistics M += Gᵀ·H (G ${stats.b}×${stats.fanOut}, H ${stats.b}×${stats.fanIn}), best of ${REPEATS * 5}:`);
-  console.table([{ 'ours ms': fmt(acc.ms, 2), 'numpy ms': fmt(py?.stats_numpy_ms, 2), 'ours/numpy': py?.stats_numpy_ms ? fmt(acc.ms / py.stats_numpy_ms, 2) : '—' }]);
+  console.table([{
+    'ours ms': fmt(acc.ms, 2),
+    'numpy ms': fmt(py?.stats_numpy_ms, 2),
+    'ours/numpy': py?.stats_numpy_ms ? fmt(acc.ms / py.stats_numpy_ms, 2) : '—',
+    'numpy 1T ms': fmt(py1?.stats_numpy_ms, 2),
+    'ours/numpy 1T': py1?.stats_numpy_ms ? fmt(acc.ms / py1.stats_numpy_ms, 2) : '—',
+  }]);
+  console.log(`machine load average (1 min) at the end: ${loadavg()[0].toFixed(2)} on ${cpus().length} cores`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

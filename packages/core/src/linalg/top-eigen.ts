@@ -7,6 +7,7 @@
 import { GradmaxError } from '../errors.js';
 import type { Rng } from '../rng.js';
 import { hypot2 } from './symmetric-eigen.js';
+import { wasmWorkspace } from './wasm-kernels.js';
 
 /**
  * Eigenvalues of the symmetric tridiagonal matrix with diagonal `d` and sub-diagonal `e[i] = T[i, i−1]`
@@ -96,18 +97,61 @@ function rowReflector(a: Float64Array, n: number, i: number, e: Float64Array): n
  * Householder reduction of the symmetric n×n matrix `a` (only its lower triangle is read) to tridiagonal
  * form T = Pᵀ·A·P. Writes diag(T) to `d`, T[i, i−1] to `e[i]`, and keeps reflector i (length i, last entry
  * 1) in a[i, 0..i) with coefficient `tau[i]`. Single pass per step: the rank-2 update of step i is fused with
- * the symmetric product A·v of step i − 1, so the lower triangle is streamed once per step.
+ * the symmetric product A·v of step i − 1, so the lower triangle is streamed once per step. The O(n²) inner
+ * work runs in the WebAssembly SIMD kernel when available.
  */
 export function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: Float64Array, tau: Float64Array): void {
   if (n === 0) return;
-  const p = new Float64Array(n);
+  const nn = n * n;
+  const ws = n >= 16 ? wasmWorkspace(nn + 3 * n) : undefined;
+  if (ws) {
+    // Layout in WebAssembly memory: [matrix n² | w n | p n | zeros n].
+    const { heap, kernels } = ws;
+    heap.set(a.subarray(0, nn), 0);
+    heap.fill(0, nn, nn + 3 * n);
+    const mat = heap.subarray(0, nn);
+    const w = heap.subarray(nn, nn + n);
+    const p = heap.subarray(nn + n, nn + 2 * n);
+    const W = nn * 8, P = (nn + n) * 8, Z = (nn + 2 * n) * 8;
+    tridiagonalizeWith(mat, n, d, e, tau, w, p, {
+      product(i) {
+        p.fill(0, 0, i);
+        kernels.trid(0, n, i + 1, Z, i * n * 8, Z, P);
+      },
+      fused(i) {
+        p.fill(0, 0, i - 1);
+        kernels.trid(0, n, i, i * n * 8, (i - 1) * n * 8, W, P);
+      },
+    });
+    a.set(mat);
+    return;
+  }
   const w = new Float64Array(n);
-  // Step n−1 starts with a plain symmetric product.
+  const p = new Float64Array(n);
+  tridiagonalizeWith(a, n, d, e, tau, w, p, {
+    product(i) {
+      symmetricProduct(a, n, i, a.subarray(i * n, i * n + i), p);
+    },
+    fused(i) {
+      fusedUpdate(a, n, i, w, p);
+    },
+  });
+}
+
+/** The two O(n²) kernels of one tridiagonalisation step. */
+interface TridiagonalKernels {
+  /** p[0..i) = A·v with v = a[i, 0..i) over the leading i×i block. */
+  product(i: number): void;
+  /** Rank-2 update of rows 0..i−2 with (v = a[i, ·], w) fused with p = A'·a[i−1, ·]. */
+  fused(i: number): void;
+}
+
+function tridiagonalizeWith(a: Float64Array, n: number, d: Float64Array, e: Float64Array, tau: Float64Array, w: Float64Array, p: Float64Array, k: TridiagonalKernels): void {
   let i = n - 1;
   if (i >= 1) {
     d[i] = a[i * n + i]!;
     tau[i] = rowReflector(a, n, i, e);
-    if (tau[i] !== 0) symmetricProduct(a, n, i, a.subarray(i * n, i * n + i), p);
+    if (tau[i] !== 0) k.product(i);
   }
   for (; i >= 1; i--) {
     const ri = i * n;
@@ -118,7 +162,7 @@ export function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: F
       if (hasNext) {
         d[i - 1] = a[(i - 1) * n + i - 1]!;
         tau[i - 1] = rowReflector(a, n, i - 1, e);
-        if (tau[i - 1] !== 0) symmetricProduct(a, n, i - 1, a.subarray((i - 1) * n, (i - 1) * n + i - 1), p);
+        if (tau[i - 1] !== 0) k.product(i - 1);
       }
       continue;
     }
@@ -137,34 +181,38 @@ export function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: F
     }
     // Update row i−1 of the leading block, then build the next reflector from it.
     const rn = (i - 1) * n;
-    {
-      const vr = a[ri + i - 1]!;
-      const wr = w[i - 1]!;
-      for (let c = 0; c <= i - 1; c++) a[rn + c] = a[rn + c]! - (vr * w[c]! + wr * a[ri + c]!);
-    }
+    const vi = a[ri + i - 1]!;
+    const wi = w[i - 1]!;
+    for (let c = 0; c <= i - 1; c++) a[rn + c] = a[rn + c]! - (vi * w[c]! + wi * a[ri + c]!);
     d[i - 1] = a[rn + i - 1]!;
-    const tn = rowReflector(a, n, i - 1, e);
-    tau[i - 1] = tn;
-    // Fused: update rows 0..i−2 with (v, w) and accumulate p = A'·v' for the next step.
-    p.fill(0, 0, i - 1);
-    for (let r = 0; r < i - 1; r++) {
-      const rr = r * n;
-      const vr = a[ri + r]!;
-      const wr = w[r]!;
-      const vnr = a[rn + r]!;
-      let s = 0;
-      for (let c = 0; c < r; c++) {
-        const x = a[rr + c]! - (vr * w[c]! + wr * a[ri + c]!);
-        a[rr + c] = x;
-        s += x * a[rn + c]!;
-        p[c] = p[c]! + x * vnr;
-      }
-      const diag = a[rr + r]! - 2 * vr * wr;
-      a[rr + r] = diag;
-      p[r] = p[r]! + s + diag * vnr;
-    }
+    tau[i - 1] = rowReflector(a, n, i - 1, e);
+    // Rows 0..i−2: update with (v, w) and accumulate p = A'·v' for the next step.
+    k.fused(i);
   }
   d[0] = a[0]!;
+}
+
+/** TypeScript version of the fused step (see {@link TridiagonalKernels.fused}). */
+function fusedUpdate(a: Float64Array, n: number, i: number, w: Float64Array, p: Float64Array): void {
+  const ri = i * n;
+  const rn = (i - 1) * n;
+  p.fill(0, 0, i - 1);
+  for (let r = 0; r < i - 1; r++) {
+    const rr = r * n;
+    const vr = a[ri + r]!;
+    const wr = w[r]!;
+    const vnr = a[rn + r]!;
+    let s = 0;
+    for (let c = 0; c < r; c++) {
+      const x = a[rr + c]! - (vr * w[c]! + wr * a[ri + c]!);
+      a[rr + c] = x;
+      s += x * a[rn + c]!;
+      p[c] = p[c]! + x * vnr;
+    }
+    const diag = a[rr + r]! - 2 * vr * wr;
+    a[rr + r] = diag;
+    p[r] = p[r]! + s + diag * vnr;
+  }
 }
 
 /** p[0..i) = A·v over the leading i×i block (lower triangle stored, row-wise fused symmetric product). */
@@ -250,6 +298,11 @@ export function topSymmetricEigen(a: Float64Array, n: number, l: number, rng: Rn
   const y = new Float64Array(l * n);
   let clusterStart = 0;
   let shift = 0;
+  if (norm === 0) {
+    // The zero matrix: any orthonormal set is an eigenbasis; use the first unit vectors.
+    for (let j = 0; j < l; j++) y[j * n + j] = 1;
+    return { values, vectors: y };
+  }
   for (let j = 0; j < l; j++) {
     let lambda = values[j]!;
     if (j > 0 && values[j - 1]! - lambda > 1e-3 * norm) clusterStart = j;

@@ -6,7 +6,8 @@
  */
 import { KERNELS_WASM_BASE64 } from './wasm/kernels-binary.js';
 
-interface Kernels {
+/** The exported kernels (see wasm/kernels.wat for their parameters). */
+export interface Kernels {
   tb_4_2: (...args: number[]) => void;
   tb_1_2: (...args: number[]) => void;
   tb_4_1: (...args: number[]) => void;
@@ -15,6 +16,7 @@ interface Kernels {
   ax_1_2: (...args: number[]) => void;
   ax_4_1: (...args: number[]) => void;
   ax_1_1: (...args: number[]) => void;
+  trid: (...args: number[]) => void;
 }
 
 /** The slice of the WebAssembly JS API used here (declared locally: the build has no DOM typings). */
@@ -82,6 +84,16 @@ function instanceFor(bytes: number): Instance | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A float64 view of (at least) `doubles` values of WebAssembly memory plus the kernels working on it, or
+ * undefined when WebAssembly cannot be used. The view is valid until the next call into this module.
+ */
+export function wasmWorkspace(doubles: number): { heap: Float64Array; kernels: Kernels } | undefined {
+  const inst = instanceFor(doubles * 8);
+  if (!inst) return undefined;
+  return { heap: new Float64Array(inst.memory.buffer), kernels: inst.kernels };
 }
 
 const P_BLOCK = 256;
