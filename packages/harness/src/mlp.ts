@@ -1,6 +1,6 @@
 /**
- * A small growable MLP on raw tfjs variables, used by the dense tasks. Hidden layers use relu1
- * (`max(x, 0)`, whose tfjs gradient at exactly 0 is 1), so incoming-zero strategies such as GradMax
+ * A small growable MLP on raw tfjs variables, used by the dense tasks. Hidden layers use `relu1` from
+ * `@gradmax/tfjs` (ReLU whose gradient at exactly 0 is 1), so incoming-zero strategies such as GradMax
  * receive a gradient. Growth applies a strategy's {@link NewUnits} by weight surgery and pads the
  * momentum buffers with zeros (method reference §5.3).
  */
@@ -16,6 +16,8 @@ import {
   type Rng,
   type SiteStatistics,
 } from '@gradmax/core';
+
+import { relu1 } from '@gradmax/tfjs';
 
 type Tf = typeof tfc;
 
@@ -83,6 +85,8 @@ export class GrowableMlp {
   private kernels: tfc.Variable[] = [];
   private biases: (tfc.Variable | undefined)[] = [];
   private velocities: tfc.Variable[][] = [];
+  /** Kept scalar tensors (−learning rate, momentum), created once per value like tfjs's own optimizers do. */
+  private readonly scalars = new Map<number, tfc.Scalar>();
   /** Loss used by training, statistics and the loss oracle. */
   readonly loss: MlpLoss;
   /** SGD momentum (0 = plain SGD). */
@@ -137,7 +141,7 @@ export class GrowableMlp {
   }
 
   private act(x: tfc.Tensor2D): tfc.Tensor2D {
-    return this.tf.maximum(x, 0);
+    return relu1(x);
   }
 
   private layer(i: number, x: tfc.Tensor2D): tfc.Tensor2D {
@@ -175,6 +179,15 @@ export class GrowableMlp {
     return value;
   }
 
+  private scalar(value: number): tfc.Scalar {
+    let t = this.scalars.get(value);
+    if (!t) {
+      t = this.tf.keep(this.tf.scalar(value));
+      this.scalars.set(value, t);
+    }
+    return t;
+  }
+
   /**
    * One SGD step (with momentum when configured: `v ← μv + g; w ← w − lr·v`). Returns the loss before the
    * update as a scalar tensor the caller must dispose.
@@ -182,16 +195,18 @@ export class GrowableMlp {
   step(x: tfc.Tensor2D, target: tfc.Tensor2D, learningRate: number): tfc.Scalar {
     const tf = this.tf;
     const vars = this.trainable();
+    const negLr = this.scalar(-learningRate);
+    const mu = this.momentum > 0 ? this.scalar(this.momentum) : undefined;
     return tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => this.lossOf(this.forward(x), target), vars);
       vars.forEach((v, i) => {
         const g = grads[v.name]!;
-        if (this.momentum > 0) {
+        if (mu) {
           const vel = this.velocities[i]![0]!;
-          vel.assign(tf.add(tf.mul(vel, this.momentum), g));
-          v.assign(tf.sub(v, tf.mul(vel, learningRate)));
+          vel.assign(tf.add(tf.mul(vel, mu), g));
+          v.assign(tf.add(v, tf.mul(vel, negLr)));
         } else {
-          v.assign(tf.sub(v, tf.mul(g, learningRate)));
+          v.assign(tf.add(v, tf.mul(g, negLr)));
         }
       });
       return value;
@@ -406,8 +421,10 @@ export class GrowableMlp {
     }
   }
 
-  /** Disposes every variable. */
+  /** Disposes every variable and cached scalar. */
   dispose(): void {
+    for (const t of this.scalars.values()) t.dispose();
+    this.scalars.clear();
     for (const v of this.trainable()) v.dispose();
     for (const v of this.velocities) v[0]!.dispose();
     this.kernels = [];

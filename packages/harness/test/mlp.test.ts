@@ -106,6 +106,7 @@ describe('GrowableMlp', () => {
     const start = tf.memory().numTensors;
     for (const name of strategyNames()) {
       const model = new GrowableMlp(tf, glorotMlp([d, h, o], rng.fork(name), true), { loss: 'softmaxCrossEntropy', momentum: 0.5 });
+      model.step(x, y, 0.1).dispose(); // warm-up: creates the kept learning-rate and momentum scalars
       const snap = model.snapshot();
       const t0 = tf.memory().numTensors;
       const rec = growMlpSite(model, 0, createStrategy(name), 2, x, y, rng.fork(`g${name}`), 0);
