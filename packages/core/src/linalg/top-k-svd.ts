@@ -154,10 +154,7 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
       // Rayleigh–Ritz on A: B = Qᵀ·A = L·Vh, L = Ul·S·Wlᵀ ⇒ A ≈ (Q·Ul)·S·(Vhᵀ·Wl)ᵀ.
       const b = new Float64Array(l * c);
       gemmAccumulate(l, c, r, qt, r, 1, w, b);
-      const vh = new Float64Array(l * c);
-      lqInPlace(b, l, c, l, vh);
-      const lower = new Float64Array(l * l);
-      for (let i = 0; i < l; i++) for (let j = 0; j <= i; j++) lower[i * l + j] = b[i * c + j]!;
+      const { lower, vh } = lqRows(b, l, c);
       const small = svdRaw(lower, l, l, rng);
       const utAll = new Float64Array(l * r);
       gemmAccumulate(l, r, l, small.ut, l, 1, qt, utAll);
@@ -199,6 +196,77 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
   }
   fixSignsRaw(u.data, m, k, v.data, n);
   return { u, s: sOut, v, rank, iterations, converged: relResidual <= tolerance, residual: relResidual };
+}
+
+/**
+ * Cholesky factor (lower, row-major) of the symmetric positive definite l×l `g`, or undefined when a pivot
+ * is not safely positive (relative to the largest diagonal entry).
+ */
+function cholesky(g: Float64Array, l: number): Float64Array | undefined {
+  const f = new Float64Array(l * l);
+  let maxDiag = 0;
+  for (let i = 0; i < l; i++) maxDiag = Math.max(maxDiag, g[i * l + i]!);
+  if (!(maxDiag > 0)) return undefined;
+  for (let j = 0; j < l; j++) {
+    let d = g[j * l + j]!;
+    for (let k = 0; k < j; k++) d -= f[j * l + k]! * f[j * l + k]!;
+    if (!(d > 1e-12 * maxDiag)) return undefined;
+    const djj = Math.sqrt(d);
+    f[j * l + j] = djj;
+    for (let i = j + 1; i < l; i++) {
+      let s = g[i * l + j]!;
+      for (let k = 0; k < j; k++) s -= f[i * l + k]! * f[j * l + k]!;
+      f[i * l + j] = s / djj;
+    }
+  }
+  return f;
+}
+
+/** Inverse of the lower-triangular l×l `f` (row-major). */
+function lowerInverse(f: Float64Array, l: number): Float64Array {
+  const inv = new Float64Array(l * l);
+  for (let j = 0; j < l; j++) {
+    inv[j * l + j] = 1 / f[j * l + j]!;
+    for (let i = j + 1; i < l; i++) {
+      let s = 0;
+      for (let k = j; k < i; k++) s += f[i * l + k]! * inv[k * l + j]!;
+      inv[i * l + j] = -s / f[i * l + i]!;
+    }
+  }
+  return inv;
+}
+
+/**
+ * LQ of the l×c block `b` (rows ≥ l): b = lower·vh with vh having orthonormal rows. Uses CholeskyQR2 (two
+ * rounds of Cholesky on the l×l Gram matrix, all heavy work in the matrix kernels) when b is well
+ * conditioned enough for it to be accurate — checked on the second round's Gram matrix — and Householder LQ
+ * otherwise (rank-deficient or ill-conditioned blocks). `b` is destroyed.
+ */
+function lqRows(b: Float64Array, l: number, c: number): { lower: Float64Array; vh: Float64Array } {
+  const g1 = new Float64Array(l * l);
+  gemmTransBAccumulate(l, l, c, b, b, g1, true);
+  const r1 = cholesky(g1, l);
+  if (r1) {
+    const v1 = new Float64Array(l * c);
+    gemmAccumulate(l, c, l, lowerInverse(r1, l), l, 1, b, v1);
+    const g2 = new Float64Array(l * l);
+    gemmTransBAccumulate(l, l, c, v1, v1, g2, true);
+    let defect = 0;
+    for (let i = 0; i < l; i++) for (let j = 0; j < l; j++) defect = Math.max(defect, Math.abs(g2[i * l + j]! - (i === j ? 1 : 0)));
+    const r2 = defect < 0.1 ? cholesky(g2, l) : undefined;
+    if (r2) {
+      const vh = new Float64Array(l * c);
+      gemmAccumulate(l, c, l, lowerInverse(r2, l), l, 1, v1, vh);
+      const lower = new Float64Array(l * l);
+      gemmAccumulate(l, l, l, r1, l, 1, r2, lower);
+      return { lower, vh };
+    }
+  }
+  const vh = new Float64Array(l * c);
+  lqInPlace(b, l, c, l, vh);
+  const lower = new Float64Array(l * l);
+  for (let i = 0; i < l; i++) for (let j = 0; j <= i; j++) lower[i * l + j] = b[i * c + j]!;
+  return { lower, vh };
 }
 
 /**
