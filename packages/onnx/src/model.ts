@@ -418,7 +418,14 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   }
   if (!proto.graph) throw new OnnxFormatError(`"${label}" is not a valid ONNX model: it has no graph`, { file: label });
   const model = new OnnxModel(proto, { sourcePath, baseDir, label });
-  for (const t of model.allTensors()) {
+  let tensors: TensorProto[];
+  try {
+    tensors = model.allTensors();
+  } catch (e) {
+    // pathologically deep subgraph nesting
+    throw new OnnxFormatError(`"${label}" cannot be walked: ${(e as Error).message}`, { file: label });
+  }
+  for (const t of tensors) {
     if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) {
       model.externalSources.set(t, resolveExternal(t, baseDir, label));
     } else if (t.dataLocation !== TensorProto_DataLocation.DEFAULT) {

@@ -163,4 +163,48 @@ describe('fuzz: mutated and truncated model files', () => {
     }
     expect(rejected).toBe(4);
   });
+
+  it('deeply nested subgraphs end in a typed error or a valid model', () => {
+    const dir = tmpDir('gradmax-fuzz-deep-');
+    const varint = (n: number) => {
+      const out: number[] = [];
+      while (n > 0x7f) {
+        out.push((n & 0x7f) | 0x80);
+        n >>>= 7;
+      }
+      out.push(n);
+      return out;
+    };
+    const str = (t: string) => Array.from(new TextEncoder().encode(t));
+    const vlen = (n: number) => varint(n).length;
+    const ifName = [(4 << 3) | 2, 2, ...str('If')];
+    const attrName = [(1 << 3) | 2, 11, ...str('then_branch')];
+    for (const depth of [100, 3000, 20000]) {
+      // GraphProto { node: [ NodeProto { op_type: "If", attribute: [ { name: "then_branch", type: GRAPH, g: <inner> } ] } ] },
+      // written outside-in with precomputed lengths
+      const G = new Array<number>(depth + 1).fill(0);
+      const A = new Array<number>(depth + 1).fill(0);
+      const N = new Array<number>(depth + 1).fill(0);
+      for (let d = 1; d <= depth; d++) {
+        A[d] = attrName.length + 2 + 1 + vlen(G[d - 1]!) + G[d - 1]!;
+        N[d] = ifName.length + 1 + vlen(A[d]!) + A[d]!;
+        G[d] = 1 + vlen(N[d]!) + N[d]!;
+      }
+      const graph: number[] = [];
+      for (let d = depth; d >= 1; d--) {
+        graph.push((1 << 3) | 2, ...varint(N[d]!), ...ifName, (5 << 3) | 2, ...varint(A[d]!), ...attrName, 20 << 3, 5, (6 << 3) | 2, ...varint(G[d - 1]!));
+      }
+      expect(graph.length).toBe(G[depth]);
+      const model = Uint8Array.from([(1 << 3) | 0, 8, (7 << 3) | 2, ...varint(graph.length), ...graph]);
+      const file = path.join(dir, `deep${depth}.onnx`);
+      fs.writeFileSync(file, model);
+      try {
+        const m = loadModel(file);
+        findSites(m);
+        serializeModel(m);
+      } catch (e) {
+        expect(e, `depth ${depth}`).toBeInstanceOf(GradmaxError);
+      }
+    }
+  });
 });
