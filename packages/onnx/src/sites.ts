@@ -225,7 +225,6 @@ export function findSites(model: OnnxModel): OnnxSite[] {
       continue;
     }
     if (!isDefaultDomain(node) || !LAYERS.has(node.opType)) continue;
-    if (node.opType === 'Conv' && isDepthwiseLike(model, node)) continue; // depthwise convs are in-between ops, not layers
     push(analyseSite(model, node, shapes));
   }
   return sites;
@@ -387,6 +386,9 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
     const w = storedWeight(model, l1, 1, 'weight W');
     const dims = tensorDims(w.tensor);
     const group = attrInt(l1, 'group', 1);
+    if (group !== 1 && isDepthwiseLike(model, l1)) {
+      refuse(`Conv "${label}" is a depthwise conv (group=${group}); it cannot be the grown layer, but it gains centre-delta channels when the conv before it grows`);
+    }
     if (group !== 1) refuse(`Conv "${label}" is a grouped conv (group=${group}); grouped convs cannot be the grown layer`);
     if (dims.length !== 4) refuse(`Conv "${label}": weight has shape [${dims.join(', ')}]; only 2-D convolutions (OIHW weights) are supported`);
     const dil = attrInts(l1, 'dilations') ?? [1, 1];

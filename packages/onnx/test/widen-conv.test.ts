@@ -60,6 +60,7 @@ describe('Conv -> Conv', () => {
     expect(site.growable, site.reason).toBe(true);
     expect(site.exactGeometry).toBe(false);
     expect(site.between.map((o) => o.opType)).toEqual(['Relu', 'Conv', 'BatchNormalization', 'Relu', 'MaxPool', 'Pad', 'AveragePool']);
+    expect(findSites(model).find((s) => s.current === 'dw')!.reason).toMatch(/depthwise conv \(group=4\); it cannot be the grown layer/);
     const file = saveTemp(model);
     for (const kind of KINDS) await growAndCheck(file, 'conv1', 2, kind);
   });
