@@ -50,8 +50,8 @@ export async function main({ dir = mkdtempSync(path.join(os.tmpdir(), 'gradmax-o
 
   const model = loadModel(original);
   const sites = findSites(model);
-  log(`growable sites: ${sites.map((s) => `${s.name} (${s.units} units)`).join(', ')}`);
-  const site = sites[0].name;
+  for (const s of sites) log(s.growable ? `growable site ${s.name}: ${s.pattern}, ${s.units} units` : `not growable: ${s.name} (${s.reason})`);
+  const site = sites.find((s) => s.growable).name;
 
   // A regression batch: random inputs and targets. The probe turns the model into one that also outputs Σ g hᵀ.
   const n = 256;
