@@ -337,6 +337,15 @@ export function topSymmetricEigen(a: Float64Array, n: number, l: number, rng: Rn
     }
   }
   // Back-transform: x = H_{n−1}···H_1·y (apply H_1 first).
+  const ws = n >= 16 ? wasmWorkspace(n * n + l * n) : undefined;
+  if (ws) {
+    const { heap, kernels } = ws;
+    heap.set(a.subarray(0, n * n), 0);
+    heap.set(y, n * n);
+    for (let i = 1; i < n; i++) if (tau[i] !== 0) kernels.refl(i * n * 8, i, tau[i]!, n * n * 8, n * 8, l);
+    y.set(heap.subarray(n * n, n * n + l * n));
+    return { values, vectors: y };
+  }
   for (let i = 1; i < n; i++) {
     const t = tau[i]!;
     if (t === 0) continue;

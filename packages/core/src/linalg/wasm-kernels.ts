@@ -17,6 +17,7 @@ export interface Kernels {
   ax_4_1: (...args: number[]) => void;
   ax_1_1: (...args: number[]) => void;
   trid: (...args: number[]) => void;
+  refl: (...args: number[]) => void;
 }
 
 /** The slice of the WebAssembly JS API used here (declared locally: the build has no DOM typings). */
@@ -96,8 +97,8 @@ export function wasmWorkspace(doubles: number): { heap: Float64Array; kernels: K
   return { heap: new Float64Array(inst.memory.buffer), kernels: inst.kernels };
 }
 
-const P_BLOCK = 256;
-const R_BLOCK = 128;
+const P_BLOCK = 512;
+const R_BLOCK = 256;
 
 /**
  * c (m×n) += a·bᵀ with a m×p and b n×p (row-major), or the symmetric Gram a·aᵀ (upper-triangle tiles only,
