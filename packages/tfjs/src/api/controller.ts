@@ -19,8 +19,8 @@ export interface GrowthControllerOptions {
   /** Options for a strategy given by name. */
   strategyOptions?: Record<string, unknown>;
   /**
-   * Grow batch (or a function returning a fresh one per event). When absent, {@link GrowthController.step} uses its
-   * training batch and {@link GrowthController.maybeGrow} needs one passed in.
+   * Grow batch (or a function returning a fresh one per event; the controller disposes those after use). When absent,
+   * {@link GrowthController.step} uses its training batch and {@link GrowthController.maybeGrow} needs one passed in.
    */
   growBatch?: Batch | (() => Batch);
   /** Loss for statistics; default: the model's compiled loss. */

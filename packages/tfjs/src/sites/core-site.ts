@@ -30,8 +30,11 @@ export function outputShapeOf(layer: AnyLayer): (number | null)[] {
 
 /** Layers of a site, resolved in `model`. */
 export interface SiteLayers {
+  /** The layer gaining units. */
   current: AnyLayer;
+  /** The layer consuming them. */
   next: AnyLayer;
+  /** Layers in between, in forward order. */
   between: AnyLayer[];
 }
 

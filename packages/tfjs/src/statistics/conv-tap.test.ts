@@ -3,8 +3,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeConvPairGeometry, tapScatterKernel, tapScatterKernelShape } from '@gradmax/core';
 import { naiveTapScatter } from '@gradmax/core/reference';
-import { tapScatter } from './conv-tap.js';
-import { convPatches } from './patches.js';
+import { applyBlockRoutingByOps, tapScatter, tapScatterByOps } from './conv-tap.js';
+import { blockRoutingJs } from './js-kernels.js';
+import { convPatches, convPatchesByConv, convPatchesBySlices } from './patches.js';
 
 function random(shape: number[], seed: number): tf.Tensor {
   return tf.randomUniform(shape, -1, 1, 'float32', seed);
@@ -29,6 +30,9 @@ describe('tap scatter and patches (internal kernels of the conv statistics)', ()
       const [h2, w2] = geometry.outputSize;
       const g = random([2, h2, w2, 3], h + k + s) as tf.Tensor4D;
       const ours = tapScatter(g, [k, k], [s, s], pad, [h, h]);
+      const byOps = tapScatterByOps(g, [k, k], [s, s], pad, [h, h]);
+      expect(Array.from(byOps.dataSync())).toEqual(Array.from(ours.dataSync()));
+      byOps.dispose();
       const shape = tapScatterKernelShape(geometry);
       const viaTranspose = tf.conv2dTranspose(g, tf.tensor4d(tapScatterKernel(geometry), shape), [2, h, h, shape[2]], s, pad);
       expect(ours.shape).toEqual(viaTranspose.shape);
@@ -38,6 +42,34 @@ describe('tap scatter and patches (internal kernels of the conv statistics)', ()
       tf.dispose([g, ours, viaTranspose]);
     });
   }
+
+  it('the three patch formulations agree exactly', () => {
+    const x = random([2, 9, 7, 3], 3) as tf.Tensor4D;
+    for (const [k, s, pad] of [[[3, 3], [1, 1], 'same'], [[3, 2], [2, 2], 'same'], [[2, 3], [2, 1], 'valid']] as const) {
+      const a = convPatches(x, [...k], [...s], pad);
+      const b = convPatchesBySlices(x, [...k], [...s], pad);
+      const c = convPatchesByConv(x, [...k], [...s], pad);
+      expect(a.shape).toEqual(b.shape);
+      expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+      const cd = c.dataSync();
+      const ad = a.dataSync();
+      for (let i = 0; i < ad.length; i++) expect(Math.abs(cd[i]! - ad[i]!)).toBeLessThan(1e-6);
+      tf.dispose([a, b, c]);
+    }
+    x.dispose();
+  });
+
+  it('block routing: loops and tensor ops agree (max-pool mask and average-pool weights, remainder rows)', () => {
+    const t = random([2, 3, 3, 5], 4) as tf.Tensor4D;
+    for (const mask of [Float32Array.from([0, 0, 1, 0]), Float32Array.from([0.25, 0.25, 0.25, 0.25])]) {
+      const routing = { stride: [2, 2] as [number, number], mask, size: [7, 6] as [number, number] };
+      const a = blockRoutingJs(t, routing.stride, mask, routing.size);
+      const b = applyBlockRoutingByOps(t, routing);
+      expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+      tf.dispose([a, b]);
+    }
+    t.dispose();
+  });
 
   it('patches · kernel = conv2d (stride 2, same, asymmetric padding)', () => {
     const x = random([2, 8, 7, 3], 1) as tf.Tensor4D;

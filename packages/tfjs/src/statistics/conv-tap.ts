@@ -9,6 +9,7 @@ import { ShapeMismatchError } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
 import { hasSpatialBetween, inputShapeOf, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
+import { blockRoutingJs, tapScatterJs } from './js-kernels.js';
 import { convPatches } from './patches.js';
 
 type Config = Record<string, unknown>;
@@ -123,6 +124,11 @@ export function blockRouting(model: tfl.LayersModel, site: TfjsGrowthSite, routi
 
 /** Applies a {@link BlockRouting} to `t` `[B, Hn, Wn, F]`, giving `[B, H1·W1, F]` (reshapes and one multiply). */
 export function applyBlockRouting(t: tf.Tensor4D, routing: BlockRouting): tf.Tensor3D {
+  return tf.getBackend() === 'cpu' ? blockRoutingJs(t, routing.stride, routing.mask, routing.size) : applyBlockRoutingByOps(t, routing);
+}
+
+/** {@link applyBlockRouting} with tensor ops (one zero-interleaving pad per non-zero mask entry). */
+export function applyBlockRoutingByOps(t: tf.Tensor4D, routing: BlockRouting): tf.Tensor3D {
   return tf.tidy(() => {
     const [B, hn, wn, F] = t.shape;
     const [sr, sc] = routing.stride;
@@ -152,6 +158,11 @@ export function applyBlockRouting(t: tf.Tensor4D, routing: BlockRouting): tf.Ten
  * core's one-hot `tapScatterKernel`, built from a zero-interleaving reshape and shifted slices (no dense conv work).
  */
 export function tapScatter(g: tf.Tensor4D, kernel: [number, number], strides: [number, number], padding: 'valid' | 'same', inputSize: [number, number]): tf.Tensor4D {
+  return tf.getBackend() === 'cpu' ? tapScatterJs(g, kernel, strides, padding, inputSize) : tapScatterByOps(g, kernel, strides, padding, inputSize);
+}
+
+/** {@link tapScatter} with tensor ops (zero-interleaving reshape, pads, slices, one concat). */
+export function tapScatterByOps(g: tf.Tensor4D, kernel: [number, number], strides: [number, number], padding: 'valid' | 'same', inputSize: [number, number]): tf.Tensor4D {
   return tf.tidy(() => {
     const [B, h2, w2, m2] = g.shape;
     const [sh, sw] = strides;
