@@ -477,6 +477,11 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
     if (NORMALISATIONS.has(op)) refuse(`${op} "${nl}" normalises over channels; adding channels would change the existing ones`);
     if (op === 'InstanceNormalization') refuse(`InstanceNormalization "${nl}" is not supported between grown layers`);
     if (op === 'Concat') refuse(`Concat "${nl}" joins the widened channels with other tensors; it cannot widen`);
+    if (op === 'Shape' && shapeReadsOnlyOtherDims(model, node, rv.axis, rv.rank)) {
+      // e.g. x.view(x.size(0), -1): only the batch (or another non-channel) dim is read, which widening keeps
+      site.between.push({ node: nl, opType: op, effect: 'reads non-channel dims only' });
+      continue;
+    }
     if (op === 'Shape' || op === 'Size') refuse(`${op} "${nl}" reads the shape of the widened tensor`);
     if (REDUCES.has(op)) {
       const axes = attrInts(node, 'axes') ?? (node.input[1] ? Array.from(model.readNumbers(model.weight(node.input[1])?.tensor ?? refuse(`${op} "${nl}": axes are computed at run time`))) : undefined);
@@ -564,13 +569,16 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
         } else {
           if (regionInputs[0]!.idx !== 0) refuse(`Reshape "${nl}": the widened tensor is its shape input`);
           const sw = model.weight(node.input[1] ?? '');
-          if (!sw) refuse(`Reshape "${nl}": target shape is computed at run time`);
-          const target = Array.from(model.readNumbers(sw!.tensor));
+          const target = sw ? Array.from(model.readNumbers(sw.tensor)) : dynamicTarget(model, node.input[1] ?? '', regionInputs[0]!.n);
+          if (!target) refuse(`Reshape "${nl}": target shape is computed at run time`);
           const flat = units * (h as number) * (wdt as number);
-          if (target.length !== 2 || !(target[0] === 0 || target[0] === -1 || target[0] === xs?.[0]) || !(target[1] === -1 || target[1] === flat) || (target[0] === -1 && target[1] === -1)) {
-            refuse(`Reshape "${nl}" to [${target.join(', ')}] does not flatten (C, H, W) into one axis`);
+          if (target!.length !== 2 || !(target![0] === 0 || target![0] === -1 || target![0] === xs?.[0]) || !(target![1] === -1 || target![1] === flat) || (target![0] === -1 && target![1] === -1)) {
+            refuse(`Reshape "${nl}" to [${target!.join(', ')}] does not flatten (C, H, W) into one axis`);
           }
-          if (target[1] === flat) reshapes.push({ node, weight: sw! });
+          if (target![1] === flat) {
+            if (!sw) refuse(`Reshape "${nl}": computed target with a fixed flattened size`);
+            reshapes.push({ node, weight: sw! });
+          }
         }
         outRank = 2;
         outAxis = 1;
@@ -788,6 +796,55 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
     exactGeometry: exact,
     dataType,
   };
+}
+
+/** True when a Shape node's output only feeds Gathers of constant indices that avoid the channel axis. */
+function shapeReadsOnlyOtherDims(model: OnnxModel, shape: NodeProto, axis: number, rank: number): boolean {
+  const start = attrInt(shape, 'start', 0);
+  const end = attr(shape, 'end') ? attrInt(shape, 'end', rank) : rank;
+  const lo = start < 0 ? start + rank : start;
+  const hi = end < 0 ? end + rank : Math.min(end, rank);
+  if (axis < lo || axis >= hi) return true; // the channel axis is not even read
+  const out = shape.output[0];
+  if (!out || model.indexes.outputs.has(out)) return false;
+  const users = model.consumersOf(out);
+  if (!users.length) return true;
+  return users.every((g) => {
+    if (g.opType !== 'Gather' || g.input[0] !== out || attrInt(g, 'axis', 0) !== 0) return false;
+    const idx = model.weight(g.input[1] ?? '');
+    if (!idx) return false;
+    const values = Array.from(model.readNumbers(idx.tensor)).map((v) => (v < 0 ? v + (hi - lo) : v) + lo);
+    return values.every((v) => v !== axis);
+  });
+}
+
+/**
+ * Resolves a Reshape target computed as Concat(axis 0) of constants and Unsqueeze(Gather(Shape(x), i)) parts, the
+ * pattern of `x.view(x.size(0), -1)`. Dims copied from the reshaped value itself become 0 ("copy"). Undefined when
+ * the pattern does not match.
+ */
+function dynamicTarget(model: OnnxModel, name: string, input: string): number[] | undefined {
+  const concat = model.producerOf(name);
+  if (!concat || concat.opType !== 'Concat' || attrInt(concat, 'axis', 0) !== 0) return undefined;
+  const out: number[] = [];
+  for (const part of concat.input) {
+    const w = model.weight(part);
+    if (w) {
+      out.push(...Array.from(model.readNumbers(w.tensor)));
+      continue;
+    }
+    let p = model.producerOf(part);
+    if (p?.opType === 'Unsqueeze') p = model.producerOf(p.input[0] ?? '');
+    if (!p || p.opType !== 'Gather') return undefined;
+    const shape = model.producerOf(p.input[0] ?? '');
+    const idx = model.weight(p.input[1] ?? '');
+    if (!shape || shape.opType !== 'Shape' || shape.input[0] !== input || !idx || attrInt(shape, 'start', 0) !== 0) return undefined;
+    const values = Array.from(model.readNumbers(idx.tensor));
+    if (values.length !== 1) return undefined;
+    if (values[0] !== out.length) return undefined; // only "copy the same dim" is understood
+    out.push(0);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

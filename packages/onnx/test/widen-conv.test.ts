@@ -143,4 +143,34 @@ describe('Conv -> ... -> Flatten/Reshape -> Gemm/MatMul', () => {
     const file = saveTemp(b.model());
     for (const kind of KINDS) await growAndCheck(file, 'conv1', 2, kind, { fp16: true });
   });
+
+  it('x.view(x.size(0), -1): Reshape with a target computed from Shape/Gather/Unsqueeze/Concat', async () => {
+    const b = new GraphBuilder(new Rng(28));
+    const x = b.input('x', ['N', 2, 4, 4]);
+    const c1 = b.op('Conv', [x, b.weight([3, 2, 3, 3]), b.weight([3])], { pads: [1, 1, 1, 1] }, 1, 'conv1');
+    const r = b.op('Relu', [c1]);
+    const shp = b.op('Shape', [r], {}, 1, 'shape');
+    const n = b.op('Gather', [shp, b.int64([0])], { axis: 0 });
+    const target = b.op('Concat', [n, b.int64([-1])], { axis: 0 });
+    const flat = b.op('Reshape', [r, target]);
+    const y = b.op('Gemm', [flat, b.weight([48, 3])], {}, 1, 'fc');
+    b.output(y, ['N', 3]);
+    const model = b.model();
+    const site = findSites(model).find((s) => s.current === 'conv1')!;
+    expect(site.growable, site.reason).toBe(true);
+    expect(site.between.find((o) => o.opType === 'Shape')?.effect).toBe('reads non-channel dims only');
+    const file = saveTemp(model);
+    for (const kind of KINDS) await growAndCheck(file, 'conv1', 2, kind);
+  });
+
+  it('a Shape that reads the channel dim is refused', () => {
+    const b = new GraphBuilder(new Rng(29));
+    const x = b.input('x', ['N', 2, 4, 4]);
+    const c1 = b.op('Conv', [x, b.weight([3, 2, 3, 3])], {}, 1, 'conv1');
+    const shp = b.op('Shape', [c1], {}, 1, 'shape');
+    const c = b.op('Gather', [shp, b.int64([1])], { axis: 0 });
+    const flat = b.op('Reshape', [c1, b.op('Concat', [c, b.int64([-1])], { axis: 0 })]);
+    b.output(b.op('MatMul', [flat, b.weight([8, 3])], {}, 1, 'fc'));
+    expect(findSites(b.model()).find((s) => s.current === 'conv1')!.reason).toMatch(/Shape "shape" reads the shape of the widened tensor/);
+  });
 });
