@@ -5,14 +5,19 @@ import { InvalidArgumentError } from '@gradmax/core';
 
 /** One cell of the grid. */
 export interface GridCell {
+  /** Task name. */
   task: string;
+  /** Arm name. */
   arm: string;
+  /** Seed. */
   seed: number;
 }
 
 /** A shard: `index` in [0, count). */
 export interface Shard {
+  /** This shard, 0-based. */
   index: number;
+  /** Number of shards. */
   count: number;
 }
 

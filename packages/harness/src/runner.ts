@@ -53,13 +53,21 @@ export type RunnerEvent =
 
 /** What {@link runBenchmark} did. */
 export interface RunSummary {
+  /** Backend used by every run. */
   backend: BackendInfo;
+  /** Cells in the grid (or shard). */
   total: number;
+  /** Cells skipped because an `ok` result existed. */
   skipped: number;
+  /** Runs that succeeded. */
   ok: number;
+  /** Runs that failed. */
   failed: number;
+  /** Result files of this grid (written or skipped). */
   files: string[];
+  /** Failed cells with their errors. */
   failures: { cell: GridCell; error: string }[];
+  /** Wall time of the whole call, ms. */
   wallMs: number;
 }
 

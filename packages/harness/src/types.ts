@@ -22,7 +22,9 @@ export interface BackendInfo {
 
 /** A named series of (step, value) points. */
 export interface Curve {
+  /** Steps, ascending. */
   step: number[];
+  /** Values at those steps. */
   value: number[];
 }
 
@@ -132,9 +134,13 @@ export interface RunResult extends Partial<TaskOutput> {
   status: 'ok' | 'failed';
   /** Stable id: task, arm, seed, backend and config hash. */
   id: string;
+  /** Task name. */
   task: string;
+  /** Arm: a strategy, `small`, `big` or an analysis arm. */
   arm: string;
+  /** Seed of the run. */
   seed: number;
+  /** Backend that ran it. */
   backend: BackendInfo;
   /** Short hash of the resolved task config (runs with different configs are reported separately). */
   configHash: string;
@@ -144,10 +150,13 @@ export interface RunResult extends Partial<TaskOutput> {
   versions: Record<string, string>;
   /** Host facts. */
   host: { platform: string; arch: string; cpus: number; cpuModel: string; node: string };
+  /** Wall-clock split (successful runs). */
   timings?: Timings;
   /** Error message of a failed run. */
   error?: string;
+  /** ISO time the run started. */
   startedAt: string;
+  /** ISO time the run ended. */
   finishedAt: string;
 }
 

@@ -14,9 +14,13 @@ import { NOTEBOOK_PROVENANCE, NOTEBOOK_TEACHER_STUDENT } from './reference.js';
 export interface ReportGroup {
   /** Stable key used in file names: `task-backend-confighash`. */
   key: string;
+  /** Task name. */
   task: string;
+  /** Backend of every result in the group. */
   backend: RunResult['backend'];
+  /** Config hash of every result in the group. */
   configHash: string;
+  /** The resolved config. */
   config: Record<string, unknown>;
   /** Successful results, sorted by arm then seed. */
   results: RunResult[];
@@ -30,6 +34,7 @@ export interface BuiltReport {
   svgs: Record<string, string>;
   /** Plain-text summary tables for the terminal. */
   summary: string;
+  /** The (task, backend, config) groups, in report order. */
   groups: ReportGroup[];
   /** Failed runs (listed in the report, not averaged). */
   failed: RunResult[];

@@ -5,8 +5,11 @@
 
 /** One line of a {@link lineChart}. */
 export interface LineSeries {
+  /** Legend label. */
   name: string;
+  /** x values. */
   x: number[];
+  /** y values (same length as x). */
   y: number[];
   /** Optional band half-width (e.g. std) per point. */
   band?: number[];
@@ -14,9 +17,13 @@ export interface LineSeries {
 
 /** Options of {@link lineChart}. */
 export interface LineChartOptions {
+  /** Chart title. */
   title: string;
+  /** x-axis label. */
   xLabel: string;
+  /** y-axis label. */
   yLabel: string;
+  /** The lines. */
   series: LineSeries[];
   /** Logarithmic y axis (non-positive values are clipped). */
   logY?: boolean;
@@ -24,7 +31,9 @@ export interface LineChartOptions {
   markers?: boolean;
   /** Vertical dashed lines (e.g. growth steps). */
   vlines?: number[];
+  /** Width in pixels (default 760). */
   width?: number;
+  /** Height in pixels (default 440). */
   height?: number;
   /** Maximum points drawn per series (evenly subsampled; default 400). */
   maxPoints?: number;
@@ -172,14 +181,19 @@ export function lineChart(options: LineChartOptions): string {
 
 /** Options of {@link barChart}. */
 export interface BarChartOptions {
+  /** Chart title. */
   title: string;
+  /** x-axis label. */
   xLabel: string;
+  /** y-axis label. */
   yLabel: string;
   /** Group labels along x (e.g. "growth 1"). */
   groups: string[];
   /** One series per bar colour; `values[g]` and optional `errors[g]` per group (NaN = no bar). */
   series: { name: string; values: number[]; errors?: number[] }[];
+  /** Width in pixels (default 760). */
   width?: number;
+  /** Height in pixels (default 440). */
   height?: number;
 }
 

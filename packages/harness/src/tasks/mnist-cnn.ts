@@ -22,17 +22,29 @@ export interface MnistCnnConfig {
   dense: number;
   /** Start width as a fraction of the full widths (the `small` baseline). */
   startFraction: number;
+  /** Number of growth events. */
   growTimes: number;
+  /** First growth step. */
   growStart: number;
+  /** Steps between growth events. */
   growEvery: number;
+  /** Total training steps. */
   steps: number;
+  /** Minibatch size. */
   batch: number;
+  /** Grow-batch size (a fresh random batch per event). */
   growBatch: number;
+  /** SGD learning rate. */
   learningRate: number;
+  /** SGD momentum. */
   momentum: number;
+  /** Training examples used (≤ 60000). */
   trainSize: number;
+  /** Test examples used (≤ 10000). */
   testSize: number;
+  /** Evaluate on the test set every this many steps (and at the end). */
   evalEvery: number;
+  /** Record the minibatch loss every this many steps. */
   logEvery: number;
   /** Outgoing-norm multiplier for strategies taking `scale`. */
   scale: number;
