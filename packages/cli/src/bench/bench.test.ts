@@ -104,3 +104,34 @@ describe('gradmax bench: help, list, run and report', () => {
     expect(rep.err).toContain('no successful results');
   });
 });
+
+describe('bench progress output', () => {
+  const cell = { task: 't', arm: 'gradmax', seed: 3 };
+  it('prints one plain line per finished run when not on a TTY', async () => {
+    const { createProgress } = await import('./progress.js');
+    let text = '';
+    const p = createProgress({ write: (t: string) => (text += t) }, { tty: false });
+    p.start(2);
+    p.event({ type: 'start', cell, worker: 1 });
+    p.event({ type: 'progress', cell, fraction: 0.5 });
+    p.event({ type: 'done', cell, file: 'f', status: 'ok', totalMs: 1500 });
+    p.event({ type: 'done', cell: { ...cell, seed: 4 }, file: '', status: 'failed', error: 'boom' });
+    p.finish();
+    expect(text).toBe('[1/2] ok t/gradmax/seed 3 (1.5 s)\n[2/2] FAILED t/gradmax/seed 4: boom\n');
+  });
+
+  it('redraws one line on a TTY', async () => {
+    const { createProgress } = await import('./progress.js');
+    let text = '';
+    const p = createProgress({ write: (t: string) => (text += t) }, { tty: true, width: 4 });
+    p.start(2);
+    p.event({ type: 'start', cell, worker: 1 });
+    p.event({ type: 'progress', cell, fraction: 0.5 });
+    p.event({ type: 'done', cell, file: 'f', status: 'ok', totalMs: 10 });
+    p.finish();
+    expect(text).toContain('\r\x1b[2K[....] 0/2 · t/gradmax/seed 3 50%');
+    expect(text).toContain('\r\x1b[2K[##..] 1/2');
+    expect(text.endsWith('\n')).toBe(true);
+    expect(text.split('\n')).toHaveLength(2);
+  });
+});
