@@ -172,8 +172,10 @@ function buildGroup(g: ReportGroup): GroupSection {
   const summary = `${g.task} · backend ${g.backend.name} · config ${g.configHash} · seeds ${seedList(g.results)}\n${textTable(header, rows)}`;
 
   // Loss curves.
+  // Analysis arms (e.g. growth-gain, which follows the Random trajectory) are left out of the curves.
+  const analysis = new Set(task?.analysisArms ?? ['growth-gain']);
   const lossSeries = training
-    .filter(([, rs]) => rs.every((r) => r.curves?.trainLoss))
+    .filter(([arm, rs]) => !analysis.has(arm) && rs.every((r) => r.curves?.trainLoss))
     .map(([arm, rs]) => {
       const agg = aggregateCurves(rs.map((r) => r.curves!.trainLoss!));
       return { name: arm, x: agg.step, y: agg.mean, band: agg.std };
@@ -209,7 +211,7 @@ function buildGroup(g: ReportGroup): GroupSection {
     const ends = [...growthSteps.slice(1), Infinity];
     const prow: string[][] = [];
     for (const [arm, rs] of training) {
-      if (!rs.every((r) => r.curves?.trainLoss)) continue;
+      if (analysis.has(arm) || !rs.every((r) => r.curves?.trainLoss)) continue;
       prow.push([arm, ...growthSteps.map((s, i) => meanStd(rs.map((r) => windowMean(r.curves!.trainLoss!, s, ends[i]!))))]);
     }
     md.push('### Mean training loss after each growth (until the next growth; mean ± std over seeds)');
