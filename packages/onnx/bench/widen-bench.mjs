@@ -21,11 +21,15 @@ async function child(file, out) {
   const t0 = performance.now();
   const model = onnx.loadModel(file);
   const site = onnx.findSites(model).find((s) => s.growable);
-  const gs = onnx.growthSite(model, site);
-  const k = 16;
-  const outgoing = Matrix.zeros(gs.fanOut, k);
-  for (let i = 0; i < outgoing.data.length; i++) outgoing.data[i] = Math.sin(i) * 0.01;
-  onnx.widen(model, [{ site: site.name, newUnits: { incoming: Matrix.zeros(k, gs.fanIn), incomingBias: new Float64Array(k), outgoing, report: { strategy: 'bench', site: site.name, count: k, notes: [] } } }]);
+  // As growModel does: read the site's weights (what a strategy sees), build the new units, then widen.
+  const newUnits = (() => {
+    const gs = onnx.growthSite(model, site);
+    const k = 16;
+    const outgoing = Matrix.zeros(gs.fanOut, k);
+    for (let i = 0; i < outgoing.data.length; i++) outgoing.data[i] = Math.sin(i) * 0.01;
+    return { incoming: Matrix.zeros(k, gs.fanIn), incomingBias: new Float64Array(k), outgoing, report: { strategy: 'bench', site: site.name, count: k, notes: [] } };
+  })();
+  onnx.widen(model, [{ site: site.name, newUnits }]);
   onnx.saveModel(model, out);
   const seconds = (performance.now() - t0) / 1000;
   const peakRss = process.resourceUsage().maxRSS * 1024;

@@ -52,7 +52,7 @@ export function growModel(model: OnnxModel, requests: readonly GrowRequest[], op
     }
     const request = { site: gs, count: req.count, rng: rng.fork(site.name), ...(req.statistics ? { statistics: req.statistics } : {}) };
     const newUnits = strategy.grow(request);
-    const [res] = widen(model, [{ site: site.name, newUnits }]);
+    const [res] = widen(model, [{ site, newUnits }]);
     out.push({ ...res!, strategy: strategy.name, functionPreserving: strategy.functionPreserving, newUnits });
   }
   return out;

@@ -116,10 +116,14 @@ export class OnnxModel {
     return this.index;
   }
 
-  /** Drops cached indexes; call after editing `graph` directly. */
+  /** Drops cached indexes; call after editing `graph` directly. Also bumps {@link OnnxModel.revision}. */
   invalidate(): void {
     this.index = undefined;
+    this.revision++;
   }
+
+  /** Counter bumped by every {@link OnnxModel.invalidate}; sites found at an older revision are looked up again. */
+  revision = 0;
 
   /** The node producing `value` in the main graph, if any. */
   producerOf(value: string): NodeProto | undefined {
@@ -209,6 +213,7 @@ export class OnnxModel {
     } else {
       setTypedFieldBytes(tensor, buffer.bytes);
     }
+    this.invalidate();
   }
 
   /** A value name not used by any value, node, initializer or graph input/output in the main graph. */

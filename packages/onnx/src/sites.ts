@@ -169,6 +169,13 @@ export interface SitePlan {
 }
 
 const plans = new WeakMap<OnnxSite, SitePlan>();
+const origins = new WeakMap<OnnxSite, { model: OnnxModel; revision: number }>();
+
+/** True when `site` was found on `model` and the model has not been edited since. */
+export function isCurrentSite(model: OnnxModel, site: OnnxSite): boolean {
+  const o = origins.get(site);
+  return Boolean(o && o.model === model && o.revision === model.revision);
+}
 
 /** The internal plan of a site returned by {@link findSites} (undefined when not growable). */
 export function sitePlan(site: OnnxSite): SitePlan | undefined {
@@ -227,6 +234,7 @@ export function findSites(model: OnnxModel): OnnxSite[] {
     if (!isDefaultDomain(node) || !LAYERS.has(node.opType)) continue;
     push(analyseSite(model, node, shapes));
   }
+  for (const s of sites) origins.set(s, { model, revision: model.revision });
   return sites;
 }
 

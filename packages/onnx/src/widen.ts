@@ -11,7 +11,7 @@ import { create } from '@bufbuild/protobuf';
 import { TensorShapeProto_DimensionSchema, type NodeProto, type TensorProto } from 'onnx-buf';
 import { attr, nodeLabel } from './attributes.js';
 import { makeTensor, type OnnxModel, type WeightRef } from './model.js';
-import { findSite, findSites, incomingIndex, outgoingIndex, sitePlan, type OnnxSite, type SitePlan } from './sites.js';
+import { findSite, findSites, incomingIndex, isCurrentSite, outgoingIndex, sitePlan, type OnnxSite, type SitePlan } from './sites.js';
 import { TensorBuffer, tensorDims } from './tensor.js';
 
 /** One widening: a site (by name or as found by {@link findSites}) and the units to add. */
@@ -48,7 +48,7 @@ export function widen(model: OnnxModel, requests: readonly WidenRequest[]): Wide
   const results: WidenResult[] = [];
   for (const req of requests) {
     const name = typeof req.site === 'string' ? req.site : req.site.name;
-    const site = findSite(model, name, findSites(model));
+    const site = typeof req.site !== 'string' && isCurrentSite(model, req.site) ? req.site : findSite(model, name, findSites(model));
     results.push(widenSite(model, site, req.newUnits));
   }
   return results;
