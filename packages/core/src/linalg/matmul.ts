@@ -1,7 +1,9 @@
 /**
  * Dense matrix products on row-major float64 data: a·b, aᵀ·b and a·bᵀ, without materialising transposes.
  * The kernels are cache-blocked and register-blocked (i-k-j order with 4×4 register tiles for a·b and aᵀ·b;
- * 4×2 tiles of dot products for a·bᵀ).
+ * 4×2 tiles of dot products for a·bᵀ). Products above a small size run in an embedded WebAssembly SIMD
+ * (f64x2) version of the same kernels when the runtime supports it (Node ≥ 16, current browsers), with the
+ * TypeScript kernels as fallback; results agree to rounding (summation order differs).
  */
 import { ShapeMismatchError } from '../errors.js';
 import { Matrix } from '../matrix.js';

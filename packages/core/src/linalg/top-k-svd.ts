@@ -1,6 +1,7 @@
 /**
  * Seeded top-k singular value decomposition by block subspace iteration with Rayleigh–Ritz extraction and a
- * residual-based convergence test.
+ * residual-based convergence test. The heavy work (Gram matrix, passes over A, tridiagonalisation) runs in
+ * the cache-blocked product kernels, which use WebAssembly SIMD when available.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { Matrix } from '../matrix.js';
@@ -83,17 +84,19 @@ function residuals(a: Float64Array, r: number, c: number, ut: Float64Array, s: F
 /**
  * The k leading singular triplets of `a` (m×n): u (m×k), s (k, descending), v (n×k).
  *
- * Method: work on the wide orientation (rows ≤ cols). When the small dimension is moderate, the start
- * basis is the leading eigenvectors of the Gram matrix A·Aᵀ (a cheap, very good start); otherwise it is the
- * range of A·Ω for a seeded Gaussian Ω. Each iteration then does a Rayleigh–Ritz step on A itself (not on
- * the Gram matrix, so accuracy is not squared away): B = Qᵀ·A, LQ of B, small SVD, followed by the true
- * residual check max_i ‖A·vᵢ − σᵢ·uᵢ‖ / σ₁ ≤ tolerance; if it fails, Q ← orth(A·V) (one subspace iteration)
- * and repeat, up to `maxIterations` (then `converged: false`). When k + oversample ≥ min(m, n) the full
- * {@link svd} is used instead. Output signs follow {@link fixSigns}.
+ * Method: work on the wide orientation (rows ≤ cols). When the small dimension is moderate (see `start`),
+ * the start basis is the l = k + oversample leading eigenvectors of the Gram matrix A·Aᵀ (Householder
+ * tridiagonalisation, QL eigenvalues, inverse iteration); otherwise it is the range of A·Ω for a seeded
+ * Gaussian Ω. Each iteration then does a Rayleigh–Ritz step on A itself (not on the Gram matrix, so accuracy
+ * is not squared away): B = Qᵀ·A, LQ of B (CholeskyQR2, or Householder when B is ill-conditioned), SVD of
+ * the small factor, followed by the true residual check max_i ‖A·vᵢ − σᵢ·uᵢ‖ / σ₁ ≤ tolerance computed
+ * with A; if it fails, Q ← orth(A·V) (one subspace iteration) and repeat, up to `maxIterations` (then
+ * `converged: false`). When k + oversample ≥ min(m, n) the full {@link svd} is used instead. Output signs
+ * follow {@link fixSigns}.
  *
  * `rank` counts the returned σ above `rankTolerance` (default max(m,n)·2.2e-16·σ₁). A zero matrix gives
- * rank 0, s = 0 and still orthonormal u and v. Results depend only on (a, k, options): equal seeds give
- * bit-identical output.
+ * rank 0, s = 0 and still orthonormal u and v. Results depend only on (a, k, options): on a given runtime,
+ * equal seeds give bit-identical output (the WebAssembly and TypeScript kernels round differently).
  * @throws InvalidArgumentError when k is not an integer in [1, min(m, n)] or an option is out of range
  * @throws NonFiniteError when `a` holds NaN or ±Infinity
  */
@@ -270,11 +273,14 @@ function lqRows(b: Float64Array, l: number, c: number): { lower: Float64Array; v
 }
 
 /**
- * Whether the Gram-matrix start is expected to pay off: its cost (r²·c for A·Aᵀ plus about 5·r³ for the
- * tridiagonal eigen-solver, in matmul-flop equivalents) against about 20 subspace iterations of 4·r·c·l.
+ * Whether the Gram-matrix start is expected to pay off (in multiply-adds of the product kernels): A·Aᵀ costs
+ * r²·c/2 and the tridiagonal eigen-solver about 1.5·r³, against 2·r·c·l per subspace iteration; the Gram
+ * start converges in one iteration on well-conditioned problems whatever the spectrum, while a random start
+ * on a flat spectrum can need a hundred, so the budget allows up to 100 iterations. Beyond r = 2048 the r×r
+ * Gram matrix itself gets too large.
  */
 function useGram(r: number, c: number, l: number): boolean {
-  return r <= 2048 && r * c + 5 * r * r <= 80 * c * l;
+  return r <= 2048 && r * c / 2 + 1.5 * r * r <= 200 * c * l;
 }
 
 /** An l×r block of orthonormal rows spanning a good approximation of the leading left singular subspace. */
