@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { RELU1, setupBackend } from '@gradmax/tfjs';
 import { checkSite, crossEntropy, softmaxCrossEntropy } from './gradient-check.js';
 import { oneHotTargets, randomTensor } from './helpers.js';
-import { cnnWithBnPool, cnnWithDepthwise, mlpWithBn } from './models.js';
+import { cnnWithBnPool, cnnWithDepthwise, cnnWithGlobalPool, mlpWithBn } from './models.js';
 
 function convPair(h: number, s1: number, p1: 'valid' | 'same', s2: number, p2: 'valid' | 'same'): tfl.LayersModel {
   return tfl.sequential({
@@ -61,6 +61,18 @@ describe('gradient of the new incoming weights right after GradMax = f\'(0)·Ω�
       const loss = classes === 3 ? crossEntropy : softmaxCrossEntropy;
       checkSite(model, 'c1->c2', xs, ys, loss);
       checkSite(model, 'c2->out', xs, ys, loss);
+      model.dispose();
+      tf.dispose([xs, ys]);
+    }
+  });
+
+  it('conv→global average / max pooling→dense heads', () => {
+    for (const max of [false, true]) {
+      const model = cnnWithGlobalPool(max);
+      const xs = randomTensor([6, 6, 6, 2], 51);
+      const ys = oneHotTargets(6, 3, 52);
+      checkSite(model, 'c1->c2', xs, ys);
+      checkSite(model, 'c2->out', xs, ys);
       model.dispose();
       tf.dispose([xs, ys]);
     }

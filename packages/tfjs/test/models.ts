@@ -57,3 +57,16 @@ export function residual(): tfl.LayersModel {
   const out = tfl.layers.dense({ ...seeded(13), units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out });
 }
+
+/** [6,6,2] → c1(3×3, 4, same, relu1) → c2(3×3, 3, same, relu1) → global pooling → (dropout) → out(3, softmax). */
+export function cnnWithGlobalPool(max = false, dropout = true): tfl.LayersModel {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ ...seeded(20), inputShape: [6, 6, 2], filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c1' }),
+      tfl.layers.conv2d({ ...seeded(21), filters: 3, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c2' }),
+      max ? tfl.layers.globalMaxPooling2d({ name: 'gp' }) : tfl.layers.globalAveragePooling2d({ name: 'gp' }),
+      ...(dropout ? [tfl.layers.dropout({ rate: 0.3, name: 'drop' })] : []),
+      tfl.layers.dense({ ...seeded(22), units: 3, activation: 'softmax', name: 'out' }),
+    ],
+  });
+}

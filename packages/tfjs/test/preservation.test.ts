@@ -5,7 +5,7 @@ import '@gradmax/strategies/register';
 import { strategyCatalog } from '@gradmax/strategies';
 import { findGrowthSites, grow, setupBackend } from '@gradmax/tfjs';
 import { maxAbsDiff, oneHotTargets, outputOf, randomTensor } from './helpers.js';
-import { cnnWithBnPool, cnnWithDepthwise, mlpWithBn, residual } from './models.js';
+import { cnnWithBnPool, cnnWithDepthwise, cnnWithGlobalPool, mlpWithBn, residual } from './models.js';
 
 const preserving = strategyCatalog.filter((e) => e.functionPreserving).map((e) => e.name);
 
@@ -16,6 +16,7 @@ const cases: { name: string; build: () => tfl.LayersModel; input: number[]; clas
   { name: 'MLP with BatchNorm', build: mlpWithBn, input: [5], classes: 3, sites: ['h1->h2', 'h2->out'] },
   { name: 'CNN with BatchNorm, max pooling and a conv→flatten→dense head', build: cnnWithBnPool, input: [8, 8, 2], classes: 3, sites: ['c1->c2', 'c2->out'] },
   { name: 'CNN with depthwise conv and average pooling', build: cnnWithDepthwise, input: [7, 7, 2], classes: 2, sites: ['c1->c2', 'c2->out'], loss: logits },
+  { name: 'CNN with a global-average-pooling head', build: () => cnnWithGlobalPool(false, false), input: [6, 6, 2], classes: 3, sites: ['c1->c2', 'c2->out'] },
   { name: 'residual block', build: residual, input: [6, 6, 2], classes: 2, sites: ['a->b'], loss: logits },
 ];
 
@@ -53,7 +54,7 @@ describe('function preservation (float32, 1e-5)', () => {
           const needsSamples = strategyCatalog.find((e) => e.name === strategy)!.needs.samples;
           c.sites.forEach((site, i) => {
             const scanned = findGrowthSites(model).sites.find((s) => s.name === site)!;
-            if (needsSamples && scanned.between.some((b) => b.role === 'pool' || b.role === 'depthwise')) {
+            if (needsSamples && scanned.between.some((b) => b.role === 'pool' || b.role === 'depthwise' || b.role === 'global-pool')) {
               // Raw samples are not available through pooling/depthwise layers: a typed refusal, not a wrong answer.
               expect(() => grow(model, { site, units: 2, strategy, batch: { xs, ys }, loss: c.loss ?? 'categoricalCrossentropy' })).toThrow(/retained samples are not available/);
               return;
@@ -62,8 +63,9 @@ describe('function preservation (float32, 1e-5)', () => {
             expect(report.unitsAdded).toBe(2);
           });
           const widths = findGrowthSites(model).sites.map((s) => s.units);
-          const start = c.build === residual ? [4] : c.build === mlpWithBn ? [6, 5] : c.build === cnnWithBnPool ? [4, 3] : [3, 4];
-          expect(widths).toEqual(start.map((w, i) => (needsSamples && c.build !== mlpWithBn && i === 0 && c.build !== residual ? w : w + 2)));
+          const start = c.build === residual ? [4] : c.build === mlpWithBn ? [6, 5] : c.build === cnnWithBnPool ? [4, 3] : c.build === cnnWithDepthwise ? [3, 4] : [4, 3];
+          const refused = (i: number) => needsSamples && ((i === 0 && (c.build === cnnWithBnPool || c.build === cnnWithDepthwise)) || (i === 1 && c.sites.length === 2 && c.name.includes('global')));
+          expect(widths).toEqual(start.map((w, i) => (refused(i) ? w : w + 2)));
           expect(maxAbsDiff(outputOf(model, xs), infer)).toBeLessThan(1e-5);
           expect(maxAbsDiff(outputOf(model, xs, true), train)).toBeLessThan(1e-5);
           model.dispose();

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RELU1, findGrowthSites, setupBackend } from '@gradmax/tfjs';
-import { cnnWithBnPool, cnnWithDepthwise, residual } from './models.js';
+import { cnnWithBnPool, cnnWithDepthwise, cnnWithGlobalPool, residual } from './models.js';
 
 class Custom extends tfl.layers.Layer {
   static readonly className = 'GradmaxTestCustom';
@@ -61,5 +61,13 @@ describe('findGrowthSites', () => {
     expect(reasons['d4']).toMatch(/Concatenate/);
     expect(reasons['d5']).toMatch(/activation "softmax"/);
     expect(reasons['d6']).toMatch(/model output/);
+  });
+
+  it('conv→global pooling→(dropout)→dense is a conv-dense site', () => {
+    const scan = findGrowthSites(cnnWithGlobalPool());
+    expect(scan.sites.map((s) => [s.name, s.kind, s.between.map((b) => b.role)])).toEqual([
+      ['c1->c2', 'conv', []],
+      ['c2->out', 'conv-dense', ['global-pool', 'identity']],
+    ]);
   });
 });

@@ -51,7 +51,7 @@ export function siteLayers(model: tfl.LayersModel, site: TfjsGrowthSite): SiteLa
 
 /** True when a spatial layer (pooling, depthwise conv) sits between the two convs of a site. */
 export function hasSpatialBetween(site: TfjsGrowthSite): boolean {
-  return site.between.some((b) => b.role === 'pool' || b.role === 'depthwise');
+  return site.between.some((b) => b.role === 'pool' || b.role === 'depthwise' || b.role === 'global-pool');
 }
 
 /**
@@ -74,9 +74,8 @@ export function siteGeometry(model: tfl.LayersModel, site: TfjsGrowthSite): Conv
     padding1: (c1['padding'] ?? 'valid') as 'valid' | 'same',
   };
   if (site.kind === 'conv-dense') {
-    const flatten = site.between.find((b) => b.role === 'flatten')!;
-    const flatLayer = modelGraph(model).byName.get(flatten.name)!.layer;
-    const fs = inputShapeOf(flatLayer);
+    const flatten = site.between.find((b) => b.role === 'flatten' || b.role === 'global-pool')!;
+    const fs = flatten.role === 'flatten' ? inputShapeOf(modelGraph(model).byName.get(flatten.name)!.layer) : [null, 1, 1];
     const units = Number((next.getConfig() as Config)['units']);
     return makeConvPairGeometry({ ...common, outChannels: units, kernel2: [Number(fs[1]), Number(fs[2])], stride2: 1, padding2: 'valid' });
   }

@@ -140,6 +140,11 @@ function walk(graph: ReturnType<typeof modelGraph>, start: GraphNode): TfjsGrowt
       if (!isConv || flattened) return `Flatten "${next.name}" after a Dense layer or a second Flatten`;
       entry.role = 'flatten';
       flattened = true;
+    } else if (next.className === 'GlobalAveragePooling2D' || next.className === 'GlobalMaxPooling2D') {
+      if (!isConv || flattened) return `${next.className} "${next.name}" outside a conv path`;
+      if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return `${next.className} "${next.name}" is not channelsLast`;
+      entry.role = 'global-pool';
+      flattened = true;
     } else if (next.className === 'LayerNormalization') {
       return `LayerNormalization "${next.name}" normalises over the channel axis: appending channels changes the existing channels' outputs`;
     } else {
@@ -169,7 +174,7 @@ function composite(chain: ScalarActivation[]): TfjsGrowthSite['activation'] {
 }
 
 /**
- * Finds every growable layer pair of `model`: Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten→Dense, with
+ * Finds every growable layer pair of `model`: Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten/global pooling→Dense, with
  * Dropout, activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling allowed in between. Inner layers
  * of residual blocks grow (their output does not feed the Add); layers whose output feeds a merge layer, a model
  * output, LayerNormalization or an unknown/custom layer are listed in `notGrowable` with the reason.

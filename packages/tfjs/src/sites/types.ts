@@ -17,7 +17,9 @@ export type BetweenRole =
   /** Max or average 2-D pooling (per channel). */
   | 'pool'
   /** Flatten between the current conv and the next dense layer (HWC order: a channel maps to H·W rows). */
-  | 'flatten';
+  | 'flatten'
+  /** GlobalAveragePooling2D / GlobalMaxPooling2D before the next dense layer (a channel maps to one row). */
+  | 'global-pool';
 
 /** A layer between the current and the next layer of a site. */
 export interface BetweenLayer {
@@ -35,7 +37,7 @@ export interface BetweenLayer {
 export interface TfjsGrowthSite {
   /** `"<current>-><next>"`, e.g. `"conv1->conv2"`. */
   name: string;
-  /** `dense`: Dense→Dense; `conv`: Conv2D→Conv2D; `conv-dense`: Conv2D→…→Flatten→Dense. */
+  /** `dense`: Dense→Dense; `conv`: Conv2D→Conv2D; `conv-dense`: Conv2D→…→Flatten (or global pooling)→Dense. */
   kind: 'dense' | 'conv' | 'conv-dense';
   /** Name of the layer that gains units (Dense or Conv2D). */
   current: string;

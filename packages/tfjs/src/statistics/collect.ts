@@ -136,7 +136,7 @@ function collectChunk(
       } else if (acc.retainSamples > 0) {
         // Raw (patch, tap-gradient) samples need the naive path, exact only without spatial layers in between.
         if (hasSpatialBetween(site)) {
-          throw new UnsupportedError(`site "${site.name}": retained samples are not available for conv sites with pooling or depthwise layers in between`, { site: site.name });
+          throw new UnsupportedError(`site "${site.name}": retained samples are not available for conv sites with pooling (incl. global) or depthwise layers in between`, { site: site.name });
         }
         const g4 = site.kind === 'conv-dense' ? tf.reshape(g, [n, 1, 1, g.shape[1]!]) : g;
         (acc as ConvStatistics).accumulate({ shape: h.shape, data: h.dataSync() }, { shape: g4.shape, data: g4.dataSync() });

@@ -34,8 +34,9 @@ export function convDenseSum(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf
     const fanIn = patches.shape[2];
     const mid = outputShapeOf(current);
     const hw1 = Number(mid[1]) * Number(mid[2]);
-    const flatten = site.between.find((b) => b.role === 'flatten')!;
-    const fs = inputShapeOf(modelGraph(model).byName.get(flatten.name)!.layer);
+    const flatten = site.between.find((b) => b.role === 'flatten' || b.role === 'global-pool')!;
+    // Flatten: P = Hf·Wf positions; global pooling: a single position (the pooled map is 1×1).
+    const fs = flatten.role === 'flatten' ? inputShapeOf(modelGraph(model).byName.get(flatten.name)!.layer) : [null, 1, 1];
     const P = Number(fs[1]) * Number(fs[2]);
     // z[p, n, i] = Σ_u R[u, p] patch_n(u)[i]
     let z: tf.Tensor3D;

@@ -23,7 +23,7 @@ export function pair(v: unknown): [number, number] {
 export function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSite, t: tf.Tensor4D): tf.Tensor4D {
   const graph = modelGraph(model);
   let cur = t;
-  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise').reverse();
+  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise' || b.role === 'global-pool').reverse();
   for (const b of spatial) {
     const layer = graph.byName.get(b.name)!.layer;
     const c = layer.getConfig() as Config;
@@ -31,7 +31,10 @@ export function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSit
     const F = cur.shape[3];
     const zeros = tf.zeros([cur.shape[0], Number(s[1]), Number(s[2]), F]) as tf.Tensor4D;
     let forward: (x: tf.Tensor4D) => tf.Tensor4D;
-    if (b.role === 'pool') {
+    if (b.role === 'global-pool') {
+      // Same ops as the layers: mean / max over the spatial axes (kept as a 1×1 map here).
+      forward = b.className === 'GlobalMaxPooling2D' ? (x) => tf.max(x, [1, 2], true) : (x) => tf.mean(x, [1, 2], true);
+    } else if (b.role === 'pool') {
       const size = pair(c['poolSize'] ?? 2);
       const strides = pair(c['strides'] ?? c['poolSize'] ?? 2);
       const padding = (c['padding'] ?? 'valid') as 'valid' | 'same';

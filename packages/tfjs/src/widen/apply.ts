@@ -175,13 +175,13 @@ export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: N
   for (let b = 0; b < between.length; b++) {
     const layer = between[b]!;
     const role = site.between[b]!.role;
-    if (role === 'flatten') {
+    if (role === 'flatten' || role === 'global-pool') {
       setInputSpecAxis(layer, n1, n1 + k);
       setOutputChannels(layer, flatNew);
       continue;
     }
     setInputSpecAxis(layer, n1, n1 + k);
-    const flattenedBefore = site.between.slice(0, b).some((x) => x.role === 'flatten');
+    const flattenedBefore = site.between.slice(0, b).some((x) => x.role === 'flatten' || x.role === 'global-pool');
     setOutputChannels(layer, flattenedBefore ? flatNew : n1 + k);
   }
   if (site.kind === 'conv-dense') setInputSpecAxis(next, flatOld, flatNew);
