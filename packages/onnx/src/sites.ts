@@ -507,7 +507,7 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
       effect = 'spatial reduction';
       exact = false;
     } else if (op === 'BatchNormalization') {
-      if (regionInputs.length !== 1 || regionInputs[0]!.idx !== 0 || rv.axis !== 1 || rv.blk !== 1) refuse(`BatchNormalization "${nl}" is not applied along the widened channel axis`);
+      if (regionInputs.length !== 1 || regionInputs[0]!.idx !== 0 || rv.axis !== 1) refuse(`BatchNormalization "${nl}" is not applied along the widened channel axis`);
       if (attrInt(node, 'training_mode', 0) !== 0) refuse(`BatchNormalization "${nl}" is in training mode`);
       const eps = attrF('epsilon', 1e-5);
       const fills: ParamPlan['fill'][] = ['one', 'zero', 'zero', 'bnvar'];
@@ -515,8 +515,8 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
         const w = model.weight(node.input[k] ?? '');
         if (!w) refuse(`BatchNormalization "${nl}": parameter "${node.input[k]}" is not a stored tensor`);
         const cd = tensorDims(w!.tensor);
-        if (cd.length !== 1 || cd[0] !== units) refuse(`BatchNormalization "${nl}": parameter "${w!.name}" has shape [${cd.join(', ')}], expected [${units}]`);
-        params.push({ node, input: k, weight: w!, axis: 0, blk: 1, fill: fills[k - 1]!, eps });
+        if (cd.length !== 1 || cd[0] !== units * rv.blk) refuse(`BatchNormalization "${nl}": parameter "${w!.name}" has shape [${cd.join(', ')}], expected [${units * rv.blk}]`);
+        params.push({ node, input: k, weight: w!, axis: 0, blk: rv.blk, fill: fills[k - 1]!, eps });
       }
       dual = S.div(rv.dual, S.constant(Math.sqrt(1 - eps + eps)));
       effect = 'identity channels (scale 1, bias 0, mean 0, var 1-eps)';

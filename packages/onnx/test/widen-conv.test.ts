@@ -99,12 +99,12 @@ describe('Conv -> Conv', () => {
 });
 
 describe('Conv -> ... -> Flatten/Reshape -> Gemm/MatMul', () => {
-  it('Conv -> Relu -> Flatten -> Gemm (c, h, w) rows, exact flatten-dense geometry', async () => {
+  it('Conv -> Relu -> Flatten -> BatchNorm -> Gemm (c, h, w) rows, exact flatten-dense geometry', async () => {
     const b = new GraphBuilder(new Rng(25));
     const x = b.input('x', ['N', 2, 4, 4]);
     const c1 = b.op('Conv', [x, b.weight([3, 2, 3, 3]), b.weight([3])], {}, 1, 'conv1');
     const f = b.op('Flatten', [b.op('Relu', [c1])], { axis: 1 });
-    const y = b.op('Gemm', [f, b.weight([12, 5]), b.weight([5])], {}, 1, 'fc');
+    const y = b.op('Gemm', [bn(b, f, 12), b.weight([12, 5]), b.weight([5])], {}, 1, 'fc');
     b.output(y, ['N', 5]);
     const model = b.model();
     const site = findSites(model).find((s) => s.current === 'conv1')!;
