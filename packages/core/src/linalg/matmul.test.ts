@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Matrix, NonFiniteError, ShapeMismatchError } from '../index.js';
 import { columnNorms, frobeniusNorm, matmul, matmulTransA, matmulTransB, rowNorms, transpose } from './index.js';
 import { maxAbsDiff, naiveMatmul, naiveTranspose, randomMatrix } from './__tests__/helpers.js';
-import { setWasmKernelsEnabled } from './wasm-kernels.js';
+import { setWasmKernelsEnabled, wasmKernelsAvailable } from './wasm-kernels.js';
 
 const shapes: [number, number, number][] = [
   [1, 1, 1], [3, 5, 2], [7, 13, 11], [2, 300, 9], [33, 129, 517], [130, 7, 600], [5, 1030, 3], [0, 4, 3], [4, 0, 3],
@@ -10,6 +10,10 @@ const shapes: [number, number, number][] = [
 ];
 
 describe('matmul family', () => {
+  it('uses the embedded WebAssembly kernels on this runtime (Node ≥ 16 has WebAssembly SIMD)', () => {
+    expect(wasmKernelsAvailable()).toBe(true);
+  });
+
   for (const [m, p, n] of shapes) {
     it(`matches the naive product for ${m}×${p} · ${p}×${n} (WebAssembly and TypeScript kernels)`, () => {
       const a = randomMatrix(m, p, m + 7 * p);

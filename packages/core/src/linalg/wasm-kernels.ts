@@ -65,6 +65,11 @@ function compile(): object | null {
   return compiled;
 }
 
+/** Whether the embedded WebAssembly kernels compile and run on this runtime (independent of the switch). */
+export function wasmKernelsAvailable(): boolean {
+  return compile() !== null;
+}
+
 /** An instance whose memory holds at least `bytes` bytes, or undefined when WebAssembly cannot be used. */
 function instanceFor(bytes: number): Instance | undefined {
   if (!enabled || bytes > 2 ** 31) return undefined;

@@ -1,9 +1,7 @@
 // Generates kernels.wat (WebAssembly text, f64x2 SIMD matrix kernels) and kernels-binary.ts (its assembled
-// bytes, base64) for ../wasm-kernels.ts. Run from this folder after editing:
-//   npx -y wabt@1.0.39 --version >/dev/null && node generate-kernels.mjs
-// (needs the `wabt` npm package resolvable, e.g. `npm i --no-save wabt@1.0.39` in a scratch folder and
-// NODE_PATH pointing at its node_modules). The generated files are committed; the package has no runtime
-// dependency on wabt.
+// bytes, base64) for ../wasm-kernels.ts. After editing, regenerate from this folder with:
+//   npm i --prefix /tmp/wabt wabt@1.0.39 && NODE_PATH=/tmp/wabt/node_modules node generate-kernels.mjs
+// The generated files are committed; the package has no runtime or build dependency on wabt.
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
