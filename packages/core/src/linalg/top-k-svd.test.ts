@@ -95,6 +95,19 @@ describe('topKSvd', () => {
     });
   }
 
+  it('handles repeated singular values straddling k', () => {
+    const sigma = [5, 4, 3, 3, 3, 3, 2, 1];
+    const a = matrixWithSpectrum(30, 50, sigma, 21);
+    for (const start of ['gram', 'random'] as const) {
+      const r = topKSvd(a, 4, { start, maxIterations: 200 });
+      expect(r.converged).toBe(true);
+      expect(residual(a, r)).toBeLessThan(1e-10);
+      for (let i = 0; i < 4; i++) expect(Math.abs(r.s[i]! - sigma[i]!)).toBeLessThan(1e-12 * 5);
+      expect(orthonormalityError(r.u)).toBeLessThan(1e-12);
+      expect(orthonormalityError(r.v)).toBeLessThan(1e-12);
+    }
+  });
+
   it('honours rankTolerance', () => {
     const a = matrixWithSpectrum(20, 30, [1, 1e-3, 1e-6], 9);
     expect(topKSvd(a, 3).rank).toBe(3);
