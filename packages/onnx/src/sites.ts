@@ -19,7 +19,7 @@
  *   row `c·H·W + h·W + w` to output o. New channels' H·W rows are appended at the end of the dense input axis.
  * @packageDocumentation
  */
-import { Matrix, UnsupportedError, InvalidArgumentError, makeConvPairGeometry, type ActivationInfo, type ConvPairGeometry, type GrowthSite } from '@gradmax/core';
+import { Matrix, UnsupportedError, InvalidArgumentError, flattenDenseGeometry, makeConvPairGeometry, type ActivationInfo, type ConvPairGeometry, type GrowthSite } from '@gradmax/core';
 import { TensorProto_DataType, type NodeProto } from 'onnx-buf';
 import { attr, attrFloat, attrInt, attrInts, attrString, nodeLabel } from './attributes.js';
 import type { OnnxModel, WeightRef } from './model.js';
@@ -776,7 +776,11 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
       } else {
         const map = flatMap ?? [1, 1];
         if (map[0] !== midSize[0] || map[1] !== midSize[1]) exact = false;
-        geometry = makeConvPairGeometry({ ...common, outChannels: fanOut / blk, kernel2: map, stride2: 1, padding2: 'valid' });
+        // Exact: the dense layer is a conv whose kernel covers the whole map. Otherwise (pooling before the
+        // flatten) the dense layer is viewed as a valid conv with the flattened map's size as kernel.
+        geometry = exact
+          ? flattenDenseGeometry({ name: site.name, inChannels: c1.inChannels, midChannels: units, outUnits: fanOut / blk, inputSize: c1.inputSize!, kernel1: c1.kernel, stride1: c1.stride, padding1: pad1 })
+          : makeConvPairGeometry({ ...common, outChannels: fanOut / blk, kernel2: map, stride2: 1, padding2: 'valid' });
       }
     } catch (e) {
       if (e instanceof Refusal) throw e;
