@@ -36,6 +36,8 @@ export type { WidenOptions } from './widen/apply.js';
 export { grow, requireSite } from './api/grow.js';
 export type { GrowOptions, GrowResult, GrowEventReport } from './api/grow.js';
 export { resolveStrategy } from './api/strategy.js';
+export { makeLossOracle } from './api/loss-oracle.js';
+export { withTemporaryUnits } from './widen/temporary.js';
 export type { StrategySpec } from './api/strategy.js';
 export { GrowthController, scheduledSites } from './api/controller.js';
 export type { GrowthControllerOptions, ControllerStep } from './api/controller.js';

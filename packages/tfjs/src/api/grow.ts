@@ -17,6 +17,8 @@ import { toCoreSite } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import type { Batch } from '../statistics/batch.js';
 import { collectStatistics } from '../statistics/collect.js';
+import { resolveLoss } from '../statistics/loss.js';
+import { makeLossOracle } from './loss-oracle.js';
 import type { LossSpec } from '../statistics/loss.js';
 import { widenSite } from '../widen/apply.js';
 import { resolveStrategy, type StrategySpec } from './strategy.js';
@@ -31,7 +33,7 @@ export interface GrowOptions {
   strategy: StrategySpec;
   /** Options for a strategy given by name (e.g. `{scale: 0.5}` for gradmax). */
   strategyOptions?: Record<string, unknown>;
-  /** Grow batch; required when the strategy reads statistics (GradMax, TINY, ...). */
+  /** Grow batch; required when the strategy reads statistics (GradMax, TINY, ...); also feeds TINY's loss oracle. */
   batch?: Batch;
   /** Loss for the statistics (a tfjs loss name or `(yTrue, yPred) => scalar`); default: the compiled loss. */
   loss?: LossSpec;
@@ -119,6 +121,7 @@ export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
   const t1 = performance.now();
   const request: GrowthRequest = { site: toCoreSite(model, site), count: options.units, rng: createRng(options.seed ?? 0) };
   if (statistics) request.statistics = statistics;
+  if (strategy.needs.lossOracle && options.batch) request.lossOracle = makeLossOracle(model, site, options.batch, resolveLoss(options.loss, model));
   const units = strategy.grow(request);
   const t2 = performance.now();
   const added = widenSite(model, site, units, { resetOptimizer: options.resetOptimizer ?? false });

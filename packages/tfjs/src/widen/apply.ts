@@ -17,6 +17,8 @@ import { extendAxis, extensionSourceIndex, type AxisExtension } from './extend-a
 export interface WidenOptions {
   /** Reset optimizer state for all variables instead of carrying it (default false). */
   resetOptimizer?: boolean;
+  /** Leave optimizer state untouched (for a temporary widening that is undone, e.g. a loss oracle). */
+  skipOptimizer?: boolean;
 }
 
 interface Change {
@@ -134,19 +136,16 @@ export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: N
   const kernel2 = requireVariable(next, 'kernel');
   const out = units.outgoing.data;
   const s2 = dims(kernel2);
-  let flatOld = 0;
-  let flatNew = 0;
+  let positions = 1;
   if (site.kind === 'dense') {
     const n2 = s2[1]!;
     if (units.outgoing.rows !== n2) throw new ShapeMismatchError(`site "${site.name}" new outgoing weights`, [n2, k], units.outgoing.shape, where);
     changes.push(change(kernel2, { outer: 1, channels: n1, inner: n2, added: k }, [n1 + k, n2], (_o, j, i) => out[i * k + j]!, scale));
   } else if (site.kind === 'conv-dense') {
     const n2 = s2[1]!;
-    const positions = s2[0]! / n1;
+    positions = s2[0]! / n1;
     if (units.outgoing.rows !== positions * n2) throw new ShapeMismatchError(`site "${site.name}" new outgoing weights`, [positions * n2, k], units.outgoing.shape, where);
     changes.push(change(kernel2, { outer: positions, channels: n1, inner: n2, added: k }, [positions * (n1 + k), n2], (p, j, i) => out[(p * n2 + i) * k + j]!, scale));
-    flatOld = positions * n1;
-    flatNew = positions * (n1 + k);
   } else {
     const [kh, kw, , m2] = s2 as [number, number, number, number];
     if (units.outgoing.rows !== kh * kw * m2) throw new ShapeMismatchError(`site "${site.name}" new outgoing weights`, [kh * kw * m2, k], units.outgoing.shape, where);
@@ -155,7 +154,7 @@ export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: N
 
   // Optimizer positions are looked up before any variable changes.
   const compiled = functionalOf(model) as unknown as { optimizer_?: tf.Optimizer; collectedTrainableWeights?: LayerVariable[] };
-  const optimizer = compiled.optimizer_;
+  const optimizer = options.skipOptimizer ? undefined : compiled.optimizer_;
   const trainable = compiled.collectedTrainableWeights ?? model.trainableWeights;
   if (optimizer && !options.resetOptimizer) assertKnownOptimizer(optimizer);
 
@@ -168,25 +167,30 @@ export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: N
   }
   if (optimizer && options.resetOptimizer) resetOptimizerSlots(optimizer);
 
-  // Layer attributes and recorded shapes.
+  setSiteWidth(model, site, n1, n1 + k, positions);
+  return k;
+}
+
+/**
+ * Updates the layer attributes and recorded shapes of a site from width `from` to width `to` (both directions):
+ * the current layer's `units`/`filters`, input specs of the in-between and next layers, and symbolic output shapes.
+ * `positions` is the number of flattened positions per channel for conv-dense sites (1 otherwise).
+ */
+export function setSiteWidth(model: tfl.LayersModel, site: TfjsGrowthSite, from: number, to: number, positions: number): void {
+  const { current, next, between } = siteLayers(model, site);
   const cfgField = current.getClassName() === 'Dense' ? 'units' : 'filters';
-  (current as unknown as Record<string, number>)[cfgField] = n1 + k;
-  setOutputChannels(current, n1 + k);
+  (current as unknown as Record<string, number>)[cfgField] = to;
+  setOutputChannels(current, to);
+  let flattened = false;
   for (let b = 0; b < between.length; b++) {
     const layer = between[b]!;
     const role = site.between[b]!.role;
-    if (role === 'flatten' || role === 'global-pool') {
-      setInputSpecAxis(layer, n1, n1 + k);
-      setOutputChannels(layer, flatNew);
-      continue;
-    }
-    setInputSpecAxis(layer, n1, n1 + k);
-    const flattenedBefore = site.between.slice(0, b).some((x) => x.role === 'flatten' || x.role === 'global-pool');
-    setOutputChannels(layer, flattenedBefore ? flatNew : n1 + k);
+    setInputSpecAxis(layer, flattened ? positions * from : from, flattened ? positions * to : to);
+    if (role === 'flatten' || role === 'global-pool') flattened = true;
+    setOutputChannels(layer, flattened ? positions * to : to);
   }
-  if (site.kind === 'conv-dense') setInputSpecAxis(next, flatOld, flatNew);
-  else setInputSpecAxis(next, n1, n1 + k);
-  return k;
+  if (site.kind === 'conv-dense') setInputSpecAxis(next, positions * from, positions * to);
+  else setInputSpecAxis(next, from, to);
 }
 
 /** Current width of a Dense/Conv2D layer (units or filters). */
