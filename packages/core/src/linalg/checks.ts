@@ -55,3 +55,16 @@ export function safeNorm(x: Float64Array, offset: number, length: number, stride
   }
   return scale * Math.sqrt(s);
 }
+
+/** √(a² + b²) without overflow or underflow (Math.hypot is slow in V8). */
+export function hypot2(a: number, b: number): number {
+  const x = Math.abs(a);
+  const y = Math.abs(b);
+  if (x > y) {
+    const t = y / x;
+    return x * Math.sqrt(1 + t * t);
+  }
+  if (y === 0) return 0;
+  const t = x / y;
+  return y * Math.sqrt(1 + t * t);
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, Matrix, ShapeMismatchError } from '../index.js';
 import { symmetricEigen } from './index.js';
+import { setWasmKernelsEnabled } from './wasm-kernels.js';
 import { maxAbsDiff, naiveMatmul, naiveTranspose, orthonormalityError, randomMatrix } from './__tests__/helpers.js';
 
 function randomSymmetric(n: number, seed: number): Matrix {
@@ -9,10 +10,17 @@ function randomSymmetric(n: number, seed: number): Matrix {
 }
 
 describe('symmetricEigen', () => {
-  for (const n of [1, 2, 3, 10, 41]) {
-    it(`decomposes a random symmetric ${n}×${n} matrix`, () => {
+  for (const [n, wasm] of [[1, true], [2, true], [3, true], [10, true], [41, true], [130, true], [41, false], [130, false]] as const) {
+    it(`decomposes a random symmetric ${n}×${n} matrix (${wasm ? 'WebAssembly' : 'TypeScript'} kernels)`, () => {
       const a = randomSymmetric(n, n);
-      const { values, vectors } = symmetricEigen(a);
+      const previous = setWasmKernelsEnabled(wasm);
+      let result;
+      try {
+        result = symmetricEigen(a);
+      } finally {
+        setWasmKernelsEnabled(previous);
+      }
+      const { values, vectors } = result;
       expect(orthonormalityError(vectors)).toBeLessThan(1e-13);
       for (let i = 1; i < n; i++) expect(values[i]!).toBeLessThanOrEqual(values[i - 1]!);
       const av = naiveMatmul(a, vectors);

@@ -6,7 +6,7 @@
  */
 import { GradmaxError } from '../errors.js';
 import type { Rng } from '../rng.js';
-import { hypot2 } from './symmetric-eigen.js';
+import { hypot2 } from './checks.js';
 import { wasmWorkspace } from './wasm-kernels.js';
 
 /**
@@ -336,15 +336,23 @@ export function topSymmetricEigen(a: Float64Array, n: number, l: number, rng: Rn
       for (let i = 0; i < n; i++) x[i] = x[i]! * inv;
     }
   }
-  // Back-transform: x = H_{n−1}···H_1·y (apply H_1 first).
+  backTransform(a, n, tau, y, l);
+  return { values, vectors: y };
+}
+
+/**
+ * Back-transformation (internal): replaces each of the l rows y_j (length n) of `y` by P·y_j with
+ * P = H_{n−1}···H_1 the reflectors left in `a` by {@link tridiagonalize} (H_1 applied first).
+ */
+export function backTransform(a: Float64Array, n: number, tau: Float64Array, y: Float64Array, l: number): void {
   const ws = n >= 16 ? wasmWorkspace(n * n + l * n) : undefined;
   if (ws) {
     const { heap, kernels } = ws;
     heap.set(a.subarray(0, n * n), 0);
-    heap.set(y, n * n);
+    heap.set(y.subarray(0, l * n), n * n);
     for (let i = 1; i < n; i++) if (tau[i] !== 0) kernels.refl(i * n * 8, i, tau[i]!, n * n * 8, n * 8, l);
     y.set(heap.subarray(n * n, n * n + l * n));
-    return { values, vectors: y };
+    return;
   }
   for (let i = 1; i < n; i++) {
     const t = tau[i]!;
@@ -359,5 +367,112 @@ export function topSymmetricEigen(a: Float64Array, n: number, l: number, rng: Rn
       for (let c = 0; c < i; c++) y[yj + c] = y[yj + c]! - dot * a[ri + c]!;
     }
   }
-  return { values, vectors: y };
+}
+
+/**
+ * Implicit QL with Wilkinson-style shifts on the tridiagonal (d, e[i] = T[i, i−1]), accumulating the plane
+ * rotations into the rows of the n×n `z` (row i ends up as the eigenvector of d[i] when z starts as the
+ * identity). Each sweep's rotations are collected first and then applied in one pass (SIMD when available).
+ * Overwrites `d` with the unsorted eigenvalues; destroys `e`.
+ */
+export function tridiagonalEigenpairs(d: Float64Array, e: Float64Array, n: number, z: Float64Array): void {
+  const ws = n >= 16 ? wasmWorkspace(n * n + 2 * n) : undefined;
+  let cs: Float64Array;
+  let ss: Float64Array;
+  let rotate: (lo: number, hi: number) => void;
+  let rows = z;
+  if (ws) {
+    const { heap, kernels } = ws;
+    heap.set(z.subarray(0, n * n), 0);
+    rows = heap.subarray(0, n * n);
+    cs = heap.subarray(n * n, n * n + n);
+    ss = heap.subarray(n * n + n, n * n + 2 * n);
+    rotate = (lo, hi) => kernels.rotseq(0, n * 8, n, lo, hi, n * n * 8, (n * n + n) * 8);
+  } else {
+    cs = new Float64Array(n);
+    ss = new Float64Array(n);
+    rotate = (lo, hi) => {
+      for (let i = hi - 1; i >= lo; i--) {
+        const c = cs[i]!;
+        const s = ss[i]!;
+        const r0 = i * n;
+        const r1 = r0 + n;
+        for (let k = 0; k < n; k++) {
+          const x = z[r1 + k]!;
+          const y = z[r0 + k]!;
+          z[r1 + k] = s * y + c * x;
+          z[r0 + k] = c * y - s * x;
+        }
+      }
+    };
+  }
+  for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
+  if (n > 0) e[n - 1] = 0;
+  let f = 0;
+  // Deflate against the norm of the whole tridiagonal (see tridiagonalEigenvalues).
+  let tst1 = 0;
+  for (let i = 0; i < n; i++) tst1 = Math.max(tst1, Math.abs(d[i]!) + Math.abs(e[i]!));
+  const eps = Number.EPSILON;
+  for (let l = 0; l < n; l++) {
+    let m = l;
+    while (m < n - 1 && Math.abs(e[m]!) > eps * tst1) m++;
+    if (m > l) {
+      let iter = 0;
+      do {
+        if (++iter > 100) throw new GradmaxError('no-convergence', `symmetricEigen: QL iteration did not converge for eigenvalue ${l} of ${n}`, { n, index: l });
+        let g = d[l]!;
+        let p = (d[l + 1]! - g) / (2 * e[l]!);
+        let r = hypot2(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l]! / (p + r);
+        d[l + 1] = e[l]! * (p + r);
+        const dl1 = d[l + 1]!;
+        let h = g - d[l]!;
+        for (let i = l + 2; i < n; i++) d[i] = d[i]! - h;
+        f += h;
+        p = d[m]!;
+        let c = 1, c2 = 1, c3 = 1;
+        const el1 = e[l + 1]!;
+        let s = 0, s2 = 0;
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i]!;
+          h = c * p;
+          r = hypot2(p, e[i]!);
+          e[i + 1] = s * r;
+          s = e[i]! / r;
+          c = p / r;
+          p = c * d[i]! - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]!);
+          cs[i] = c;
+          ss[i] = s;
+        }
+        rotate(l, m);
+        p = (-s * s2 * c3 * el1 * e[l]!) / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (Math.abs(e[l]!) > eps * tst1);
+    }
+    d[l] = d[l]! + f;
+    e[l] = 0;
+  }
+  if (rows !== z) z.set(rows);
+}
+
+/**
+ * Full eigendecomposition of the symmetric n×n `a` (lower triangle read; destroyed): returns the unsorted
+ * eigenvalues and the eigenvectors as the rows of an n×n array (internal).
+ */
+export function symmetricEigenRows(a: Float64Array, n: number): { values: Float64Array; rows: Float64Array } {
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const tau = new Float64Array(n);
+  tridiagonalize(a, n, d, e, tau);
+  const z = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) z[i * n + i] = 1;
+  tridiagonalEigenpairs(d, e, n, z);
+  backTransform(a, n, tau, z, n);
+  return { values: d, rows: z };
 }

@@ -18,6 +18,7 @@ export interface Kernels {
   ax_1_1: (...args: number[]) => void;
   trid: (...args: number[]) => void;
   refl: (...args: number[]) => void;
+  rotseq: (...args: number[]) => void;
 }
 
 /** The slice of the WebAssembly JS API used here (declared locally: the build has no DOM typings). */
