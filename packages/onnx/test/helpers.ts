@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
+import { afterAll } from 'vitest';
 import { Rng } from '@gradmax/core';
 import { makeNode, makeTensor, makeValueInfo, OnnxModel, type AttributeValue } from '@gradmax/onnx';
 
@@ -73,8 +74,16 @@ export class GraphBuilder {
   }
 }
 
+const tmpDirs: string[] = [];
+// Registered while the importing test file is collected, so it runs after that file's tests.
+afterAll(() => {
+  for (const d of tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+/** A fresh temporary directory, removed after the test file finishes. */
 export function tmpDir(prefix = 'gradmax-onnx-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpDirs.push(dir);
+  return dir;
 }
 
 let pythonOnnx: boolean | undefined;
