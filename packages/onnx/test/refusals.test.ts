@@ -149,3 +149,42 @@ describe('activation with f(0) != 0', () => {
     await growAndCheck(file, 'fc1', 2, 'split');
   });
 });
+
+describe('more precise reasons', () => {
+  const conv = (between: (b: GraphBuilder, h: string) => string, opset = 13) => {
+    const b = new GraphBuilder(new Rng(36));
+    const x = b.input('x', ['N', 2, 6, 6]);
+    const c1 = b.op('Conv', [x, b.weight([3, 2, 3, 3])], { pads: [1, 1, 1, 1] }, 1, 'fc1');
+    b.output(b.op('Conv', [between(b, c1), b.weight([2, 3, 1, 1])], {}, 1, 'fc2'));
+    return b.model(opset);
+  };
+  it('Pad on the channel axis, Clip bounds computed at run time, Reshape that is not a flatten', () => {
+    expect(reasonOf(conv((b, h) => b.op('Pad', [h, b.int64([0, 1, 0, 0, 0, 0, 0, 0])], {}, 1, 'pad')))).toMatch(/Pad "pad" pads the channel axis/);
+    expect(reasonOf(conv((b, h) => b.op('Clip', [h, b.op('ReduceMin', ['x'], { keepdims: 0 })], {}, 1, 'clip')))).toMatch(/Clip "clip": bound ".*" is computed at run time/);
+    const m = dense((b, h) => b.op('Reshape', [h, b.int64([-1, 2, 2])], {}, 1, 'rs'));
+    expect(reasonOf(m)).toMatch(/Reshape "rs" does not flatten an NCHW map/);
+  });
+  it('Dropout in training mode, extra outputs in use, and a weight fed to the next layer as its B input', () => {
+    const d = dense((b, h) => {
+      const out = b.op('Dropout', [h, b.tensor([], [0.5]), b.input('train', [], TensorProto_DataType.BOOL)], {}, 1, 'drop');
+      return out;
+    });
+    expect(reasonOf(d)).toMatch(/Dropout "drop": training_mode is not a constant false/);
+    const mp = conv((b, h) => {
+      const outs = b.op('MaxPool', [h], { kernel_shape: [1, 1] }, 2, 'mp');
+      b.output(b.nodes.at(-1)!.output[1]!, undefined, TensorProto_DataType.INT64);
+      return outs;
+    });
+    expect(reasonOf(mp)).toMatch(/MaxPool "mp": its extra output ".*" is used/);
+    const w = dense((b, h) => b.op('MatMul', [b.weight([2, 4]), h], {}, 1, 'mmw'));
+    expect(reasonOf(w)).toMatch(/feed input 1 \(the weight\) of MatMul "mmw"/);
+  });
+  it('INT8 weights and weights of different types in the two layers', () => {
+    const b = new GraphBuilder(new Rng(37));
+    const x = b.input('x', ['N', 4]);
+    b.inits.push(makeTensor('w8', TensorProto_DataType.INT8, [4, 4], new Array(16).fill(1)));
+    const h = b.op('MatMul', [b.op('Cast', [x], { to: TensorProto_DataType.INT8 }), 'w8'], {}, 1, 'fc1');
+    b.output(b.op('MatMul', [h, b.weight([4, 2])], {}, 1, 'fc2'));
+    expect(reasonOf(b.model())).toMatch(/weight "w8" of MatMul "fc1" is INT8; only FLOAT, FLOAT16 and DOUBLE/);
+  });
+});
