@@ -434,6 +434,9 @@ function planSite(model: OnnxModel, l1: NodeProto, shapes: Map<string, Shape>, s
   const checkOutputs = (name: string) => {
     if (model.indexes.outputs.has(name)) refuse(`value "${name}" between the layers is a graph output; widening would change the model's outputs`);
   };
+  if (model.indexes.outputs.has(start) && !model.consumersOf(start).length) {
+    refuse(`the output "${start}" of ${l1.opType} "${label}" is a graph output (the last layer): no next layer absorbs new units`);
+  }
   checkOutputs(start);
   for (let i = startIdx + 1; i < model.graph.node.length; i++) {
     const node = model.graph.node[i]!;
