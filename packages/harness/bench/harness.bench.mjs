@@ -2,7 +2,8 @@
 //  1. training throughput under the harness vs a plain tfjs loop on the same model, data and backend
 //     (target ratio ≥ 0.97), for the teacher-student student and the full-width mnist-mlp;
 //  2. growth overhead as a share of training time (target ≤ 2%) on default-protocol runs;
-//  3. wall time of the demo grid (`gradmax bench run --task teacher-student`, what `pnpm demo` runs), unless --skip-demo.
+//  3. wall time of the demo grid (`gradmax bench run --task teacher-student`, what `pnpm demo` runs).
+// Flags: --skip-throughput, --skip-overhead, --skip-demo, --backend=NAME.
 // Every ratio is against a baseline measured in the same process, interleaved, so machine load affects both sides.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -64,45 +65,44 @@ async function teacherStudentThroughput(blocks, steps) {
 }
 
 // ---- 1b. mnist-mlp at full width: the harness task loop (arm big, no growth, no eval) vs a plain tfjs loop ----
-async function mnistThroughput(rounds, steps) {
+// Alternating short blocks (a fresh task run of `steps` steps, then `steps` plain steps) so load changes hit both.
+async function mnistThroughput(blocks, steps) {
   const task = getTask('mnist-mlp');
   const config = task.resolveConfig('default', { steps, evalEvery: 1000000, testSize: 100 });
-  const harness = [];
-  const plain = [];
   const train = takeMnist(loadMnist('train'), 60000);
-  for (let r = 0; r < rounds; r++) {
-    const out = await task.run({ tf, config, arm: 'big', seed: r, backend });
-    harness.push(steps / (out.timings.trainMs / 1000));
-    {
-      const rng = new Rng(r);
-      const layers = glorotMlp([784, 256, 256, 10], rng.fork('init-big'), true);
-      const vars = layers.flatMap((l) => [tf.variable(tf.tensor2d(l.kernel, [l.inputs, l.outputs])), tf.variable(tf.tensor1d(l.bias))]);
-      const opt = tf.train.momentum(0.05, 0.9);
-      const stream = new BatchStream(train.count, 128, rng.fork('shuffle'));
-      const forward = (xt) => {
-        let h = xt;
-        for (let i = 0; i < 3; i++) {
-          h = tf.add(tf.matMul(h, vars[2 * i]), vars[2 * i + 1]);
-          if (i < 2) h = relu1(h);
-        }
-        return h;
-      };
-      const t0 = performance.now();
-      for (let i = 0; i < steps; i++) {
-        const { x, y } = gatherBatch(train, stream.next());
-        const xt = tf.tensor2d(x, [128, 784]);
-        const yt = tf.tensor2d(y, [128, 10]);
-        const l = opt.minimize(() => tf.losses.softmaxCrossEntropy(yt, forward(xt)), true, vars);
-        if (i % 10 === 0) l.dataSync();
-        l.dispose();
-        tf.dispose([xt, yt]);
-      }
-      plain.push(steps / ((performance.now() - t0) / 1000));
-      opt.dispose();
-      tf.dispose(vars);
+  const rng = new Rng(7);
+  const layers = glorotMlp([784, 256, 256, 10], rng.fork('init-big'), true);
+  const vars = layers.flatMap((l) => [tf.variable(tf.tensor2d(l.kernel, [l.inputs, l.outputs])), tf.variable(tf.tensor1d(l.bias))]);
+  const opt = tf.train.momentum(0.05, 0.9);
+  const stream = new BatchStream(train.count, 128, rng.fork('shuffle'));
+  const forward = (xt) => {
+    let h = xt;
+    for (let i = 0; i < 3; i++) {
+      h = tf.add(tf.matMul(h, vars[2 * i]), vars[2 * i + 1]);
+      if (i < 2) h = relu1(h);
     }
+    return h;
+  };
+  const time = { harness: 0, plain: 0 };
+  for (let b = 0; b < blocks; b++) {
+    const out = await task.run({ tf, config, arm: 'big', seed: b, backend });
+    time.harness += out.timings.trainMs;
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) {
+      const { x, y } = gatherBatch(train, stream.next());
+      const xt = tf.tensor2d(x, [128, 784]);
+      const yt = tf.tensor2d(y, [128, 10]);
+      const l = opt.minimize(() => tf.losses.softmaxCrossEntropy(yt, forward(xt)), true, vars);
+      if (i % 10 === 0) l.dataSync();
+      l.dispose();
+      tf.dispose([xt, yt]);
+    }
+    time.plain += performance.now() - t0;
   }
-  return { harness: median(harness), plain: median(plain) };
+  opt.dispose();
+  tf.dispose(vars);
+  const n = blocks * steps;
+  return { harness: n / (time.harness / 1000), plain: n / (time.plain / 1000) };
 }
 
 // ---- 2. growth overhead share ----
@@ -115,11 +115,13 @@ async function growthShare(taskName, arm, overrides) {
 }
 
 const rows = [];
-const ts = await teacherStudentThroughput(40, 25);
-rows.push(['throughput, teacher-student student (d=20, 1000 full batch, relu1 both sides)', `harness ${ts.harness.toFixed(0)} steps/s vs plain tfjs ${ts.plain.toFixed(0)} steps/s`, `ratio ${(ts.harness / ts.plain).toFixed(3)} (target ≥ 0.97)`]);
-console.log(rows.at(-1).join(' | '));
-{
-  // For information: what relu1 (needed by GradMax) costs against tfjs's relu in the same plain loop.
+function row(measurement, detail, result) {
+  rows.push([measurement, detail, result]);
+  console.log(rows.at(-1).join(' | '));
+}
+
+/** For information: what relu1 (needed by GradMax) costs against tfjs's relu in the same plain loop. */
+function relu1Cost() {
   const rng = new Rng(2);
   const x = tf.tensor2d(Float32Array.from({ length: 20000 }, () => rng.normal()), [1000, 20]);
   const y = tf.tensor2d(Float32Array.from({ length: 10000 }, () => rng.normal()), [1000, 10]);
@@ -136,20 +138,28 @@ console.log(rows.at(-1).join(' | '));
   }
   tf.dispose([x, y, w1, w2]);
   opt.dispose();
-  rows.push(['for information: plain loop with relu1 vs tf.relu (teacher-student size)', `${(500 / (time.relu1 / 1000)).toFixed(0)} vs ${(500 / (time.relu / 1000)).toFixed(0)} steps/s`, `ratio ${(time.relu / time.relu1).toFixed(3)}`]);
-  console.log(rows.at(-1).join(' | '));
+  return { relu: 500 / (time.relu / 1000), relu1: 500 / (time.relu1 / 1000) };
 }
-const mm = await mnistThroughput(3, 150);
-rows.push(['throughput, mnist-mlp 784-256-256-10, batch 128 (relu1 both sides)', `harness ${mm.harness.toFixed(1)} steps/s vs plain tfjs ${mm.plain.toFixed(1)} steps/s`, `ratio ${(mm.harness / mm.plain).toFixed(3)} (target ≥ 0.97)`]);
-console.log(rows.at(-1).join(' | '));
-for (const [task, arm, overrides, label] of [
-  ['teacher-student', 'gradmax', {}, 'teacher-student default protocol (1500 steps, 5 growths)'],
-  ['mnist-mlp', 'gradmax', { steps: 1500, growStart: 250, growEvery: 100, evalEvery: 1000000, testSize: 100 }, 'mnist-mlp, 12 events × 2 sites in 1500 steps'],
-]) {
-  for (const strategyArm of [arm, 'random']) {
-    const g = await growthShare(task, strategyArm, overrides);
-    rows.push([`growth overhead, ${label}, ${strategyArm}`, `${g.events} growths, ${g.growthMs.toFixed(0)} ms of ${(g.trainMs + g.growthMs).toFixed(0)} ms`, `share ${(g.share * 100).toFixed(2)}% (target ≤ 2%)`]);
-    console.log(rows.at(-1).join(' | '));
+
+if (!args.has('--skip-throughput')) {
+  const ts = await teacherStudentThroughput(40, 25);
+  row('throughput, teacher-student student (d=20, 1000 full batch, relu1 both sides)', `harness ${ts.harness.toFixed(0)} steps/s vs plain tfjs ${ts.plain.toFixed(0)} steps/s`, `ratio ${(ts.harness / ts.plain).toFixed(3)} (target ≥ 0.97)`);
+  const rc = relu1Cost();
+  row('for information: plain loop with relu1 vs tf.relu (teacher-student size)', `${rc.relu1.toFixed(0)} vs ${rc.relu.toFixed(0)} steps/s`, `ratio ${(rc.relu1 / rc.relu).toFixed(3)}`);
+  const mm = await mnistThroughput(12, 20);
+  row('throughput, mnist-mlp 784-256-256-10, batch 128 (relu1 both sides)', `harness ${mm.harness.toFixed(1)} steps/s vs plain tfjs ${mm.plain.toFixed(1)} steps/s`, `ratio ${(mm.harness / mm.plain).toFixed(3)} (target ≥ 0.97)`);
+}
+
+if (!args.has('--skip-overhead')) {
+  const cases = [
+    ['teacher-student', {}, 'teacher-student default protocol (1500 steps, 5 growths)'],
+    ['mnist-mlp', { steps: 1500, growStart: 250, growEvery: 100, evalEvery: 1000000, testSize: 100 }, 'mnist-mlp, 12 events × 2 sites in 1500 steps'],
+  ];
+  for (const [task, overrides, label] of cases) {
+    for (const arm of ['gradmax', 'random']) {
+      const g = await growthShare(task, arm, overrides);
+      row(`growth overhead, ${label}, ${arm}`, `${g.events} growths, ${g.growthMs.toFixed(0)} ms of ${(g.trainMs + g.growthMs).toFixed(0)} ms`, `share ${(g.share * 100).toFixed(2)}% (target ≤ 2%)`);
+    }
   }
 }
 
@@ -161,8 +171,7 @@ if (!args.has('--skip-demo')) {
   const r = spawnSync(process.execPath, [bin, 'bench', 'run', '--task', 'teacher-student', '--out', out, '--force'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true' } });
   const secs = (performance.now() - t0) / 1000;
   rmSync(out, { recursive: true, force: true });
-  rows.push(['demo grid (teacher-student, 5 seeds × 11 arms, default workers)', `exit ${r.status}`, `wall time ${secs.toFixed(0)} s`]);
-  console.log(rows.at(-1).join(' | '));
+  row('demo grid (teacher-student, 5 seeds × 11 arms, default workers)', `exit ${r.status}`, `wall time ${secs.toFixed(0)} s`);
 }
 
 console.log('\n| measurement | detail | result |\n| --- | --- | --- |');
