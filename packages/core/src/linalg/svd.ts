@@ -9,8 +9,9 @@ import { Rng } from '../rng.js';
 import { checkMatrix, maxAbs, safeNorm, scaleToUnit } from './checks.js';
 import { completeRows } from './complete-orthonormal.js';
 import { fixSignsRaw } from './fix-signs.js';
-import { gemmAccumulate } from './matmul.js';
+import { gemmAccumulate, gemmTransBAccumulate } from './matmul.js';
 import { lqInPlace } from './qr.js';
+import { symmetricEigenRows } from './top-eigen.js';
 import { transposeInto } from './transpose.js';
 
 /** Result of {@link svd}: `a = u·diag(s)·vᵀ`. */
@@ -31,6 +32,8 @@ export interface RawSvd {
 }
 
 const MAX_SWEEPS = 80;
+/** From this many columns on, Jacobi starts from the Gram eigenvectors (see svdRaw). */
+const PRECONDITION_MIN = 24;
 /** Squared column norm below which a (max ≈ 1 scaled) column counts as zero. */
 const TINY_SQ = 1e-200;
 
@@ -119,8 +122,21 @@ export function svdRaw(data: Float64Array, m: number, n: number, rng: Rng): RawS
   } else {
     x = at;
   }
-  const vt = new Float64Array(p * p);
-  for (let i = 0; i < p; i++) vt[i * p + i] = 1;
+  let vt: Float64Array = new Float64Array(p * p);
+  if (p >= PRECONDITION_MIN) {
+    // Precondition: rotate the columns by the eigenvectors E of their Gram matrix, x ← E·x, vt ← E. The
+    // columns are then orthogonal up to rounding of the (squared) Gram problem and Jacobi only has to polish
+    // them (typically 2–3 sweeps instead of ~10), keeping its accuracy since it decides convergence itself.
+    const g = new Float64Array(p * p);
+    gemmTransBAccumulate(p, p, p, x, x, g, true);
+    const e = symmetricEigenRows(g, p).rows;
+    const rotated = new Float64Array(p * p);
+    gemmAccumulate(p, p, p, e, p, 1, x, rotated);
+    x = rotated;
+    vt = e;
+  } else {
+    for (let i = 0; i < p; i++) vt[i * p + i] = 1;
+  }
   jacobiRows(x, p, p, vt);
   const sv = new Float64Array(p);
   for (let i = 0; i < p; i++) sv[i] = safeNorm(x, i * p, p);
