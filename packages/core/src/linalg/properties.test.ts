@@ -5,8 +5,8 @@ import { householderQr, matmulTransB, svd, symmetricEigen, topKSvd } from './ind
 import { maxAbsDiff, maxAbsEntry, naiveMatmul, orthonormalityError, reconstruct } from './__tests__/helpers.js';
 
 /** Random matrices of random small shapes, with entries that may be exactly zero and columns that may repeat. */
-const matrixArb = fc
-  .record({ m: fc.integer({ min: 1, max: 12 }), n: fc.integer({ min: 1, max: 12 }), exp: fc.integer({ min: -3, max: 3 }) })
+const matrixOf = (maxDim: number, minDim = 1) => fc
+  .record({ m: fc.integer({ min: minDim, max: maxDim }), n: fc.integer({ min: minDim, max: maxDim }), exp: fc.integer({ min: -3, max: 3 }) })
   .chain(({ m, n, exp }) =>
     fc.tuple(
       fc.array(fc.oneof(fc.double({ min: -10, max: 10, noNaN: true }), fc.constant(0)), { minLength: m * n, maxLength: m * n }),
@@ -17,6 +17,7 @@ const matrixArb = fc
       return a;
     }),
   );
+const matrixArb = matrixOf(12);
 
 const runs = { numRuns: 150, seed: 20261126 };
 
@@ -51,6 +52,20 @@ describe('linear algebra invariants (property-based)', () => {
         expect(maxAbsDiff(reconstruct(u, s, v), a) / scale).toBeLessThan(1e-13);
       }),
       runs,
+    );
+  });
+
+  it('SVD invariants also hold on larger shapes (preconditioned Jacobi path)', () => {
+    fc.assert(
+      fc.property(matrixOf(40, 24), (a) => {
+        const { u, s, v } = svd(a);
+        const scale = Math.max(maxAbsEntry(a), 1e-300);
+        expect(orthonormalityError(u)).toBeLessThan(1e-13);
+        expect(orthonormalityError(v)).toBeLessThan(1e-13);
+        for (let i = 1; i < s.length; i++) expect(s[i]!).toBeLessThanOrEqual(s[i - 1]!);
+        expect(maxAbsDiff(reconstruct(u, s, v), a) / scale).toBeLessThan(1e-13);
+      }),
+      { numRuns: 20, seed: 11 },
     );
   });
 

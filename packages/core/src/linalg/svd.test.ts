@@ -4,7 +4,7 @@ import { svd } from './index.js';
 import { matrixWithSpectrum, maxAbsDiff, maxAbsEntry, orthonormalityError, randomMatrix, reconstruct } from './__tests__/helpers.js';
 
 describe('svd', () => {
-  for (const [m, n] of [[7, 5], [5, 7], [6, 6], [40, 12], [12, 40], [1, 4], [4, 1]] as const) {
+  for (const [m, n] of [[7, 5], [5, 7], [6, 6], [40, 12], [12, 40], [1, 4], [4, 1], [30, 30], [90, 41], [41, 90]] as const) {
     it(`reconstructs a random ${m}×${n} matrix with orthonormal factors and descending σ`, () => {
       const a = randomMatrix(m, n, m * 100 + n);
       const { u, s, v } = svd(a);
@@ -28,6 +28,18 @@ describe('svd', () => {
     expect(orthonormalityError(u)).toBeLessThan(1e-13);
     expect(orthonormalityError(v)).toBeLessThan(1e-13);
     expect(maxAbsDiff(reconstruct(u, s, v), a)).toBeLessThan(1e-13 * 5);
+  });
+
+  it('is accurate on wide-ranging spectra with the preconditioned Jacobi (≥ 24 columns), rank-deficient included', () => {
+    const sigma = [3, 1, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12, ...new Array(20).fill(0.5)];
+    sigma.sort((x, y) => y - x);
+    const a = matrixWithSpectrum(70, 50, sigma, 13);
+    const { u, s, v } = svd(a);
+    for (let i = 0; i < sigma.length; i++) expect(Math.abs(s[i]! - sigma[i]!)).toBeLessThan(1e-14 * 3 * 10);
+    for (let i = sigma.length; i < 50; i++) expect(s[i]!).toBeLessThan(1e-14 * 3 * 10);
+    expect(orthonormalityError(u)).toBeLessThan(1e-13);
+    expect(orthonormalityError(v)).toBeLessThan(1e-13);
+    expect(maxAbsDiff(reconstruct(u, s, v), a)).toBeLessThan(1e-14 * 3 * 10);
   });
 
   for (const scale of [1e-150, 1e150]) {
