@@ -54,7 +54,8 @@ Options:
 `;
 
 const WIDEN_HELP = `Usage: gradmax onnx widen MODEL --site NAME --add K [--site NAME --add K ...] -o OUT [options]
-       (with --data X.npy --labels Y.npy --loss KIND: statistics from data, see --data --help)
+       or, with statistics computed from labelled data: gradmax onnx widen MODEL --data X.npy ... (see
+       "gradmax onnx widen --data X.npy --help")
 
 Adds K units to each site (sites are grown in the order given) and writes OUT atomically (temporary file +
 rename; external data goes to OUT.data). MODEL is never modified and OUT may not be MODEL. Statistics must
