@@ -91,8 +91,8 @@ function checkUnits(site: OnnxSite, plan: SitePlan, u: NewUnits): number {
 }
 
 /** Returns the tensor to write for `ref`, cloning it under a fresh name (and rewiring `node.input[input]`) when other nodes share it. */
-function ownTensor(model: OnnxModel, ref: WeightRef, users: { node: NodeProto; input: number }[], written: Map<TensorProto, { tensor: TensorProto; value: string }>): TensorProto {
-  const done = written.get(ref.tensor);
+function ownTensor(model: OnnxModel, ref: WeightRef, users: { node: NodeProto; input: number }[], written: Map<TensorProto, { tensor: TensorProto; value: string }>, reuse = true): TensorProto {
+  const done = reuse ? written.get(ref.tensor) : undefined;
   if (done) {
     for (const u of users) u.node.input[u.input] = done.value;
     return done.tensor;
@@ -130,7 +130,7 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
 
   // 1. current layer weight
   {
-    const t = ownTensor(model, plan.l1.weight, [{ node: plan.l1.node, input: plan.l1.weightInput }], written);
+    const t = ownTensor(model, plan.l1.weight, [{ node: plan.l1.node, input: plan.l1.weightInput }], written, false);
     const grown = model.viewTensor(t).growAxis(plan.l1.axis, k);
     for (let j = 0; j < k; j++) {
       for (let i = 0; i < plan.fanIn; i++) grown.set(incomingIndex(plan, grown.dims, plan.units + j, i), u.incoming.data[j * plan.fanIn + i]! / plan.l1.scale);
@@ -231,7 +231,7 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
   }
   // 4. next layer weight
   {
-    const t = ownTensor(model, plan.l2.weight, [{ node: plan.l2.node, input: plan.l2.weightInput }], written);
+    const t = ownTensor(model, plan.l2.weight, [{ node: plan.l2.node, input: plan.l2.weightInput }], written, false);
     const grown = model.viewTensor(t).growAxis(plan.l2.axis, k * plan.blk);
     if (u.existingOutgoingScale) {
       for (let e = 0; e < plan.units; e++) {

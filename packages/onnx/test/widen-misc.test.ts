@@ -178,3 +178,22 @@ describe('new biases on layers without a bias', () => {
     }
   });
 });
+
+describe('tied weights', () => {
+  it('a weight shared by the two layers of a site is split into private copies', async () => {
+    const b = new GraphBuilder(new Rng(48));
+    const x = b.input('x', ['N', 4]);
+    const w = b.weight([4, 4]);
+    const h = b.op('MatMul', [x, w], {}, 1, 'fc1');
+    const y = b.op('MatMul', [b.op('Relu', [h]), w], {}, 1, 'fc2');
+    b.output(y, ['N', 4]);
+    const file = saveTemp(b.model());
+    for (const kind of ['incoming-zero', 'outgoing-zero', 'split'] as const) {
+      const { widened } = await growAndCheck(file, 'fc1', 2, kind);
+      const w1 = widened.weight(widened.graph.node.find((n) => n.name === 'fc1')!.input[1]!)!;
+      const w2 = widened.weight(widened.graph.node.find((n) => n.name === 'fc2')!.input[1]!)!;
+      expect(w1.tensor.dims.map(Number)).toEqual([4, 6]);
+      expect(w2.tensor.dims.map(Number)).toEqual([6, 4]);
+    }
+  });
+});
