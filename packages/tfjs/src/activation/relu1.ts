@@ -24,7 +24,10 @@ export function relu1<T extends tf.Tensor>(x: T): T {
   return relu1Op(x) as T;
 }
 
-/** Activation name to use in layer configs: `tf.layers.dense({units, activation: RELU1})`. */
+/**
+ * Activation name to use in layer configs: `tf.layers.dense({units, activation: RELU1})`. Its value is the string
+ * `'relu1'`; it is typed as one of tfjs's built-in identifiers only so that layer configs type-check.
+ */
 export const RELU1 = 'relu1' as unknown as 'relu';
 
 /**

@@ -1,8 +1,9 @@
 /**
  * One extra forward/backward pass on a grow batch giving each site's growth statistics: dense sites get
  * Σ g hᵀ (per-example gradients g of each example's own loss at the next layer's pre-activation, inputs h of the
- * current layer); conv sites get the exact tap gradient (tap scatter with a one-hot conv2dTranspose, back through
- * in-between pooling/depthwise layers, then one conv weight-gradient with the current conv's geometry).
+ * current layer); conv sites get the exact tap gradient (tap scatter of the next conv's output gradient, back through
+ * in-between pooling/depthwise layers, reduced against the current conv's input patches); conv→flatten/global
+ * pooling→dense sites get the same matrix without materialising the sparse tap scatter.
  *
  * The pass runs in inference mode (BatchNorm uses its moving statistics, Dropout is off) and changes no weights,
  * optimizer state or BatchNorm statistics.
@@ -88,7 +89,7 @@ export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGr
     const n = Math.min(step, size - start);
     const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
     const ys = n === size ? batch.ys : tf.slice(batch.ys, start, n);
-    collectChunk(model, sites, xs, ys, size, loss, result);
+    collectChunk(model, sites, xs, ys, loss, result);
     if (xs !== batch.xs) xs.dispose();
     if (ys !== batch.ys) ys.dispose();
   }
@@ -100,7 +101,6 @@ function collectChunk(
   sites: readonly TfjsGrowthSite[],
   xs: tf.Tensor,
   ys: tf.Tensor,
-  fullBatch: number,
   loss: ReturnType<typeof resolveLoss>,
   result: Map<string, SiteAccumulator>,
 ): void {
@@ -157,7 +157,6 @@ function collectChunk(
     tf.dispose(probes);
     for (const t of recorded.values()) t.dispose();
   }
-  void fullBatch;
 }
 
 /** Snapshots every accumulator (the statistics strategies read). */
