@@ -331,7 +331,10 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
   progress.bar?.finish();
 
   let report: VerifyReport | undefined;
-  if (verify) report = await verifyModels(input, output, vopts);
+  if (verify) {
+    if (before > LARGE_FILE) io.stderr.write(`verifying ${path.basename(output)} against ${path.basename(input)} in onnxruntime...\n`);
+    report = await verifyModels(input, output, vopts);
+  }
   const failed = Boolean(report && !report.ok && strategy.functionPreserving);
   if (values.json) {
     io.stdout.write(
