@@ -10,18 +10,21 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { ConvStatistics, DenseStatistics, InvalidArgumentError, UnsupportedError, type SiteStatistics } from '@gradmax/core';
+import { ConvStatistics, DenseStatistics, InvalidArgumentError, type SiteStatistics } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
-import { hasSpatialBetween, inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
+import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
 import { convDenseSum } from './conv-dense.js';
-import { convTapGradient } from './conv-tap.js';
+import { convTapParts, tapGradientOf } from './conv-tap.js';
+import { convDenseRows, tensorRows, transposeFlat } from './rows.js';
+import { RoutedConvStatistics } from './routed-statistics.js';
 import { runGraph } from './executor.js';
 import { resolveLoss, type LossSpec } from './loss.js';
 
 /** A statistics accumulator of one site (dense or conv), from `@gradmax/core`. */
 export type SiteAccumulator = DenseStatistics | ConvStatistics;
+export { RoutedConvStatistics };
 
 /** Options of {@link collectStatistics}. */
 export interface CollectOptions {
@@ -49,7 +52,7 @@ function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options
     const fanOut = Number((next.getConfig() as Config)['units']);
     return new DenseStatistics(fanOut, fanIn, stats, site.name);
   }
-  return new ConvStatistics(siteGeometry(model, site), stats, site.name);
+  return new RoutedConvStatistics(siteGeometry(model, site), stats, site.name);
 }
 
 function chunkSize(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], batch: number): number {
@@ -80,8 +83,8 @@ export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGr
   for (const site of sites) {
     if (!result.has(site.name)) result.set(site.name, createAccumulator(model, site, options));
     const acc = result.get(site.name)!;
-    const expected = site.kind === 'dense' ? 'DenseStatistics' : 'ConvStatistics';
-    if (acc.constructor.name !== expected) throw new InvalidArgumentError(`site "${site.name}": accumulator in \`into\` is not a ${expected}`, { site: site.name });
+    const ok = site.kind === 'dense' ? acc instanceof DenseStatistics : acc instanceof RoutedConvStatistics || (acc instanceof ConvStatistics && acc.retainSamples === 0);
+    if (!ok) throw new InvalidArgumentError(`site "${site.name}": the accumulator in \`into\` does not fit this site (dense sites need DenseStatistics, conv sites RoutedConvStatistics or a ConvStatistics without samples)`, { site: site.name });
   }
   if (sites.length === 0) return result;
   const step = chunkSize(model, sites, size);
@@ -133,22 +136,24 @@ function collectChunk(
           dense.addSum({ rows: sum.shape[0]!, cols: sum.shape[1]!, data: sum.dataSync() }, n);
           sum.dispose();
         }
-      } else if (acc.retainSamples > 0) {
-        // Raw (patch, tap-gradient) samples need the naive path, exact only without spatial layers in between.
-        if (hasSpatialBetween(site)) {
-          throw new UnsupportedError(`site "${site.name}": retained samples are not available for conv sites with pooling (incl. global) or depthwise layers in between`, { site: site.name });
-        }
-        const g4 = site.kind === 'conv-dense' ? tf.reshape(g, [n, 1, 1, g.shape[1]!]) : g;
-        (acc as ConvStatistics).accumulate({ shape: h.shape, data: h.dataSync() }, { shape: g4.shape, data: g4.dataSync() });
-        if (g4 !== g) g4.dispose();
       } else if (site.kind === 'conv-dense') {
         const sum = convDenseSum(model, site, h as tf.Tensor4D, g as tf.Tensor2D);
-        (acc as ConvStatistics).addSum({ rows: sum.shape[0], cols: sum.shape[1], data: sum.dataSync() }, n);
+        const sumData = sum.dataSync();
         sum.dispose();
+        const routed = acc as RoutedConvStatistics;
+        // addSum takes [fanOut × fanIn]; the row-accepting path takes the tap layout [fanIn × fanOut].
+        if (routed.retainSamples > 0) routed.accumulateRows(transposeFlat(sumData, routed.fanOut, routed.fanIn), convDenseRows(model, site, h as tf.Tensor4D, g as tf.Tensor2D), n);
+        else routed.addSum({ rows: routed.fanOut, cols: routed.fanIn, data: sumData }, n);
       } else {
-        const tap = convTapGradient(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
-        (acc as ConvStatistics).accumulateTapGradient(tap.dataSync(), n);
-        tap.dispose();
+        const parts = convTapParts(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
+        const tap = tapGradientOf(parts);
+        const routed = acc as RoutedConvStatistics;
+        if (routed.retainSamples > 0) {
+          routed.accumulateRows(tap.dataSync(), tensorRows(parts.routed, parts.patches), n);
+        } else {
+          routed.accumulateTapGradient(tap.dataSync(), n);
+        }
+        tf.dispose([tap, parts.patches, parts.routed]);
       }
     }
     tf.dispose(grads);

@@ -198,10 +198,10 @@ export function tapScatterByOps(g: tf.Tensor4D, kernel: [number, number], stride
 }
 
 /**
- * Tap gradient `[k1h·k1w·m0, k2h·k2w·m2]` (HWIO of the current conv, summed over the chunk) of a conv site: the
- * current conv's input patches, transposed, times the tap-scattered gradient carried back to the intermediate map.
+ * The two factors of a conv site's statistic: the current conv's input patches `[B, H1·W1, fanIn]` and the tap-scattered
+ * gradient carried back to the intermediate map `[B, H1·W1, k2h·k2w·m2]`. Row (n, u) of both is one retained sample.
  */
-export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor4D): tf.Tensor2D {
+export function convTapParts(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor4D): { patches: tf.Tensor3D; routed: tf.Tensor3D } {
   return tf.tidy(() => {
     const { current, next } = siteLayers(model, site);
     const c1 = current.getConfig() as Config;
@@ -209,20 +209,40 @@ export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x:
     const nIn = inputShapeOf(next);
     const t = tapScatter(g, pair(c2['kernelSize']), pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same', [Number(nIn[1]), Number(nIn[2])]);
     const patches = convPatches(x, pair(c1['kernelSize']), pair(c1['strides'] ?? 1), (c1['padding'] ?? 'valid') as 'valid' | 'same');
-    const [B, hw1, fanIn] = patches.shape;
+    const [B, hw1] = patches.shape;
     const F = t.shape[3];
-    let t1: tf.Tensor3D;
+    let routed: tf.Tensor3D;
     if (!hasSpatialBetween(site)) {
-      t1 = tf.reshape(t, [B, -1, F]) as tf.Tensor3D;
+      routed = tf.reshape(t, [B, -1, F]) as tf.Tensor3D;
     } else {
       const nextInput: [number, number] = [Number(nIn[1]), Number(nIn[2])];
       const block = blockRouting(model, site, spatialRouting(model, site, nextInput), nextInput);
-      t1 = block ? applyBlockRouting(t, block) : (tf.reshape(throughSpatialLayers(model, site, t), [B, -1, F]) as tf.Tensor3D);
+      routed = block ? applyBlockRouting(t, block) : (tf.reshape(throughSpatialLayers(model, site, t), [B, -1, F]) as tf.Tensor3D);
     }
-    if (t1.shape[1] !== hw1) {
-      throw new ShapeMismatchError(`site "${site.name}": intermediate map`, [hw1], [t1.shape[1]!], { site: site.name });
+    if (routed.shape[1] !== hw1) {
+      throw new ShapeMismatchError(`site "${site.name}": intermediate map`, [hw1], [routed.shape[1]!], { site: site.name });
     }
-    // An explicit transpose is much faster than matMul's transposeA on wasm.
-    return tf.matMul(tf.transpose(tf.reshape(patches, [B * hw1, fanIn])), tf.reshape(t1, [B * hw1, F]));
+    return { patches, routed };
   });
+}
+
+/** Σ over rows of patchᵀ·routed: the tap gradient `[fanIn, F]` (HWIO of the current conv, summed over the chunk). */
+export function tapGradientOf(parts: { patches: tf.Tensor3D; routed: tf.Tensor3D }): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, hw1, fanIn] = parts.patches.shape;
+    const F = parts.routed.shape[2];
+    // An explicit transpose is much faster than matMul's transposeA on wasm.
+    return tf.matMul(tf.transpose(tf.reshape(parts.patches, [B * hw1, fanIn])), tf.reshape(parts.routed, [B * hw1, F]));
+  });
+}
+
+/**
+ * Tap gradient `[k1h·k1w·m0, k2h·k2w·m2]` (HWIO of the current conv, summed over the chunk) of a conv site: the
+ * current conv's input patches, transposed, times the tap-scattered gradient carried back to the intermediate map.
+ */
+export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor4D): tf.Tensor2D {
+  const parts = convTapParts(model, site, x, g);
+  const tap = tapGradientOf(parts);
+  tf.dispose([parts.patches, parts.routed]);
+  return tap;
 }
