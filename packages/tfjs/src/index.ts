@@ -26,6 +26,7 @@ export { findGrowthSites } from './sites/find.js';
 export type { BetweenLayer, BetweenRole, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from './sites/types.js';
 export { toCoreSite, siteGeometry } from './sites/core-site.js';
 export { collectStatistics, snapshotStatistics } from './statistics/collect.js';
+export { RoutedConvStatistics } from './statistics/routed-statistics.js';
 export type { CollectOptions, SiteAccumulator } from './statistics/collect.js';
 export { validateBatch } from './statistics/batch.js';
 export type { Batch } from './statistics/batch.js';

@@ -24,7 +24,6 @@ import { resolveLoss, type LossSpec } from './loss.js';
 
 /** A statistics accumulator of one site (dense or conv), from `@gradmax/core`. */
 export type SiteAccumulator = DenseStatistics | ConvStatistics;
-export { RoutedConvStatistics };
 
 /** Options of {@link collectStatistics}. */
 export interface CollectOptions {
