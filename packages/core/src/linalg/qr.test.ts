@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Matrix } from '../index.js';
 import { householderQr } from './index.js';
+import { setWasmKernelsEnabled } from './wasm-kernels.js';
 import { maxAbsDiff, naiveMatmul, orthonormalityError, randomMatrix } from './__tests__/helpers.js';
 
 describe('householderQr', () => {
@@ -17,6 +18,24 @@ describe('householderQr', () => {
         for (let j = 0; j < i; j++) expect(r.get(i, j)).toBe(0);
       }
       expect(maxAbsDiff(naiveMatmul(q, r), a)).toBeLessThan(1e-14 * 10 * Math.max(m, n));
+    });
+  }
+
+  for (const wasm of [true, false]) {
+    it(`factors larger matrices with the ${wasm ? 'WebAssembly' : 'TypeScript'} reflector kernel`, () => {
+      const previous = setWasmKernelsEnabled(wasm);
+      try {
+        for (const [m, n] of [[300, 41], [41, 300], [129, 129]] as const) {
+          const a = randomMatrix(m, n, m * 7 + n);
+          for (let i = 0; i < m; i++) a.set(i, 5, a.get(i, 1) - a.get(i, 2));
+          const { q, r } = householderQr(a);
+          expect(orthonormalityError(q)).toBeLessThan(1e-13);
+          for (let i = 0; i < r.rows; i++) for (let j = 0; j < i; j++) expect(r.get(i, j)).toBe(0);
+          expect(maxAbsDiff(naiveMatmul(q, r), a)).toBeLessThan(1e-12);
+        }
+      } finally {
+        setWasmKernelsEnabled(previous);
+      }
     });
   }
 
