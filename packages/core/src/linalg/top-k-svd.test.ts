@@ -108,6 +108,17 @@ describe('topKSvd', () => {
     }
   });
 
+  it('grows the block when σ_k sits in a cluster wider than it (random start)', () => {
+    const cluster = Array.from({ length: 14 }, (_, i) => 10 - 0.1 * i);
+    const sigma = [...cluster, 1e-3, 1e-3, 1e-3];
+    const a = matrixWithSpectrum(120, 90, sigma, 17);
+    const r = topKSvd(a, 4, { start: 'random', oversample: 2, maxIterations: 40 });
+    expect(r.converged).toBe(true);
+    expect(r.iterations).toBeLessThanOrEqual(15);
+    expect(residual(a, r)).toBeLessThan(1e-10);
+    for (let i = 0; i < 4; i++) expect(Math.abs(r.s[i]! - sigma[i]!)).toBeLessThan(1e-12 * 10);
+  });
+
   it('honours rankTolerance', () => {
     const a = matrixWithSpectrum(20, 30, [1, 1e-3, 1e-6], 9);
     expect(topKSvd(a, 3).rank).toBe(3);

@@ -22,7 +22,11 @@ export interface TopKSvdOptions {
   tolerance?: number;
   /** Maximum number of subspace iterations (default 64); when reached, the result has `converged: false`. */
   maxIterations?: number;
-  /** Extra basis vectors carried beyond k to speed up convergence (default 8, capped at min(m,n) − k). */
+  /**
+   * Extra basis vectors carried beyond k to speed up convergence (default 8, capped at min(m,n) − k). The
+   * block grows by max(8, k) seeded random directions whenever an iteration reduces the residual by less
+   * than a factor 0.3 (σ_k inside a cluster wider than the block).
+   */
   oversample?: number;
   /**
    * Singular values at or below this count as zero in `rank`
@@ -138,7 +142,7 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
     w = a.data;
   }
 
-  const l = Math.min(k + oversample, r);
+  let l = Math.min(k + oversample, r);
   let ut: Float64Array; // k×r rows = left singular vectors
   let vt: Float64Array; // k×c rows = right singular vectors
   let s: Float64Array;
@@ -152,6 +156,7 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
     residual = residuals(w, r, c, ut, s, vt, k).worst;
   } else {
     let qt = startBasis(w, r, c, l, rng, start === 'auto' ? useGram(r, c, l) : start === 'gram');
+    let previous = Infinity;
     for (;;) {
       iterations++;
       // Rayleigh–Ritz on A: B = Qᵀ·A = L·Vh, L = Ul·S·Wlᵀ ⇒ A ≈ (Q·Ul)·S·(Vhᵀ·Wl)ᵀ.
@@ -169,15 +174,22 @@ export function topKSvd(a: Matrix, k: number, options: TopKSvdOptions = {}): Top
       ut = utAll.subarray(0, k * r);
       vt = vtAll.subarray(0, k * c);
       const sigma1 = s[0]!;
-      if ((sigma1 > 0 ? residual / sigma1 : residual) <= tolerance || iterations >= maxIterations) break;
+      const relative = sigma1 > 0 ? residual / sigma1 : residual;
+      if (relative <= tolerance || iterations >= maxIterations) break;
       // Subspace iteration: Q ← orth(A·V) over all l Ritz vectors (A·V for the first k is already known).
+      // When the residual shrinks slowly, σ_k sits in a cluster wider than the block: grow the block by
+      // seeded random directions (the next power steps pull them into the dominant subspace).
+      const grown = iterations >= 2 && relative > 0.3 * previous ? Math.min(r, l + Math.max(8, k)) : l;
+      previous = relative;
       const avRest = new Float64Array(r * (l - k));
       gemmTransBAccumulate(r, l - k, c, w, vtAll.subarray(k * c), avRest);
-      const zt = new Float64Array(l * r);
+      const zt = new Float64Array(grown * r);
       for (let i = 0; i < r; i++) {
         for (let j = 0; j < k; j++) zt[j * r + i] = res.av[i * k + j]!;
         for (let j = k; j < l; j++) zt[j * r + i] = avRest[i * (l - k) + j - k]!;
       }
+      for (let i = l * r; i < grown * r; i++) zt[i] = rng.normal();
+      l = grown;
       qt = new Float64Array(l * r);
       lqInPlace(zt, l, r, l, qt);
     }

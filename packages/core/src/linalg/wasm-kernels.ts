@@ -117,12 +117,13 @@ export function wasmTransB(m: number, n: number, p: number, a: Float64Array, b: 
   const inst = instanceFor((aLen + bLen + cLen) * 8);
   if (!inst) return false;
   const heap = new Float64Array(inst.memory.buffer);
-  heap.set(a, 0);
+  // Callers may pass longer arrays (e.g. the first rows of a block): copy exactly the operands.
+  heap.set(a.subarray(0, aLen), 0);
   const bOff = symmetric ? 0 : aLen;
-  if (!symmetric) heap.set(b, bOff);
+  if (!symmetric) heap.set(b.subarray(0, bLen), bOff);
   const cOff = aLen + bLen;
   if (symmetric) heap.fill(0, cOff, cOff + cLen);
-  else heap.set(c, cOff);
+  else heap.set(c.subarray(0, cLen), cOff);
   const k = inst.kernels;
   const A = 0, B = bOff * 8, C = cOff * 8;
   const m4 = m - (m % 4);
@@ -167,7 +168,7 @@ export function wasmTransB(m: number, n: number, p: number, a: Float64Array, b: 
       }
     }
   } else {
-    c.set(out);
+    c.set(out, 0);
   }
   return true;
 }
