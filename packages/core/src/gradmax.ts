@@ -95,7 +95,7 @@ export interface GradMaxOptions extends OutgoingScaleOptions {
    * numerical rank are filled with random directions orthogonal to the others, and the report says so.
    */
   rankTolerance?: number;
-  /** Options forwarded to {@link topKSvd} (its seed defaults to one drawn from the request's rng). */
+  /** Options forwarded to `topKSvd` (its seed defaults to one drawn from the request's rng). */
   svd?: TopKSvdOptions;
 }
 
