@@ -105,6 +105,7 @@ describe('reports', () => {
     expect(md).toContain("❌ GradMax's new-weight gradient norm exceeds Random's best of 2 NOT at every growth in every seed");
     expect(md).toContain('| 1 | 1/2 |');
     expect(md).toContain('**Where ours disagree with the notebook:**');
+    expect(md).toContain("growth 1: our mean loss after GradMax-Opt (0.32) is below GradMax's (0.4)");
     const tie = [0, 1].map((seed) =>
       fixture('growth-gain', seed, 1, { gain: [1, 2].flatMap((g) => [gain(g, 'gradmax', [0.4, 0.4], 0.3), gain(g, 'gradmaxOpt', [0.4, 0.4], 0.31), gain(g, 'random', [0.1, 0.2], 0.35)]) }),
     );

@@ -462,6 +462,9 @@ function gainSection(g: ReportGroup, runs: RunResult[], arms: Map<string, RunRes
         disagreements.push(`growth ${nb.growth}: our GradMax/Random gain ratio is ×${fmt(ourRatio, 3)}, the notebook's ×${fmt(nbRatio, 3)}`);
       }
       if (!(mean(cg.loss) < mean(cr.loss))) disagreements.push(`growth ${nb.growth}: our mean loss after GradMax (${fmt(mean(cg.loss))}) is not below Random's (${fmt(mean(cr.loss))}); the notebook's is`);
+      if (co && mean(co.loss) < mean(cg.loss)) {
+        disagreements.push(`growth ${nb.growth}: our mean loss after GradMax-Opt (${fmt(mean(co.loss))}) is below GradMax's (${fmt(mean(cg.loss))}); in the notebook GradMax's is the lowest`);
+      }
       if (co) {
         const og = mean(co.deltaMax);
         if (!(og <= mean(cg.deltaMean) * (1 + MEASURE_TOL) && og >= mean(cr.deltaMax))) disagreements.push(`growth ${nb.growth}: our GradMax-Opt gain (${fmt(og)}) is not between Random's best (${fmt(mean(cr.deltaMax))}) and GradMax (${fmt(mean(cg.deltaMean))}); in the notebook it is`);
