@@ -12,7 +12,7 @@ import { configHash } from './config.js';
 import { executeCell, type CellJob } from './execute.js';
 import { expandGrid, shardGrid, type GridCell, type Shard } from './grid.js';
 import { readResult, resultId, resultPath } from './results.js';
-import { defaultArms } from './strategies.js';
+import { armKind, defaultArms } from './strategies.js';
 import { getTask } from './tasks/index.js';
 import type { BackendInfo, BackendRequest } from './types.js';
 import type { CoordinatorMessage, WorkerMessage } from './worker.js';
@@ -103,6 +103,7 @@ export async function runBenchmark(options: RunOptions): Promise<RunSummary> {
   const cells: GridCell[] = [];
   for (const task of tasks) {
     const arms = options.arms ?? defaultArms(task);
+    for (const arm of arms) armKind(task, arm); // unknown arms fail here, before anything runs
     const seeds = options.seeds ?? Array.from({ length: task.defaultSeeds }, (_, i) => i);
     cells.push(...expandGrid([task.name], arms, seeds));
   }

@@ -80,6 +80,13 @@ describe('runner', () => {
     expect(ids).toEqual(['big/0', 'big/1', 'random/0', 'random/1', 'small/0', 'small/1']);
   });
 
+  it('refuses unknown tasks and arms before running anything', async () => {
+    const out = await tmp();
+    await expect(runBenchmark({ ...base, arms: ['gradmax', 'bogus'], seeds: [0], out })).rejects.toThrow(/unknown arm of task "teacher-student" "bogus"/);
+    await expect(runBenchmark({ ...base, tasks: ['nope'], seeds: [0], out })).rejects.toThrow(/unknown task "nope"/);
+    expect((await collectResults([out]).catch(() => ({ results: [] }))).results).toEqual([]);
+  });
+
   it('records a failing run as a failed result instead of throwing', async () => {
     const out = await tmp();
     // meanNorm scale on a strategy with a bad option value fails inside the run.
