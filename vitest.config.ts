@@ -10,9 +10,13 @@ const alias = [
   { find: /^@gradmax\/([a-z]+)\/([a-z-]+)$/, replacement: `${root}packages/$1/src/$2/index.ts` },
 ];
 
+// CI sets GRADMAX_TEST_REPORT to a path: a JSON report is written there beside the usual console output.
+const jsonReport = process.env.GRADMAX_TEST_REPORT;
+
 export default defineConfig({
   resolve: { alias },
   test: {
+    ...(jsonReport ? { reporters: ['default', 'json'], outputFile: { json: jsonReport } } : {}),
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [
