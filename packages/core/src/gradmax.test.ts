@@ -227,6 +227,32 @@ describe('gradmax (closed form)', () => {
   });
 });
 
+describe('gradmax sign convention', () => {
+  it('largestPositive by default, largestNegative flips every direction, random flips by a seeded coin', () => {
+    const rng = new Rng(21);
+    const site = denseSite(7, 3, 9, rng);
+    const M = randomMatrix(9, 7, rng);
+    const stats = { moment: M, count: 1 };
+    const grow = (sign?: 'largestPositive' | 'largestNegative' | 'random', seed = 4) =>
+      gradmax(sign ? { sign } : {}).grow({ site, count: 4, statistics: stats, rng: new Rng(seed) }).outgoing;
+    const base = grow();
+    for (let j = 0; j < 4; j++) {
+      const col = Array.from(base.col(j));
+      const big = col.reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a), 0);
+      expect(big).toBeGreaterThan(0);
+    }
+    expect(Array.from(grow('largestNegative').data)).toEqual(Array.from(base.data).map((x) => -x));
+    const signsOf = (m: Matrix) => Array.from({ length: 4 }, (_, j) => Math.sign(m.get(0, j) * base.get(0, j)));
+    expect(signsOf(grow('random', 4))).toEqual(signsOf(grow('random', 4)));
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 20; seed++) seen.add(signsOf(grow('random', seed)).join());
+    expect(seen.size).toBeGreaterThan(4);
+    // The gain does not depend on the sign.
+    expect(gainOf(grow('random', 7), M)).toBeCloseTo(gainOf(base, M), 10);
+    expect(() => grow('sideways' as 'random')).toThrow(/unknown sign convention/);
+  });
+});
+
 describe('gradmaxOpt', () => {
   it('reaches at least 99% of the closed-form objective, preserves norms, and is deterministic', () => {
     for (const seed of [1, 2, 3, 4, 5]) {

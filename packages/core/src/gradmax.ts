@@ -97,6 +97,30 @@ export interface GradMaxOptions extends OutgoingScaleOptions {
   rankTolerance?: number;
   /** Options forwarded to `topKSvd` (its seed defaults to one drawn from the request's rng). */
   svd?: TopKSvdOptions;
+  /**
+   * Sign of each outgoing direction (singular vectors are defined up to sign; the sign does not change the
+   * gradient gain but does change training after growth):
+   * - `'largestPositive'` (default): each direction's largest-magnitude entry is positive;
+   * - `'largestNegative'`: the opposite of the default;
+   * - `'random'`: an independent seeded coin flip per direction (from the request's rng).
+   */
+  sign?: SignConvention;
+}
+
+/** Sign convention for GradMax's outgoing directions; see {@link GradMaxOptions.sign}. */
+export type SignConvention = 'largestPositive' | 'largestNegative' | 'random';
+
+/** Applies a {@link SignConvention} to the columns of `u` (which carry the largest-positive convention), in place. */
+export function applySignConvention(u: Matrix, convention: SignConvention, rng: Rng): void {
+  if (convention === 'largestPositive') return;
+  if (convention !== 'largestNegative' && convention !== 'random') {
+    throw new InvalidArgumentError(`unknown sign convention "${String(convention)}" (use largestPositive, largestNegative or random)`);
+  }
+  for (let j = 0; j < u.cols; j++) {
+    const flip = convention === 'largestNegative' || rng.uniform() < 0.5;
+    if (!flip) continue;
+    for (let i = 0; i < u.rows; i++) u.data[i * u.cols + j] = -u.data[i * u.cols + j]!;
+  }
 }
 
 /**
@@ -105,10 +129,10 @@ export interface GradMaxOptions extends OutgoingScaleOptions {
  * Incoming weights and biases of the new units are zero, so the function is preserved when f(0) = 0. The
  * outgoing weights are Ω = c·U_k, the top-k left singular vectors of M = E[g hᵀ] (`[fanOut × fanIn]`), each of
  * norm c (see {@link OutgoingScaleOptions}). At the next step, new unit j's incoming gradient is
- * f'(0)·c·σⱼ·vⱼᵀ, the largest possible under the norm constraint. Sign convention: each uⱼ has its
- * largest-magnitude entry positive. Needs the growth matrix; refuses activations with f'(0) = 0.
+ * f'(0)·c·σⱼ·vⱼᵀ, the largest possible under the norm constraint. Sign convention (option `sign`): by default
+ * each uⱼ has its largest-magnitude entry positive. Needs the growth matrix; refuses activations with f'(0) = 0.
  *
- * @param options - {@link GradMaxOptions}; defaults: scale 0.5, scaleMethod `meanNorm`, keepSingularValues false.
+ * @param options - {@link GradMaxOptions}; defaults: scale 0.5, scaleMethod `meanNorm`, keepSingularValues false, sign `largestPositive`.
  */
 export function gradmax(options: GradMaxOptions = {}): GrowthStrategy {
   const strategy: GrowthStrategy = {
@@ -121,6 +145,7 @@ export function gradmax(options: GradMaxOptions = {}): GrowthStrategy {
       requireNonZeroSlopeAtZero('GradMax', site);
       const c = outgoingMagnitude(site, options);
       const directions = topLeftSingularDirections(stats.moment, count, rng, options.rankTolerance ?? 1e-10, options.svd);
+      applySignConvention(directions.u, options.sign ?? 'largestPositive', rng);
       const outgoing = new Matrix(site.fanOut, count);
       const sigma1 = directions.singularValues[0] ?? 0;
       let predictedSq = 0;
