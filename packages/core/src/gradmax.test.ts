@@ -60,41 +60,36 @@ function randomOrthogonal(n: number, k: number, c: number, rng: Rng): Matrix {
   return out;
 }
 
+/** Hidden activations tanh(W1 h_b) and per-example output gradients g_b = ∂ℓ_b/∂z_b = W2 a_b − y_b. */
+function forward(W1: Matrix, W2: Matrix, H: Matrix, Y: Matrix, b: number): { a: Float64Array; g: Float64Array } {
+  const a = new Float64Array(W1.rows);
+  for (let j = 0; j < W1.rows; j++) {
+    let s = 0;
+    for (let q = 0; q < W1.cols; q++) s += W1.get(j, q) * H.get(b, q);
+    a[j] = Math.tanh(s);
+  }
+  const g = new Float64Array(W2.rows);
+  for (let i = 0; i < W2.rows; i++) {
+    let z = 0;
+    for (let j = 0; j < W2.cols; j++) z += W2.get(i, j) * a[j]!;
+    g[i] = z - Y.get(b, i);
+  }
+  return { a, g };
+}
+
 /** Loss of a dense two-layer tanh net: ½·mean_b ‖W2 tanh(W1 h_b) − y_b‖². */
 function loss(W1: Matrix, W2: Matrix, H: Matrix, Y: Matrix): number {
   let total = 0;
-  for (let b = 0; b < H.rows; b++) {
-    const a = new Float64Array(W1.rows);
-    for (let j = 0; j < W1.rows; j++) {
-      let s = 0;
-      for (let q = 0; q < W1.cols; q++) s += W1.get(j, q) * H.get(b, q);
-      a[j] = Math.tanh(s);
-    }
-    for (let i = 0; i < W2.rows; i++) {
-      let z = 0;
-      for (let j = 0; j < W2.cols; j++) z += W2.get(i, j) * a[j]!;
-      total += 0.5 * (z - Y.get(b, i)) ** 2;
-    }
-  }
+  for (let b = 0; b < H.rows; b++) for (const gi of forward(W1, W2, H, Y, b).g) total += 0.5 * gi * gi;
   return total / H.rows;
 }
 
-/** M = mean_b g_b h_bᵀ with g_b = ∂ℓ_b/∂z_b = W2 tanh(W1 h_b) − y_b. */
+/** M = mean_b g_b h_bᵀ. */
 function moment(W1: Matrix, W2: Matrix, H: Matrix, Y: Matrix): Matrix {
   const M = new Matrix(W2.rows, H.cols);
   for (let b = 0; b < H.rows; b++) {
-    const a = new Float64Array(W1.rows);
-    for (let j = 0; j < W1.rows; j++) {
-      let s = 0;
-      for (let q = 0; q < W1.cols; q++) s += W1.get(j, q) * H.get(b, q);
-      a[j] = Math.tanh(s);
-    }
-    for (let i = 0; i < W2.rows; i++) {
-      let z = 0;
-      for (let j = 0; j < W2.cols; j++) z += W2.get(i, j) * a[j]!;
-      const g = z - Y.get(b, i);
-      for (let q = 0; q < H.cols; q++) M.data[i * H.cols + q]! += (g * H.get(b, q)) / H.rows;
-    }
+    const { g } = forward(W1, W2, H, Y, b);
+    for (let i = 0; i < W2.rows; i++) for (let q = 0; q < H.cols; q++) M.data[i * H.cols + q]! += (g[i]! * H.get(b, q)) / H.rows;
   }
   return M;
 }
