@@ -24,6 +24,39 @@ function outSize(h: number, w: number, kh: number, kw: number, g: Conv2DGeometry
 }
 
 /**
+ * Visits every (example, output pixel, kernel tap) whose input pixel lies inside the input, in the order
+ * n, i, j, r, c (shared by the forward conv and its two backward passes). `visit` gets the element offsets of
+ * the input pixel's first channel, of the output pixel's first channel, and of the kernel tap's `[r, c, 0, 0]`
+ * entry in the HWIO kernel.
+ */
+function forEachConvTap(
+  [B, H, W, C]: readonly [number, number, number, number],
+  [Ho, Wo, co]: readonly [number, number, number],
+  [kh, kw]: readonly [number, number],
+  geometry: Conv2DGeometry,
+  visit: (inputOffset: number, outputOffset: number, kernelOffset: number) => void,
+): void {
+  const [sh, sw] = geometry.stride;
+  const { top, left } = geometry.padding;
+  for (let n = 0; n < B; n++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        const outputOffset = ((n * Ho + i) * Wo + j) * co;
+        for (let r = 0; r < kh; r++) {
+          const xi = sh * i + r - top;
+          if (xi < 0 || xi >= H) continue;
+          for (let c = 0; c < kw; c++) {
+            const xj = sw * j + c - left;
+            if (xj < 0 || xj >= W) continue;
+            visit(((n * H + xi) * W + xj) * C, outputOffset, (r * kw + c) * C * co);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * Forward conv: `y[n, i, j, co] = Σ_{r, c, ci} x[n, s_h·i + r − p_top, s_w·j + c − p_left, ci] · w[r, c, ci, co]`
  * (out-of-range input pixels are zero).
  * @param x - input `[B, H, W, Cin]`
@@ -35,28 +68,13 @@ export function naiveConv2d(x: Tensor4Like, w: Tensor4Like, geometry: Conv2DGeom
   if (ci !== C) throw new ShapeMismatchError('naiveConv2d kernel input channels', [kh, kw, C, co], [kh, kw, ci, co]);
   const [Ho, Wo] = outSize(H, W, kh, kw, geometry);
   const y = zeros4([B, Ho, Wo, co]);
-  const [sh, sw] = geometry.stride;
-  const { top, left } = geometry.padding;
-  for (let n = 0; n < B; n++) {
-    for (let i = 0; i < Ho; i++) {
-      for (let j = 0; j < Wo; j++) {
-        const yo = ((n * Ho + i) * Wo + j) * co;
-        for (let r = 0; r < kh; r++) {
-          const xi = sh * i + r - top;
-          if (xi < 0 || xi >= H) continue;
-          for (let c = 0; c < kw; c++) {
-            const xj = sw * j + c - left;
-            if (xj < 0 || xj >= W) continue;
-            for (let k = 0; k < C; k++) {
-              const xv = x.data[((n * H + xi) * W + xj) * C + k]!;
-              const wo = ((r * kw + c) * C + k) * co;
-              for (let o = 0; o < co; o++) y.data[yo + o] += xv * w.data[wo + o]!;
-            }
-          }
-        }
-      }
+  forEachConvTap([B, H, W, C], [Ho, Wo, co], [kh, kw], geometry, (xo, yo, wt) => {
+    for (let k = 0; k < C; k++) {
+      const xv = x.data[xo + k]!;
+      const wo = wt + k * co;
+      for (let o = 0; o < co; o++) y.data[yo + o] += xv * w.data[wo + o]!;
     }
-  }
+  });
   return y;
 }
 
@@ -73,28 +91,13 @@ export function naiveConv2dBackpropFilter(x: Tensor4Like, dy: Tensor4Like, kerne
   const [eh, ew] = outSize(H, W, kh, kw, geometry);
   if (b2 !== B || Ho !== eh || Wo !== ew) throw new ShapeMismatchError('naiveConv2dBackpropFilter output gradient', [B, eh, ew, co], [b2, Ho, Wo, co]);
   const dw = zeros4([kh, kw, C, co]);
-  const [sh, sw] = geometry.stride;
-  const { top, left } = geometry.padding;
-  for (let n = 0; n < B; n++) {
-    for (let i = 0; i < Ho; i++) {
-      for (let j = 0; j < Wo; j++) {
-        const go = ((n * Ho + i) * Wo + j) * co;
-        for (let r = 0; r < kh; r++) {
-          const xi = sh * i + r - top;
-          if (xi < 0 || xi >= H) continue;
-          for (let c = 0; c < kw; c++) {
-            const xj = sw * j + c - left;
-            if (xj < 0 || xj >= W) continue;
-            for (let k = 0; k < C; k++) {
-              const xv = x.data[((n * H + xi) * W + xj) * C + k]!;
-              const wo = ((r * kw + c) * C + k) * co;
-              for (let o = 0; o < co; o++) dw.data[wo + o] += xv * dy.data[go + o]!;
-            }
-          }
-        }
-      }
+  forEachConvTap([B, H, W, C], [Ho, Wo, co], [kh, kw], geometry, (xo, go, wt) => {
+    for (let k = 0; k < C; k++) {
+      const xv = x.data[xo + k]!;
+      const wo = wt + k * co;
+      for (let o = 0; o < co; o++) dw.data[wo + o] += xv * dy.data[go + o]!;
     }
-  }
+  });
   return dw;
 }
 
@@ -112,29 +115,14 @@ export function naiveConv2dBackpropInput(dy: Tensor4Like, w: Tensor4Like, inputS
   const [eh, ew] = outSize(H, W, kh, kw, geometry);
   if (co2 !== co || Ho !== eh || Wo !== ew) throw new ShapeMismatchError('naiveConv2dBackpropInput output gradient', [B, eh, ew, co2], [B, Ho, Wo, co]);
   const dx = zeros4([B, H, W, C]);
-  const [sh, sw] = geometry.stride;
-  const { top, left } = geometry.padding;
-  for (let n = 0; n < B; n++) {
-    for (let i = 0; i < Ho; i++) {
-      for (let j = 0; j < Wo; j++) {
-        const go = ((n * Ho + i) * Wo + j) * co;
-        for (let r = 0; r < kh; r++) {
-          const xi = sh * i + r - top;
-          if (xi < 0 || xi >= H) continue;
-          for (let c = 0; c < kw; c++) {
-            const xj = sw * j + c - left;
-            if (xj < 0 || xj >= W) continue;
-            for (let k = 0; k < C; k++) {
-              const wo = ((r * kw + c) * C + k) * co;
-              let acc = 0;
-              for (let o = 0; o < co; o++) acc += w.data[wo + o]! * dy.data[go + o]!;
-              dx.data[((n * H + xi) * W + xj) * C + k] += acc;
-            }
-          }
-        }
-      }
+  forEachConvTap([B, H, W, C], [Ho, Wo, co], [kh, kw], geometry, (xo, go, wt) => {
+    for (let k = 0; k < C; k++) {
+      const wo = wt + k * co;
+      let acc = 0;
+      for (let o = 0; o < co; o++) acc += w.data[wo + o]! * dy.data[go + o]!;
+      dx.data[xo + k] += acc;
     }
-  }
+  });
   return dx;
 }
 
