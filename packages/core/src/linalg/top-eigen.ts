@@ -14,6 +14,27 @@ import { wasmWorkspace } from './wasm-kernels.js';
  * (i ≥ 1), by implicit QL without vectors. Overwrites `d` with the (unsorted) eigenvalues; destroys `e`.
  */
 export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array, n: number): void {
+  tridiagonalQl(d, e, n, 'eigenvalues');
+}
+
+/** Where {@link tridiagonalQl} records each sweep's plane rotations, and how it applies them (internal). */
+interface QlRotations {
+  /** Cosines, indexed by the rotated pair's lower index. */
+  cs: Float64Array;
+  /** Sines, indexed likewise. */
+  ss: Float64Array;
+  /** Applies the recorded rotations of pairs lo..hi−1 to the eigenvector rows. */
+  rotate: (lo: number, hi: number) => void;
+}
+
+/**
+ * Implicit QL with Wilkinson-style shifts on the tridiagonal (d, e[i] = T[i, i−1]) (internal): overwrites `d`
+ * with the unsorted eigenvalues and destroys `e`. With `rotations`, each sweep's plane rotations are recorded
+ * and handed to `rotations.rotate` before the sweep's last update. `label` names the caller in errors.
+ */
+function tridiagonalQl(d: Float64Array, e: Float64Array, n: number, label: string, rotations?: QlRotations): void {
+  const cs = rotations?.cs;
+  const ss = rotations?.ss;
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   if (n > 0) e[n - 1] = 0;
   let f = 0;
@@ -28,7 +49,7 @@ export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array, n: numb
     if (m > l) {
       let iter = 0;
       do {
-        if (++iter > 100) throw new GradmaxError('no-convergence', `eigenvalues: QL iteration did not converge for eigenvalue ${l} of ${n}`, { n, index: l });
+        if (++iter > 100) throw new GradmaxError('no-convergence', `${label}: QL iteration did not converge for eigenvalue ${l} of ${n}`, { n, index: l });
         let g = d[l]!;
         let p = (d[l + 1]! - g) / (2 * e[l]!);
         let r = hypot2(p, 1);
@@ -55,7 +76,12 @@ export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array, n: numb
           c = p / r;
           p = c * d[i]! - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]!);
+          if (cs) {
+            cs[i] = c;
+            ss![i] = s;
+          }
         }
+        rotations?.rotate(l, m);
         p = (-s * s2 * c3 * el1 * e[l]!) / dl1;
         e[l] = s * p;
         d[l] = c * p;
@@ -406,58 +432,7 @@ export function tridiagonalEigenpairs(d: Float64Array, e: Float64Array, n: numbe
       }
     };
   }
-  for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
-  if (n > 0) e[n - 1] = 0;
-  let f = 0;
-  // Deflate against the norm of the whole tridiagonal (see tridiagonalEigenvalues).
-  let tst1 = 0;
-  for (let i = 0; i < n; i++) tst1 = Math.max(tst1, Math.abs(d[i]!) + Math.abs(e[i]!));
-  const eps = Number.EPSILON;
-  for (let l = 0; l < n; l++) {
-    let m = l;
-    while (m < n - 1 && Math.abs(e[m]!) > eps * tst1) m++;
-    if (m > l) {
-      let iter = 0;
-      do {
-        if (++iter > 100) throw new GradmaxError('no-convergence', `symmetricEigen: QL iteration did not converge for eigenvalue ${l} of ${n}`, { n, index: l });
-        let g = d[l]!;
-        let p = (d[l + 1]! - g) / (2 * e[l]!);
-        let r = hypot2(p, 1);
-        if (p < 0) r = -r;
-        d[l] = e[l]! / (p + r);
-        d[l + 1] = e[l]! * (p + r);
-        const dl1 = d[l + 1]!;
-        let h = g - d[l]!;
-        for (let i = l + 2; i < n; i++) d[i] = d[i]! - h;
-        f += h;
-        p = d[m]!;
-        let c = 1, c2 = 1, c3 = 1;
-        const el1 = e[l + 1]!;
-        let s = 0, s2 = 0;
-        for (let i = m - 1; i >= l; i--) {
-          c3 = c2;
-          c2 = c;
-          s2 = s;
-          g = c * e[i]!;
-          h = c * p;
-          r = hypot2(p, e[i]!);
-          e[i + 1] = s * r;
-          s = e[i]! / r;
-          c = p / r;
-          p = c * d[i]! - s * g;
-          d[i + 1] = h + s * (c * g + s * d[i]!);
-          cs[i] = c;
-          ss[i] = s;
-        }
-        rotate(l, m);
-        p = (-s * s2 * c3 * el1 * e[l]!) / dl1;
-        e[l] = s * p;
-        d[l] = c * p;
-      } while (Math.abs(e[l]!) > eps * tst1);
-    }
-    d[l] = d[l]! + f;
-    e[l] = 0;
-  }
+  tridiagonalQl(d, e, n, 'symmetricEigen', { cs, ss, rotate });
   if (rows !== z) z.set(rows);
 }
 
