@@ -29,8 +29,8 @@ export interface Curve {
 }
 
 /**
- * One growth event as it happened inside a training run. The gradient and loss measurements are present for
- * the dense tasks (teacher-student, mnist-mlp) and absent where the task does not measure them (mnist-cnn).
+ * One growth event as it happened inside a training run. The gradient and loss measurements are optional (a task
+ * may not measure them); the built-in tasks record them all.
  */
 export interface GrowthRecord {
   /** Training step at which the growth fired (before that step's update). */

@@ -9,10 +9,10 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function runTiny(task: string, arms: string[]): Promise<Map<string, RunResult>> {
+async function runTiny(task: string, arms: string[], overrides: Record<string, unknown> = {}): Promise<Map<string, RunResult>> {
   const out = await mkdtemp(path.join(os.tmpdir(), `gradmax-${task}-`));
   dirs.push(out);
-  const s = await runBenchmark({ tasks: [task], arms, seeds: [0], preset: 'tiny', backend: 'wasm', workers: 0, out });
+  const s = await runBenchmark({ tasks: [task], arms, seeds: [0], preset: 'tiny', backend: 'wasm', workers: 0, out, overrides });
   expect(s.failures).toEqual([]);
   return new Map((await collectResults([out])).results.map((r) => [r.arm, r]));
 }
@@ -70,16 +70,45 @@ describe('tasks end to end (tiny settings)', () => {
     expect(g.summary!['leakedTensors']).toBe(0);
   });
 
-  it('mnist-cnn: grows all three sites with @gradmax/tfjs', async () => {
-    const r = await runTiny('mnist-cnn', ['gradmax', 'random', 'small']);
-    const g = r.get('gradmax')!;
-    expect(g.growths!.map((x) => `${x.site}:${x.unitsBefore}->${x.unitsAfter}`)).toEqual([
-      'conv1->conv2:1->2', 'conv2->fc1:2->4', 'fc1->out:2->4',
-      'conv1->conv2:2->3', 'conv2->fc1:4->6', 'fc1->out:4->6',
-      'conv1->conv2:3->4', 'conv2->fc1:6->8', 'fc1->out:6->8',
-    ]);
-    expect(g.summary!['finalWidth']).toBe(4);
+  it('mnist-cnn: grows all three sites with @gradmax/tfjs (max pooling), including the sample-based strategies', async () => {
+    const grown = ['gradmax', 'random', 'firefly', 'north', 'tiny'];
+    expect(defaultArms(getTask('mnist-cnn'))).toEqual(expect.arrayContaining(grown));
+    expect(defaultArms(getTask('mnist-cnn'))).not.toContain('allZero');
+    // growBatch 16: with the preset's 8, TINY's line search overfits the grow batch until the softmax saturates and
+    // every per-example gradient is exactly zero (no samples left for its third growth); see docs/harness.md.
+    const r = await runTiny('mnist-cnn', [...grown, 'small'], { growBatch: 16 });
+    const first = r.get('gradmax')!.growths!.slice(0, 3);
+    for (const arm of grown) {
+      const g = r.get(arm)!;
+      expect(g.growths!.map((x) => `${x.strategy} ${x.site}:${x.unitsBefore}->${x.unitsAfter}`)).toEqual([
+        'conv1->conv2:1->2', 'conv2->fc1:2->4', 'fc1->out:2->4',
+        'conv1->conv2:2->3', 'conv2->fc1:4->6', 'fc1->out:4->6',
+        'conv1->conv2:3->4', 'conv2->fc1:6->8', 'fc1->out:6->8',
+      ].map((x) => `${arm} ${x}`));
+      expect(g.summary!['finalWidth']).toBe(4);
+      expect(Number.isFinite(g.summary!['finalTestLoss'])).toBe(true);
+      for (const x of g.growths!) {
+        for (const k of ['newWeightGradNorm', 'newIncomingGradNorm', 'newOutgoingGradNorm', 'kernelGradNormBefore', 'kernelGradNormAfter', 'lossBefore', 'lossAfter'] as const) {
+          expect(Number.isFinite(x[k])).toBe(true);
+        }
+        expect(x.newWeightGradNorm).toBeCloseTo(Math.hypot(x.newIncomingGradNorm!, x.newOutgoingGradNorm!), 12);
+      }
+      // Same model, same grow batch before the first growth in every arm.
+      g.growths!.slice(0, 3).forEach((x, i) => {
+        expect(x.lossBefore).toBe(first[i]!.lossBefore);
+        expect(x.kernelGradNormBefore).toBe(first[i]!.kernelGradNormBefore);
+      });
+    }
+    for (const arm of ['gradmax', 'random']) {
+      // Incoming-zero and function-preserving: the loss is unchanged (up to float32 summation order over the extra
+      // zero channels), new units' activations are zero so their outgoing weights get no gradient, the incoming do.
+      for (const x of r.get(arm)!.growths!) {
+        expect(Math.abs(x.lossAfter! - x.lossBefore!)).toBeLessThan(1e-5 * x.lossBefore!);
+        expect(x.newOutgoingGradNorm).toBe(0);
+        expect(x.newIncomingGradNorm).toBeGreaterThan(0);
+      }
+    }
     expect(r.get('small')!.summary!['finalWidth']).toBe(1);
-    for (const arm of ['gradmax', 'random', 'small']) expect(Number.isFinite(r.get(arm)!.summary!['finalTestLoss'])).toBe(true);
+    expect(Number.isFinite(r.get('small')!.summary!['finalTestLoss'])).toBe(true);
   });
 });

