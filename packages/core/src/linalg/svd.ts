@@ -37,6 +37,16 @@ const PRECONDITION_MIN = 24;
 /** Squared column norm below which a (max ≈ 1 scaled) column counts as zero. */
 const TINY_SQ = 1e-200;
 
+/** Plane rotation of the `len`-long rows at offsets `bi` and `bj`: (xi, xj) ← (c·xi − s·xj, s·xi + c·xj). */
+function rotateRowPair(x: Float64Array, bi: number, bj: number, len: number, c: number, s: number): void {
+  for (let k = 0; k < len; k++) {
+    const xi = x[bi + k]!;
+    const xj = x[bj + k]!;
+    x[bi + k] = c * xi - s * xj;
+    x[bj + k] = s * xi + c * xj;
+  }
+}
+
 /**
  * One-sided Jacobi on the `r` rows (length `len`) of `x`, rotating the rows of `vt` (r×r) alongside, until
  * every pair of rows is orthogonal to `tol` relative to their norms.
@@ -71,20 +81,8 @@ function jacobiRows(x: Float64Array, r: number, len: number, vt: Float64Array): 
         const t = (zeta >= 0 ? 1 : -1) / (az + root);
         const c = 1 / Math.sqrt(1 + t * t);
         const s = c * t;
-        for (let k = 0; k < len; k++) {
-          const xi = x[bi + k]!;
-          const xj = x[bj + k]!;
-          x[bi + k] = c * xi - s * xj;
-          x[bj + k] = s * xi + c * xj;
-        }
-        const vi = i * r;
-        const vj = j * r;
-        for (let k = 0; k < r; k++) {
-          const yi = vt[vi + k]!;
-          const yj = vt[vj + k]!;
-          vt[vi + k] = c * yi - s * yj;
-          vt[vj + k] = s * yi + c * yj;
-        }
+        rotateRowPair(x, bi, bj, len, c, s);
+        rotateRowPair(vt, i * r, j * r, r, c, s);
         nrm[i] = alpha - t * gamma;
         nrm[j] = beta + t * gamma;
       }
