@@ -117,6 +117,13 @@ describe('activations', () => {
   });
 });
 
+/** Each named analytic gradient is within relative error 1e-7 of central finite differences of `loss` in that parameter. */
+function expectGradientsMatchFiniteDifferences(loss: () => number, params: Record<string, Float64Array>, analytic: Record<string, Float64Array>): void {
+  for (const [name, gradient] of Object.entries(analytic)) {
+    expect(relativeError(gradient, finiteDifferenceGradient(loss, params[name]!)), name).toBeLessThan(1e-7);
+  }
+}
+
 describe('reference networks: analytic gradients match finite differences', () => {
   const rng = new Rng(3);
   it.each(['tanh', 'relu1'] as const)('dense (%s)', (act) => {
@@ -124,12 +131,7 @@ describe('reference networks: analytic gradients match finite differences', () =
     const x = new Matrix(6, 4, rng.fillNormal(new Float64Array(24)));
     const t = new Matrix(6, 3, rng.fillNormal(new Float64Array(18)));
     const grads = net.gradients(x, t);
-    const p = net.parameters();
-    const f = () => net.loss(x, t);
-    expect(relativeError(grads.w1.data, finiteDifferenceGradient(f, p.w1!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.b1, finiteDifferenceGradient(f, p.b1!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.w2.data, finiteDifferenceGradient(f, p.w2!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.b2, finiteDifferenceGradient(f, p.b2!))).toBeLessThan(1e-7);
+    expectGradientsMatchFiniteDifferences(() => net.loss(x, t), net.parameters(), { w1: grads.w1.data, b1: grads.b1, w2: grads.w2.data, b2: grads.b2 });
   });
 
   it.each([
@@ -142,12 +144,7 @@ describe('reference networks: analytic gradients match finite differences', () =
     const x = randomTensor4(net.inputShape(2), rng);
     const t = randomTensor4(net.outputShape(2), rng);
     const grads = net.gradients(x, t);
-    const p = net.parameters();
-    const f = () => net.loss(x, t);
-    expect(relativeError(grads.w1.data, finiteDifferenceGradient(f, p.w1!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.b1, finiteDifferenceGradient(f, p.b1!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.w2.data, finiteDifferenceGradient(f, p.w2!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.b2, finiteDifferenceGradient(f, p.b2!))).toBeLessThan(1e-7);
+    expectGradientsMatchFiniteDifferences(() => net.loss(x, t), net.parameters(), { w1: grads.w1.data, b1: grads.b1, w2: grads.w2.data, b2: grads.b2 });
   });
 
   it('conv→flatten→dense', () => {
@@ -155,12 +152,7 @@ describe('reference networks: analytic gradients match finite differences', () =
     const x = randomTensor4(net.inputShape(3), rng);
     const t = new Matrix(3, 4, rng.fillNormal(new Float64Array(12)));
     const grads = net.gradients(x, t);
-    const p = net.parameters();
-    const f = () => net.loss(x, t);
-    expect(relativeError(grads.w1.data, finiteDifferenceGradient(f, p.w1!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.b1, finiteDifferenceGradient(f, p.b1!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.wd.data, finiteDifferenceGradient(f, p.wd!))).toBeLessThan(1e-7);
-    expect(relativeError(grads.bd, finiteDifferenceGradient(f, p.bd!))).toBeLessThan(1e-7);
+    expectGradientsMatchFiniteDifferences(() => net.loss(x, t), net.parameters(), { w1: grads.w1.data, b1: grads.b1, wd: grads.wd.data, bd: grads.bd });
   });
 
   it('rejects bad targets and NewUnits with typed errors', () => {
