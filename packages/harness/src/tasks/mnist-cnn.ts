@@ -322,6 +322,8 @@ export const mnistCnn: Task<MnistCnnConfig> = {
     '- Training: `trainOnBatch` with SGD momentum 0.9, lr 0.05, batch 64, 900 steps.',
     '- Growth with the `@gradmax/tfjs` `GrowthController` (exact conv growth statistics, BN identity-extended, optimizer slots padded with zeros): all three sites (conv1→conv2, conv2→fc1, fc1→out) start at 0.25× and grow all at once at steps 150, 300, 450 to 1×, on a fresh random grow batch of 64 each event.',
     '- Max pooling: the conv1→conv2 statistics are routed back through pool1 (a new channel is all zero, so each window\'s gradient goes to its first element, TF\'s tie rule); on wasm this needs the `MaxPoolGrad` kernel that `setupBackend` registers (the stock one drops windows tied at 0).',
+    '- Firefly, NORTH and TINY read the (h, g) samples `@gradmax/tfjs` retains through pooling; All-zero is not run (no conv biases).',
+    '- Per growth event, on its grow batch (BN in inference mode): loss and per-site kernel gradient norm before and after, and the gradient norm on the new units\' incoming and outgoing weights after the whole event.',
     '- Baselines: `small` (0.25×) and `big` (1×) without growth. Test loss and accuracy every 300 steps and at the end.',
   ].join('\n'),
   defaultSeeds: 3,
