@@ -26,6 +26,7 @@ import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
 import { createProgressBar, type ProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
+import { parseWidenTargets } from './widen-targets.js';
 
 const LARGE_FILE = 50 * 1024 * 1024;
 
@@ -272,22 +273,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(WIDEN_HELP.replace('{strategies}', listStrategies().join(', ')));
     return EXIT_OK;
   }
-  const sitesArg = stringList(values.site);
-  const adds = stringList(values.add);
-  if (!sitesArg.length) throw new UsageError(`${cmd}: --site is required (see gradmax onnx inspect MODEL)`);
-  if (sitesArg.length !== adds.length) throw new UsageError(`${cmd}: give one --add K per --site (got ${sitesArg.length} --site and ${adds.length} --add)`);
-  const counts = adds.map((a) => parseIntegerFlag(cmd, '--add', a, 1));
-  if (typeof values.output !== 'string') throw new UsageError(`${cmd}: -o OUT is required`);
-  const input = resolvePath(io, positionals[0]!);
-  const output = resolvePath(io, values.output);
-  const same = (() => {
-    try {
-      return fs.realpathSync(input) === (fs.existsSync(output) ? fs.realpathSync(output) : output);
-    } catch {
-      return input === output;
-    }
-  })();
-  if (same) throw new UsageError(`${cmd}: refusing to overwrite the input model ${positionals[0]}; choose another -o`);
+  const { sites: sitesArg, counts, input, output } = parseWidenTargets(cmd, io, values, positionals[0]!);
   const seed = typeof values.seed === 'string' ? parseIntegerFlag(cmd, '--seed', values.seed) : 0;
   const strategyName = typeof values.strategy === 'string' ? values.strategy : 'gradmax';
   const strategy: GrowthStrategy = createStrategy(strategyName);

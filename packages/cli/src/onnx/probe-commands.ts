@@ -28,6 +28,7 @@ import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } fr
 import { EXIT_FAILED, EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
+import { parseWidenTargets } from './widen-targets.js';
 
 const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model's single data input)
   --labels Y.npy              integer class labels [N] (ce losses) or targets shaped like the output (mse)
@@ -251,22 +252,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     io.stdout.write(WIDEN_FROM_DATA_HELP.replace('{strategies}', listStrategies().join(', ')));
     return EXIT_OK;
   }
-  const sitesArg = stringList(values.site);
-  const adds = stringList(values.add);
-  if (!sitesArg.length) throw new UsageError(`${cmd}: --site is required (see gradmax onnx inspect MODEL)`);
-  if (sitesArg.length !== adds.length) throw new UsageError(`${cmd}: give one --add K per --site (got ${sitesArg.length} --site and ${adds.length} --add)`);
-  const counts = adds.map((a) => parseIntegerFlag(cmd, '--add', a, 1));
-  if (typeof values.output !== 'string') throw new UsageError(`${cmd}: -o OUT is required`);
-  const input = resolvePath(io, positionals[0]!);
-  const output = resolvePath(io, values.output);
-  const realOrSelf = (p: string) => {
-    try {
-      return fs.realpathSync(p);
-    } catch {
-      return p;
-    }
-  };
-  if (realOrSelf(input) === realOrSelf(output)) throw new UsageError(`${cmd}: refusing to overwrite the input model ${positionals[0]}; choose another -o`);
+  const { sites: sitesArg, counts, input, output } = parseWidenTargets(cmd, io, values, positionals[0]!);
   const seed = typeof values.seed === 'string' ? parseIntegerFlag(cmd, '--seed', values.seed) : 0;
   const strategy: GrowthStrategy = createStrategy(typeof values.strategy === 'string' ? values.strategy : 'gradmax');
   const spec = parseData(cmd, io, values);
