@@ -2,11 +2,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { create } from '@bufbuild/protobuf';
-import { StringStringEntryProtoSchema, TensorProto_DataLocation } from 'onnx-buf';
 import { GradmaxError, Matrix, Rng } from '@gradmax/core';
 import { ExternalDataError, findSites, growthSite, loadModel, saveModel, serializeModel, widen, type OnnxModel } from '@gradmax/onnx';
-import { F16, GraphBuilder, tmpDir } from './helpers.js';
+import { F16, GraphBuilder, moveInitializersToExternalFile, tmpDir } from './helpers.js';
 
 function bases(dir: string): string[] {
   const files: string[] = [];
@@ -38,21 +36,7 @@ function bases(dir: string): string[] {
     const h = b.op('Gemm', [x, b.weight([3, 4])], {}, 1, 'fc1');
     b.output(b.op('Gemm', [b.op('Relu', [h]), b.weight([4, 2])], {}, 1, 'fc2'), ['N', 2]);
     const m = b.model();
-    const blobs: Buffer[] = [];
-    let off = 0;
-    for (const t of m.graph.initializer) {
-      const bytes = Buffer.from(m.tensorBytes(t));
-      t.rawData = new Uint8Array(0);
-      t.dataLocation = TensorProto_DataLocation.EXTERNAL;
-      t.externalData = [
-        create(StringStringEntryProtoSchema, { key: 'location', value: 'ext.bin' }),
-        create(StringStringEntryProtoSchema, { key: 'offset', value: String(off) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
-      ];
-      blobs.push(bytes);
-      off += bytes.length;
-    }
-    fs.writeFileSync(path.join(dir, 'ext.bin'), Buffer.concat(blobs));
+    moveInitializersToExternalFile(m, dir, 'ext.bin');
     save('ext.onnx', m);
   }
   return files;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { afterAll } from 'vitest';
 import { Rng } from '@gradmax/core';
 import { makeNode, makeTensor, makeValueInfo, OnnxModel, type AttributeValue } from '@gradmax/onnx';
@@ -72,6 +72,28 @@ export class GraphBuilder {
       graph: create(GraphProtoSchema, { name: 'g', node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs }),
     });
   }
+}
+
+/**
+ * Moves every initializer's bytes, in order, into the one external data file `dir/location` and points the
+ * initializers at it (location, offset, length); the model itself is not written.
+ */
+export function moveInitializersToExternalFile(model: OnnxModel, dir: string, location: string): void {
+  const blobs: Buffer[] = [];
+  let offset = 0;
+  for (const t of model.graph.initializer) {
+    const bytes = Buffer.from(model.tensorBytes(t));
+    t.rawData = new Uint8Array(0);
+    t.dataLocation = TensorProto_DataLocation.EXTERNAL;
+    t.externalData = [
+      create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+      create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+      create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
+    ];
+    blobs.push(bytes);
+    offset += bytes.length;
+  }
+  fs.writeFileSync(path.join(dir, location), Buffer.concat(blobs));
 }
 
 const tmpDirs: string[] = [];

@@ -1,11 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { create } from '@bufbuild/protobuf';
-import { StringStringEntryProtoSchema, TensorProto_DataLocation } from 'onnx-buf';
+import { TensorProto_DataLocation } from 'onnx-buf';
 import { Matrix, Rng, listStrategies, createStrategy, type SiteStatistics } from '@gradmax/core';
 import { findSites, growModel, growthSite, loadModel, makeValueInfo, saveModel, serializeModel, valueInfoShape, verifyModels, widen } from '@gradmax/onnx';
-import { F32, GraphBuilder, flushOnnxChecks, tmpDir } from './helpers.js';
+import { F32, GraphBuilder, flushOnnxChecks, moveInitializersToExternalFile, tmpDir } from './helpers.js';
 import { growAndCheck, makeUnits, saveTemp } from './grow-helpers.js';
 
 afterAll(() => {
@@ -60,21 +59,7 @@ describe('external data', () => {
   it('widens a model whose weights live in an external file; output data written beside the output', async () => {
     const dir = tmpDir();
     const model = cnn(42).model();
-    const blob: Buffer[] = [];
-    let offset = 0;
-    for (const t of model.graph.initializer) {
-      const bytes = Buffer.from(model.tensorBytes(t));
-      t.rawData = new Uint8Array(0);
-      t.dataLocation = TensorProto_DataLocation.EXTERNAL;
-      t.externalData = [
-        create(StringStringEntryProtoSchema, { key: 'location', value: 'weights.bin' }),
-        create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(bytes.length) }),
-      ];
-      blob.push(bytes);
-      offset += bytes.length;
-    }
-    fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.concat(blob));
+    moveInitializersToExternalFile(model, dir, 'weights.bin');
     const file = path.join(dir, 'ext.onnx');
     fs.writeFileSync(file, serializeModel(model));
     const dataBefore = fs.readFileSync(path.join(dir, 'weights.bin'));
