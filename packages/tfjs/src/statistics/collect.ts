@@ -16,7 +16,7 @@ import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
 import { convDenseSum } from './conv-dense.js';
-import { convTapParts, tapGradientOf } from './conv-tap.js';
+import { convTapGradientFolded, convTapParts, tapGradientOf } from './conv-tap.js';
 import { convDenseRows, tensorRows, transposeFlat } from './rows.js';
 import { RoutedConvStatistics } from './routed-statistics.js';
 import { runGraph } from './executor.js';
@@ -144,15 +144,18 @@ function collectChunk(
         if (routed.retainSamples > 0) routed.accumulateRows(transposeFlat(sumData, routed.fanOut, routed.fanIn), convDenseRows(model, site, h as tf.Tensor4D, g as tf.Tensor2D), n);
         else routed.addSum({ rows: routed.fanOut, cols: routed.fanIn, data: sumData }, n);
       } else {
-        const parts = convTapParts(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
-        const tap = tapGradientOf(parts);
         const routed = acc as RoutedConvStatistics;
         if (routed.retainSamples > 0) {
+          // Samples need the per-(example, position) rows, so the tap-scattered map is built.
+          const parts = convTapParts(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
+          const tap = tapGradientOf(parts);
           routed.accumulateRows(tap.dataSync(), tensorRows(parts.routed, parts.patches), n);
+          tf.dispose([tap, parts.patches, parts.routed]);
         } else {
+          const tap = convTapGradientFolded(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
           routed.accumulateTapGradient(tap.dataSync(), n);
+          tap.dispose();
         }
-        tf.dispose([tap, parts.patches, parts.routed]);
       }
     }
     tf.dispose(grads);

@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ShapeMismatchError } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
-import { hasSpatialBetween, inputShapeOf, siteLayers } from '../sites/core-site.js';
+import { conv2dBackpropFilterViaConv } from '../backend/conv2d-backprop-filter.js';
+import { hasSpatialBetween, inputShapeOf, outputShapeOf, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { blockRoutingJs, tapScatterJs } from './js-kernels.js';
 import { convPatches } from './patches.js';
@@ -245,4 +246,73 @@ export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x:
   const tap = tapGradientOf(parts);
   tf.dispose([parts.patches, parts.routed]);
   return tap;
+}
+
+/**
+ * The current conv's input patches carried forward through the in-between spatial layers onto the next conv's input
+ * map: `q[n, v] = Σ_u R[u, v] · patch_n(u)`, `[B, Hn, Wn, fanIn]` (R the routing of {@link spatialRouting}). The
+ * transpose of what {@link convTapParts} does to the gradient, so the large tap-scattered map is never built.
+ */
+export function routedPatches(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { current, next } = siteLayers(model, site);
+    const c1 = current.getConfig() as Config;
+    const nIn = inputShapeOf(next);
+    const nextInput: [number, number] = [Number(nIn[1]), Number(nIn[2])];
+    const patches = convPatches(x, pair(c1['kernelSize']), pair(c1['strides'] ?? 1), (c1['padding'] ?? 'valid') as 'valid' | 'same');
+    const [B, hw1, fanIn] = patches.shape;
+    const mid = outputShapeOf(current);
+    const [h1, w1] = [Number(mid[1]), Number(mid[2])];
+    if (h1 * w1 !== hw1) throw new ShapeMismatchError(`site "${site.name}": intermediate map`, [h1 * w1], [hw1], { site: site.name });
+    if (!hasSpatialBetween(site)) return tf.reshape(patches, [B, h1, w1, fanIn]) as tf.Tensor4D;
+    const [hn, wn] = nextInput;
+    const routing = spatialRouting(model, site, nextInput);
+    const block = blockRouting(model, site, routing, nextInput);
+    if (block) {
+      // q[v] = Σ_(a,b) mask[a, b] · patch(s·v + (a, b)), over positions inside the intermediate map.
+      const [sr, sc] = block.stride;
+      let p4 = tf.reshape(patches, [B, h1, w1, fanIn]) as tf.Tensor4D;
+      const [H, W] = [hn * sr, wn * sc];
+      if (H > h1 || W > w1) p4 = tf.pad(p4, [[0, 0], [0, Math.max(0, H - h1)], [0, Math.max(0, W - w1)], [0, 0]]);
+      if (p4.shape[1] !== H || p4.shape[2] !== W) p4 = tf.slice(p4, [0, 0, 0, 0], [B, H, W, fanIn]);
+      // Rank 4 views only (rank-6 slices are slow on wasm): [B·hn, sr, wn, sc·fanIn].
+      const p6 = tf.reshape(p4, [B * hn, sr, wn, sc * fanIn]);
+      let q: tf.Tensor | undefined;
+      for (let a = 0; a < sr; a++) {
+        for (let b = 0; b < sc; b++) {
+          const w = block.mask[a * sc + b]!;
+          if (w === 0) continue;
+          let part: tf.Tensor = tf.slice(p6, [0, a, 0, b * fanIn], [B * hn, 1, wn, fanIn]);
+          if (w !== 1) part = tf.mul(part, w);
+          q = q ? tf.add(q, part) : part;
+        }
+      }
+      return tf.reshape(q ?? tf.zeros([B, hn, wn, fanIn]), [B, hn, wn, fanIn]) as tf.Tensor4D;
+    }
+    // General routing: q = Rᵀ · patches per position.
+    const r = tf.tensor2d(routing.matrix, [routing.rows, routing.cols]);
+    const byPosition = tf.reshape(tf.transpose(patches, [1, 0, 2]), [hw1, B * fanIn]);
+    const q = tf.reshape(tf.matMul(tf.transpose(r), byPosition), [hn * wn, B, fanIn]);
+    return tf.reshape(tf.transpose(q, [1, 0, 2]), [B, hn, wn, fanIn]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * The same tap gradient `[fanIn, k2h·k2w·m2]` as {@link tapGradientOf}∘{@link convTapParts}, computed without the
+ * tap-scattered map: the routing is folded into the patches ({@link routedPatches}), and
+ * `M[(b, o), i] = Σ_n Σ_y g[y, o] · q[s2·y + b − p2, i]` is the next conv's weight gradient with q as its input (its
+ * zero padding does the tap masking). Much less work and memory when the intermediate map is large.
+ */
+export function convTapGradientFolded(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { next } = siteLayers(model, site);
+    const c2 = next.getConfig() as Config;
+    const q = routedPatches(model, site, x);
+    const fanIn = q.shape[3];
+    const [k2h, k2w] = pair(c2['kernelSize']);
+    const m2 = g.shape[3];
+    const dw = conv2dBackpropFilterViaConv(q, g, [k2h, k2w, fanIn, m2], pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same');
+    // [k2h, k2w, fanIn, m2] → [fanIn, (b_r, b_c, o)]
+    return tf.reshape(tf.transpose(dw, [2, 0, 1, 3]), [fanIn, k2h * k2w * m2]) as tf.Tensor2D;
+  });
 }
