@@ -6,11 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, Rng } from '@gradmax/core';
-import { TensorProto_DataType, type ValueInfoProto } from 'onnx-buf';
+import type { ValueInfoProto } from 'onnx-buf';
 import { ExecutionProviderError, RuntimeError } from './errors.js';
 import { halfToNumber, numberToHalf } from './fp16.js';
 import { loadModel, valueInfoElemType, valueInfoShape, type OnnxModel } from './model.js';
 import { npyToFloat64, readNpy, type NpyArray } from './npy.js';
+import { ortTypeName } from './ort-types.js';
 import { dataTypeName } from './tensor.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -71,23 +72,13 @@ function graphInputs(model: OnnxModel): ValueInfoProto[] {
   return model.graph.input.filter((i) => !inits.has(i.name));
 }
 
+/** The ORT types {@link makeInputs} can fill (from `.npy` arrays or at random). */
+const VERIFY_INPUT_TYPES: ReadonlySet<string> = new Set(['float32', 'float16', 'float64', 'int64', 'int32', 'bool']);
+
 function ortType(elem: number): string {
-  switch (elem) {
-    case TensorProto_DataType.FLOAT:
-      return 'float32';
-    case TensorProto_DataType.FLOAT16:
-      return 'float16';
-    case TensorProto_DataType.DOUBLE:
-      return 'float64';
-    case TensorProto_DataType.INT64:
-      return 'int64';
-    case TensorProto_DataType.INT32:
-      return 'int32';
-    case TensorProto_DataType.BOOL:
-      return 'bool';
-    default:
-      throw new InvalidArgumentError(`graph inputs of type ${dataTypeName(elem)} are not supported by verify`, { dataType: elem });
-  }
+  const t = ortTypeName(elem);
+  if (t === undefined || !VERIFY_INPUT_TYPES.has(t)) throw new InvalidArgumentError(`graph inputs of type ${dataTypeName(elem)} are not supported by verify`, { dataType: elem });
+  return t;
 }
 
 /** Builds the input feeds: supplied `.npy` arrays or seeded random values of the declared shapes. */

@@ -5,10 +5,11 @@
  * @packageDocumentation
  */
 import { clone, create, toBinary } from '@bufbuild/protobuf';
-import { ModelProtoSchema, TensorProto_DataType, ValueInfoProtoSchema } from 'onnx-buf';
+import { ModelProtoSchema, ValueInfoProtoSchema } from 'onnx-buf';
 import type { ModelProto } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
 import { InvalidArgumentError } from '@gradmax/core';
+import { onnxElemType, ortTypeName } from '../ort-types.js';
 import { valueInfoType } from './onnx-util.js';
 
 /** Element type and shape of one tensor; `null` dims vary with the symbolic input dims (e.g. the batch). */
@@ -19,41 +20,14 @@ export interface TensorInfo {
 
 /** ORT tensor type name of an ONNX element type. */
 export function ortType(elemType: number): ort.Tensor.Type {
-  switch (elemType) {
-    case TensorProto_DataType.FLOAT:
-      return 'float32';
-    case TensorProto_DataType.DOUBLE:
-      return 'float64';
-    case TensorProto_DataType.FLOAT16:
-      return 'float16';
-    case TensorProto_DataType.INT64:
-      return 'int64';
-    case TensorProto_DataType.INT32:
-      return 'int32';
-    case TensorProto_DataType.BOOL:
-      return 'bool';
-    case TensorProto_DataType.UINT8:
-      return 'uint8';
-    case TensorProto_DataType.INT8:
-      return 'int8';
-    default:
-      throw new InvalidArgumentError(`element type ${elemType} is not supported by the probe`, { elemType });
-  }
+  const t = ortTypeName(elemType);
+  if (t === undefined) throw new InvalidArgumentError(`element type ${elemType} is not supported by the probe`, { elemType });
+  return t;
 }
 
 /** ONNX element type of an ORT tensor type name. */
 export function onnxType(t: string): number {
-  const map: Record<string, number> = {
-    float32: TensorProto_DataType.FLOAT,
-    float64: TensorProto_DataType.DOUBLE,
-    float16: TensorProto_DataType.FLOAT16,
-    int64: TensorProto_DataType.INT64,
-    int32: TensorProto_DataType.INT32,
-    bool: TensorProto_DataType.BOOL,
-    uint8: TensorProto_DataType.UINT8,
-    int8: TensorProto_DataType.INT8,
-  };
-  const v = map[t];
+  const v = onnxElemType(t);
   if (v === undefined) throw new InvalidArgumentError(`tensor type ${t} is not supported by the probe`, { type: t });
   return v;
 }
