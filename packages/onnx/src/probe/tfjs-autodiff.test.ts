@@ -12,6 +12,7 @@ import { toBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema } from 'onnx-buf';
 import { Rng } from '@gradmax/core';
 import { GraphBuilder } from './__tests__/graph.js';
+import { relErr } from './__tests__/rel-err.js';
 import { buildVjpModel } from './index.js';
 import type { ProbeLossKind } from './index.js';
 
@@ -326,16 +327,6 @@ function tfLoss(kind: ProbeLossKind, y: T, labels: number[], targets: T | undefi
   return tf.neg(tf.sum(tf.mul(oneHot, tf.log(y))));
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
 describe('whole-model gradients against tfjs autodiff', () => {
   const seen = new Set<string>();
   const worst: number[] = [];
@@ -379,7 +370,7 @@ describe('whole-model gradients against tfjs autodiff', () => {
         return [grad.dataSync().slice(), value.dataSync()[0]!] as const;
       });
       expect(tf.memory().numTensors).toBe(before);
-      const e = relErr(ortGrad, tfGrad);
+      const e = relErr(ortGrad, tfGrad, 1e-30);
       worst.push(e);
       expect(Math.abs(ortLoss - tfLossValue) / Math.max(1, Math.abs(tfLossValue))).toBeLessThan(1e-5);
       expect(e, `ops ${[...arch.d.ops].join(',')} loss ${arch.loss}`).toBeLessThanOrEqual(1e-4);
