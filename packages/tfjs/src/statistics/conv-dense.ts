@@ -11,12 +11,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { modelGraph } from '../model/graph.js';
-import { hasSpatialBetween, inputShapeOf, outputShapeOf, siteLayers } from '../sites/core-site.js';
+import { inputShapeOf } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
-import { pair, spatialRouting } from './conv-tap.js';
-import { convPatches } from './patches.js';
-
-type Config = Record<string, unknown>;
+import { routedPatches } from './conv-tap.js';
 
 /**
  * Σ over the chunk of the growth-matrix numerator of a conv-dense site, `[P·n2 × fanIn]` row-major with row index
@@ -27,29 +24,17 @@ type Config = Record<string, unknown>;
  */
 export function convDenseSum(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, g: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const { current } = siteLayers(model, site);
-    const c1 = current.getConfig() as Config;
-    const B = x.shape[0];
-    const patches = convPatches(x, pair(c1['kernelSize']), pair(c1['strides'] ?? 1), (c1['padding'] ?? 'valid') as 'valid' | 'same');
-    const fanIn = patches.shape[2];
-    const mid = outputShapeOf(current);
-    const hw1 = Number(mid[1]) * Number(mid[2]);
     const flatten = site.between.find((b) => b.role === 'flatten' || b.role === 'global-pool')!;
     // Flatten: P = Hf·Wf positions; global pooling: a single position (the pooled map is 1×1).
     const fs = flatten.role === 'flatten' ? inputShapeOf(modelGraph(model).byName.get(flatten.name)!.layer) : [null, 1, 1];
-    const P = Number(fs[1]) * Number(fs[2]);
-    // z[p, n, i] = Σ_u R[u, p] patch_n(u)[i]
-    let z: tf.Tensor3D;
-    if (!hasSpatialBetween(site)) {
-      z = tf.transpose(patches, [1, 0, 2]);
-    } else {
-      const routing = spatialRouting(model, site, [Number(fs[1]), Number(fs[2])]);
-      const r = tf.tensor2d(routing.matrix, [routing.rows, routing.cols]);
-      const flat = tf.reshape(tf.transpose(patches, [1, 0, 2]), [hw1, B * fanIn]);
-      z = tf.reshape(tf.matMul(tf.transpose(r), flat), [P, B, fanIn]);
-    }
+    const [hf, wf] = [Number(fs[1]), Number(fs[2])];
+    // z[n, p, i] = Σ_u R[u, p] patch_n(u)[i]
+    const z = routedPatches(model, site, x, [hf, wf]);
+    const [B, , , fanIn] = z.shape;
+    const P = hf * wf;
     const n2 = g.shape[1];
-    const gt = tf.tile(tf.reshape(tf.transpose(g), [1, n2, B]), [P, 1, 1]);
-    return tf.reshape(tf.matMul(gt, z), [P * n2, fanIn]);
+    // One matmul gᵀ·z over the batch, then (o, p, i) → (p, o, i).
+    const sum = tf.matMul(tf.transpose(g), tf.reshape(z, [B, P * fanIn]));
+    return tf.reshape(tf.transpose(tf.reshape(sum, [n2, P, fanIn]), [1, 0, 2]), [P * n2, fanIn]) as tf.Tensor2D;
   });
 }

@@ -250,15 +250,14 @@ export function convTapGradient(model: tfl.LayersModel, site: TfjsGrowthSite, x:
 
 /**
  * The current conv's input patches carried forward through the in-between spatial layers onto the next conv's input
- * map: `q[n, v] = Σ_u R[u, v] · patch_n(u)`, `[B, Hn, Wn, fanIn]` (R the routing of {@link spatialRouting}). The
+ * map `nextInput` (`[Hn, Wn]`; `[1, 1]` after global pooling): `q[n, v] = Σ_u R[u, v] · patch_n(u)`,
+ * `[B, Hn, Wn, fanIn]` (R the routing of {@link spatialRouting}). The
  * transpose of what {@link convTapParts} does to the gradient, so the large tap-scattered map is never built.
  */
-export function routedPatches(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D): tf.Tensor4D {
+export function routedPatches(model: tfl.LayersModel, site: TfjsGrowthSite, x: tf.Tensor4D, nextInput: [number, number]): tf.Tensor4D {
   return tf.tidy(() => {
-    const { current, next } = siteLayers(model, site);
+    const { current } = siteLayers(model, site);
     const c1 = current.getConfig() as Config;
-    const nIn = inputShapeOf(next);
-    const nextInput: [number, number] = [Number(nIn[1]), Number(nIn[2])];
     const patches = convPatches(x, pair(c1['kernelSize']), pair(c1['strides'] ?? 1), (c1['padding'] ?? 'valid') as 'valid' | 'same');
     const [B, hw1, fanIn] = patches.shape;
     const mid = outputShapeOf(current);
@@ -307,7 +306,8 @@ export function convTapGradientFolded(model: tfl.LayersModel, site: TfjsGrowthSi
   return tf.tidy(() => {
     const { next } = siteLayers(model, site);
     const c2 = next.getConfig() as Config;
-    const q = routedPatches(model, site, x);
+    const nIn = inputShapeOf(next);
+    const q = routedPatches(model, site, x, [Number(nIn[1]), Number(nIn[2])]);
     const fanIn = q.shape[3];
     const [k2h, k2w] = pair(c2['kernelSize']);
     const m2 = g.shape[3];
