@@ -14,7 +14,7 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
-import { VJP_RULES, maxPoolTiling, resolveNodePads } from './rules.js';
+import { VJP_RULES, resolveNodePads } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
 import type { TensorInfo } from './shapes.js';
@@ -261,13 +261,8 @@ export interface BackwardPlan {
   anc: Set<string>;
   /** Whether a node lies on a path from a target to a seed. */
   onPath(node: NodeProto): boolean;
-  /** Throws {@link MissingGradientRuleError} for on-path nodes without a rule. */
+  /** Throws {@link MissingGradientRuleError} for on-path nodes without a rule; adds MaxPool Indices outputs. */
   check(sitesOf: (node: NodeProto) => string[]): void;
-  /**
-   * Adds the Indices output to on-path MaxPool nodes whose gradient needs it (all but those whose windows tile the
-   * input, see `maxPoolTiling`). Call after shape discovery, before emitting the backward pass.
-   */
-  addPoolIndices(opset: number, info: (name: string) => TensorInfo): void;
 }
 
 /** Plans the backward pass from `seeds` (tensors with an incoming gradient) back to `targets`. */
@@ -284,12 +279,7 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
         if (!onPath(node)) continue;
         const domain = node.domain === 'ai.onnx' ? '' : node.domain;
         if (domain !== '' || !VJP_RULES[node.opType]) throw new MissingGradientRuleError(nodeLabel(node), node.opType, domain, sitesOf(node));
-      }
-    },
-    addPoolIndices(opset, info) {
-      for (const node of nodes) {
-        if (node.opType !== 'MaxPool' || !onPath(node)) continue;
-        if (!node.output[1] && !maxPoolTiling(node, opset, info(node.input[0]!))) {
+        if (node.opType === 'MaxPool' && !node.output[1]) {
           let idx = `${node.output[0]}__gm_indices`;
           while (names.has(idx)) idx += '_';
           node.output[1] = idx;
@@ -493,7 +483,6 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
     if (!i) throw new InvalidArgumentError(`no type information for tensor "${name}"`, { tensor: name });
     return i;
   };
-  plan.addPoolIndices(opset, info);
   const outInfo = info(lossOutput);
   const floatType = outInfo.elemType;
   if (floatType !== TensorProto_DataType.FLOAT && floatType !== TensorProto_DataType.DOUBLE) {

@@ -322,14 +322,10 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   },
   MaxPool: (ctx) =>
     gradAll(ctx, (g) => {
-      if (attrInt(ctx.node, 'storage_order', 0) !== 0) unsupported(ctx, 'storage_order=1 is not supported');
-      if (!ctx.node.output[1]) {
-        const tiling = maxPoolTiling(ctx.node, ctx.opset, ctx.info(ctx.node.input[0]!));
-        if (!tiling) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it)');
-        return maxPoolTiledGrad(ctx, g, tiling);
-      }
       const x = ctx.node.input[0]!;
       const indices = ctx.node.output[1];
+      if (!indices) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it)');
+      if (attrInt(ctx.node, 'storage_order', 0) !== 0) unsupported(ctx, 'storage_order=1 is not supported');
       const kernel = attrInts(ctx.node, 'kernel_shape') ?? [];
       const { strides, dilations } = spatialAttrs(ctx, kernel);
       const overlapping = kernel.some((k, i) => (k - 1) * dilations[i]! + 1 > strides[i]!);
@@ -448,77 +444,4 @@ function elementwise(ctx: RuleContext, op: 'Add' | 'Sub' | 'Mul' | 'Div'): void 
 /** Operator types that have a rule. */
 export function supportedOps(): string[] {
   return Object.keys(VJP_RULES).sort();
-}
-
-/** Geometry of a 2-D MaxPool whose windows tile the input (see {@link maxPoolTiling}). */
-export interface MaxPoolTiling {
-  /** Input height and width. */
-  inSize: [number, number];
-  /** Window (= stride) height and width. */
-  kernel: [number, number];
-  /** Output height and width (the windows cover the top-left `out·kernel` block; the rest gets no gradient). */
-  outSize: [number, number];
-  /** Channels. */
-  channels: number;
-}
-
-/**
- * The tiling of a MaxPool whose gradient needs no Indices output: 2-D, strides equal to the kernel, no dilation,
- * no padding, floor mode, row-major storage, FLOAT input with static channels and spatial size, opset ≥ 11 (CumSum).
- * Undefined otherwise.
- */
-export function maxPoolTiling(node: NodeProto, opset: number, input: TensorInfo): MaxPoolTiling | undefined {
-  // FLOAT only: onnxruntime's CPU Conv/ConvTranspose have no DOUBLE kernels.
-  if (input.elemType !== TensorProto_DataType.FLOAT) return undefined;
-  const inputDims = input.dims;
-  if (opset < 11 || attrInt(node, 'storage_order', 0) !== 0 || attrInt(node, 'ceil_mode', 0) !== 0) return undefined;
-  const kernel = attrInts(node, 'kernel_shape');
-  if (!kernel || kernel.length !== 2) return undefined;
-  const strides = attrInts(node, 'strides') ?? [1, 1];
-  const dilations = attrInts(node, 'dilations') ?? [1, 1];
-  const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
-  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
-  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return undefined;
-  if (kernel.some((k, i) => strides[i] !== k || dilations[i] !== 1) || pads.some((p) => p !== 0)) return undefined;
-  const [channels, h, w] = [inputDims[1], inputDims[2], inputDims[3]];
-  if (inputDims.length !== 4 || typeof channels !== 'number' || typeof h !== 'number' || typeof w !== 'number') return undefined;
-  const outSize: [number, number] = [Math.floor(h / kernel[0]!), Math.floor(w / kernel[1]!)];
-  if (outSize[0] < 1 || outSize[1] < 1) return undefined;
-  return { inSize: [h, w], kernel: [kernel[0]!, kernel[1]!], outSize, channels };
-}
-
-/**
- * MaxPool gradient without Indices, for windows that tile the input: each window's output gradient goes to the
- * FIRST element (row-major within the window) equal to the window's maximum — the element onnxruntime's Indices
- * output names — so ties send it to exactly one element. A one-hot depthwise Conv (stride = window) lays the
- * window taps out channel-major, [N, C, taps, Ho·Wo]; an exclusive CumSum over the taps counts the maxima before
- * each element; a ConvTranspose with the same one-hot kernels puts the masked gradients back in place.
- */
-function maxPoolTiledGrad(ctx: RuleContext, g: string, tiling: MaxPoolTiling): string {
-  const e = ctx.e;
-  const x = ctx.node.input[0]!;
-  const t = dtype(ctx, ctx.node.output[0]!);
-  const [h, w] = tiling.inSize;
-  const [kh, kw] = tiling.kernel;
-  const [ho, wo] = tiling.outSize;
-  const c = tiling.channels;
-  const taps = kh * kw;
-  const g4 = e.reshape(g, [0, c, 1, ho * wo]);
-  let gx: string;
-  if (taps === 1) gx = g;
-  else {
-    const oneHot = new Float64Array(c * taps * taps);
-    for (let ch = 0; ch < c; ch++) for (let k = 0; k < taps; k++) oneHot[(ch * taps + k) * taps + k] = 1;
-    const kernel = e.constant(t, [c * taps, 1, kh, kw], oneHot, 'onehot_pool_windows');
-    const windows = e.op('Conv', [x, kernel], { group: c, kernel_shape: [kh, kw], strides: [kh, kw] }); // channel c·taps + tap
-    const x4 = e.reshape(windows, [0, c, taps, ho * wo]);
-    const isMax = e.op('Equal', [x4, e.reshape(ctx.node.output[0]!, [0, c, 1, ho * wo])]);
-    const f = TensorProto_DataType.FLOAT; // counts of maxima: small integers, exact in float
-    const before = e.op('CumSum', [e.op('Cast', [isMax], { to: f }), e.constant(TensorProto_DataType.INT64, [], [2], 'axis')], { exclusive: 1 });
-    const first = e.op('And', [isMax, e.op('Equal', [before, e.scalar(0, f)])]);
-    const routed = e.reshape(e.op('Where', [first, g4, e.scalar(0, t)]), [0, c * taps, ho, wo]);
-    gx = e.op('ConvTranspose', [routed, kernel], { group: c, kernel_shape: [kh, kw], strides: [kh, kw] });
-  }
-  const cropped = ho * kh !== h || wo * kw !== w;
-  return cropped ? e.op('Pad', [gx, e.ints([0, 0, 0, 0, 0, 0, h - ho * kh, w - wo * kw])]) : gx;
 }

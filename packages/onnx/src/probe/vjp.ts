@@ -68,7 +68,6 @@ export async function buildVjpModel(model: ModelProto, options: VjpModelOptions)
     if (!i) throw new InvalidArgumentError(`no type information for tensor "${name}"`, { tensor: name });
     return i;
   };
-  plan.addPoolIndices(defaultOpset(proto), info);
   const e = new Emitter(names, defaultOpset(proto));
   const back = new BackwardPass(e, nodes, plan, info, graph.initializer);
   const cotangents: Record<string, string> = {};
