@@ -197,21 +197,24 @@ export abstract class MomentAccumulator {
   }
 
   /**
-   * The statistics a strategy reads. `samples` is present when rows were retained; its weight is
+   * The statistics a strategy reads. `samples` is present whenever retention is on (0 rows and weight 0 when no
+   * row was offered); its weight is
    * offeredRows / (retained · sampledCount), so `weight · gᵀh` is an unbiased estimate of the moment of the sampled
    * examples (exactly 1/count, and exactly the moment, when every row was retained).
    */
   snapshot(): SiteStatistics {
     const stats: SiteStatistics = { moment: this.moment(), count: this.examples };
-    const rows = this.sortedReservoir();
-    if (rows.length > 0) {
+    if (this.retainSamples > 0) {
+      // With retention on, samples are always present (possibly 0 rows, weight 0), so a strategy that needs them
+      // sees "no rows offered" rather than a missing statistic.
+      const rows = this.sortedReservoir();
       const h = new Matrix(rows.length, this.fanIn);
       const g = new Matrix(rows.length, this.fanOut);
       rows.forEach((r, i) => {
         h.data.set(r.h, i * this.fanIn);
         g.data.set(r.g, i * this.fanOut);
       });
-      stats.samples = { h, g, weight: this.offeredRows / (rows.length * this.sampledCount) };
+      stats.samples = { h, g, weight: rows.length > 0 ? this.offeredRows / (rows.length * this.sampledCount) : 0 };
     }
     return stats;
   }
