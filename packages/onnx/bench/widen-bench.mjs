@@ -31,7 +31,7 @@ async function child(file, out, readWeights) {
     for (let i = 0; i < outgoing.data.length; i++) outgoing.data[i] = Math.sin(i) * 0.01;
     return { incoming: Matrix.zeros(k, gs.fanIn), incomingBias: new Float64Array(k), outgoing, report: { strategy: 'bench', site: site.name, count: k, notes: [] } };
   })();
-  onnx.widen(model, [{ site: site.name, newUnits }]);
+  onnx.widen(model, [{ site, newUnits }]); // the site object, as growModel passes it (no second findSites)
   onnx.saveModel(model, out);
   const seconds = (performance.now() - t0) / 1000;
   const peakRss = process.resourceUsage().maxRSS * 1024;
