@@ -7,6 +7,39 @@ import path from 'node:path';
 import { GradmaxError, InvalidArgumentError, type Rng } from '@gradmax/core';
 
 /** A split of MNIST: `images` is `[n × 784]` in [0, 1], `labels` in 0..9. */
+/** Training and growth settings shared by the MNIST tasks' flat configs (`--set key=value`). */
+export interface MnistTrainingConfig {
+  [key: string]: number | string | boolean | string[];
+  /** Start width as a fraction of the full widths (the `small` baseline). */
+  startFraction: number;
+  /** Number of growth events. */
+  growTimes: number;
+  /** First growth step. */
+  growStart: number;
+  /** Steps between growth events. */
+  growEvery: number;
+  /** Total training steps. */
+  steps: number;
+  /** Minibatch size. */
+  batch: number;
+  /** Grow-batch size (a fresh random batch per event, not used for a training step). */
+  growBatch: number;
+  /** SGD learning rate. */
+  learningRate: number;
+  /** SGD momentum. */
+  momentum: number;
+  /** Training examples used (≤ 60000). */
+  trainSize: number;
+  /** Test examples used (≤ 10000). */
+  testSize: number;
+  /** Evaluate on the test set every this many steps (and at the end). */
+  evalEvery: number;
+  /** Record the minibatch loss every this many steps. */
+  logEvery: number;
+  /** Outgoing-norm multiplier for strategies taking `scale` (reference configs: 0.5). */
+  scale: number;
+}
+
 export interface MnistSplit {
   images: Float32Array;
   labels: Uint8Array;

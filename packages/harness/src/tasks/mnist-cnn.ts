@@ -7,47 +7,18 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
-import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit } from '../mnist.js';
+import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 
 /** Config of `mnist-cnn` (flat; `--set key=value`). */
-export interface MnistCnnConfig {
-  [key: string]: number | string | boolean | string[];
+export interface MnistCnnConfig extends MnistTrainingConfig {
   /** Full filters of conv1. */
   conv1: number;
   /** Full filters of conv2. */
   conv2: number;
   /** Full units of the dense hidden layer. */
   dense: number;
-  /** Start width as a fraction of the full widths (the `small` baseline). */
-  startFraction: number;
-  /** Number of growth events. */
-  growTimes: number;
-  /** First growth step. */
-  growStart: number;
-  /** Steps between growth events. */
-  growEvery: number;
-  /** Total training steps. */
-  steps: number;
-  /** Minibatch size. */
-  batch: number;
-  /** Grow-batch size (a fresh random batch per event). */
-  growBatch: number;
-  /** SGD learning rate. */
-  learningRate: number;
-  /** SGD momentum. */
-  momentum: number;
-  /** Training examples used (≤ 60000). */
-  trainSize: number;
-  /** Test examples used (≤ 10000). */
-  testSize: number;
-  /** Evaluate on the test set every this many steps (and at the end). */
-  evalEvery: number;
-  /** Record the minibatch loss every this many steps. */
-  logEvery: number;
-  /** Outgoing-norm multiplier for strategies taking `scale`. */
-  scale: number;
 }
 
 const DEFAULTS: MnistCnnConfig = {

@@ -6,43 +6,14 @@ import { InvalidArgumentError, Rng, type GrowthStrategy } from '@gradmax/core';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp } from '../mlp.js';
-import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit } from '../mnist.js';
+import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { armKind, makeStrategy } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 
 /** Config of `mnist-mlp` (flat; `--set key=value`). */
-export interface MnistMlpConfig {
-  [key: string]: number | string | boolean | string[];
+export interface MnistMlpConfig extends MnistTrainingConfig {
   /** Full hidden width h (the `big` baseline and the end of growth). */
   hidden: number;
-  /** Start width as a fraction of `hidden` (the `small` baseline). */
-  startFraction: number;
-  /** Number of growth events. */
-  growTimes: number;
-  /** First growth step. */
-  growStart: number;
-  /** Steps between growth events. */
-  growEvery: number;
-  /** Total training steps. */
-  steps: number;
-  /** Minibatch size. */
-  batch: number;
-  /** Grow-batch size (a separate random batch per event, not used for a training step). */
-  growBatch: number;
-  /** SGD learning rate. */
-  learningRate: number;
-  /** SGD momentum. */
-  momentum: number;
-  /** Training examples used (≤ 60000). */
-  trainSize: number;
-  /** Test examples used (≤ 10000). */
-  testSize: number;
-  /** Evaluate on the test set every this many steps (and at the end). */
-  evalEvery: number;
-  /** Record the minibatch loss every this many steps. */
-  logEvery: number;
-  /** Outgoing-norm multiplier for strategies taking `scale` (reference configs: 0.5). */
-  scale: number;
 }
 
 const DEFAULTS: MnistMlpConfig = {
