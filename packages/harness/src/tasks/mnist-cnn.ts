@@ -8,6 +8,7 @@ import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@grad
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
 import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 
@@ -160,11 +161,6 @@ function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, site
   return { loss: v[0]!, norms: pairs.map((_, i) => ({ kernel: v[1 + 3 * i]!, incoming: v[2 + 3 * i]!, outgoing: v[3 + 3 * i]! })) };
 }
 
-function push(c: Curve, step: number, v: number): void {
-  c.step.push(step);
-  c.value.push(v);
-}
-
 async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput> {
   const { tf, config: c, arm, seed } = ctx;
   const kind = armKind(mnistCnn, arm);
@@ -217,26 +213,17 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
             ...(r.strategyReport.notes.length ? { notes: r.strategyReport.notes } : {}),
           });
         });
-        push(widthCurve, event.step, findGrowthSites(model).sites[0]!.units);
+        pushPoint(widthCurve, event.step, findGrowthSites(model).sites[0]!.units);
       },
     });
   }
   const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));
   const setupMs = performance.now() - t0;
   const trainLoss: Curve = { step: [], value: [] };
-  const testLoss: Curve = { step: [], value: [] };
-  const testAccuracy: Curve = { step: [], value: [] };
   let trainMs = 0;
   let growthMs = 0;
-  let evalMs = 0;
-  const evaluate = (step: number) => {
-    const te = performance.now();
-    const r = evaluateCnn(tf, model, test);
-    push(testLoss, step, r.loss);
-    push(testAccuracy, step, r.accuracy);
-    evalMs += performance.now() - te;
-    return r;
-  };
+  const tests = testEvaluator(() => evaluateCnn(tf, model, test));
+  const evaluate = (step: number) => tests.evaluate(step);
   try {
     for (let step = 0; step < c.steps; step++) {
       const event = schedule?.eventAt(step);
@@ -256,14 +243,14 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
       const loss = await model.trainOnBatch(b.xs as tfc.Tensor, b.ys as tfc.Tensor);
       tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
       controller?.advance();
-      if (step % c.logEvery === 0) push(trainLoss, step, Array.isArray(loss) ? loss[0]! : loss);
+      if (step % c.logEvery === 0) pushPoint(trainLoss, step, Array.isArray(loss) ? loss[0]! : loss);
       trainMs += performance.now() - ts;
       if (ctx.progress && step % 5 === 0) ctx.progress(step / c.steps);
     }
     const final = evaluate(c.steps);
     const sites = findGrowthSites(model).sites;
     return {
-      curves: { trainLoss, testLoss, testAccuracy, width: widthCurve },
+      curves: { trainLoss, testLoss: tests.testLoss, testAccuracy: tests.testAccuracy, width: widthCurve },
       growths,
       summary: {
         finalTrainLoss: trainLoss.value[trainLoss.value.length - 1] ?? NaN,
@@ -272,7 +259,7 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
         finalWidth: sites[0]!.units,
         parameters: model.countParams(),
       },
-      timings: { setupMs, trainMs, growthMs, evalMs, analysisMs: 0, steps: c.steps },
+      timings: { setupMs, trainMs, growthMs, evalMs: tests.ms, analysisMs: 0, steps: c.steps },
     };
   } finally {
     model.dispose();

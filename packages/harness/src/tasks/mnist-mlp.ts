@@ -7,6 +7,7 @@ import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp } from '../mlp.js';
 import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind, makeStrategy } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 
@@ -63,11 +64,6 @@ export function evaluateMlp(tf: typeof tfc, model: GrowableMlp, split: MnistSpli
   return { loss: lossSum / split.count, accuracy: correct / split.count };
 }
 
-function push(c: Curve, step: number, v: number): void {
-  c.step.push(step);
-  c.value.push(v);
-}
-
 async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput> {
   const { tf, config: c, arm, seed } = ctx;
   const kind = armKind(mnistMlp, arm);
@@ -86,21 +82,12 @@ async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput
   const growRng = root.fork('grow-batches');
   const setupMs = performance.now() - t0;
   const trainLoss: Curve = { step: [], value: [] };
-  const testLoss: Curve = { step: [], value: [] };
-  const testAccuracy: Curve = { step: [], value: [] };
   const widthCurve: Curve = { step: [0], value: [width] };
   const growths: GrowthRecord[] = [];
   let trainMs = 0;
   let growthMs = 0;
-  let evalMs = 0;
-  const evaluate = (step: number) => {
-    const te = performance.now();
-    const r = evaluateMlp(tf, model, test);
-    push(testLoss, step, r.loss);
-    push(testAccuracy, step, r.accuracy);
-    evalMs += performance.now() - te;
-    return r;
-  };
+  const tests = testEvaluator(() => evaluateMlp(tf, model, test));
+  const evaluate = (step: number) => tests.evaluate(step);
   try {
     for (let step = 0; step < c.steps; step++) {
       const event = schedule.get(step);
@@ -116,7 +103,7 @@ async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput
         }
         xt.dispose();
         yt.dispose();
-        push(widthCurve, step, model.hiddenWidths[0]!);
+        pushPoint(widthCurve, step, model.hiddenWidths[0]!);
       }
       if (step > 0 && step % c.evalEvery === 0) evaluate(step);
       const ts = performance.now();
@@ -124,7 +111,7 @@ async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput
       const xt = tf.tensor2d(x, [c.batch, 784]);
       const yt = tf.tensor2d(y, [c.batch, 10]);
       const loss = model.step(xt, yt, c.learningRate);
-      if (step % c.logEvery === 0) push(trainLoss, step, loss.dataSync()[0]!);
+      if (step % c.logEvery === 0) pushPoint(trainLoss, step, loss.dataSync()[0]!);
       loss.dispose();
       xt.dispose();
       yt.dispose();
@@ -133,7 +120,7 @@ async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput
     }
     const final = evaluate(c.steps);
     return {
-      curves: { trainLoss, testLoss, testAccuracy, width: widthCurve },
+      curves: { trainLoss, testLoss: tests.testLoss, testAccuracy: tests.testAccuracy, width: widthCurve },
       growths,
       summary: {
         finalTrainLoss: trainLoss.value.length ? trainLoss.value[trainLoss.value.length - 1]! : NaN,
@@ -142,7 +129,7 @@ async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput
         finalWidth: model.hiddenWidths[0]!,
         parameters: model.parameterCount,
       },
-      timings: { setupMs, trainMs, growthMs, evalMs, analysisMs: 0, steps: c.steps },
+      timings: { setupMs, trainMs, growthMs, evalMs: tests.ms, analysisMs: 0, steps: c.steps },
     };
   } finally {
     model.dispose();

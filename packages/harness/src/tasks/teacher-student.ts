@@ -4,6 +4,7 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, Rng, type GrowthStrategy } from '@gradmax/core';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
+import { pushPoint } from '../curves.js';
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp, uniformMlp } from '../mlp.js';
 import { armKind, makeStrategy, strategyNames } from '../strategies.js';
@@ -109,11 +110,6 @@ function growthSteps(c: TeacherStudentConfig): number[] {
   const out: number[] = [];
   for (let i = 0; i < c.growTimes; i++) out.push(c.growStart + i * c.growEvery);
   return out.filter((s) => s < c.steps);
-}
-
-function pushPoint(curve: Curve, step: number, value: number): void {
-  curve.step.push(step);
-  curve.value.push(value);
 }
 
 function readScalar(t: tfc.Scalar): number {
