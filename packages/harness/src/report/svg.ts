@@ -88,14 +88,18 @@ function frame(width: number, height: number, title: string, body: string[]): st
   ].join('\n');
 }
 
-/** A line chart with optional ±band per series, axes, ticks and a legend. */
-export function lineChart(options: LineChartOptions): string {
+/** Size, margins (legend on the right) and plot-area size shared by every chart. */
+function plotArea(options: { width?: number; height?: number }) {
   const width = options.width ?? 760;
   const height = options.height ?? 440;
   const legendW = 170;
   const m = { left: 70, right: legendW + 10, top: 34, bottom: 50 };
-  const pw = width - m.left - m.right;
-  const ph = height - m.top - m.bottom;
+  return { width, height, legendW, m, pw: width - m.left - m.right, ph: height - m.top - m.bottom };
+}
+
+/** A line chart with optional ±band per series, axes, ticks and a legend. */
+export function lineChart(options: LineChartOptions): string {
+  const { width, height, legendW, m, pw, ph } = plotArea(options);
   const ty = (v: number) => (options.logY ? Math.log10(Math.max(v, 1e-12)) : v);
   let xmin = Infinity;
   let xmax = -Infinity;
@@ -199,12 +203,7 @@ export interface BarChartOptions {
 
 /** A grouped bar chart with error bars, y axis from 0. */
 export function barChart(options: BarChartOptions): string {
-  const width = options.width ?? 760;
-  const height = options.height ?? 440;
-  const legendW = 170;
-  const m = { left: 70, right: legendW + 10, top: 34, bottom: 50 };
-  const pw = width - m.left - m.right;
-  const ph = height - m.top - m.bottom;
+  const { width, height, legendW, m, pw, ph } = plotArea(options);
   let ymax = 0;
   let ymin = 0;
   for (const s of options.series) {
