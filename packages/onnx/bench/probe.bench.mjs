@@ -118,7 +118,8 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   const probe = await probeApi.buildProbe(model, { sites, loss: { kind: 'ce-logits' } });
   const buildMs = performance.now() - tb;
   const profile = process.env.BENCH_PROFILE === '1';
-  const session = await probeApi.createProbeSession(probe.model, { sessionOptions: { ...threadOptions, ...(profile ? { enableProfiling: true, profileFilePrefix: path.join(process.env.TMPDIR ?? '/tmp', 'probe-profile') } : {}) } });
+  const profilePrefix = `probe-profile-${process.pid}-${rows.length}`;
+  const session = await probeApi.createProbeSession(probe.model, { sessionOptions: { ...threadOptions, ...(profile ? { enableProfiling: true, profileFilePrefix: path.join(process.env.TMPDIR ?? '/tmp', profilePrefix) } : {}) } });
   const feeds = { x, [probe.labelsInput]: new ort.Tensor('int64', labels, [BATCH]) };
   const outNames = [probe.lossOutput, ...probe.outputs.map((o) => o.output)];
   const timing = await timePair(() => plain.run({ x }), () => session.run(feeds, outNames));
@@ -134,14 +135,27 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   rows.push({ name, buildMs, inferMs, probeMs, ratio: probeMs / inferMs, minRatio: timing.minB / timing.minA, pairRatio: timing.pairRatio, minInfer: timing.minA, minProbe: timing.minB, throughput: res.examples / seconds, sites: probe.outputs.map((o) => `${o.site.name} ${o.layout} [${o.shape.join('x')}]`).join('; ') });
   await plain.release();
   if (profile) {
-    const file = session.endProfiling?.();
-    if (file && (await import('node:fs')).existsSync(file)) {
-      const events = JSON.parse((await import('node:fs')).readFileSync(file, 'utf8'));
+    // The node binding's endProfiling() writes `<prefix>_<timestamp>.json` and returns nothing: read the newest one.
+    const fs = await import('node:fs');
+    session.endProfiling();
+    const dir = process.env.TMPDIR ?? '/tmp';
+    const files = fs.readdirSync(dir).filter((f) => f.startsWith(`${profilePrefix}_`) && f.endsWith('.json'));
+    const file = files.length ? path.join(dir, files.sort().at(-1)) : undefined;
+    if (file) {
+      const events = JSON.parse(fs.readFileSync(file, 'utf8'));
       const byNode = new Map();
-      for (const ev of events) if (ev.cat === 'Node' && ev.name.endsWith('_kernel_time')) byNode.set(`${ev.args.op_name} ${ev.name.replace('_kernel_time', '')}`, (byNode.get(`${ev.args.op_name} ${ev.name.replace('_kernel_time', '')}`) ?? 0) + ev.dur);
-      console.log(`profile of ${name} (top nodes, µs total):`);
-      for (const [k, v] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${v.toString().padStart(9)}  ${k}`);
-    }
+      let total = 0;
+      for (const ev of events) {
+        if (ev.cat !== 'Node' || !ev.name.endsWith('_kernel_time')) continue;
+        const key = `${ev.args.op_name} ${ev.name.replace('_kernel_time', '')}`;
+        byNode.set(key, (byNode.get(key) ?? 0) + ev.dur);
+        total += ev.dur;
+      }
+      const runs = events.filter((ev) => ev.cat === 'Session' && ev.name === 'model_run').length || 1;
+      console.log(`profile of ${name}: ${runs} runs, ${(total / runs / 1000).toFixed(2)} ms kernel time per run; top nodes (µs per run):`);
+      for (const [k, v] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.BENCH_PROFILE_TOP ?? 16))) console.log(`  ${(v / runs).toFixed(0).padStart(7)}  ${k}`);
+      fs.rmSync(file, { force: true });
+    } else console.log(`profile of ${name}: no profile file found in ${dir}`);
   }
   await session.release();
 }

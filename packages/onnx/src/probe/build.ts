@@ -8,7 +8,7 @@ import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry } from '@gradmax/core';
 import type { ConvPairGeometry } from '@gradmax/core';
-import { OnnxModel, makeValueInfo } from '../model.js';
+import { OnnxModel, makeTensor, makeValueInfo } from '../model.js';
 import { Emitter } from './emitter.js';
 import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
@@ -348,7 +348,7 @@ function inlineExternal(source: OnnxModel): ModelProto {
   const originals = source.graph.initializer;
   proto.graph!.initializer.forEach((t, i) => {
     const orig = originals[i]!;
-    if (source.externalSources.has(orig) || source.externalOverrides.has(orig)) {
+    if (source.storedOutsideProto(orig)) {
       t.rawData = source.tensorBytes(orig) as Uint8Array<ArrayBuffer>;
       t.externalData = [];
       t.dataLocation = 0;
@@ -559,42 +559,170 @@ function windowsConv(e: Emitter, x: string, channels: number, kernel: [number, n
   return e.op('Conv', [x, kernelName], { group: channels, kernel_shape: [kh, kw], strides: [stride[0], stride[1]], pads: [pads.top, pads.left, pads.bottom, pads.right] });
 }
 
+/** One spatial axis of the tap-gradient correlation (see {@link emitTapGradient}). */
+interface CorrelationAxis {
+  /** Combined stride S = s1·s2. */
+  stride: number;
+  /** Combined offset P = s1·p2 + p1 (leading pads). */
+  offset: number;
+  /** Combined kernel D = s1·(k2 − 1) + k1: the offsets d = s1·b + a of every tap pair. */
+  span: number;
+  /** Input size H0. */
+  inSize: number;
+  /** Next conv's output size H2. */
+  outSize: number;
+  /** Per next-kernel tap b: the output positions y whose intermediate position s2·y + b − p2 is outside the map. */
+  invalid: number[][];
+  /** Union of `invalid` (sorted). */
+  boundary: number[];
+}
+
+function correlationAxis(k1: number, s1: number, p1: number, k2: number, s2: number, p2: number, inSize: number, midSize: number, outSize: number): CorrelationAxis {
+  const invalid: number[][] = [];
+  const boundary = new Set<number>();
+  for (let b = 0; b < k2; b++) {
+    const ys: number[] = [];
+    for (let y = 0; y < outSize; y++) {
+      const u = s2 * y + b - p2;
+      if (u < 0 || u >= midSize) ys.push(y);
+    }
+    invalid.push(ys);
+    for (const y of ys) boundary.add(y);
+  }
+  return { stride: s1 * s2, offset: s1 * p2 + p1, span: s1 * (k2 - 1) + k1, inSize, outSize, invalid, boundary: [...boundary].sort((a, b) => a - b) };
+}
+
+/**
+ * C[c, o, dh, dw] = Σ_n Σ_{y in the block} g[n, o, y] · x[n, c, S·y + d − P] (zero outside the input) for the block
+ * of output rows [y0h, y1h) × columns [y0w, y1w), as ONE onnxruntime Conv: `xt` = x as `[m0, N, H0, W0]` is the
+ * batch, `gt` = g as `[m2, N, H2, W2]` the weights (dilated by S), pads/slices chosen so the output is D×D.
+ * Undefined when the block only reads padding (its correlation is zero).
+ */
+function blockCorrelation(e: Emitter, xt: string, gt: string, ax: [CorrelationAxis, CorrelationAxis], y0: [number, number], y1: [number, number]): string | undefined {
+  const sliceStarts: number[] = [];
+  const sliceEnds: number[] = [];
+  const pads = [0, 0, 0, 0];
+  const kernelShape: number[] = [];
+  const dilations: number[] = [];
+  let inputSliced = false;
+  for (let i = 0; i < 2; i++) {
+    const a = ax[i]!;
+    const lo = a.stride * y0[i]! - a.offset;
+    const hi = a.stride * (y1[i]! - 1) + a.span - a.offset;
+    const from = Math.max(0, lo);
+    const to = Math.min(a.inSize, hi);
+    if (to <= from) return undefined;
+    sliceStarts.push(from);
+    sliceEnds.push(to);
+    if (from > 0 || to < a.inSize) inputSliced = true;
+    pads[i] = from - lo;
+    pads[i + 2] = hi - to;
+    kernelShape.push(y1[i]! - y0[i]!);
+    dilations.push(y1[i]! - y0[i]! > 1 ? a.stride : 1);
+  }
+  const whole = y0[0] === 0 && y0[1] === 0 && y1[0] === ax[0].outSize && y1[1] === ax[1].outSize;
+  const kernel = whole ? gt : e.op('Slice', [gt, e.ints([y0[0], y0[1]]), e.ints([y1[0], y1[1]]), e.ints([2, 3])]);
+  const input = inputSliced ? e.op('Slice', [xt, e.ints(sliceStarts), e.ints(sliceEnds), e.ints([2, 3])]) : xt;
+  return e.op('Conv', [input, kernel], { kernel_shape: kernelShape, dilations, pads });
+}
+
 /**
  * Emits the conv tap gradient `[k1h, k1w, m0, k2h·k2w·m2]` (the current conv's weight gradient against the
- * tap-scattered next-layer gradient, summed over the batch) without materialising the scattered gradient:
- * P = the current conv's input windows (a one-hot depthwise conv: `[N, m0·k1h·k1w, H1, W1]`); the next conv's
- * windows of P (another one-hot depthwise conv with stride s2 and pads p2, so positions u = s2·y + b − p2 outside
- * the intermediate map are zero — the exact masking) give, per output position y, every (c_in, a, b) product
- * partner of g[y]; one batched MatMul against g contracts positions, a ReduceSum the examples.
+ * tap-scattered next-layer gradient, summed over the batch) without materialising the scattered gradient.
+ *
+ * For next-kernel tap b and current-kernel tap a the statistic is Σ_{n, y: u valid} g[n, o, y] · x[n, c, s1·u + a − p1]
+ * with u = s2·y + b − p2 (per axis), and s1·u + a − p1 = S·y + d − P with S = s1·s2, d = s1·b + a, P = s1·p2 + p1.
+ * Without the mask (u inside the intermediate map) every (a, b) is read off ONE correlation C[c, o, d] over all y
+ * (d < D = s1·(k2 − 1) + k1). The mask is separable (valid(y, b) = valid_h(y_h, b_h)·valid_w(y_w, b_w)) and only
+ * drops a few boundary rows/columns per tap, so by inclusion–exclusion
+ * stat(a, b) = C − Σ_{invalid rows of b_h} C_row − Σ_{invalid cols of b_w} C_col + Σ_{both} C_corner,
+ * each correction being the same correlation restricted to one boundary row, column or position. A constant Gather
+ * picks and signs the terms of every (a, b).
+ *
+ * A conv→flatten→dense site (one tap per intermediate position) is one product of the current conv's input windows
+ * with g instead.
  */
 function emitTapGradient(e: Emitter, g: string, x: string, zInfo: TensorInfo, geo: ConvPairGeometry, t: number): string {
   const [k1h, k1w] = geo.kernel1;
   const [k2h, k2w] = geo.kernel2;
   const m0 = geo.inChannels;
   const m2 = geo.outChannels;
+  const [H0, W0] = geo.inputSize;
   const [H1, W1] = geo.midSize;
   const [H2, W2] = geo.outputSize;
   const K1 = k1h * k1w * m0;
   const F = k2h * k2w * m2;
-  const patches = windowsConv(e, x, m0, geo.kernel1, geo.stride1, geo.pad1, t); // channel c_in·k1² + a
   const p2 = geo.pad2;
+  const rows = [m0, k1h, k1w, k2h, k2w];
   const flattenDense = H2 === 1 && W2 === 1 && k2h === H1 && k2w === W1 && p2.top === 0 && p2.left === 0;
   let r: string;
-  let rows: number[];
   if (flattenDense) {
     // One tap per intermediate position: R[(c_in, a, u), c_out] = Σ_n P[n, (c_in, a), u] · g[n, c_out].
+    const patches = windowsConv(e, x, m0, geo.kernel1, geo.stride1, geo.pad1, t); // channel c_in·k1² + a
     const pf = e.reshape(patches, [-1, K1 * H1 * W1]);
     const gf = e.reshape(g, [-1, m2]);
     r = e.opset >= 12 ? e.op('Einsum', [pf, gf], { equation: 'nk,nm->km' }) : e.op('MatMul', [e.transpose(pf, [1, 0]), gf]);
-    rows = [m0, k1h, k1w, k2h, k2w];
-  } else {
-    const taps = windowsConv(e, patches, K1, geo.kernel2, geo.stride2, p2, t); // channel (c_in·k1² + a)·k2² + b
-    const kc = K1 * k2h * k2w;
-    const g3 = e.reshape(zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, 1, 1]), [-1, m2, H2 * W2]);
-    const t3 = e.reshape(taps, [-1, kc, H2 * W2]);
-    r = e.opset >= 12 ? e.op('Einsum', [t3, g3], { equation: 'nks,nms->km' }) : e.reduceSum(e.op('MatMul', [t3, e.transpose(g3, [0, 2, 1])]), [0], false);
-    rows = [m0, k1h, k1w, k2h, k2w];
+    const ordered = e.transpose(e.reshape(r, [...rows, m2]), [1, 2, 0, 3, 4, 5]); // [k1h, k1w, m0, k2h, k2w, m2]
+    return e.reshape(ordered, [k1h, k1w, m0, F]);
   }
-  const ordered = e.transpose(e.reshape(r, [...rows, m2]), [1, 2, 0, 3, 4, 5]); // [k1h, k1w, m0, k2h, k2w, m2]
+  const ax: [CorrelationAxis, CorrelationAxis] = [
+    correlationAxis(k1h, geo.stride1[0], geo.pad1.top, k2h, geo.stride2[0], p2.top, H0, H1, H2),
+    correlationAxis(k1w, geo.stride1[1], geo.pad1.left, k2w, geo.stride2[1], p2.left, W0, W1, W2),
+  ];
+  const [Dh, Dw] = [ax[0].span, ax[1].span];
+  const g4 = zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, H2, W2]);
+  const xt = m0 === 1 ? e.reshape(x, [1, -1, H0, W0]) : e.transpose(x, [1, 0, 2, 3]); // [m0, N, H0, W0]
+  const gt = m2 === 1 ? e.reshape(g4, [1, -1, H2, W2]) : e.transpose(g4, [1, 0, 2, 3]); // [m2, N, H2, W2]
+  // The pool of correlations [m0, m2, Dh·Dw] each: the whole map, then boundary rows, columns and positions.
+  const pieces: string[] = [];
+  const pieceOf = (y0: [number, number], y1: [number, number]): number | undefined => {
+    const c = blockCorrelation(e, xt, gt, ax, y0, y1);
+    if (c === undefined) return undefined;
+    pieces.push(e.reshape(c, [m0, m2, Dh * Dw]));
+    return pieces.length - 1;
+  };
+  const main = pieceOf([0, 0], [H2, W2]);
+  const rowPiece = new Map(ax[0].boundary.map((y) => [y, pieceOf([y, 0], [y + 1, W2])]));
+  const colPiece = new Map(ax[1].boundary.map((y) => [y, pieceOf([0, y], [H2, y + 1])]));
+  const cornerPiece = new Map<string, number | undefined>();
+  for (const yh of ax[0].boundary) for (const yw of ax[1].boundary) cornerPiece.set(`${yh},${yw}`, pieceOf([yh, yw], [yh + 1, yw + 1]));
+  // Terms of every (a_h, a_w, b_h, b_w), in that order.
+  const terms: [number, number][][] = [];
+  for (let ah = 0; ah < k1h; ah++) {
+    for (let aw = 0; aw < k1w; aw++) {
+      for (let bh = 0; bh < k2h; bh++) {
+        for (let bw = 0; bw < k2w; bw++) {
+          const d = (geo.stride1[0] * bh + ah) * Dw + geo.stride1[1] * bw + aw;
+          const list: [number, number][] = [];
+          const add = (piece: number | undefined, sign: number) => piece !== undefined && list.push([piece * Dh * Dw + d, sign]);
+          add(main, 1);
+          for (const yh of ax[0].invalid[bh]!) add(rowPiece.get(yh), -1);
+          for (const yw of ax[1].invalid[bw]!) add(colPiece.get(yw), -1);
+          for (const yh of ax[0].invalid[bh]!) for (const yw of ax[1].invalid[bw]!) add(cornerPiece.get(`${yh},${yw}`), 1);
+          terms.push(list);
+        }
+      }
+    }
+  }
+  const K = terms.length;
+  const J = Math.max(1, ...terms.map((l) => l.length));
+  let selected: string;
+  if (pieces.length === 0) {
+    // Every window lies in the padding: the statistic is zero.
+    selected = e.op('ConstantOfShape', [e.ints([m0, m2, K])], { value: makeTensor('', t, [1], [0]) });
+  } else {
+    const pool = pieces.length === 1 ? pieces[0]! : e.op('Concat', pieces, { axis: 2 });
+    const idx = new Array<number>(K * J).fill(0);
+    const sign = new Array<number>(K * J).fill(0);
+    terms.forEach((list, k) => list.forEach(([i, s], j) => ((idx[k * J + j] = i), (sign[k * J + j] = s))));
+    if (J === 1 && terms.every((l) => l.length === 1 && l[0]![1] === 1)) {
+      selected = e.op('Gather', [pool, e.constant(TensorProto_DataType.INT64, [K], idx, 'tap_index')], { axis: 2 });
+    } else {
+      const gathered = e.op('Gather', [pool, e.constant(TensorProto_DataType.INT64, [K, J], idx, 'tap_index')], { axis: 2 });
+      selected = e.reduceSum(e.op('Mul', [gathered, e.constant(t, [K, J], sign, 'tap_sign')]), [3], false);
+    }
+  }
+  // [m0, m2, k1h, k1w, k2h, k2w] → [k1h, k1w, m0, k2h, k2w, m2]
+  const ordered = e.transpose(e.reshape(selected, [m0, m2, k1h, k1w, k2h, k2w]), [2, 3, 0, 4, 5, 1]);
   return e.reshape(ordered, [k1h, k1w, m0, F]);
 }
