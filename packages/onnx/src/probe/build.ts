@@ -320,11 +320,32 @@ export class BackwardPass {
   /** Runs the rules in reverse topological order. */
   run(): void {
     const { dep, onPath } = this.plan;
+    const { producer, consumers } = structure(this.nodes);
+    // Relu → MaxPool (the Relu output feeding only the MaxPool): the MaxPool's gradient reaches only window maxima,
+    // where relu'(z) = [pooled output > 0], so the mask is applied to the pooled gradient (a quarter of the size for
+    // 2×2 windows) and the Relu passes that contribution through (the mask is idempotent, so other contributions
+    // still go through the ordinary Relu rule).
+    const premasked = new Map<NodeProto, string>();
     for (let k = this.nodes.length - 1; k >= 0; k--) {
       const node = this.nodes[k]!;
       if (!onPath(node)) continue;
       const outGrads = node.output.map((o) => (o && dep.has(o) ? this.finalGrad(o) : undefined));
       if (outGrads.every((g) => g === undefined)) continue;
+      const fused = premasked.get(node);
+      if (fused !== undefined && this.grads.get(node.output[0]!)?.length === 1 && this.grads.get(node.output[0]!)![0] === fused) {
+        this.addGrad(node.input[0]!, fused);
+        continue;
+      }
+      let addGrad = (i: number, g: string) => this.addGrad(node.input[i]!, g);
+      const relu = node.opType === 'MaxPool' && node.output[1] ? reluFeeding(node, producer, consumers) : undefined;
+      if (relu && outGrads[0] !== undefined) {
+        const pooled = node.output[0]!;
+        outGrads[0] = this.e.op('Where', [this.e.op('Greater', [pooled, this.e.scalar(0, this.info(pooled).elemType)]), outGrads[0], this.e.scalar(0, this.info(pooled).elemType)]);
+        addGrad = (i, g) => {
+          if (i === 0) premasked.set(relu, g);
+          this.addGrad(node.input[i]!, g);
+        };
+      }
       const ctx: RuleContext = {
         node,
         e: this.e,
@@ -335,12 +356,20 @@ export class BackwardPass {
           const x = node.input[i];
           return !!x && dep.has(x) && !this.init.has(x);
         },
-        addGrad: (i, g) => this.addGrad(node.input[i]!, g),
+        addGrad,
         initializer: (name) => this.init.get(name),
       };
       VJP_RULES[node.opType]!(ctx);
     }
   }
+}
+
+/** The default-domain Relu whose output is `pool`'s input and feeds nothing else, if any. */
+function reluFeeding(pool: NodeProto, producer: GraphStructure['producer'], consumers: GraphStructure['consumers']): NodeProto | undefined {
+  const x = pool.input[0];
+  const p = x ? producer.get(x) : undefined;
+  if (!p || p.node.opType !== 'Relu' || (p.node.domain !== '' && p.node.domain !== 'ai.onnx')) return undefined;
+  return consumers.get(x!)?.length === 1 ? p.node : undefined;
 }
 
 function inlineExternal(source: OnnxModel): ModelProto {
@@ -598,7 +627,14 @@ function correlationAxis(k1: number, s1: number, p1: number, k2: number, s2: num
  * batch, `gt` = g as `[m2, N, H2, W2]` the weights (dilated by S), pads/slices chosen so the output is D×D.
  * Undefined when the block only reads padding (its correlation is zero).
  */
-function blockCorrelation(e: Emitter, xt: string, gt: string, ax: [CorrelationAxis, CorrelationAxis], y0: [number, number], y1: [number, number]): string | undefined {
+function blockCorrelation(
+  e: Emitter,
+  xt: string,
+  kernelBlock: (y0: [number, number], y1: [number, number]) => string,
+  ax: [CorrelationAxis, CorrelationAxis],
+  y0: [number, number],
+  y1: [number, number],
+): string | undefined {
   const sliceStarts: number[] = [];
   const sliceEnds: number[] = [];
   const pads = [0, 0, 0, 0];
@@ -620,8 +656,7 @@ function blockCorrelation(e: Emitter, xt: string, gt: string, ax: [CorrelationAx
     kernelShape.push(y1[i]! - y0[i]!);
     dilations.push(y1[i]! - y0[i]! > 1 ? a.stride : 1);
   }
-  const whole = y0[0] === 0 && y0[1] === 0 && y1[0] === ax[0].outSize && y1[1] === ax[1].outSize;
-  const kernel = whole ? gt : e.op('Slice', [gt, e.ints([y0[0], y0[1]]), e.ints([y1[0], y1[1]]), e.ints([2, 3])]);
+  const kernel = kernelBlock(y0, y1);
   const input = inputSliced ? e.op('Slice', [xt, e.ints(sliceStarts), e.ints(sliceEnds), e.ints([2, 3])]) : xt;
   return e.op('Conv', [input, kernel], { kernel_shape: kernelShape, dilations, pads });
 }
@@ -675,8 +710,28 @@ function emitTapGradient(e: Emitter, g: string, x: string, zInfo: TensorInfo, ge
   const gt = m2 === 1 ? e.reshape(g4, [1, -1, H2, W2]) : e.transpose(g4, [1, 0, 2, 3]); // [m2, N, H2, W2]
   // The pool of correlations [m0, m2, Dh·Dw] each: the whole map, then boundary rows, columns and positions.
   const pieces: string[] = [];
+  // Blocks of gt: rows by Slice (contiguous runs); single columns by a MatMul with a one-hot column (exact, and
+  // much faster in onnxruntime than a Slice of the innermost axis).
+  const rowBlocks = new Map<string, string>();
+  const rowsOf = (r0: number, r1: number): string => {
+    if (r0 === 0 && r1 === H2) return gt;
+    const key = `${r0}:${r1}`;
+    let b = rowBlocks.get(key);
+    if (!b) rowBlocks.set(key, (b = e.op('Slice', [gt, e.ints([r0]), e.ints([r1]), e.ints([2])])));
+    return b;
+  };
+  const kernelBlock = (y0: [number, number], y1: [number, number]): string => {
+    const rows = rowsOf(y0[0], y1[0]);
+    if (y0[1] === 0 && y1[1] === W2) return rows;
+    if (y1[1] - y0[1] === 1) {
+      const oneHot = new Array<number>(W2).fill(0);
+      oneHot[y0[1]] = 1;
+      return e.op('MatMul', [rows, e.constant(t, [W2, 1], oneHot, 'column')]);
+    }
+    return e.op('Slice', [rows, e.ints([y0[1]]), e.ints([y1[1]]), e.ints([3])]);
+  };
   const pieceOf = (y0: [number, number], y1: [number, number]): number | undefined => {
-    const c = blockCorrelation(e, xt, gt, ax, y0, y1);
+    const c = blockCorrelation(e, xt, kernelBlock, ax, y0, y1);
     if (c === undefined) return undefined;
     pieces.push(e.reshape(c, [m0, m2, Dh * Dw]));
     return pieces.length - 1;

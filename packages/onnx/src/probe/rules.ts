@@ -155,7 +155,8 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Reshape: reshapeBack,
   Squeeze: reshapeBack,
   Unsqueeze: reshapeBack,
-  Relu: (ctx) => gradAll(ctx, (g) => maskedGrad(ctx, g, ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, dtype(ctx, ctx.node.output[0]!))]))),
+  // relu'(x) = [relu(x) > 0]: reading the output leaves the input to the forward Conv+Relu fusion.
+  Relu: (ctx) => gradAll(ctx, (g) => maskedGrad(ctx, g, ctx.e.op('Greater', [ctx.node.output[0]!, ctx.e.scalar(0, dtype(ctx, ctx.node.output[0]!))]))),
   LeakyRelu: (ctx) =>
     gradAll(ctx, (g) => {
       const alpha = attrFloat(ctx.node, 'alpha', 0.01);
