@@ -45,15 +45,17 @@ export function outgoingMagnitude(site: GrowthSite, options: OutgoingScaleOption
 /** Mean Euclidean norm of the columns of `m` (0 for a matrix without columns). */
 export function meanColumnNorm(m: Matrix): number {
   if (m.cols === 0) return 0;
-  let total = 0;
-  for (let j = 0; j < m.cols; j++) {
-    let s = 0;
-    for (let i = 0; i < m.rows; i++) {
-      const v = m.data[i * m.cols + j]!;
-      s += v * v;
+  // Row by row (cache-friendly); each column's sum still runs over rows in order.
+  const sums = new Float64Array(m.cols);
+  for (let i = 0; i < m.rows; i++) {
+    const row = i * m.cols;
+    for (let j = 0; j < m.cols; j++) {
+      const v = m.data[row + j]!;
+      sums[j] += v * v;
     }
-    total += Math.sqrt(s);
   }
+  let total = 0;
+  for (let j = 0; j < m.cols; j++) total += Math.sqrt(sums[j]!);
   return total / m.cols;
 }
 

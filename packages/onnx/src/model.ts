@@ -41,6 +41,9 @@ import {
 import { InvalidArgumentError } from '@gradmax/core';
 import { ExternalDataError, FileAccessError, OnnxFormatError } from './errors.js';
 import { TensorBuffer, dataTypeName, elementCount, elementSize, setTypedFieldBytes, tensorDims, typedFieldBytes } from './tensor.js';
+import { encodeVarint, scanModelFile, type FileRange } from './deferred.js';
+
+export type { FileRange } from './deferred.js';
 
 /** Where an external tensor's bytes live. */
 export interface ExternalSource {
@@ -70,6 +73,22 @@ export interface LoadOptions {
   baseDir?: string;
   /** Name used in error messages when loading from bytes. */
   label?: string;
+  /**
+   * When loading from a file path: main-graph initializers whose `raw_data` has at least this many bytes are not
+   * read at load time; their bytes are read from the file when needed and streamed from it on save, so memory use
+   * does not grow with the model size. Default 65,536 bytes; `Infinity` reads everything at load time. The file must
+   * not change while the model is in use (a change is detected and reported).
+   */
+  deferThreshold?: number;
+}
+
+/** Default {@link LoadOptions.deferThreshold}. */
+export const DEFAULT_DEFER_THRESHOLD = 1 << 16;
+
+/** Size and modification time of a file, to detect that it changed. */
+interface FileStamp {
+  size: number;
+  mtimeMs: number;
 }
 
 /** An ONNX model held in memory. See the module documentation for how to edit it. */
@@ -86,6 +105,13 @@ export class OnnxModel {
   readonly externalSources = new Map<TensorProto, ExternalSource>();
   /** Bytes of external tensors that were rewritten in memory (written to the output's data file on save). */
   readonly externalOverrides = new Map<TensorProto, Uint8Array>();
+  /**
+   * Tensors whose `raw_data` was left in the model file at load time (see {@link LoadOptions.deferThreshold}): the
+   * byte range of the payload. Their `rawData` field is empty; read them through {@link OnnxModel.tensorBytes}.
+   */
+  readonly deferredSources = new Map<TensorProto, FileRange>();
+  /** @internal Size and mtime of the source file when deferred tensors were recorded. */
+  sourceStamp: FileStamp | undefined;
   private index: GraphIndex | undefined;
 
   /** Wraps a `ModelProto`. Use {@link loadModel} to read files (it also resolves external data). */
@@ -161,6 +187,8 @@ export class OnnxModel {
     let bytes: Uint8Array;
     if (tensor.dataLocation === TensorProto_DataLocation.EXTERNAL) {
       bytes = this.externalOverrides.get(tensor) ?? this.readExternal(tensor);
+    } else if (tensor.rawData.length === 0 && this.deferredSources.has(tensor)) {
+      bytes = this.readDeferred(tensor, this.deferredSources.get(tensor)!);
     } else if (tensor.rawData.length > 0 || expected === 0) {
       bytes = tensor.rawData;
     } else {
@@ -210,6 +238,7 @@ export class OnnxModel {
       this.externalOverrides.set(tensor, buffer.bytes);
     } else if (tensor.rawData.length > 0 || !hasTypedData(tensor)) {
       tensor.rawData = buffer.bytes as Uint8Array<ArrayBuffer>;
+      this.deferredSources.delete(tensor);
     } else {
       setTypedFieldBytes(tensor, buffer.bytes);
     }
@@ -284,6 +313,41 @@ export class OnnxModel {
     return out;
   }
 
+  /**
+   * True when a tensor's bytes are not held in its protobuf message: external data (read from its data file, or
+   * rewritten in memory), or `raw_data` left in the model file at load time. Code that serialises `model.proto`
+   * itself must fill such tensors in from {@link OnnxModel.tensorBytes}; {@link serializeModel} and
+   * {@link saveModel} do it.
+   */
+  storedOutsideProto(tensor: TensorProto): boolean {
+    return tensor.dataLocation === TensorProto_DataLocation.EXTERNAL || (tensor.rawData.length === 0 && this.deferredSources.has(tensor));
+  }
+
+  /** @internal Throws when the source file changed since deferred tensors were recorded. */
+  checkSourceUnchanged(fd: number, file: string): void {
+    const st = fs.fstatSync(fd);
+    const stamp = this.sourceStamp;
+    if (stamp && (st.size !== stamp.size || st.mtimeMs !== stamp.mtimeMs)) {
+      throw new FileAccessError(`model file "${file}" changed since it was loaded; its large weights are read from it on demand, so load it again`, { file });
+    }
+  }
+
+  private readDeferred(tensor: TensorProto, range: FileRange): Uint8Array {
+    const out = new Uint8Array(range.length);
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(range.file, 'r');
+      this.checkSourceUnchanged(fd, range.file);
+      readFully(fd, out, range.offset, range.file);
+    } catch (e) {
+      if (e instanceof FileAccessError) throw e;
+      throw new FileAccessError(`cannot read the weights of tensor "${tensor.name}" from "${range.file}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { initializer: tensor.name, file: range.file });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    return out;
+  }
+
   private readExternal(tensor: TensorProto): Uint8Array {
     const src = this.externalSources.get(tensor);
     if (!src) {
@@ -307,6 +371,16 @@ export class OnnxModel {
       if (fd !== undefined) fs.closeSync(fd);
     }
     return out;
+  }
+}
+
+/** Reads `out.length` bytes at `offset`; throws FileAccessError when the file ends early. */
+function readFully(fd: number, out: Uint8Array, offset: number, file: string): void {
+  let done = 0;
+  while (done < out.length) {
+    const n = fs.readSync(fd, out, done, out.length - done, offset + done);
+    if (n <= 0) throw new FileAccessError(`"${file}" ended early (wanted ${out.length} bytes at offset ${offset})`, { file, offset, length: out.length });
+    done += n;
   }
 }
 
@@ -399,13 +473,25 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   let bytes: Uint8Array;
   let sourcePath: string | undefined;
   let baseDir = options.baseDir;
+  let scanned: ReturnType<typeof scanModelFile>;
+  let stamp: FileStamp | undefined;
   if (typeof source === 'string') {
     sourcePath = path.resolve(source);
     try {
-      const buf = fs.readFileSync(sourcePath);
-      // A plain Uint8Array view (not a Buffer), so that slice() of tensor data copies as everywhere else.
-      bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      const st = fs.statSync(sourcePath);
+      stamp = { size: st.size, mtimeMs: st.mtimeMs };
+      const threshold = options.deferThreshold ?? DEFAULT_DEFER_THRESHOLD;
+      if (!(threshold >= 0)) throw new InvalidArgumentError(`deferThreshold must be a non-negative number of bytes, got ${threshold}`, { deferThreshold: threshold });
+      scanned = st.isFile() && Number.isFinite(threshold) && st.size >= threshold ? scanModelFile(sourcePath, Math.max(1, threshold)) : undefined;
+      if (scanned && scanned.deferred.size) bytes = scanned.skeleton;
+      else {
+        scanned = undefined;
+        const buf = fs.readFileSync(sourcePath);
+        // A plain Uint8Array view (not a Buffer), so that slice() of tensor data copies as everywhere else.
+        bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      }
     } catch (e) {
+      if (e instanceof InvalidArgumentError) throw e;
       throw new FileAccessError(`cannot read model file "${source}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: source });
     }
     baseDir ??= path.dirname(sourcePath);
@@ -422,7 +508,20 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
     throw new OnnxFormatError(`"${label}" is not a valid ONNX model: ${(e as Error).message}`, { file: label });
   }
   if (!proto.graph) throw new OnnxFormatError(`"${label}" is not a valid ONNX model: it has no graph`, { file: label });
+  if (scanned) {
+    const inits = proto.graph.initializer;
+    for (const i of scanned.deferred.keys()) {
+      const t = inits[i];
+      // A deferred payload belongs to a tensor whose raw_data is then empty; anything else means the scan and the
+      // parse disagree (or the tensor is external), so read the whole file instead.
+      if (!t || t.rawData.length !== 0 || t.dataLocation !== TensorProto_DataLocation.DEFAULT) return loadModel(source, { ...options, deferThreshold: Infinity });
+    }
+  }
   const model = new OnnxModel(proto, { sourcePath, baseDir, label });
+  if (scanned) {
+    for (const [i, range] of scanned.deferred) model.deferredSources.set(proto.graph.initializer[i]!, range);
+    model.sourceStamp = stamp;
+  }
   let tensors: TensorProto[];
   try {
     tensors = model.allTensors();
@@ -513,57 +612,92 @@ function encodeAround<D extends DescMessage>(schema: D, msg: Message, split: num
   return [toBinary(schema, head as never), toBinary(schema, tail as never)];
 }
 
-function varint(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n % 128) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
+/** A piece of a serialised model: bytes in memory, or a tensor payload still in the source file. */
+type Chunk = Uint8Array | FileRange;
 
 /** Serialised length-delimited field: tag, length, payload chunks. */
-function lengthDelimited(field: number, chunks: Uint8Array[]): Uint8Array[] {
+function lengthDelimited(field: number, chunks: Chunk[]): Chunk[] {
   let len = 0;
   for (const c of chunks) len += c.length;
-  return [varint((field << 3) | 2), varint(len), ...chunks];
+  return [encodeVarint((field << 3) | 2), encodeVarint(len), ...chunks];
 }
 
 const LARGE_TENSOR = 1 << 16;
+const COPY_BUFFER = 1 << 22;
 
-function tensorChunks(t: TensorProto): Uint8Array[] {
+function tensorChunks(t: TensorProto, deferred: FileRange | undefined): Chunk[] {
+  if (deferred && t.rawData.length === 0) {
+    const [head, tail] = encodeAround(TensorProtoSchema, t, 9);
+    return [head, ...lengthDelimited(9, [deferred]), tail];
+  }
   if (t.rawData.length < LARGE_TENSOR) return [toBinary(TensorProtoSchema, t)];
   const [head, tail] = encodeAround(TensorProtoSchema, t, 9);
   return [head, ...lengthDelimited(9, [t.rawData]), tail];
 }
 
-/**
- * The model's protobuf encoding as a list of chunks (large `raw_data` payloads are referenced, not copied). The
- * concatenation is byte-identical to `toBinary(ModelProtoSchema, model.proto)`.
- */
-export function serializeChunks(proto: ModelProto): Uint8Array[] {
+/** The encoding as chunks; payloads deferred in `model`'s source file stay file ranges. */
+function modelChunks(proto: ModelProto, model: OnnxModel | undefined): Chunk[] {
   const g = proto.graph;
   if (!g) return [toBinary(ModelProtoSchema, proto)];
   const [gHead, gTail] = encodeAround(GraphProtoSchema, g, 5);
-  const graph: Uint8Array[] = [gHead];
-  for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t)));
+  const graph: Chunk[] = [gHead];
+  for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t, model?.deferredSources.get(t))));
   graph.push(gTail);
   const [mHead, mTail] = encodeAround(ModelProtoSchema, proto, 7);
   return [mHead, ...lengthDelimited(7, graph), mTail];
 }
 
+/** Calls `use(fd)` with the source file of `model`'s deferred tensors open (checked unchanged), if there are any. */
+function withSourceFile<T>(model: OnnxModel | undefined, chunks: readonly Chunk[], use: (fd: number | undefined) => T): T {
+  const range = chunks.find((c): c is FileRange => !(c instanceof Uint8Array));
+  if (!model || !range) return use(undefined);
+  let fd: number;
+  try {
+    fd = fs.openSync(range.file, 'r');
+  } catch (e) {
+    throw new FileAccessError(`cannot reopen the source model "${range.file}" to read its weights: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: range.file });
+  }
+  try {
+    model.checkSourceUnchanged(fd, range.file);
+    return use(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The model's protobuf encoding as a list of chunks (large `raw_data` payloads are referenced, not copied; payloads
+ * an {@link OnnxModel} left in its source file are read). The concatenation is byte-identical to
+ * `toBinary(ModelProtoSchema, proto)` of the model with all its `raw_data` in memory.
+ */
+export function serializeChunks(model: OnnxModel | ModelProto): Uint8Array[] {
+  const m = model instanceof OnnxModel ? model : undefined;
+  const chunks = modelChunks(m ? m.proto : (model as ModelProto), m);
+  return withSourceFile(m, chunks, (fd) =>
+    chunks.map((c) => {
+      if (c instanceof Uint8Array) return c;
+      const out = new Uint8Array(c.length);
+      readFully(fd!, out, c.offset, c.file);
+      return out;
+    }),
+  );
+}
+
 /** The model's bytes (for in-memory use; models with external data reference their data files). */
 export function serializeModel(model: OnnxModel | ModelProto): Uint8Array {
-  const chunks = serializeChunks(model instanceof OnnxModel ? model.proto : model);
+  const m = model instanceof OnnxModel ? model : undefined;
+  const chunks = modelChunks(m ? m.proto : (model as ModelProto), m);
   let n = 0;
   for (const c of chunks) n += c.length;
   const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
+  withSourceFile(m, chunks, (fd) => {
+    let o = 0;
+    for (const c of chunks) {
+      if (c instanceof Uint8Array) out.set(c, o);
+      else readFully(fd!, out.subarray(o, o + c.length), c.offset, c.file);
+      o += c.length;
+    }
+  });
   return out;
 }
 
@@ -637,50 +771,67 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
       }
     }
     // 2. the model itself
-    const chunks = serializeChunks(model.proto);
+    const chunks = modelChunks(model.proto, model);
     let size = 0;
     for (const c of chunks) size += c.length;
     const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
     temps.push(tmp);
-    const fd = openForWrite(tmp);
-    try {
-      // Small chunks are gathered into one writev call; large payloads are written as they are.
-      let written = 0;
-      let batch: Uint8Array[] = [];
-      let batchBytes = 0;
-      const flush = () => {
-        if (!batch.length) return;
-        if (batch.length === 1) writeAll(fd, batch[0]!, tmp);
-        else {
-          const n = fs.writevSync(fd, batch);
-          if (n !== batchBytes) {
-            // partial writev: finish byte by byte through writeAll
-            let skip = n;
-            for (const c of batch) {
-              if (skip >= c.length) {
-                skip -= c.length;
-                continue;
+    withSourceFile(model, chunks, (source) => {
+      const fd = openForWrite(tmp);
+      try {
+        // Small chunks are gathered into one writev call; large payloads are written as they are; payloads left in
+        // the source file are copied through one reusable buffer.
+        let written = 0;
+        let batch: Uint8Array[] = [];
+        let batchBytes = 0;
+        let copyBuffer: Uint8Array | undefined;
+        const flush = () => {
+          if (!batch.length) return;
+          if (batch.length === 1) writeAll(fd, batch[0]!, tmp);
+          else {
+            const n = fs.writevSync(fd, batch);
+            if (n !== batchBytes) {
+              // partial writev: finish byte by byte through writeAll
+              let skip = n;
+              for (const c of batch) {
+                if (skip >= c.length) {
+                  skip -= c.length;
+                  continue;
+                }
+                writeAll(fd, c.subarray(skip), tmp);
+                skip = 0;
               }
-              writeAll(fd, c.subarray(skip), tmp);
-              skip = 0;
             }
           }
+          written += batchBytes;
+          batch = [];
+          batchBytes = 0;
+          options.onProgress?.(written, size);
+        };
+        for (const c of chunks) {
+          if (c instanceof Uint8Array) {
+            batch.push(c);
+            batchBytes += c.length;
+            if (batchBytes >= 1 << 22 || batch.length >= 512) flush();
+            continue;
+          }
+          flush();
+          copyBuffer ??= new Uint8Array(COPY_BUFFER);
+          for (let done = 0; done < c.length; ) {
+            const piece = copyBuffer.subarray(0, Math.min(COPY_BUFFER, c.length - done));
+            readFully(source!, piece, c.offset + done, c.file);
+            writeAll(fd, piece, tmp);
+            done += piece.length;
+            written += piece.length;
+            options.onProgress?.(written, size);
+          }
         }
-        written += batchBytes;
-        batch = [];
-        batchBytes = 0;
-        options.onProgress?.(written, size);
-      };
-      for (const c of chunks) {
-        batch.push(c);
-        batchBytes += c.length;
-        if (batchBytes >= 1 << 22 || batch.length >= 512) flush();
+        flush();
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
       }
-      flush();
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    });
     if (external.length) fs.renameSync(temps[0]!, dataPath);
     fs.renameSync(tmp, target);
     temps.length = 0;

@@ -939,7 +939,7 @@ export function lazyGrowthSite(model: OnnxModel, site: OnnxSite): GrowthSite {
     if (plan.l1.type !== 'Conv' && plan.l1.axis === 0) for (let i = 0; i < inc.length; i++) inc[i] = v1(i);
     else if (plan.l1.type !== 'Conv') {
       // weight [fanIn, units]: transpose
-      for (let i = 0; i < fanIn; i++) for (let u = 0, row = i * units; u < units; u++) inc[u * fanIn + i] = v1(row + u);
+      w1.toFloat64Transposed(fanIn, units, inc);
     } else for (let u = 0; u < units; u++) for (let i = 0; i < fanIn; i++) inc[u * fanIn + i] = v1(incomingIndex(plan, w1.dims, u, i));
     if (plan.l1.scale !== 1) for (let i = 0; i < inc.length; i++) inc[i] = plan.l1.scale * inc[i]!;
     return incoming;
@@ -951,7 +951,7 @@ export function lazyGrowthSite(model: OnnxModel, site: OnnxSite): GrowthSite {
     if (plan.l2.type !== 'Conv' && plan.blk === 1 && plan.l2.axis === 1) for (let i = 0; i < out.length; i++) out[i] = v2(i);
     else if (plan.l2.type !== 'Conv' && plan.blk === 1) {
       // weight [units, fanOut]: transpose
-      for (let u = 0; u < units; u++) for (let r = 0, row = u * fanOut; r < fanOut; r++) out[r * units + u] = v2(row + r);
+      w2.toFloat64Transposed(units, fanOut, out);
     } else for (let r = 0; r < fanOut; r++) for (let u = 0; u < units; u++) out[r * units + u] = v2(outgoingIndex(plan, w2.dims, r, u));
     if (plan.l2.scale !== 1) for (let i = 0; i < out.length; i++) out[i] = plan.l2.scale * out[i]!;
     return outgoing;

@@ -281,8 +281,10 @@ export class TensorBuffer {
    */
   reader(): (i: number) => number {
     const n = this.length;
-    if (LITTLE_ENDIAN && this.bytes.byteOffset % this.elemSize === 0) {
-      const { buffer, byteOffset } = this.bytes;
+    const fast = this.dataType === TensorProto_DataType.FLOAT || this.dataType === TensorProto_DataType.DOUBLE || this.dataType === TensorProto_DataType.FLOAT16;
+    if (LITTLE_ENDIAN && fast) {
+      // An unaligned payload (raw_data inside a protobuf buffer) is copied once, so typed views apply.
+      const { buffer, byteOffset } = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : this.bytes.slice();
       if (this.dataType === TensorProto_DataType.FLOAT) {
         const a = new Float32Array(buffer, byteOffset, n);
         return (i) => a[i]!;
@@ -312,6 +314,37 @@ export class TensorBuffer {
     }
     const out = new Float64Array(n);
     for (let i = 0; i < n; i++) out[i] = this.get(i);
+    return out;
+  }
+
+  /**
+   * The elements, viewed as a row-major `rows × cols` matrix (`rows · cols` must equal the element count), transposed
+   * into `out` (`cols × rows`, row-major) as float64. Works in cache-sized tiles, without a per-element call.
+   */
+  toFloat64Transposed(rows: number, cols: number, out: Float64Array<ArrayBufferLike> = new Float64Array(rows * cols)): Float64Array<ArrayBufferLike> {
+    if (rows * cols !== this.length || out.length !== this.length) throw new OnnxFormatError(`cannot view ${this.length} elements as ${rows}x${cols}`, { shape: this.dims });
+    const aligned = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : this.bytes.slice();
+    const n = this.length;
+    let src: ArrayLike<number> | undefined;
+    let lut: Float64Array | undefined;
+    if (LITTLE_ENDIAN && this.dataType === TensorProto_DataType.FLOAT) src = new Float32Array(aligned.buffer, aligned.byteOffset, n);
+    else if (LITTLE_ENDIAN && this.dataType === TensorProto_DataType.DOUBLE) src = new Float64Array(aligned.buffer, aligned.byteOffset, n);
+    else if (LITTLE_ENDIAN && this.dataType === TensorProto_DataType.FLOAT16) {
+      src = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+      lut = halfTable();
+    } else src = this.toFloat64();
+    const T = 32;
+    for (let r0 = 0; r0 < rows; r0 += T) {
+      const r1 = Math.min(rows, r0 + T);
+      for (let c0 = 0; c0 < cols; c0 += T) {
+        const c1 = Math.min(cols, c0 + T);
+        for (let r = r0; r < r1; r++) {
+          const base = r * cols;
+          if (lut) for (let c = c0; c < c1; c++) out[c * rows + r] = lut[src[base + c]!]!;
+          else for (let c = c0; c < c1; c++) out[c * rows + r] = src[base + c]!;
+        }
+      }
+    }
     return out;
   }
 

@@ -159,12 +159,13 @@ function toFloat64(t: { type: string; data: unknown }): Float64Array {
 /** Runs a model (file path or loaded model) on the given feeds; returns outputs as float64 with shapes. */
 export async function runModel(model: string | OnnxModel, feeds: ReturnType<typeof makeInputs>, executionProvider = 'cpu'): Promise<Map<string, { data: Float64Array; dims: number[]; type: string }>> {
   const o = runtime();
-  const file = typeof model === 'string' ? model : model.sourcePath;
+  const file = typeof model === 'string' ? model : model.label;
   let session;
-  if (file) session = await createSession(file, executionProvider, file);
+  // A loaded model runs as it is now (it may have been edited since it was read from its file).
+  if (typeof model === 'string') session = await createSession(model, executionProvider, model);
   else {
     const { serializeModel } = await import('./model.js');
-    session = await createSession(serializeModel(model as OnnxModel), executionProvider, (model as OnnxModel).label);
+    session = await createSession(serializeModel(model), executionProvider, model.label);
   }
   const ortFeeds: Record<string, InstanceType<Ort['Tensor']>> = {};
   for (const [name, f] of Object.entries(feeds)) {

@@ -30,6 +30,15 @@ function bases(dir: string): string[] {
     save('cnn16.onnx', b.model());
   }
   {
+    // FP16 in raw_data (deferred when loaded with a small threshold)
+    const b = new GraphBuilder(new Rng(4), F16);
+    const x = b.input('x', ['N', 2, 5, 5]);
+    const c = b.op('Conv', [x, b.weight([4, 2, 3, 3]), b.weight([4])], { pads: [1, 1, 1, 1] }, 1, 'c1');
+    const r = b.op('Relu', [c]);
+    b.output(b.op('Conv', [r, b.weight([3, 4, 3, 3])], { pads: [0, 1, 1, 0] }, 1, 'c2'), ['N', 3, 4, 4]);
+    save('cnn16raw.onnx', b.model());
+  }
+  {
     // external data
     const b = new GraphBuilder(new Rng(3));
     const x = b.input('x', ['N', 3]);
@@ -80,30 +89,41 @@ function mutate(bytes: Uint8Array, rng: Rng): Uint8Array {
   }
 }
 
-/** Drives a mutated file through load -> sites -> widen -> save. Returns 'valid' or the error class name. */
-function drive(file: string, outDir: string, rng: Rng): string {
-  const model = loadModel(file);
-  const sites = findSites(model);
-  for (const t of model.graph.initializer.slice(0, 4)) model.tensorBytes(t);
-  const site = sites.find((s) => s.growable);
-  if (site) {
-    const gs = growthSite(model, site);
-    const k = 1 + rng.int(2);
-    const outgoing = Matrix.from(gs.fanOut, k, rng.fillNormal(new Float64Array(gs.fanOut * k)));
-    widen(model, [{ site: site.name, newUnits: { incoming: Matrix.zeros(k, gs.fanIn), incomingBias: new Float64Array(k), outgoing, report: { strategy: 'fuzz', site: site.name, count: k, notes: [] } } }]);
+/**
+ * Drives a mutated file through load -> sites -> widen -> serialize (and sometimes save). Returns 'valid' with the
+ * serialised bytes, or the error class name.
+ */
+function drive(file: string, outDir: string, rng: Rng, deferThreshold: number): { outcome: string; bytes?: Uint8Array; deferred?: number } {
+  let deferred: number | undefined;
+  try {
+    const model = loadModel(file, { deferThreshold });
+    deferred = model.deferredSources.size;
+    const sites = findSites(model);
+    for (const t of model.graph.initializer.slice(0, 4)) model.tensorBytes(t);
+    const site = sites.find((s) => s.growable);
+    if (site) {
+      const gs = growthSite(model, site);
+      const k = 1 + rng.int(2);
+      const outgoing = Matrix.from(gs.fanOut, k, rng.fillNormal(new Float64Array(gs.fanOut * k)));
+      widen(model, [{ site: site.name, newUnits: { incoming: Matrix.zeros(k, gs.fanIn), incomingBias: new Float64Array(k), outgoing, report: { strategy: 'fuzz', site: site.name, count: k, notes: [] } } }]);
+    }
+    const bytes = serializeModel(model);
+    if (rng.uniform() < 0.1) saveModel(model, path.join(outDir, `o${rng.int(1e9)}.onnx`));
+    return { outcome: 'valid', bytes, deferred };
+  } catch (e) {
+    if (!(e instanceof GradmaxError)) throw new Error(`untyped ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    return { outcome: e.constructor.name, deferred };
   }
-  serializeModel(model);
-  if (rng.uniform() < 0.1) saveModel(model, path.join(outDir, `o${rng.int(1e9)}.onnx`));
-  return 'valid';
 }
 
 describe('fuzz: mutated and truncated model files', () => {
-  it('1,200 seeded mutations end in a typed error or a valid model; inputs untouched', () => {
+  it('1,200 seeded mutations end in a typed error or a valid model, the same with deferred weights; inputs untouched', () => {
     const dir = tmpDir('gradmax-fuzz-');
     const outDir = tmpDir('gradmax-fuzz-out-');
     const files = bases(dir);
     const rng = new Rng(20261126);
     const outcomes = new Map<string, number>();
+    let deferredCases = 0;
     const extHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'ext.bin'))).digest('hex');
     for (let i = 0; i < 1200; i++) {
       const base = files[i % files.length]!;
@@ -111,13 +131,15 @@ describe('fuzz: mutated and truncated model files', () => {
       const file = path.join(dir, `case${i}.onnx`);
       fs.writeFileSync(file, bytes);
       const hash = crypto.createHash('sha256').update(bytes).digest('hex');
-      let outcome: string;
-      try {
-        outcome = drive(file, outDir, rng.fork(i));
-      } catch (e) {
-        if (!(e instanceof GradmaxError)) throw new Error(`case ${i} (${path.basename(base)}): untyped ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-        outcome = e.constructor.name;
-      }
+      // Differential: everything read at load time, against large payloads left in the file (a small threshold
+      // defers every raw_data the scanner accepts). Both must end the same way, with the same bytes.
+      const label = `case ${i} (${path.basename(base)})`;
+      const eager = drive(file, outDir, rng.fork(i), Infinity);
+      const deferred = drive(file, outDir, rng.fork(i), 1 + rng.int(48));
+      expect(deferred.outcome, label).toBe(eager.outcome);
+      if (eager.bytes) expect(Buffer.from(deferred.bytes!).equals(Buffer.from(eager.bytes)), `${label}: deferred and eager bytes differ`).toBe(true);
+      if (deferred.deferred) deferredCases++;
+      const outcome = eager.outcome;
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       expect(crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'), `case ${i} input modified`).toBe(hash);
       fs.rmSync(file);
@@ -126,12 +148,14 @@ describe('fuzz: mutated and truncated model files', () => {
     // both outcomes occur, so the mutations are neither all fatal nor all harmless
     expect(outcomes.get('valid') ?? 0).toBeGreaterThan(50);
     expect(outcomes.get('OnnxFormatError') ?? 0).toBeGreaterThan(50);
-    console.info(`fuzz outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+    // the deferred path is really taken (mutations that break the framing fall back to the eager parse)
+    expect(deferredCases).toBeGreaterThan(150);
+    console.info(`fuzz outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}; loads with deferred payloads: ${deferredCases}`);
   });
 
   it('mutated external-data locations that escape the model folder are rejected', () => {
     const dir = tmpDir('gradmax-fuzz-ext-');
-    const [, , ext] = bases(dir);
+    const ext = bases(dir).find((f) => f.endsWith('ext.onnx'));
     const text = fs.readFileSync(ext!);
     const needle = Buffer.from('ext.bin');
     let rejected = 0;

@@ -1,0 +1,212 @@
+/**
+ * Deferred loading of large weights: a model file is scanned at the protobuf wire level, the `raw_data` payloads of
+ * large main-graph initializers are left in the file (only their byte ranges are recorded), and everything else is
+ * parsed as usual. The payloads are read back on demand and streamed from the source file on save, so loading,
+ * widening and saving a model needs memory for the graph and the touched weights, not for the whole file.
+ * @packageDocumentation
+ */
+import * as fs from 'node:fs';
+
+/** A byte range of a file holding one tensor's `raw_data`. */
+export interface FileRange {
+  /** Absolute path of the file. */
+  file: string;
+  /** Byte offset in the file. */
+  offset: number;
+  /** Byte length. */
+  length: number;
+}
+
+/** Result of {@link scanModelFile}: protobuf bytes without the deferred payloads, and where those payloads are. */
+export interface ScannedModel {
+  /** A valid `ModelProto` encoding in which every deferred tensor has no `raw_data` field. */
+  skeleton: Uint8Array;
+  /** Per main-graph initializer index: the file range of its `raw_data` (only for deferred initializers). */
+  deferred: Map<number, FileRange>;
+}
+
+/** Thrown inside the scanner when the file is not in the simple form it handles; the caller then parses eagerly. */
+class NotScannable extends Error {}
+
+const MODEL_GRAPH = 7;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_RAW_DATA = 9;
+const WINDOW = 1 << 16;
+
+/** Sequential reader over a file with a window buffer; skipped ranges are never read. */
+class FileCursor {
+  pos = 0;
+  private readonly window = new Uint8Array(WINDOW);
+  private windowStart = 0;
+  private windowEnd = 0;
+
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
+
+  private fill(at: number): void {
+    this.windowStart = at;
+    this.windowEnd = at;
+    const want = Math.min(WINDOW, this.size - at);
+    let done = 0;
+    while (done < want) {
+      const n = fs.readSync(this.fd, this.window, done, want - done, at + done);
+      if (n <= 0) break;
+      done += n;
+    }
+    this.windowEnd = at + done;
+  }
+
+  byte(): number {
+    if (this.pos >= this.size) throw new NotScannable('unexpected end of file');
+    if (this.pos < this.windowStart || this.pos >= this.windowEnd) this.fill(this.pos);
+    if (this.pos >= this.windowEnd) throw new NotScannable('short read');
+    return this.window[this.pos++ - this.windowStart]!;
+  }
+
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      const b = this.byte();
+      result += (b & 0x7f) * scale;
+      if (!(b & 0x80)) {
+        if (result > Number.MAX_SAFE_INTEGER) throw new NotScannable('varint too large');
+        return result;
+      }
+      scale *= 128;
+    }
+    throw new NotScannable('malformed varint');
+  }
+
+  /** Copies `[start, end)` of the file (a range already scanned or about to be). */
+  bytes(start: number, end: number): Uint8Array {
+    if (end > this.size || start > end) throw new NotScannable('range outside the file');
+    const out = new Uint8Array(end - start);
+    if (start >= this.windowStart && end <= this.windowEnd) {
+      out.set(this.window.subarray(start - this.windowStart, end - this.windowStart));
+      return out;
+    }
+    let done = 0;
+    while (done < out.length) {
+      const n = fs.readSync(this.fd, out, done, out.length - done, start + done);
+      if (n <= 0) throw new NotScannable('short read');
+      done += n;
+    }
+    return out;
+  }
+
+  /** Skips the payload of a field of wire type `wire`, checking that it stays within `end`. */
+  skip(wire: number, end: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 5) this.pos += 4;
+    else if (wire === 2) this.pos += this.varint();
+    else throw new NotScannable(`wire type ${wire}`);
+    if (this.pos > end) throw new NotScannable('field runs past its message');
+  }
+}
+
+/** Protobuf varint encoding. */
+export function encodeVarint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/**
+ * Scans the message in `[start, end)`, copying every field except those `special` handles. `special(field, wire,
+ * payloadEnd)` is called with the cursor at the start of a length-delimited payload and returns replacement bytes
+ * for the whole field (tag included), or undefined to copy the field as it is.
+ */
+function scanMessage(c: FileCursor, end: number, special: (field: number, payloadEnd: number, tagStart: number) => Uint8Array[] | undefined): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let copyFrom = c.pos;
+  while (c.pos < end) {
+    const tagStart = c.pos;
+    const tag = c.varint();
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (field === 0) throw new NotScannable('field number 0');
+    if (wire === 2) {
+      const len = c.varint();
+      const payloadEnd = c.pos + len;
+      if (payloadEnd > end) throw new NotScannable('field runs past its message');
+      const replaced = special(field, payloadEnd, tagStart);
+      if (replaced) {
+        if (tagStart > copyFrom) parts.push(c.bytes(copyFrom, tagStart));
+        parts.push(...replaced);
+        copyFrom = payloadEnd;
+      }
+      c.pos = payloadEnd;
+    } else c.skip(wire, end);
+  }
+  if (c.pos !== end) throw new NotScannable('message length mismatch');
+  if (end > copyFrom) parts.push(c.bytes(copyFrom, end));
+  return parts;
+}
+
+/**
+ * Scans a model file, deferring the `raw_data` of main-graph initializers of at least `threshold` bytes. Returns
+ * undefined when the file is not in the plain form this handles (then parse it whole): a malformed or truncated file,
+ * a graph field split in several parts, a tensor with several `raw_data` fields, or deprecated group fields.
+ */
+export function scanModelFile(file: string, threshold: number): ScannedModel | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    const c = new FileCursor(fd, size);
+    const deferred = new Map<number, FileRange>();
+    let graphs = 0;
+    const top = scanMessage(c, size, (field, graphEnd) => {
+      if (field !== MODEL_GRAPH) return undefined;
+      if (++graphs > 1) throw new NotScannable('several graph fields');
+      let initializer = 0;
+      const graphParts = scanMessage(c, graphEnd, (gField, tensorEnd) => {
+        if (gField !== GRAPH_INITIALIZER) return undefined;
+        const index = initializer++;
+        let raw: FileRange | undefined;
+        let rawFields = 0;
+        const tensorParts = scanMessage(c, tensorEnd, (tField, rawEnd) => {
+          if (tField !== TENSOR_RAW_DATA) return undefined;
+          if (++rawFields > 1) throw new NotScannable('several raw_data fields');
+          const length = rawEnd - c.pos;
+          if (length < threshold) return undefined;
+          raw = { file, offset: c.pos, length };
+          return [];
+        });
+        if (!raw) return undefined;
+        deferred.set(index, raw);
+        const body = concat(tensorParts);
+        return [encodeVarint(GRAPH_INITIALIZER * 8 + 2), encodeVarint(body.length), body];
+      });
+      if (!deferred.size) return undefined;
+      const body = concat(graphParts);
+      return [encodeVarint(MODEL_GRAPH * 8 + 2), encodeVarint(body.length), body];
+    });
+    return { skeleton: concat(top), deferred };
+  } catch (e) {
+    if (e instanceof NotScannable) return undefined;
+    throw e;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
