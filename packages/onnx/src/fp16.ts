@@ -52,8 +52,19 @@ let table: Float64Array | undefined;
 /** The value of every half-precision bit pattern (a shared 65,536-entry table). */
 export function halfTable(): Float64Array {
   if (!table) {
-    table = new Float64Array(65536);
-    for (let b = 0; b < 65536; b++) table[b] = halfToNumber(b);
+    // Built through float32 bit patterns (every half is exactly a float32): a plain integer loop, fast even before
+    // the JIT warms up. Subnormal halves are computed, since they are normal float32 numbers.
+    const f = new Float32Array(65536);
+    const bits = new Uint32Array(f.buffer);
+    for (let h = 0; h < 65536; h++) {
+      const sign = (h & 0x8000) << 16;
+      const exp = (h >>> 10) & 0x1f;
+      const frac = h & 0x3ff;
+      if (exp === 0) f[h] = (sign ? -frac : frac) * 5.960464477539063e-8; // 2^-24
+      else if (exp === 0x1f) bits[h] = (sign | 0x7f800000 | (frac ? 0x400000 : 0)) >>> 0;
+      else bits[h] = (sign | ((exp + 112) << 23) | (frac << 13)) >>> 0;
+    }
+    table = Float64Array.from(f);
   }
   return table;
 }

@@ -1,11 +1,23 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TensorProto_DataType } from 'onnx-buf';
-import { TensorBuffer, encodeNpy, parseNpy, halfToNumber, numberToHalf } from '@gradmax/onnx';
+import { TensorBuffer, encodeNpy, parseNpy, halfTable, halfToNumber, numberToHalf } from '@gradmax/onnx';
 
 const dtypes = [TensorProto_DataType.FLOAT, TensorProto_DataType.FLOAT16, TensorProto_DataType.DOUBLE];
 
 describe('properties', () => {
+  it('the half-precision lookup table equals the scalar decoder for all 65,536 bit patterns (incl. -0, subnormals, Inf, NaN)', () => {
+    const table = halfTable();
+    let mismatches = 0;
+    for (let b = 0; b < 65536; b++) if (!Object.is(table[b], halfToNumber(b))) mismatches++;
+    expect(mismatches).toBe(0);
+    expect(Object.is(table[0x8000], -0)).toBe(true);
+    expect(table[0x0001]).toBe(2 ** -24);
+    expect(table[0x7c00]).toBe(Infinity);
+    expect(Number.isNaN(table[0x7e01])).toBe(true);
+  });
+
+
   it('growAxis keeps every existing element byte-identical at the same multi-index, new ones are zero', () => {
     fc.assert(
       fc.property(
