@@ -45,15 +45,8 @@ import { encodeVarint, scanModelFile, type FileRange } from './deferred.js';
 
 export type { FileRange } from './deferred.js';
 
-/** Where an external tensor's bytes live. */
-export interface ExternalSource {
-  /** Absolute, resolved path of the data file. */
-  file: string;
-  /** Byte offset in the file. */
-  offset: number;
-  /** Byte length. */
-  length: number;
-}
+/** Where an external tensor's bytes live (absolute resolved path of the data file, byte offset, byte length). */
+export type ExternalSource = FileRange;
 
 /** A weight found by value name: an initializer or the `value` tensor of a `Constant` node. */
 export interface WeightRef {
@@ -332,41 +325,33 @@ export class OnnxModel {
     }
   }
 
-  private readDeferred(tensor: TensorProto, range: FileRange): Uint8Array {
-    const out = new Uint8Array(range.length);
-    let fd: number | undefined;
-    try {
-      fd = fs.openSync(range.file, 'r');
-      this.checkSourceUnchanged(fd, range.file);
-      readFully(fd, out, range.offset, range.file);
-    } catch (e) {
-      if (e instanceof FileAccessError) throw e;
-      throw new FileAccessError(`cannot read the weights of tensor "${tensor.name}" from "${range.file}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { initializer: tensor.name, file: range.file });
-    } finally {
-      if (fd !== undefined) fs.closeSync(fd);
-    }
-    return out;
-  }
-
   private readExternal(tensor: TensorProto): Uint8Array {
     const src = this.externalSources.get(tensor);
     if (!src) {
       throw new ExternalDataError(`tensor "${tensor.name}" uses external data, but no data file was resolved (load the model from a file or pass baseDir)`, { initializer: tensor.name, file: this.label });
     }
-    const out = new Uint8Array(src.length);
+    return this.readRange(tensor, src, false);
+  }
+
+  private readDeferred(tensor: TensorProto, range: FileRange): Uint8Array {
+    return this.readRange(tensor, range, true);
+  }
+
+  /** Reads a tensor's bytes from a file range; external data errors are ExternalDataError, others FileAccessError. */
+  private readRange(tensor: TensorProto, range: FileRange, deferred: boolean): Uint8Array {
+    const out = new Uint8Array(range.length);
+    const where = { initializer: tensor.name, file: range.file };
     let fd: number | undefined;
     try {
-      fd = fs.openSync(src.file, 'r');
-      let done = 0;
-      while (done < src.length) {
-        const n = fs.readSync(fd, out, done, src.length - done, src.offset + done);
-        if (n === 0) break;
-        done += n;
-      }
-      if (done !== src.length) throw new ExternalDataError(`external data file "${src.file}" ended early for tensor "${tensor.name}"`, { initializer: tensor.name, file: src.file });
+      fd = fs.openSync(range.file, 'r');
+      if (deferred) this.checkSourceUnchanged(fd, range.file);
+      readFully(fd, out, range.offset, range.file);
     } catch (e) {
-      if (e instanceof ExternalDataError) throw e;
-      throw new ExternalDataError(`cannot read external data of tensor "${tensor.name}" from "${src.file}": ${(e as Error).message}`, { initializer: tensor.name, file: src.file });
+      const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      if (deferred) throw e instanceof FileAccessError ? e : new FileAccessError(`cannot read the weights of tensor "${tensor.name}" from "${range.file}": ${reason}`, where);
+      throw e instanceof FileAccessError
+        ? new ExternalDataError(`external data file "${range.file}" ended early for tensor "${tensor.name}"`, where)
+        : new ExternalDataError(`cannot read external data of tensor "${tensor.name}" from "${range.file}": ${reason}`, where);
     } finally {
       if (fd !== undefined) fs.closeSync(fd);
     }
