@@ -139,6 +139,14 @@ function maskedGrad(ctx: RuleContext, g: string, mask: string): string {
   return ctx.e.op('Where', [mask, g, ctx.e.scalar(0, dtype(ctx, ctx.node.output[0]!))]);
 }
 
+/**
+ * g · relu'(x) read from the ReLU OUTPUT y = relu(x) (or a tensor equal to it wherever g is non-zero):
+ * relu'(x) = [y > 0]. Multiplying by the 0/1 mask is exact and faster in onnxruntime than Where (or Sign).
+ */
+export function reluMask(e: Emitter, g: string, y: string, elemType: number): string {
+  return e.op('Mul', [g, e.op('Cast', [e.op('Greater', [y, e.scalar(0, elemType)])], { to: elemType })]);
+}
+
 /** The rules by operator type (default domain). */
 export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Identity: passThrough,
@@ -155,8 +163,8 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Reshape: reshapeBack,
   Squeeze: reshapeBack,
   Unsqueeze: reshapeBack,
-  // relu'(x) = [relu(x) > 0]: reading the output leaves the input to the forward Conv+Relu fusion.
-  Relu: (ctx) => gradAll(ctx, (g) => maskedGrad(ctx, g, ctx.e.op('Greater', [ctx.node.output[0]!, ctx.e.scalar(0, dtype(ctx, ctx.node.output[0]!))]))),
+  // Reads the output, not the input, which leaves the input to onnxruntime's Conv+Relu fusion.
+  Relu: (ctx) => gradAll(ctx, (g) => reluMask(ctx.e, g, ctx.node.output[0]!, dtype(ctx, ctx.node.output[0]!))),
   LeakyRelu: (ctx) =>
     gradAll(ctx, (g) => {
       const alpha = attrFloat(ctx.node, 'alpha', 0.01);
