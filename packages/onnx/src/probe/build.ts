@@ -14,7 +14,8 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
-import { VJP_RULES, reluMask, resolveNodePads } from './rules.js';
+import { VJP_RULES, maxPoolTiling, reluMask, resolveNodePads } from './rules.js';
+import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
 import type { TensorInfo } from './shapes.js';
@@ -263,6 +264,8 @@ export interface BackwardPlan {
   onPath(node: NodeProto): boolean;
   /** Throws {@link MissingGradientRuleError} for on-path nodes without a rule; adds MaxPool Indices outputs. */
   check(sitesOf: (node: NodeProto) => string[]): void;
+  /** MaxPool nodes whose Indices output {@link BackwardPlan.check} added. */
+  readonly addedIndices: Set<NodeProto>;
 }
 
 /** Plans the backward pass from `seeds` (tensors with an incoming gradient) back to `targets`. */
@@ -270,10 +273,12 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
   const dep = dependents(nodes, targets);
   const anc = ancestors(nodes, seeds);
   const onPath = (node: NodeProto) => node !== skipNode && node.output.some((o) => o && dep.has(o) && anc.has(o)) && node.input.some((i) => i && dep.has(i));
+  const addedIndices = new Set<NodeProto>();
   return {
     dep,
     anc,
     onPath,
+    addedIndices,
     check(sitesOf) {
       for (const node of nodes) {
         if (!onPath(node)) continue;
@@ -284,6 +289,7 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
           while (names.has(idx)) idx += '_';
           node.output[1] = idx;
           names.add(idx);
+          addedIndices.add(node);
         }
       }
     },
@@ -294,6 +300,8 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
 export class BackwardPass {
   private readonly grads = new Map<string, string[]>();
   private readonly init: Map<string, TensorProto>;
+  private readonly tapPools = new Map<NodeProto, PoolTapPlan>();
+  private readonly lattices = new Map<string, LatticeGradient[]>();
   constructor(
     private readonly e: Emitter,
     private readonly nodes: readonly NodeProto[],
@@ -302,6 +310,48 @@ export class BackwardPass {
     initializers: readonly TensorProto[],
   ) {
     this.init = new Map(initializers.map((x) => [x.name, x]));
+  }
+
+  /**
+   * Makes `pool` (a MaxPool whose windows tile its input) give the gradient of `plan.target` per window tap
+   * ({@link BackwardPass.latticeGradient}) instead of a gradient of its input; `plan.relu` is the Relu in between,
+   * whose mask is then applied to the pooled gradient. Nothing else may need a gradient of the pool's input.
+   */
+  tapPool(pool: NodeProto, plan: PoolTapPlan): void {
+    this.tapPools.set(pool, plan);
+  }
+
+  /** The per-tap gradients of a tensor given by {@link BackwardPass.tapPool}, if any. */
+  latticeGradient(tensor: string): LatticeGradient[] | undefined {
+    return this.lattices.get(tensor);
+  }
+
+  /**
+   * Per-tap gradients of a tiling MaxPool: tap (i, j) of every window is extracted by a one-hot depthwise Conv
+   * (stride = window); it receives the pooled gradient where it is the FIRST (row-major) element equal to the
+   * window's maximum — the element onnxruntime's Indices names, so ties route the gradient to exactly one element.
+   */
+  private emitPoolTaps(pool: NodeProto, gy: string, plan: PoolTapPlan): LatticeGradient[] {
+    const e = this.e;
+    const t = TensorProto_DataType.FLOAT;
+    const { kernel: [kh, kw], channels, outSize } = plan.tiling;
+    const x = pool.input[0]!;
+    const y = pool.output[0]!;
+    const g = plan.relu ? reluMask(e, gy, y, t) : gy;
+    const out: LatticeGradient[] = [];
+    let taken: string | undefined;
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const oneHot = new Float64Array(channels * kh * kw);
+        for (let c = 0; c < channels; c++) oneHot[(c * kh + i) * kw + j] = 1;
+        const tap = e.op('Conv', [x, e.constant(t, [channels, 1, kh, kw], oneHot, 'pool_tap')], { group: channels, kernel_shape: [kh, kw], strides: [kh, kw] });
+        const isMax = e.op('Equal', [tap, y]);
+        const first = taken ? e.op('And', [isMax, e.op('Not', [taken])]) : isMax;
+        if (i < kh - 1 || j < kw - 1) taken = taken ? e.op('Or', [taken, isMax]) : isMax;
+        out.push({ grad: e.op('Mul', [g, e.op('Cast', [first], { to: t })]), offset: [i, j], step: [kh, kw], size: outSize });
+      }
+    }
+    return out;
   }
 
   /** Adds a gradient contribution to `tensor`. */
@@ -331,6 +381,11 @@ export class BackwardPass {
       if (!onPath(node)) continue;
       const outGrads = node.output.map((o) => (o && dep.has(o) ? this.finalGrad(o) : undefined));
       if (outGrads.every((g) => g === undefined)) continue;
+      const tapPlan = this.tapPools.get(node);
+      if (tapPlan) {
+        if (outGrads[0] !== undefined) this.lattices.set(tapPlan.target, this.emitPoolTaps(node, outGrads[0], tapPlan));
+        continue;
+      }
       const fused = premasked.get(node);
       if (fused !== undefined && this.grads.get(node.output[0]!)?.length === 1 && this.grads.get(node.output[0]!)![0] === fused) {
         this.addGrad(node.input[0]!, fused);
@@ -362,6 +417,51 @@ export class BackwardPass {
       VJP_RULES[node.opType]!(ctx);
     }
   }
+}
+
+/** How a tiling MaxPool hands per-tap gradients to a site (see {@link BackwardPass.tapPool}). */
+export interface PoolTapPlan {
+  /** The site's pre-activation, whose gradient the taps are. */
+  target: string;
+  /** The Relu between the target and the pool, if any. */
+  relu?: NodeProto;
+  /** The pool's tiling. */
+  tiling: MaxPoolTiling;
+}
+
+/**
+ * The tiling MaxPool through which ALL of a conv site's pre-activation gradient comes (z → [Relu →] MaxPool, each
+ * tensor feeding only the next node, nothing upstream of z needing a gradient), so that its per-tap gradients can
+ * feed the site's statistic directly: no Indices, no scatter back to the full map.
+ */
+function poolTapPlan(
+  site: ProbeSite,
+  structure: GraphStructure,
+  plan: BackwardPlan,
+  seedTensor: string,
+  info: (name: string) => TensorInfo,
+): { pool: NodeProto; plan: PoolTapPlan } | undefined {
+  if (site.kind !== 'conv' || !site.geometry || isFlattenDense(site.geometry)) return undefined;
+  const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
+  const only = (tensor: string): NodeProto | undefined => {
+    const c = structure.consumers.get(tensor);
+    return tensor !== seedTensor && c?.length === 1 && isDefault(c[0]!) ? c[0] : undefined;
+  };
+  const z = site.preActivation;
+  const producer = structure.producer.get(z)?.node;
+  if (producer && plan.onPath(producer)) return undefined;
+  let pool = only(z);
+  let relu: NodeProto | undefined;
+  if (pool?.opType === 'Relu') {
+    relu = pool;
+    pool = only(relu.output[0]!);
+  }
+  if (!pool || pool.opType !== 'MaxPool' || !plan.onPath(pool)) return undefined;
+  if (pool.output[1] && !plan.addedIndices.has(pool)) return undefined;
+  const tiling = maxPoolTiling(pool, info(pool.input[0]!));
+  const zDims = info(z).dims;
+  if (!tiling || zDims[2] !== site.geometry.outputSize[0] || zDims[3] !== site.geometry.outputSize[1] || zDims[1] !== site.geometry.outChannels) return undefined;
+  return { pool, plan: { target: z, relu, tiling } };
 }
 
 /** The default-domain Relu whose output is `pool`'s input and feeds nothing else, if any. */
@@ -529,18 +629,27 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   names.add(labelsInput);
   const { lossSum, labelsType } = emitLoss(e, kind, lossOutput, outInfo.dims.length, floatType, labelsInput, seedTensor, skipNode, addGrad);
 
+  // Conv sites whose gradient all comes through a tiling MaxPool take it per window tap (see `poolTapPlan`).
+  const graphStructure = structure(nodes);
+  for (const site of sites) {
+    const tap = poolTapPlan(site, graphStructure, plan, seedTensor, info);
+    if (!tap) continue;
+    back.tapPool(tap.pool, tap.plan);
+    if (plan.addedIndices.has(tap.pool)) tap.pool.output.length = 1;
+  }
   back.run();
 
   // Statistics.
   const outputs: ProbeOutput[] = [];
   for (const site of sites) {
-    const g = finalGrad(site.preActivation);
+    const g = back.latticeGradient(site.preActivation) ?? finalGrad(site.preActivation);
     if (!g) throw new InvalidArgumentError(`site "${site.name}": no gradient reaches "${site.preActivation}"`, { site: site.name });
     const h = site.input;
     const hInfo = info(h);
     const zInfo = info(site.preActivation);
     if (hInfo.elemType !== floatType) throw new UnsupportedError(`site "${site.name}": input "${h}" is not of the loss's float type`, { site: site.name });
     if (site.kind === 'dense') {
+      if (typeof g !== 'string') throw new InvalidArgumentError(`dense site "${site.name}" has a per-tap gradient`, { site: site.name });
       const fanIn = site.inputTransposed ? hInfo.dims[0] : hInfo.dims[hInfo.dims.length - 1];
       const fanOut = zInfo.dims[zInfo.dims.length - 1];
       if (typeof fanIn !== 'number' || typeof fanOut !== 'number') throw new UnsupportedError(`site "${site.name}": fan sizes must be static`, { site: site.name });
@@ -604,6 +713,33 @@ interface CorrelationAxis {
   invalid: number[][];
   /** Union of `invalid` (sorted). */
   boundary: number[];
+}
+
+/**
+ * A gradient of the next conv's output known only on the lattice of output positions y = step·h + offset (per
+ * axis, h < size), as `[N, m2, size_h, size_w]`; it is zero elsewhere. A dense gradient is the lattice step 1.
+ */
+export interface LatticeGradient {
+  /** The gradient values on the lattice, `[N, m2, size_h, size_w]`. */
+  grad: string;
+  /** Offset of the lattice (per axis). */
+  offset: [number, number];
+  /** Step of the lattice (per axis). */
+  step: [number, number];
+  /** Lattice size (per axis). */
+  size: [number, number];
+}
+
+/** The correlation axis of the output positions y = step·h + offset (h < size): the same reads, re-indexed by h. */
+function latticeAxis(a: CorrelationAxis, step: number, offset: number, size: number): CorrelationAxis {
+  const invalid = a.invalid.map((ys) => ys.filter((y) => y >= offset && (y - offset) % step === 0 && (y - offset) / step < size).map((y) => (y - offset) / step));
+  const boundary = [...new Set(invalid.flat())].sort((p, q) => p - q);
+  return { stride: a.stride * step, offset: a.offset - a.stride * offset, span: a.span, inSize: a.inSize, outSize: size, invalid, boundary };
+}
+
+/** Whether a conv pair is a conv→flatten→dense site (the next layer's kernel covers the whole map, one output). */
+function isFlattenDense(geo: ConvPairGeometry): boolean {
+  return geo.outputSize[0] === 1 && geo.outputSize[1] === 1 && geo.kernel2[0] === geo.midSize[0] && geo.kernel2[1] === geo.midSize[1] && geo.pad2.top === 0 && geo.pad2.left === 0;
 }
 
 function correlationAxis(k1: number, s1: number, p1: number, k2: number, s2: number, p2: number, inSize: number, midSize: number, outSize: number): CorrelationAxis {
@@ -677,7 +813,7 @@ function blockCorrelation(
  * A conv→flatten→dense site (one tap per intermediate position) is one product of the current conv's input windows
  * with g instead.
  */
-function emitTapGradient(e: Emitter, g: string, x: string, zInfo: TensorInfo, geo: ConvPairGeometry, t: number): string {
+function emitTapGradient(e: Emitter, g: string | LatticeGradient[], x: string, zInfo: TensorInfo, geo: ConvPairGeometry, t: number): string {
   const [k1h, k1w] = geo.kernel1;
   const [k2h, k2w] = geo.kernel2;
   const m0 = geo.inChannels;
@@ -689,77 +825,85 @@ function emitTapGradient(e: Emitter, g: string, x: string, zInfo: TensorInfo, ge
   const F = k2h * k2w * m2;
   const p2 = geo.pad2;
   const rows = [m0, k1h, k1w, k2h, k2w];
-  const flattenDense = H2 === 1 && W2 === 1 && k2h === H1 && k2w === W1 && p2.top === 0 && p2.left === 0;
-  let r: string;
-  if (flattenDense) {
+  if (typeof g === 'string' && isFlattenDense(geo)) {
     // One tap per intermediate position: R[(c_in, a, u), c_out] = Σ_n P[n, (c_in, a), u] · g[n, c_out].
     const patches = windowsConv(e, x, m0, geo.kernel1, geo.stride1, geo.pad1, t); // channel c_in·k1² + a
     const pf = e.reshape(patches, [-1, K1 * H1 * W1]);
     const gf = e.reshape(g, [-1, m2]);
-    r = e.opset >= 12 ? e.op('Einsum', [pf, gf], { equation: 'nk,nm->km' }) : e.op('MatMul', [e.transpose(pf, [1, 0]), gf]);
+    const r = e.opset >= 12 ? e.op('Einsum', [pf, gf], { equation: 'nk,nm->km' }) : e.op('MatMul', [e.transpose(pf, [1, 0]), gf]);
     const ordered = e.transpose(e.reshape(r, [...rows, m2]), [1, 2, 0, 3, 4, 5]); // [k1h, k1w, m0, k2h, k2w, m2]
     return e.reshape(ordered, [k1h, k1w, m0, F]);
   }
-  const ax: [CorrelationAxis, CorrelationAxis] = [
+  const full: [CorrelationAxis, CorrelationAxis] = [
     correlationAxis(k1h, geo.stride1[0], geo.pad1.top, k2h, geo.stride2[0], p2.top, H0, H1, H2),
     correlationAxis(k1w, geo.stride1[1], geo.pad1.left, k2w, geo.stride2[1], p2.left, W0, W1, W2),
   ];
-  const [Dh, Dw] = [ax[0].span, ax[1].span];
-  const g4 = zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, H2, W2]);
+  const [Dh, Dw] = [full[0].span, full[1].span];
+  const lattices: LatticeGradient[] =
+    typeof g === 'string' ? [{ grad: zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, H2, W2]), offset: [0, 0], step: [1, 1], size: [H2, W2] }] : g;
   const xt = m0 === 1 ? e.reshape(x, [1, -1, H0, W0]) : e.transpose(x, [1, 0, 2, 3]); // [m0, N, H0, W0]
-  const gt = m2 === 1 ? e.reshape(g4, [1, -1, H2, W2]) : e.transpose(g4, [1, 0, 2, 3]); // [m2, N, H2, W2]
-  // The pool of correlations [m0, m2, Dh·Dw] each: the whole map, then boundary rows, columns and positions.
+  // The pool of correlations [m0, m2, Dh·Dw] each: per lattice, the whole map, then boundary rows, columns and
+  // positions; `terms` lists, per tap pair, the signed pieces that sum to its statistic.
   const pieces: string[] = [];
-  // Blocks of gt: rows by Slice (contiguous runs); single columns by a product with a one-hot vector (exact).
-  const rowBlocks = new Map<string, string>();
-  const rowsOf = (r0: number, r1: number): string => {
-    if (r0 === 0 && r1 === H2) return gt;
-    const key = `${r0}:${r1}`;
-    let b = rowBlocks.get(key);
-    if (!b) rowBlocks.set(key, (b = e.op('Slice', [gt, e.ints([r0]), e.ints([r1]), e.ints([2])])));
-    return b;
-  };
-  const kernelBlock = (y0: [number, number], y1: [number, number]): string => {
-    const rows = rowsOf(y0[0], y1[0]);
-    if (y0[1] === 0 && y1[1] === W2) return rows;
-    if (y1[1] - y0[1] === 1) {
-      const oneHot = new Array<number>(W2).fill(0);
-      oneHot[y0[1]] = 1;
-      // e_yᵀ · rowsᵀ as one Gemm (transB): several times faster in onnxruntime than rows · e_y or a Slice.
-      const column = e.op('Gemm', [e.constant(t, [1, W2], oneHot, 'column'), e.reshape(rows, [-1, W2])], { transB: 1 });
-      return e.reshape(column, [m2, -1, y1[0] - y0[0], 1]);
-    }
-    return e.op('Slice', [rows, e.ints([y0[1]]), e.ints([y1[1]]), e.ints([3])]);
-  };
-  const pieceOf = (y0: [number, number], y1: [number, number]): number | undefined => {
-    const c = blockCorrelation(e, xt, kernelBlock, ax, y0, y1);
-    if (c === undefined) return undefined;
-    pieces.push(e.reshape(c, [m0, m2, Dh * Dw]));
-    return pieces.length - 1;
-  };
-  const main = pieceOf([0, 0], [H2, W2]);
-  const rowPiece = new Map(ax[0].boundary.map((y) => [y, pieceOf([y, 0], [y + 1, W2])]));
-  const colPiece = new Map(ax[1].boundary.map((y) => [y, pieceOf([0, y], [H2, y + 1])]));
-  const cornerPiece = new Map<string, number | undefined>();
-  for (const yh of ax[0].boundary) for (const yw of ax[1].boundary) cornerPiece.set(`${yh},${yw}`, pieceOf([yh, yw], [yh + 1, yw + 1]));
-  // Terms of every (a_h, a_w, b_h, b_w), in that order.
-  const terms: [number, number][][] = [];
-  for (let ah = 0; ah < k1h; ah++) {
-    for (let aw = 0; aw < k1w; aw++) {
-      for (let bh = 0; bh < k2h; bh++) {
-        for (let bw = 0; bw < k2w; bw++) {
-          const d = (geo.stride1[0] * bh + ah) * Dw + geo.stride1[1] * bw + aw;
-          const list: [number, number][] = [];
-          const add = (piece: number | undefined, sign: number) => piece !== undefined && list.push([piece * Dh * Dw + d, sign]);
-          add(main, 1);
-          for (const yh of ax[0].invalid[bh]!) add(rowPiece.get(yh), -1);
-          for (const yw of ax[1].invalid[bw]!) add(colPiece.get(yw), -1);
-          for (const yh of ax[0].invalid[bh]!) for (const yw of ax[1].invalid[bw]!) add(cornerPiece.get(`${yh},${yw}`), 1);
-          terms.push(list);
+  const termsOf = Array.from({ length: k1h * k1w * k2h * k2w }, () => [] as [number, number][]);
+  for (const lattice of lattices) {
+    const [Hh, Wh] = lattice.size;
+    const ax: [CorrelationAxis, CorrelationAxis] = [
+      latticeAxis(full[0], lattice.step[0], lattice.offset[0], Hh),
+      latticeAxis(full[1], lattice.step[1], lattice.offset[1], Wh),
+    ];
+    const gl = lattice.grad;
+    const gt = m2 === 1 ? e.reshape(gl, [1, -1, Hh, Wh]) : e.transpose(gl, [1, 0, 2, 3]); // [m2, N, Hh, Wh]
+    // Blocks of gt: rows by Slice (contiguous runs); single columns by a product with a one-hot vector (exact).
+    const rowBlocks = new Map<string, string>();
+    const rowsOf = (r0: number, r1: number): string => {
+      if (r0 === 0 && r1 === Hh) return gt;
+      const key = `${r0}:${r1}`;
+      let b = rowBlocks.get(key);
+      if (!b) rowBlocks.set(key, (b = e.op('Slice', [gt, e.ints([r0]), e.ints([r1]), e.ints([2])])));
+      return b;
+    };
+    const kernelBlock = (y0: [number, number], y1: [number, number]): string => {
+      const rows = rowsOf(y0[0], y1[0]);
+      if (y0[1] === 0 && y1[1] === Wh) return rows;
+      if (y1[1] - y0[1] === 1) {
+        const oneHot = new Array<number>(Wh).fill(0);
+        oneHot[y0[1]] = 1;
+        // e_yᵀ · rowsᵀ as one Gemm (transB): several times faster in onnxruntime than rows · e_y or a Slice.
+        const column = e.op('Gemm', [e.constant(t, [1, Wh], oneHot, 'column'), e.reshape(rows, [-1, Wh])], { transB: 1 });
+        return e.reshape(column, [m2, -1, y1[0] - y0[0], 1]);
+      }
+      return e.op('Slice', [rows, e.ints([y0[1]]), e.ints([y1[1]]), e.ints([3])]);
+    };
+    const pieceOf = (y0: [number, number], y1: [number, number]): number | undefined => {
+      const c = blockCorrelation(e, xt, kernelBlock, ax, y0, y1);
+      if (c === undefined) return undefined;
+      pieces.push(e.reshape(c, [m0, m2, Dh * Dw]));
+      return pieces.length - 1;
+    };
+    const main = pieceOf([0, 0], [Hh, Wh]);
+    const rowPiece = new Map(ax[0].boundary.map((y) => [y, pieceOf([y, 0], [y + 1, Wh])]));
+    const colPiece = new Map(ax[1].boundary.map((y) => [y, pieceOf([0, y], [Hh, y + 1])]));
+    const cornerPiece = new Map<string, number | undefined>();
+    for (const yh of ax[0].boundary) for (const yw of ax[1].boundary) cornerPiece.set(`${yh},${yw}`, pieceOf([yh, yw], [yh + 1, yw + 1]));
+    let k = 0;
+    for (let ah = 0; ah < k1h; ah++) {
+      for (let aw = 0; aw < k1w; aw++) {
+        for (let bh = 0; bh < k2h; bh++) {
+          for (let bw = 0; bw < k2w; bw++) {
+            const d = (geo.stride1[0] * bh + ah) * Dw + geo.stride1[1] * bw + aw;
+            const list = termsOf[k++]!;
+            const add = (piece: number | undefined, sign: number) => piece !== undefined && list.push([piece * Dh * Dw + d, sign]);
+            add(main, 1);
+            for (const yh of ax[0].invalid[bh]!) add(rowPiece.get(yh), -1);
+            for (const yw of ax[1].invalid[bw]!) add(colPiece.get(yw), -1);
+            for (const yh of ax[0].invalid[bh]!) for (const yw of ax[1].invalid[bw]!) add(cornerPiece.get(`${yh},${yw}`), 1);
+          }
         }
       }
     }
   }
+  const terms = termsOf;
   const K = terms.length;
   const J = Math.max(1, ...terms.map((l) => l.length));
   let selected: string;

@@ -2,8 +2,9 @@
  * The conv tap gradient computed as one combined-kernel correlation plus inclusion–exclusion corrections for the
  * boundary rows/columns that the next conv's padding masks, against the core's naive exact growth matrix — on
  * geometries where the mask matters (pads on both sides, stride 2 with odd and even maps, k2 = 5 with p2 = 2,
- * asymmetric pads, boundary blocks that read only padding, opset 11) and on random geometries; and the Relu→MaxPool
- * path (pooled-gradient mask) with tied window maxima, against a gradient routed by hand.
+ * asymmetric pads, boundary blocks that read only padding, opset 11) and on random geometries; and conv → [Relu →]
+ * MaxPool sites (per-window-tap gradients, or the Indices path) with tied window maxima, against a gradient routed
+ * by hand.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -146,69 +147,114 @@ describe('conv tap gradient: correlation + boundary corrections equal the naive 
   });
 });
 
-describe('Relu → MaxPool: the pooled-gradient mask routes to the first window maximum', () => {
-  it('conv → Relu → 2×2 MaxPool → Gemm with tied positive and zero maxima equals a hand-routed gradient', async () => {
-    const rng = new Rng(42);
-    const [N, m0, m1, m2, H0, W0, classes] = [4, 1, 3, 4, 10, 10, 3];
-    const b = new GraphBuilder(FLOAT);
-    b.input('x', ['N', m0, H0, W0]);
-    const w1 = b.init([m1, m0, 3, 3], rng.fillNormal(new Float64Array(m1 * m0 * 9)));
-    const a1 = b.op1('Relu', [b.op1('Conv', ['x', w1], { pads: [1, 1, 1, 1] }, 'conv1')]);
-    const w2 = b.init([m2, m1, 3, 3], rng.fillNormal(new Float64Array(m2 * m1 * 9)));
-    // Positive biases: over the constant background every conv2 output is the same positive value (tied maxima).
-    const b2 = b.init([m2], [0.5, 0.25, -0.5, 1]);
-    const z2 = b.op1('Conv', [a1, w2, b2], { pads: [1, 1, 1, 1] }, 'conv2');
-    const r2 = b.op1('Relu', [z2]);
-    const pooled = b.op1('MaxPool', [r2], { kernel_shape: [2, 2], strides: [2, 2] });
-    const flat = b.op1('Flatten', [pooled]);
-    const F = m2 * 5 * 5;
-    const w3 = b.init([F, classes], rng.fillNormal(new Float64Array(F * classes)));
-    const logits = b.op1('Gemm', [flat, w3], {}, 'head');
-    b.output(logits, ['N', classes]);
-    b.output(z2);
-    const model = b.build();
-    // Zero background with a few random blobs: the windows away from the blobs tie.
-    const x = new Float32Array(N * m0 * H0 * W0);
-    for (let n = 0; n < N; n++) for (let y = 1 + n; y < 4 + n; y++) for (let c = 2; c < 5 + (n % 3); c++) x[(n * H0 + y) * W0 + c] = rng.normal();
-    const labels = Array.from({ length: N }, () => rng.int(classes));
-    const xT = new ort.Tensor('float32', x, [N, m0, H0, W0]);
-    const fwd = await forward(model, { x: xT });
-    const zv = fwd[z2]!.data as Float32Array;
-    const lv = fwd[logits]!.data as Float32Array;
-    const w3v = new Float32Array(b.inits.find((t) => t.name === w3)!.rawData.slice().buffer);
-    // g at z2: softmax − one-hot, through the Gemm, routed to the first (row-major) maximum of relu(z2) in each
-    // window, masked by relu'(z2).
-    const g = new Float64Array(N * m2 * H0 * W0);
-    let positiveTies = 0;
-    for (let n = 0; n < N; n++) {
-      let max = -Infinity;
-      for (let k = 0; k < classes; k++) max = Math.max(max, lv[n * classes + k]!);
-      let sum = 0;
-      for (let k = 0; k < classes; k++) sum += Math.exp(lv[n * classes + k]! - max);
-      const gl = Array.from({ length: classes }, (_, k) => Math.exp(lv[n * classes + k]! - max) / sum - (labels[n] === k ? 1 : 0));
-      for (let c = 0; c < m2; c++) {
-        for (let ph = 0; ph < 5; ph++) {
-          for (let pw = 0; pw < 5; pw++) {
-            let gp = 0;
-            for (let k = 0; k < classes; k++) gp += gl[k]! * w3v[((c * 5 + ph) * 5 + pw) * classes + k]!;
-            const idx = (i: number, j: number) => ((n * m2 + c) * H0 + 2 * ph + i) * W0 + 2 * pw + j;
-            const relu = (i: number, j: number) => Math.max(0, zv[idx(i, j)]!);
-            const best = Math.max(relu(0, 0), relu(0, 1), relu(1, 0), relu(1, 1));
-            const first = [[0, 0], [0, 1], [1, 0], [1, 1]].find(([i, j]) => relu(i!, j!) === best)!;
-            if (best > 0 && [[0, 0], [0, 1], [1, 0], [1, 1]].filter(([i, j]) => relu(i!, j!) === best).length > 1) positiveTies++;
-            if (zv[idx(first[0]!, first[1]!)]! > 0) g[idx(first[0]!, first[1]!)] = gp;
+interface PoolCase {
+  name: string;
+  /** Relu between conv2 and the pool. */
+  relu: boolean;
+  pool: [number, number];
+  /** Pool strides (default = the window). */
+  poolStrides?: [number, number];
+  size: [number, number];
+  k2: number;
+  s2: number;
+  p2: Pads;
+  /** Also request the upstream site conv0→conv1 (then conv2's input needs a gradient too). */
+  upstreamSite?: boolean;
+  /** Whether the probe should take conv2's gradient per pool window tap (no MaxPool Indices). */
+  taps: boolean;
+}
+
+const poolCases: PoolCase[] = [
+  { name: 'Relu → 2×2 pool, same-padded conv', relu: true, pool: [2, 2], size: [10, 10], k2: 3, s2: 1, p2: [1, 1, 1, 1], taps: true },
+  { name: 'no Relu, 2×2 pool', relu: false, pool: [2, 2], size: [8, 10], k2: 3, s2: 1, p2: [1, 1, 1, 1], taps: true },
+  { name: 'Relu → 3×2 pool cropping the last row/column, stride-2 conv with p2 = 1', relu: true, pool: [3, 2], size: [15, 11], k2: 3, s2: 2, p2: [1, 1, 1, 1], taps: true },
+  { name: 'Relu → 2×2 pool after a 5×5 conv with p2 = 2 and asymmetric pads', relu: true, pool: [2, 2], size: [11, 9], k2: 5, s2: 1, p2: [2, 1, 3, 2], taps: true },
+  { name: 'overlapping 3×3/2 pool: Indices path', relu: true, pool: [3, 3], poolStrides: [2, 2], size: [17, 16], k2: 3, s2: 1, p2: [1, 1, 1, 1], taps: false },
+  { name: 'an upstream site needs conv2\'s input gradient: Indices path', relu: true, pool: [2, 2], size: [10, 10], k2: 3, s2: 1, p2: [1, 1, 1, 1], upstreamSite: true, taps: false },
+];
+
+describe('conv → [Relu →] MaxPool sites: gradient routed to the first window maximum, ties included', () => {
+  poolCases.forEach((pc, caseIndex) => {
+    it(pc.name, async () => {
+      const rng = new Rng(42 + caseIndex);
+      const [N, m0, m1, m2, classes] = [4, 2, 3, 4, 3];
+      const [H0, W0] = pc.size;
+      const [kh, kw] = pc.pool;
+      const [sh, sw] = pc.poolStrides ?? pc.pool;
+      const b = new GraphBuilder(FLOAT);
+      b.input('x', ['N', 1, H0, W0]);
+      const w0 = b.init([m0, 1, 3, 3], rng.fillNormal(new Float64Array(m0 * 9)));
+      const h1 = b.op1('Relu', [b.op1('Conv', ['x', w0, b.init([m0], [0.3, 0.6])], { pads: [1, 1, 1, 1] }, 'conv0')]);
+      const w1 = b.init([m1, m0, 3, 3], rng.fillNormal(new Float64Array(m1 * m0 * 9)));
+      const a1 = b.op1('Relu', [b.op1('Conv', [h1, w1], { pads: [1, 1, 1, 1] }, 'conv1')]);
+      const w2 = b.init([m2, m1, pc.k2, pc.k2], rng.fillNormal(new Float64Array(m2 * m1 * pc.k2 * pc.k2)));
+      // Positive biases: over the constant background conv2's outputs repeat the same positive values (ties).
+      const z2 = b.op1('Conv', [a1, w2, b.init([m2], [0.5, 0.25, -0.5, 1])], { strides: [pc.s2, pc.s2], pads: pc.p2 }, 'conv2');
+      const r2 = pc.relu ? b.op1('Relu', [z2]) : z2;
+      const pooled = b.op1('MaxPool', [r2], { kernel_shape: pc.pool, strides: [sh, sw] });
+      const flat = b.op1('Flatten', [pooled]);
+      const [H2, W2] = [outSize(H0, pc.k2, pc.s2, pc.p2[0], pc.p2[2]), outSize(W0, pc.k2, pc.s2, pc.p2[1], pc.p2[3])];
+      const [Ho, Wo] = [Math.floor((H2 - kh) / sh) + 1, Math.floor((W2 - kw) / sw) + 1];
+      const F = m2 * Ho * Wo;
+      const w3 = b.init([F, classes], rng.fillNormal(new Float64Array(F * classes)));
+      const logits = b.op1('Gemm', [flat, w3], {}, 'head');
+      b.output(logits, ['N', classes]);
+      b.output(z2);
+      b.output(h1);
+      const model = b.build();
+      // Zero background with a few random blobs: the windows away from the blobs tie.
+      const x = new Float32Array(N * H0 * W0);
+      for (let n = 0; n < N; n++) for (let y = 1 + n; y < 4 + n; y++) for (let c = 2; c < 5 + (n % 3); c++) x[(n * H0 + y) * W0 + c] = rng.normal();
+      const labels = Array.from({ length: N }, () => rng.int(classes));
+      const xT = new ort.Tensor('float32', x, [N, 1, H0, W0]);
+      const fwd = await forward(model, { x: xT });
+      const zv = fwd[z2]!.data as Float32Array;
+      const lv = fwd[logits]!.data as Float32Array;
+      expect(fwd[z2]!.dims).toEqual([N, m2, H2, W2]);
+      const w3v = new Float32Array(b.inits.find((t) => t.name === w3)!.rawData.slice().buffer);
+      // g at z2: softmax − one-hot through the Gemm, routed to the first (row-major) maximum of each window,
+      // masked by relu'(z2); overlapping windows add up.
+      const g = new Float64Array(N * m2 * H2 * W2);
+      let positiveTies = 0;
+      for (let n = 0; n < N; n++) {
+        let max = -Infinity;
+        for (let k = 0; k < classes; k++) max = Math.max(max, lv[n * classes + k]!);
+        let sum = 0;
+        for (let k = 0; k < classes; k++) sum += Math.exp(lv[n * classes + k]! - max);
+        const gl = Array.from({ length: classes }, (_, k) => Math.exp(lv[n * classes + k]! - max) / sum - (labels[n] === k ? 1 : 0));
+        for (let c = 0; c < m2; c++) {
+          for (let ph = 0; ph < Ho; ph++) {
+            for (let pw = 0; pw < Wo; pw++) {
+              let gp = 0;
+              for (let k = 0; k < classes; k++) gp += gl[k]! * w3v[((c * Ho + ph) * Wo + pw) * classes + k]!;
+              const idx = (i: number, j: number) => ((n * m2 + c) * H2 + sh * ph + i) * W2 + sw * pw + j;
+              const act = (i: number, j: number) => (pc.relu ? Math.max(0, zv[idx(i, j)]!) : zv[idx(i, j)]!);
+              const taps: [number, number][] = [];
+              for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) taps.push([i, j]);
+              const best = Math.max(...taps.map(([i, j]) => act(i, j)));
+              const maxima = taps.filter(([i, j]) => act(i, j) === best);
+              if (best > 0 && maxima.length > 1) positiveTies++;
+              const [fi, fj] = maxima[0]!;
+              if (!pc.relu || zv[idx(fi, fj)]! > 0) g[idx(fi, fj)] += gp;
+            }
           }
         }
       }
-    }
-    expect(positiveTies).toBeGreaterThan(10);
-    const probe = await buildProbe(model, { sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits', output: logits } });
-    // The fused path is the one under test: no Relu mask on the full-size gradient (only on the pooled one).
-    expect(probe.model.graph!.node.filter((node) => node.opType === 'Greater').length).toBe(1);
-    const res = await computeStatistics(model, { sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits', output: logits }, data: [{ inputs: xT, labels }] });
-    const stats = res.statistics.get('conv1->conv2')!;
-    const geometry = (stats as unknown as { geometry: ConvPairGeometry }).geometry;
-    const expected = naiveConvGrowthMatrix({ shape: [N, H0, W0, m0], data: toNhwc(x, [N, m0, H0, W0]) }, { shape: [N, H0, W0, m2], data: toNhwc(g, [N, m2, H0, W0]) }, geometry);
-    expect(relErr(stats.snapshot().moment.data, expected.data, 1e-300)).toBeLessThan(2e-6);
+      expect(positiveTies).toBeGreaterThan(5);
+      const sites = [{ current: 'conv1', next: 'conv2' }, ...(pc.upstreamSite ? [{ current: 'conv0', next: 'conv1' }] : [])];
+      const loss = { kind: 'ce-logits' as const, output: logits };
+      const probe = await buildProbe(model, { sites, loss });
+      const pool = probe.model.graph!.node.find((node) => node.opType === 'MaxPool')!;
+      expect(pool.output.filter((o) => o).length).toBe(pc.taps ? 1 : 2);
+      const res = await computeStatistics(model, { sites, loss, data: [{ inputs: xT, labels }] });
+      const stats = res.statistics.get('conv1->conv2')!;
+      const geometry = (stats as unknown as { geometry: ConvPairGeometry }).geometry;
+      const expected = naiveConvGrowthMatrix(
+        { shape: [N, H0, W0, m0], data: toNhwc(fwd[h1]!.data as Float32Array, [N, m0, H0, W0]) },
+        { shape: [N, H2, W2, m2], data: toNhwc(g, [N, m2, H2, W2]) },
+        geometry,
+      );
+      expect(relErr(stats.snapshot().moment.data, expected.data, 1e-300)).toBeLessThan(2e-6);
+    });
   });
 });

@@ -454,3 +454,34 @@ function elementwise(ctx: RuleContext, op: 'Add' | 'Sub' | 'Mul' | 'Div'): void 
 export function supportedOps(): string[] {
   return Object.keys(VJP_RULES).sort();
 }
+
+/** A 2-D MaxPool whose windows tile the input (see {@link maxPoolTiling}). */
+export interface MaxPoolTiling {
+  /** Window = stride, [kh, kw]. */
+  kernel: [number, number];
+  /** Channels. */
+  channels: number;
+  /** Output height and width (floor mode: rows/columns past the last whole window get no gradient). */
+  outSize: [number, number];
+}
+
+/**
+ * The tiling of a MaxPool whose windows tile its input: FLOAT (onnxruntime's CPU Conv has no DOUBLE kernel), 2-D,
+ * strides equal to the kernel, at least two taps, no dilation or padding, floor mode, row-major storage, static
+ * channels and spatial size. Undefined otherwise.
+ */
+export function maxPoolTiling(node: NodeProto, input: TensorInfo): MaxPoolTiling | undefined {
+  if (input.elemType !== TensorProto_DataType.FLOAT || input.dims.length !== 4) return undefined;
+  if (attrInt(node, 'storage_order', 0) !== 0 || attrInt(node, 'ceil_mode', 0) !== 0) return undefined;
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return undefined;
+  const kernel = attrInts(node, 'kernel_shape');
+  if (!kernel || kernel.length !== 2 || kernel[0]! * kernel[1]! < 2) return undefined;
+  const strides = attrInts(node, 'strides') ?? [1, 1];
+  const dilations = attrInts(node, 'dilations') ?? [1, 1];
+  const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+  if (strides.some((s, i) => s !== kernel[i]) || dilations.some((d) => d !== 1) || pads.some((p) => p !== 0)) return undefined;
+  const [c, h, w] = input.dims.slice(1);
+  if (typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number' || h < kernel[0]! || w < kernel[1]!) return undefined;
+  return { kernel: [kernel[0]!, kernel[1]!], channels: c, outSize: [Math.floor(h / kernel[0]!), Math.floor(w / kernel[1]!)] };
+}
