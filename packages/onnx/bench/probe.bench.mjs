@@ -4,7 +4,7 @@
 // (1×28×28); plus statistics throughput (samples/s, merged into the core's statistics objects).
 // Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe.bench.mjs
 // Env: BENCH_BATCH (default 128), BENCH_REPEAT (timed run pairs, default 40), BENCH_SAMPLES (default 4096),
-// BENCH_PROFILE=1 (prints the probe's slowest nodes from an onnxruntime profile).
+// BENCH_PROFILE=1 (prints the probe's slowest nodes, µs per run, from an onnxruntime profile; BENCH_PROFILE_TOP=N rows).
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
