@@ -333,8 +333,15 @@ export class OnnxModel {
     return this.readRange(tensor, src, false);
   }
 
+  /** Deferred tensors read recently, while someone still holds their bytes (no extra memory is retained). */
+  private readonly deferredReads = new WeakMap<TensorProto, WeakRef<Uint8Array>>();
+
   private readDeferred(tensor: TensorProto, range: FileRange): Uint8Array {
-    return this.readRange(tensor, range, true);
+    const held = this.deferredReads.get(tensor)?.deref();
+    if (held) return held;
+    const bytes = this.readRange(tensor, range, true);
+    this.deferredReads.set(tensor, new WeakRef(bytes));
+    return bytes;
   }
 
   /** Reads a tensor's bytes from a file range; external data errors are ExternalDataError, others FileAccessError. */
