@@ -38,10 +38,10 @@ function builder() {
   const inits = [];
   let n = 0;
   return {
-    w(dims, scale) {
+    w(dims, scale, offset = 0) {
       const count = dims.reduce((a, b) => a * b, 1);
       const name = `w${n++}`;
-      inits.push(onnx.makeTensor(name, F, dims, Float32Array.from({ length: count }, () => rand() * scale)));
+      inits.push(onnx.makeTensor(name, F, dims, Float32Array.from({ length: count }, () => rand() * scale + offset)));
       return name;
     },
     op(type, inputs, attrs = {}, name = `${type}_${n++}`) {
@@ -83,6 +83,23 @@ function cnn() {
   return { model: b.model(['N', 1, 28, 28], y, ['N', 10]), dims: [1, 28, 28], sites: [{ current: 'conv1', next: 'conv2' }] };
 }
 
+/**
+ * A deeper CNN that takes the general paths: BatchNormalization, an overlapping 3x3/2 MaxPool (gradient through its
+ * Indices output), a second conv site after the pool, a GlobalAveragePool head.
+ */
+function cnnGeneral() {
+  const b = builder();
+  let h = b.op('Relu', [b.op('Conv', ['x', b.w([16, 1, 3, 3], 0.3), b.w([16], 0.1)], { pads: [1, 1, 1, 1] }, 'conv1')]);
+  h = b.op('Conv', [h, b.w([32, 16, 3, 3], 0.08), b.w([32], 0.1)], { pads: [1, 1, 1, 1] }, 'conv2');
+  h = b.op('BatchNormalization', [h, b.w([32], 0.1, 1), b.w([32], 0.1), b.w([32], 0.1), b.w([32], 0.1, 1)]);
+  h = b.op('MaxPool', [b.op('Relu', [h])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+  h = b.op('Relu', [b.op('Conv', [h, b.w([32, 32, 3, 3], 0.06), b.w([32], 0.1)], { pads: [1, 1, 1, 1] }, 'conv3')]);
+  h = b.op('Relu', [b.op('Conv', [h, b.w([32, 32, 3, 3], 0.06), b.w([32], 0.1)], { pads: [1, 1, 1, 1], strides: [2, 2] }, 'conv4')]);
+  h = b.op('Flatten', [b.op('GlobalAveragePool', [h])]);
+  const y = b.op('Gemm', [h, b.w([32, 10], 0.1), b.w([10], 0.1)], {}, 'fc');
+  return { model: b.model(['N', 1, 28, 28], y, ['N', 10]), dims: [1, 28, 28], sites: [{ current: 'conv1', next: 'conv2' }, { current: 'conv3', next: 'conv4' }] };
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -108,8 +125,12 @@ async function timePair(a, b) {
 }
 
 const rows = [];
-for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-pool-fc', cnn]]) {
-  const { model, dims, sites } = make();
+const ONLY_SITE = process.env.BENCH_SITE;
+for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-pool-fc', cnn], ['CNN conv16-conv32-BN-maxpool3/2-conv32-conv32/2-GAP-fc', cnnGeneral]]) {
+  const made = make();
+  const { model, dims } = made;
+  const sites = ONLY_SITE ? made.sites.filter((s) => s.current === ONLY_SITE) : made.sites;
+  if (!sites.length) continue;
   const per = dims.reduce((a, b) => a * b, 1);
   const x = new ort.Tensor('float32', Float32Array.from({ length: BATCH * per }, () => Math.abs(rand())), [BATCH, ...dims]);
   const labels = BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % 10));

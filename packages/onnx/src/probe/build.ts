@@ -187,7 +187,7 @@ function staticDims(info: TensorInfo | undefined, what: string): number[] {
 }
 
 /** Resolves a node-pair site into a {@link ProbeSite}; `pre` uses only graph structure (no shapes). */
-function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Map<string, TensorInfo> | undefined): ProbeSite {
+function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Map<string, TensorInfo> | undefined, constants: ReadonlySet<string>): ProbeSite {
   const cur = findNode(nodes, s.current);
   const next = findNode(nodes, s.next);
   const name = s.name ?? `${s.current}->${s.next}`;
@@ -215,6 +215,12 @@ function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Ma
   };
   const k1 = [w[2]!, w[3]!];
   const g1 = convGeo(cur, x.slice(2), k1);
+  checkOpsBetween(nodes, cur, next, name, constants);
+  const nextIn = staticDims(infos.get(next.input[0]!), `site "${name}": input of "${nodeLabel(next)}"`);
+  const sameMap = next.opType === 'Conv' ? nextIn.length === 4 && nextIn[1] === mid[1] && nextIn[2] === mid[2] && nextIn[3] === mid[3] : nextIn.slice(1).reduce((a, b) => a * b, 1) === mid[1]! * mid[2]! * mid[3]!;
+  if (!sameMap) {
+    throw new UnsupportedError(`site "${name}": the ops between "${nodeLabel(cur)}" and "${nodeLabel(next)}" change the map [${mid.slice(1).join(', ')}] to [${nextIn.slice(1).join(', ')}]; the conv growth matrix is exact only with per-channel ops between the layers`, { site: name });
+  }
   if (next.opType === 'Conv') {
     const w2 = staticDims(infos.get(next.input[1]!), `site "${name}": weight of "${nodeLabel(next)}"`);
     const k2 = [w2[2]!, w2[3]!];
@@ -252,6 +258,30 @@ function resolvePairSite(nodes: readonly NodeProto[], s: NodePairSite, infos: Ma
     });
   }
   return site;
+}
+
+/** Ops that act on every position of a feature map on its own (with constant other operands). */
+const PER_POSITION_OPS = new Set(['Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Softplus', 'BatchNormalization', 'Identity', 'Dropout', 'Add', 'Sub', 'Mul', 'Div', 'Cast']);
+
+/**
+ * Refuses a conv pair site unless the data path from `cur` to `next` is a chain of per-position ops (and, before a
+ * dense `next`, Flatten/Reshape): pooling, padding or resampling between the layers would make the geometry wrong.
+ */
+function checkOpsBetween(nodes: readonly NodeProto[], cur: NodeProto, next: NodeProto, name: string, constants: ReadonlySet<string>): void {
+  const producer = new Map<string, NodeProto>();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  const reshape = new Set(next.opType === 'Conv' ? [] : ['Flatten', 'Reshape']);
+  let value = next.input[0]!;
+  for (let steps = 0; value !== cur.output[0]; steps++) {
+    const p = producer.get(value);
+    if (!p || steps > nodes.length) throw new UnsupportedError(`site "${name}": "${nodeLabel(next)}" does not read the output of "${nodeLabel(cur)}" through a chain of ops`, { site: name });
+    if (!PER_POSITION_OPS.has(p.opType) && !reshape.has(p.opType)) {
+      throw new UnsupportedError(`site "${name}": ${p.opType} "${nodeLabel(p)}" between the layers is not a per-channel op; the conv growth matrix would not be exact`, { site: name, node: nodeLabel(p) });
+    }
+    const data = (reshape.has(p.opType) ? p.input.slice(0, 1) : p.input).filter((i) => i && !constants.has(i));
+    if (data.length !== 1) throw new UnsupportedError(`site "${name}": ${p.opType} "${nodeLabel(p)}" between the layers joins another branch`, { site: name, node: nodeLabel(p) });
+    value = data[0]!;
+  }
 }
 
 /** Which nodes the backward pass goes through, from the structure of the graph alone. */
@@ -579,10 +609,11 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
 
   // Structure-only pass: site tensors, the loss seed tensor and the nodes on the backward path.
   const ir = model instanceof OnnxModel ? model : new OnnxModel(proto);
+  const constants = new Set([...initializerNames, ...nodes.filter((n) => n.opType === 'Constant').flatMap((n) => n.output)]);
   const named = new Map<string, ProbeSite>();
   for (const s of options.sites) if (typeof s === 'string') named.set(s, probeSiteOf(ir, s));
   const resolve = (s: string | ProbeSite | NodePairSite, infos: Map<string, TensorInfo> | undefined): ProbeSite =>
-    typeof s === 'string' ? named.get(s)! : isPairSite(s) ? resolvePairSite(nodes, s, infos) : s;
+    typeof s === 'string' ? named.get(s)! : isPairSite(s) ? resolvePairSite(nodes, s, infos, constants) : s;
   let sites = options.sites.map((s) => resolve(s, undefined));
   const seen = new Set<string>();
   for (const s of sites) {

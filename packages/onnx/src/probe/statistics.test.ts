@@ -234,4 +234,28 @@ describe('conv statistics equal the naive exact growth matrix', () => {
     const expected = naiveConvGrowthMatrix({ shape: [N, H0, W0, m0], data: toNhwc(feeds.x.data as Float32Array, [N, m0, H0, W0]) }, { shape: [N, 1, 1, classes], data: g }, geo);
     expect(relErr(stats.snapshot().moment.data, expected.data, 1e-300)).toBeLessThan(2e-6);
   });
+
+  it('refuses node-pair conv sites with pooling or another branch between the layers (the geometry would be wrong)', async () => {
+    const rng = new Rng(12);
+    const [N, m0, m1, m2, classes, H0] = [3, 2, 4, 3, 4, 8];
+    const make = (between: (b: GraphBuilder, a: string) => string) => {
+      const b = new GraphBuilder(FLOAT);
+      b.input('x', ['N', m0, H0, H0]);
+      const z1 = b.op1('Conv', ['x', b.init([m1, m0, 3, 3], rng.fillNormal(new Float64Array(m1 * m0 * 9)))], { pads: [1, 1, 1, 1] }, 'conv1');
+      const mid = between(b, b.op1('Relu', [z1]));
+      const z2 = b.op1('Conv', [mid, b.init([m2, m1, 3, 3], rng.fillNormal(new Float64Array(m2 * m1 * 9)))], { pads: [1, 1, 1, 1] }, 'conv2');
+      const flat = b.op1('Flatten', [b.op1('GlobalAveragePool', [z2])]);
+      b.output(b.op1('Gemm', [flat, b.init([m2, classes], rng.fillNormal(new Float64Array(m2 * classes)))], {}, 'fc'), ['N', classes]);
+      return b.build();
+    };
+    const data = [{ inputs: new ort.Tensor('float32', Float32Array.from(rng.fillNormal(new Float64Array(N * m0 * H0 * H0))), [N, m0, H0, H0]), labels: [0, 1, 2] }];
+    const run = (model: ReturnType<typeof make>) => computeStatistics(model, { sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits' }, data });
+    // a 2x2 pool halves the map; a 3x3/1 'same' pool keeps its size but mixes positions; a residual Add joins a branch
+    await expect(run(make((b, a) => b.op1('MaxPool', [a], { kernel_shape: [2, 2], strides: [2, 2] })))).rejects.toThrow(/MaxPool .* is not a per-channel op/);
+    await expect(run(make((b, a) => b.op1('MaxPool', [a], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })))).rejects.toThrow(/not a per-channel op/);
+    await expect(run(make((b, a) => b.op1('Add', [a, b.op1('Relu', [a])])))).rejects.toThrow(/joins another branch/);
+    // per-channel ops between (BatchNormalization, Mul by a constant) are accepted
+    const ok = await run(make((b, a) => b.op1('Mul', [b.op1('BatchNormalization', [a, b.init([m1], [1, 2, 1, 1]), b.init([m1], [0, 0, 1, 0]), b.init([m1], [0, 0, 0, 0]), b.init([m1], [1, 1, 1, 1])]), b.init([1], [0.5])])));
+    expect(ok.statistics.get('conv1->conv2')!.count).toBe(N);
+  });
 });
