@@ -475,9 +475,11 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
       const threshold = options.deferThreshold ?? DEFAULT_DEFER_THRESHOLD;
       if (!(threshold >= 0)) throw new InvalidArgumentError(`deferThreshold must be a non-negative number of bytes, got ${threshold}`, { deferThreshold: threshold });
       scanned = st.isFile() && Number.isFinite(threshold) && st.size >= threshold ? scanModelFile(sourcePath, Math.max(1, threshold)) : undefined;
-      if (scanned && scanned.deferred.size) bytes = scanned.skeleton;
-      else {
-        scanned = undefined;
+      if (scanned) {
+        // With nothing deferred, the skeleton is the whole file, byte for byte.
+        bytes = scanned.skeleton;
+        if (!scanned.deferred.size) scanned = undefined;
+      } else {
         const buf = fs.readFileSync(sourcePath);
         // A plain Uint8Array view (not a Buffer), so that slice() of tensor data copies as everywhere else.
         bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
