@@ -280,26 +280,30 @@ export class TensorBuffer {
    * little-endian machines; FLOAT16 through a lookup table).
    */
   reader(): (i: number) => number {
-    const n = this.length;
-    const fast = this.dataType === TensorProto_DataType.FLOAT || this.dataType === TensorProto_DataType.DOUBLE || this.dataType === TensorProto_DataType.FLOAT16;
-    if (LITTLE_ENDIAN && fast) {
-      // An unaligned payload (raw_data inside a protobuf buffer) is copied once, so typed views apply.
-      const { buffer, byteOffset } = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : this.bytes.slice();
-      if (this.dataType === TensorProto_DataType.FLOAT) {
-        const a = new Float32Array(buffer, byteOffset, n);
-        return (i) => a[i]!;
-      }
-      if (this.dataType === TensorProto_DataType.DOUBLE) {
-        const a = new Float64Array(buffer, byteOffset, n);
-        return (i) => a[i]!;
-      }
-      if (this.dataType === TensorProto_DataType.FLOAT16) {
-        const a = new Uint16Array(buffer, byteOffset, n);
-        const lut = halfTable();
-        return (i) => lut[a[i]!]!;
-      }
+    const typed = this.typedElements();
+    if (typed?.lut) {
+      const { values, lut } = typed;
+      return (i) => lut[values[i]!]!;
+    }
+    if (typed) {
+      const { values } = typed;
+      return (i) => values[i]!;
     }
     return (i) => this.get(i);
+  }
+
+  /**
+   * The elements as a typed array on little-endian machines (FLOAT, DOUBLE; FLOAT16 as bit patterns with the decoding
+   * table); an unaligned payload (raw_data inside a protobuf buffer) is copied once so typed views apply.
+   */
+  private typedElements(): { values: Float32Array | Float64Array | Uint16Array; lut?: Float64Array } | undefined {
+    const t = this.dataType;
+    if (!LITTLE_ENDIAN || (t !== TensorProto_DataType.FLOAT && t !== TensorProto_DataType.DOUBLE && t !== TensorProto_DataType.FLOAT16)) return undefined;
+    const { buffer, byteOffset } = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : this.bytes.slice();
+    const n = this.length;
+    if (t === TensorProto_DataType.FLOAT) return { values: new Float32Array(buffer, byteOffset, n) };
+    if (t === TensorProto_DataType.DOUBLE) return { values: new Float64Array(buffer, byteOffset, n) };
+    return { values: new Uint16Array(buffer, byteOffset, n), lut: halfTable() };
   }
 
   /** All elements as a Float64Array. */
@@ -323,16 +327,9 @@ export class TensorBuffer {
    */
   toFloat64Transposed(rows: number, cols: number, out: Float64Array<ArrayBufferLike> = new Float64Array(rows * cols)): Float64Array<ArrayBufferLike> {
     if (rows * cols !== this.length || out.length !== this.length) throw new OnnxFormatError(`cannot view ${this.length} elements as ${rows}x${cols}`, { shape: this.dims });
-    const aligned = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : this.bytes.slice();
-    const n = this.length;
-    let src: ArrayLike<number> | undefined;
-    let lut: Float64Array | undefined;
-    if (LITTLE_ENDIAN && this.dataType === TensorProto_DataType.FLOAT) src = new Float32Array(aligned.buffer, aligned.byteOffset, n);
-    else if (LITTLE_ENDIAN && this.dataType === TensorProto_DataType.DOUBLE) src = new Float64Array(aligned.buffer, aligned.byteOffset, n);
-    else if (LITTLE_ENDIAN && this.dataType === TensorProto_DataType.FLOAT16) {
-      src = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-      lut = halfTable();
-    } else src = this.toFloat64();
+    const typed = this.typedElements();
+    const src: ArrayLike<number> = typed ? typed.values : this.toFloat64();
+    const lut = typed?.lut;
     const T = 32;
     for (let r0 = 0; r0 < rows; r0 += T) {
       const r1 = Math.min(rows, r0 + T);

@@ -6,6 +6,35 @@ import { TensorBuffer, encodeNpy, parseNpy, halfTable, halfToNumber, numberToHal
 const dtypes = [TensorProto_DataType.FLOAT, TensorProto_DataType.FLOAT16, TensorProto_DataType.DOUBLE];
 
 describe('properties', () => {
+  it('toFloat64Transposed and reader() agree with get() for every element type, shape and payload alignment', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...dtypes), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 3 }), fc.integer(), (dtype, rows, cols, offset, seed) => {
+        const plain = new TensorBuffer(dtype, [rows, cols]);
+        let s = seed >>> 0;
+        for (let i = 0; i < plain.length; i++) {
+          s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+          plain.set(i, ((s >>> 8) / 16777216 - 0.5) * 8);
+        }
+        // the same bytes at an odd offset inside a larger buffer (as raw_data inside a protobuf message)
+        const host = new Uint8Array(plain.bytes.length + offset);
+        host.set(plain.bytes, offset);
+        const buf = new TensorBuffer(dtype, [rows, cols], host.subarray(offset));
+        const at = buf.reader();
+        const expected = new Float64Array(rows * cols);
+        const read = new Float64Array(rows * cols);
+        for (let r = 0; r < rows; r++) {
+          for (let c = 0; c < cols; c++) {
+            expected[c * rows + r] = buf.get(r * cols + c);
+            read[r * cols + c] = at(r * cols + c);
+          }
+        }
+        expect(Array.from(buf.toFloat64Transposed(rows, cols))).toEqual(Array.from(expected));
+        expect(Array.from(read)).toEqual(Array.from(buf.toFloat64()));
+      }),
+      { numRuns: 60, seed: 7 },
+    );
+  });
+
   it('the half-precision lookup table equals the scalar decoder for all 65,536 bit patterns (incl. -0, subnormals, Inf, NaN)', () => {
     const table = halfTable();
     let mismatches = 0;
