@@ -13,7 +13,6 @@ import {
   loadModel,
   makeInputs,
   readStatisticsManifest,
-  saveModel,
   statisticsFromNpy,
   verifyModels,
   type GrowRequest,
@@ -24,11 +23,10 @@ import {
 import { UsageError, parseCommand, parseIntegerFlag, parseNumberFlag, parsePairs, stringList } from '../shared/args.js';
 import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
-import { createProgressBar, type ProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
 import { parseWidenTargets } from './widen-targets.js';
+import { loadWithProgress, noteVerifying, saveWithProgress, verificationFailure } from './model-io.js';
 
-const LARGE_FILE = 50 * 1024 * 1024;
 
 const ONNX_HELP = `Usage: gradmax onnx <command> [options]
 
@@ -153,17 +151,6 @@ function siteJson(s: OnnxSite): Record<string, unknown> {
     exactGeometry: exactGeometry ?? null,
     notes,
   };
-}
-
-function loadWithProgress(io: CliIO, file: string) {
-  let size = 0;
-  try {
-    size = fs.statSync(file).size;
-  } catch {
-    // loadModel reports the missing file
-  }
-  if (size > LARGE_FILE) io.stderr.write(`loading ${path.basename(file)} (${(size / 1e6).toFixed(1)} MB)...\n`);
-  return loadModel(file);
 }
 
 async function inspectCommand(argv: string[], io: CliIO): Promise<number> {
@@ -299,7 +286,6 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       }
     }
   }
-  const before = fs.statSync(input).size;
   const inputNames = modelInputNames(model);
   const results = growModel(model, requests, { strategy, seed });
   // Check verification inputs (symbolic dims, bad --inputs) before writing anything.
@@ -308,20 +294,13 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
     vopts = verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames);
     makeInputs(loadModel(input), vopts);
   }
-  const progress: { bar?: ProgressBar } = {};
-  const onProgress = (done: number, total: number) => {
-    progress.bar ??= createProgressBar(io, `writing ${path.basename(output)}`, total, { unit: 'B' });
-    progress.bar.update(done);
-  };
-  saveModel(model, output, before > LARGE_FILE ? { onProgress } : {});
-  progress.bar?.finish();
+  saveWithProgress(io, model, input, output);
 
   let report: VerifyReport | undefined;
   if (verify) {
-    if (before > LARGE_FILE) io.stderr.write(`verifying ${path.basename(output)} against ${path.basename(input)} in onnxruntime...\n`);
+    noteVerifying(io, input, output);
     report = await verifyModels(input, output, vopts);
   }
-  const failed = Boolean(report && !report.ok && strategy.functionPreserving);
   if (values.json) {
     io.stdout.write(
       `${JSON.stringify(
@@ -347,12 +326,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       if (!report.ok && !strategy.functionPreserving) io.stdout.write(`strategy "${strategy.name}" is not function-preserving: differences are expected\n`);
     }
   }
-  if (failed) {
-    const worst = report!.outputs.filter((o) => !o.ok)[0]!;
-    io.stderr.write(`${cmd}: verification failed: output "${worst.name}" differs by ${formatNumber(worst.maxAbs)} (relative ${formatNumber(worst.maxRel)}) although "${strategy.name}" is function-preserving\n`);
-    return EXIT_FAILED;
-  }
-  return EXIT_OK;
+  return verificationFailure(io, cmd, report, strategy) ?? EXIT_OK;
 }
 
 async function verifyCommand(argv: string[], io: CliIO): Promise<number> {

@@ -15,7 +15,6 @@ import {
   makeInputs,
   npyToFloat64,
   readNpy,
-  saveModel,
   verifyModels,
   writeNpy,
   type GrowRequest,
@@ -25,10 +24,11 @@ import {
 } from '@gradmax/onnx';
 import { computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
 import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
-import { EXIT_FAILED, EXIT_OK, type CliIO } from '../shared/io.js';
+import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
 import { parseWidenTargets } from './widen-targets.js';
+import { noteVerifying, saveWithProgress, verificationFailure } from './model-io.js';
 
 const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model's single data input)
   --labels Y.npy              integer class labels [N] (ce losses) or targets shaped like the output (mse)
@@ -271,7 +271,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     throw new InvalidArgumentError(`strategy "${strategy.name}" needs retained (h, g) samples, which the probe does not produce; use --stats with sample files`, { strategy: strategy.name });
   }
   const results = growModel(model, requests, { strategy, seed });
-  saveModel(model, output);
+  saveWithProgress(io, model, input, output);
 
   let report: VerifyReport | undefined;
   if (!values['no-verify']) {
@@ -283,9 +283,9 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     for (const [k, v] of dims) symbolic[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
     const vopts = { dims: symbolic, seed, ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}) };
     makeInputs(loadModel(input), vopts);
+    noteVerifying(io, input, output);
     report = await verifyModels(input, output, vopts);
   }
-  const failed = Boolean(report && !report.ok && strategy.functionPreserving);
   if (values.json) {
     io.stdout.write(
       `${JSON.stringify(
@@ -316,10 +316,5 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
       );
     }
   }
-  if (failed) {
-    const worst = report!.outputs.filter((o) => !o.ok)[0]!;
-    io.stderr.write(`${cmd}: verification failed: output "${worst.name}" differs by ${formatNumber(worst.maxAbs)} although "${strategy.name}" is function-preserving\n`);
-    return EXIT_FAILED;
-  }
-  return EXIT_OK;
+  return verificationFailure(io, cmd, report, strategy) ?? EXIT_OK;
 }
