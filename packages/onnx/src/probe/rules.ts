@@ -333,11 +333,13 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
       const indices = ctx.node.output[1];
-      if (!indices) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it)');
+      if (!indices) {
+        const taps = maxPoolTapGeometry(ctx.node, ctx.info(x), ctx.info(ctx.node.output[0]!));
+        if (!taps) unsupported(ctx, 'MaxPool needs its Indices output (the probe builder adds it), or else to be a FLOAT 2-D pool with static shapes');
+        return emitMaxPoolTapVjp(ctx.e, x, g, taps);
+      }
       if (attrInt(ctx.node, 'storage_order', 0) !== 0) unsupported(ctx, 'storage_order=1 is not supported');
-      const kernel = attrInts(ctx.node, 'kernel_shape') ?? [];
-      const { strides, dilations } = spatialAttrs(ctx, kernel);
-      const overlapping = kernel.some((k, i) => (k - 1) * dilations[i]! + 1 > strides[i]!);
+      const overlapping = maxPoolWindowsOverlap(ctx.node);
       const flatX = ctx.e.op('Reshape', [ctx.e.op('Size', [x]), ctx.e.ints([1])]);
       const zeros = ctx.e.op('ConstantOfShape', [flatX], { value: scalarTensor(dtype(ctx, ctx.node.output[0]!)) });
       const flatG = ctx.e.reshape(g, [-1]);
@@ -484,4 +486,122 @@ export function maxPoolTiling(node: NodeProto, input: TensorInfo): MaxPoolTiling
   const [c, h, w] = input.dims.slice(1);
   if (typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number' || h < kernel[0]! || w < kernel[1]!) return undefined;
   return { kernel: [kernel[0]!, kernel[1]!], channels: c, outSize: [Math.floor(h / kernel[0]!), Math.floor(w / kernel[1]!)] };
+}
+
+/** Whether a pool node's windows overlap (a window spans more than its stride on some axis). */
+export function maxPoolWindowsOverlap(node: NodeProto): boolean {
+  const kernel = attrInts(node, 'kernel_shape') ?? [];
+  const strides = attrInts(node, 'strides') ?? [];
+  const dilations = attrInts(node, 'dilations') ?? [];
+  return kernel.some((k, i) => (k - 1) * (dilations[i] ?? 1) + 1 > (strides[i] ?? 1));
+}
+
+/** A 2-D FLOAT MaxPool whose gradient can be routed per window tap without the Indices output (see {@link emitMaxPoolTapVjp}). */
+export interface MaxPoolTapGeometry {
+  /** Channels C. */
+  channels: number;
+  /** Window [kh, kw]. */
+  kernel: [number, number];
+  /** Strides. */
+  strides: [number, number];
+  /** Dilations. */
+  dilations: [number, number];
+  /**
+   * Pads `[top, left, bottom, right]` of the equivalent Conv: the pool's leading pads, and trailing pads that give
+   * exactly the pool's output size (ceil_mode included).
+   */
+  pads: [number, number, number, number];
+  /** Input size [H, W]. */
+  inSize: [number, number];
+  /** Output size [Ho, Wo]. */
+  outSize: [number, number];
+  /** ConvTranspose output_padding that restores [H, W]. */
+  outputPadding: [number, number];
+  /** Per tap (row-major) and output position: whether the tap reads the input (false: padding), when any does not. */
+  inside?: boolean[][];
+}
+
+/**
+ * The tap geometry of a MaxPool: FLOAT (onnxruntime's CPU Conv has no DOUBLE kernel), 2-D, static channels and
+ * spatial sizes of input and output, any window, strides, pads (auto_pad included), dilations and ceil_mode.
+ * Undefined otherwise (the gradient then needs the Indices output).
+ */
+export function maxPoolTapGeometry(node: NodeProto, input: TensorInfo, output: TensorInfo): MaxPoolTapGeometry | undefined {
+  if (input.elemType !== TensorProto_DataType.FLOAT || input.dims.length !== 4 || output.dims.length !== 4) return undefined;
+  const kernel = attrInts(node, 'kernel_shape');
+  if (!kernel || kernel.length !== 2 || kernel.some((k) => k < 1)) return undefined;
+  const strides = attrInts(node, 'strides') ?? [1, 1];
+  const dilations = attrInts(node, 'dilations') ?? [1, 1];
+  if (strides.length !== 2 || dilations.length !== 2 || strides.some((s) => s < 1) || dilations.some((d) => d < 1)) return undefined;
+  const [c, h, w] = input.dims.slice(1);
+  const [ho, wo] = output.dims.slice(2);
+  if (![c, h, w, ho, wo].every((d) => typeof d === 'number' && d > 0)) return undefined;
+  const inSize = [h as number, w as number];
+  const outSize = [ho as number, wo as number];
+  const pads = resolveIrPads(node, inSize, kernel, strides, dilations);
+  if (!pads) return undefined;
+  const convPads = [...pads];
+  const outputPadding: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const span = (kernel[i]! - 1) * dilations[i]! + 1;
+    const convOut = (end: number) => Math.floor((inSize[i]! + pads[i]! + end - span) / strides[i]!) + 1;
+    // ceil_mode (or an output size the trailing pads do not give): trailing pads that give exactly the output size.
+    if (convOut(pads[i + 2]!) !== outSize[i]) convPads[i + 2] = strides[i]! * (outSize[i]! - 1) + span - inSize[i]! - pads[i]!;
+    if (convPads[i + 2]! < 0 || convOut(convPads[i + 2]!) !== outSize[i]) return undefined;
+    outputPadding.push(inSize[i]! + pads[i]! + convPads[i + 2]! - span - strides[i]! * (outSize[i]! - 1));
+  }
+  const [kh, kw] = kernel as [number, number];
+  let inside: boolean[][] | undefined;
+  const reads = (axis: number, o: number, k: number) => {
+    const at = strides[axis]! * o - pads[axis]! + k * dilations[axis]!;
+    return at >= 0 && at < inSize[axis]!;
+  };
+  const masks: boolean[][] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const m: boolean[] = [];
+      for (let oy = 0; oy < outSize[0]!; oy++) for (let ox = 0; ox < outSize[1]!; ox++) m.push(reads(0, oy, i) && reads(1, ox, j));
+      masks.push(m);
+    }
+  }
+  if (masks.some((m) => m.some((v) => !v))) inside = masks;
+  return {
+    channels: c as number,
+    kernel: [kh, kw],
+    strides: strides as [number, number],
+    dilations: dilations as [number, number],
+    pads: convPads as [number, number, number, number],
+    inSize: inSize as [number, number],
+    outSize: outSize as [number, number],
+    outputPadding: outputPadding as [number, number],
+    ...(inside ? { inside } : {}),
+  };
+}
+
+/**
+ * Exact MaxPool gradient without the Indices output. A depthwise Conv with one-hot kernels extracts every window tap
+ * as channel c·T + t (T = kh·kw taps, row-major; Conv pads with 0, so taps in the padding are pushed to −∞ by a
+ * constant); ArgMax over the taps picks the FIRST maximum — the element onnxruntime's Indices names, so ties route
+ * the gradient to exactly one element; the pooled gradient goes to that tap, and ONE depthwise ConvTranspose with the
+ * same one-hot kernels scatters every tap back to the input, summing overlapping windows.
+ */
+export function emitMaxPoolTapVjp(e: Emitter, x: string, g: string, geo: MaxPoolTapGeometry): string {
+  const t = TensorProto_DataType.FLOAT;
+  const C = geo.channels;
+  const [kh, kw] = geo.kernel;
+  const T = kh * kw;
+  const [ho, wo] = geo.outSize;
+  const oneHot = new Float64Array(C * T * T);
+  for (let c = 0; c < C; c++) for (let k = 0; k < T; k++) oneHot[(c * T + k) * T + k] = 1;
+  const kernel = e.constant(t, [C * T, 1, kh, kw], oneHot, 'pool_taps');
+  const common = { kernel_shape: [kh, kw], strides: [...geo.strides], dilations: [...geo.dilations], pads: [...geo.pads], group: C };
+  let taps = e.reshape(e.op('Conv', [x, kernel], common), [-1, C, T, ho, wo]);
+  if (geo.inside) {
+    const outside = geo.inside.flatMap((m) => m.map((v) => (v ? 0 : -Infinity)));
+    taps = e.op('Add', [taps, e.constant(t, [1, 1, T, ho, wo], outside, 'pool_pad_taps')]);
+  }
+  const first = e.op('ArgMax', [taps], { axis: 2, keepdims: 1 });
+  const chosen = e.op('Equal', [first, e.constant(TensorProto_DataType.INT64, [1, 1, T, 1, 1], Array.from({ length: T }, (_, k) => k), 'pool_tap_ids')]);
+  const routed = e.op('Where', [chosen, e.reshape(g, [-1, C, 1, ho, wo]), e.scalar(0, t)]);
+  return e.op('ConvTranspose', [e.reshape(routed, [-1, C * T, ho, wo]), kernel], { ...common, output_padding: [...geo.outputPadding] });
 }
