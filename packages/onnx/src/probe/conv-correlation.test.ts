@@ -160,7 +160,10 @@ interface PoolCase {
   p2: Pads;
   /** Also request the upstream site conv0→conv1 (then conv2's input needs a gradient too). */
   upstreamSite?: boolean;
-  /** Whether the probe should take conv2's gradient per pool window tap (no MaxPool Indices). */
+  /**
+   * Whether the probe's MaxPool runs without Indices: conv2's gradient per pool window tap (tiling pools), or the
+   * per-tap MaxPool gradient (overlapping pools before opset 16).
+   */
   taps: boolean;
   opset?: number;
 }
@@ -172,6 +175,8 @@ const poolCases: PoolCase[] = [
   { name: 'Relu → 3×2 pool cropping the last row/column, stride-2 conv with p2 = 1', relu: true, pool: [3, 2], size: [15, 11], k2: 3, s2: 2, p2: [1, 1, 1, 1], taps: true },
   { name: 'Relu → 2×2 pool after a 5×5 conv with p2 = 2 and asymmetric pads', relu: true, pool: [2, 2], size: [11, 9], k2: 5, s2: 1, p2: [2, 1, 3, 2], taps: true },
   { name: 'overlapping 3×3/2 pool: Indices path', relu: true, pool: [3, 3], poolStrides: [2, 2], size: [17, 16], k2: 3, s2: 1, p2: [1, 1, 1, 1], taps: false },
+  { name: 'overlapping 3×3/2 pool at opset 13: MaxPool gradient without Indices', relu: true, pool: [3, 3], poolStrides: [2, 2], size: [17, 16], k2: 3, s2: 1, p2: [1, 1, 1, 1], taps: true, opset: 13 },
+  { name: 'no Relu, overlapping 3×2/1 pool at opset 15: MaxPool gradient without Indices', relu: false, pool: [3, 2], poolStrides: [1, 1], size: [12, 11], k2: 3, s2: 2, p2: [1, 1, 1, 1], taps: true, opset: 15 },
   { name: 'an upstream site needs conv2\'s input gradient: Indices path', relu: true, pool: [2, 2], size: [10, 10], k2: 3, s2: 1, p2: [1, 1, 1, 1], upstreamSite: true, taps: false },
 ];
 

@@ -14,12 +14,16 @@ interface Built {
   wrt: string[];
   /** Piecewise-linear or linear in the inputs (a large step is exact in float32). */
   linear?: boolean;
+  /** Finite-difference step in float32 (default: 0.5 when linear, 2e-3 otherwise). */
+  eps?: number;
 }
 
 interface Case {
   name: string;
   ops: string[];
   opset?: number;
+  /** Element types to try, in order (default: float64, then float32 where onnxruntime lacks a float64 kernel). */
+  dtypes?: number[];
   build(b: GraphBuilder, rng: Rng): Built;
 }
 
@@ -225,6 +229,41 @@ for (let k = 0; k < 5; k++) {
     },
   });
 }
+// Overlapping windows before opset 16: the gradient without Indices (per-tap routing), FLOAT only (onnxruntime's CPU
+// Conv/ConvTranspose have no float64 kernel). Small integers distinct within every window (a random relabelling of
+// 8·(row mod 5) + (column mod 8), per map): a step of 0.1 along a direction (|d| < 5) never changes a window's
+// maximum. Ties and padding are checked against a hand-routed gradient in maxpool-taps.test.ts.
+const tapPools: [string, Record<string, number[] | number | string>, [number, number]][] = [
+  ['3×3/2 pads 1', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, [9, 8]],
+  ['2×2/1', { kernel_shape: [2, 2] }, [6, 7]],
+  ['3×3/2 asymmetric pads', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 0, 2, 1] }, [8, 9]],
+  ['kernel 2×3, strides 1×2', { kernel_shape: [2, 3], strides: [1, 2], pads: [0, 1, 1, 2] }, [7, 9]],
+  ['3×2/1 dilations 2×1', { kernel_shape: [3, 2], dilations: [2, 1], pads: [2, 1, 1, 0] }, [9, 7]],
+  ['3×3/2 ceil_mode', { kernel_shape: [3, 3], strides: [2, 2], ceil_mode: 1 }, [8, 10]],
+];
+for (const [name, attrs, [H, W]] of tapPools) {
+  cases.push({
+    name: `MaxPool without Indices (opset 13): ${name}`,
+    ops: ['MaxPool'],
+    opset: 13,
+    dtypes: [FLOAT],
+    build(b, rng) {
+      const dims = [2, 2, H, W];
+      const values = new Float64Array(4 * H * W);
+      for (let m = 0; m < 4; m++) {
+        const label = Array.from({ length: 40 }, (_, i) => i - 20);
+        for (let i = 39; i > 0; i--) {
+          const j = rng.int(i + 1);
+          [label[i], label[j]] = [label[j]!, label[i]!];
+        }
+        for (let r = 0; r < H; r++) for (let c = 0; c < W; c++) values[(m * H + r) * W + c] = label[8 * (r % 5) + (c % 8)]!;
+      }
+      b.input('x', dims);
+      b.output(b.op1('MaxPool', ['x'], attrs));
+      return { inputs: [{ name: 'x', dims, values }], wrt: ['x'], linear: true, eps: 0.1 };
+    },
+  });
+}
 for (let k = 0; k < 4; k++) {
   cases.push({
     name: `AveragePool #${k}`,
@@ -298,14 +337,14 @@ describe('vector-Jacobian rules against finite differences', () => {
   for (const [index, c] of cases.entries()) {
     it(c.name, async () => {
       let lastError: unknown;
-      for (const dtype of [DOUBLE, FLOAT]) {
+      for (const dtype of c.dtypes ?? [DOUBLE, FLOAT]) {
         const b = new GraphBuilder(dtype);
         const built = c.build(b, new Rng(1000 + index));
         const model = b.build(c.opset ?? 17);
         const f64 = dtype === DOUBLE;
         try {
           const res = await checkAgainstFiniteDifferences(model, f64 ? 'float64' : 'float32', built.inputs, built.wrt, {
-            eps: f64 ? 1e-6 : built.linear ? 0.5 : 2e-3,
+            eps: f64 ? 1e-6 : (built.eps ?? (built.linear ? 0.5 : 2e-3)),
             seed: 7 + index,
           });
           if (!f64) usedFloat32.push(`${c.name} (${res.worst.toExponential(1)})`);
