@@ -4,7 +4,8 @@
 // (1×28×28); plus statistics throughput (samples/s, merged into the core's statistics objects).
 // Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe.bench.mjs
 // Env: BENCH_BATCH (default 128), BENCH_REPEAT (timed run pairs, default 40), BENCH_SAMPLES (default 4096),
-// BENCH_PROFILE=1 (prints the probe's slowest nodes, µs per run, from an onnxruntime profile; BENCH_PROFILE_TOP=N rows).
+// BENCH_PROFILE=1 (prints the probe's slowest nodes, µs per run, from an onnxruntime profile; BENCH_PROFILE_TOP=N rows),
+// BENCH_OPSET (default 17; below 16 an overlapping MaxPool takes the gradient without Indices, per window tap).
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +25,7 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 4096);
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 const threadOptions = THREADS > 0 ? { intraOpNumThreads: THREADS } : {};
 const F = TensorProto_DataType.FLOAT;
+const OPSET = BigInt(process.env.BENCH_OPSET ?? 17);
 
 let seed = 12345;
 function rand() {
@@ -52,7 +54,7 @@ function builder() {
     model(inputDims, output, outDims) {
       return create(ModelProtoSchema, {
         irVersion: 8n,
-        opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })],
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: OPSET })],
         graph: create(GraphProtoSchema, {
           name: 'bench',
           node: nodes,
@@ -85,7 +87,7 @@ function cnn() {
 
 /**
  * A deeper CNN that takes the general paths: BatchNormalization, an overlapping 3x3/2 MaxPool (gradient through its
- * Indices output), a second conv site after the pool, a GlobalAveragePool head.
+ * Indices output at opset >= 16, per window tap without Indices below), a second conv site after the pool, a GlobalAveragePool head.
  */
 function cnnGeneral() {
   const b = builder();
@@ -181,7 +183,7 @@ for (const [name, make] of [['MLP 784-256-256-10', mlp], ['CNN conv16-conv32/2-p
   await session.release();
 }
 
-console.log(`probe benchmark: batch ${BATCH}, median of ${REPEAT} interleaved run pairs, throughput over ${SAMPLES} samples, onnxruntime-node CPU, intra-op threads ${THREADS > 0 ? THREADS : 'default'}`);
+console.log(`probe benchmark: batch ${BATCH}, median of ${REPEAT} interleaved run pairs, throughput over ${SAMPLES} samples, onnxruntime-node CPU, intra-op threads ${THREADS > 0 ? THREADS : 'default'}, opset ${OPSET}`);
 for (const r of rows) {
   console.log(`\n${r.name}  (sites: ${r.sites})`);
   console.log(`  probe build (shape discovery + graph generation): ${r.buildMs.toFixed(0)} ms`);
