@@ -408,8 +408,9 @@ export class BackwardPass {
     const premasked = new Map<NodeProto, string>();
     // Overlapping MaxPool windows before opset 16 (no ScatterElements reduction=add to sum the Indices routing): a
     // FLOAT 2-D pool with static shapes takes the exact per-tap gradient instead (`emitMaxPoolTapVjp`). Everywhere
-    // else the Indices path stays: in onnxruntime 1.30 (CPU, one thread) it measured faster than the per-tap path
-    // (3x3/2 pads 1 on [128, 32, 28, 28]: 45 vs 71 ms; 2x2/2: 30 vs 35 ms; 3x3/1: 107 vs 155 ms).
+    // else the Indices path stays: in onnxruntime 1.30 (CPU, one thread) the per-tap path measured slower (3x3/2
+    // pads 1 on [128, 32, 28, 28]: 62-71 vs 38-45 ms; 2x2/2: 35 vs 30 ms; 3x3/1 pads 1: 155 vs 107 ms) or within
+    // noise (2x2/1: 3-9% faster), its ~T passes over T-times-pooled-size tensors costing as much as the Indices kernel.
     if (this.e.opset < 16) {
       for (const pool of this.plan.addedIndices) {
         if (this.tapPools.has(pool) || !pool.output[1] || !maxPoolWindowsOverlap(pool)) continue;
