@@ -551,7 +551,6 @@ export function maxPoolTapGeometry(node: NodeProto, input: TensorInfo, output: T
     outputPadding.push(inSize[i]! + pads[i]! + convPads[i + 2]! - span - strides[i]! * (outSize[i]! - 1));
   }
   const [kh, kw] = kernel as [number, number];
-  let inside: boolean[][] | undefined;
   const reads = (axis: number, o: number, k: number) => {
     const at = strides[axis]! * o - pads[axis]! + k * dilations[axis]!;
     return at >= 0 && at < inSize[axis]!;
@@ -564,7 +563,7 @@ export function maxPoolTapGeometry(node: NodeProto, input: TensorInfo, output: T
       masks.push(m);
     }
   }
-  if (masks.some((m) => m.some((v) => !v))) inside = masks;
+  const inside = masks.some((m) => m.some((v) => !v)) ? masks : undefined;
   return {
     channels: c as number,
     kernel: [kh, kw],
