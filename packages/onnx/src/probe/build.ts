@@ -330,16 +330,23 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
 export class BackwardPass {
   private readonly grads = new Map<string, string[]>();
   private readonly init: Map<string, TensorProto>;
+  private readonly graphInputs: Set<string>;
   private readonly tapPools = new Map<NodeProto, PoolTapPlan>();
   private readonly lattices = new Map<string, LatticeGradient[]>();
+  /**
+   * @param graphInputs - names of the graph inputs: an initializer among them can be overridden at run time, so its
+   * value is never baked into a gradient constant
+   */
   constructor(
     private readonly e: Emitter,
     private readonly nodes: readonly NodeProto[],
     private readonly plan: BackwardPlan,
     private readonly info: (name: string) => TensorInfo,
     initializers: readonly TensorProto[],
+    graphInputs: Iterable<string> = [],
   ) {
     this.init = new Map(initializers.map((x) => [x.name, x]));
+    this.graphInputs = new Set(graphInputs);
   }
 
   /**
@@ -454,6 +461,7 @@ export class BackwardPass {
         },
         addGrad,
         initializer: (name) => this.init.get(name),
+        isGraphInput: (name) => this.graphInputs.has(name),
       };
       VJP_RULES[node.opType]!(ctx);
     }
@@ -661,7 +669,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   }
 
   const e = new Emitter(names, opset);
-  const back = new BackwardPass(e, nodes, plan, info, graph.initializer);
+  const back = new BackwardPass(e, nodes, plan, info, graph.initializer, graph.input.map((i) => i.name));
   const addGrad = (tensor: string, grad: string) => back.addGrad(tensor, grad);
   const finalGrad = (tensor: string) => back.finalGrad(tensor);
 

@@ -7,6 +7,7 @@ import { TensorProto_DataType } from 'onnx-buf';
 import type { NodeProto, TensorProto } from 'onnx-buf';
 import { makeNode, makeTensor } from '../model.js';
 import type { AttributeValue as AttrValue } from '../model.js';
+import type { TensorBuffer } from '../tensor.js';
 
 /** Collects new nodes and initializers with names that do not collide with the graph's. */
 export class Emitter {
@@ -18,6 +19,7 @@ export class Emitter {
   private counter = 0;
   private readonly shapeCache = new Map<string, string>();
   private readonly scalarCache = new Map<string, string>();
+  private readonly memoCache = new Map<string, string>();
 
   /**
    * @param usedNames - every tensor and node name already in the graph
@@ -55,6 +57,22 @@ export class Emitter {
   constant(dataType: number, dims: readonly number[], values: ArrayLike<number>, hint = 'const'): string {
     const name = this.fresh(hint);
     this.initializers.push(makeTensor(name, dataType, dims, values));
+    return name;
+  }
+
+  /** Adds a constant initializer holding `buffer`'s elements as they are (no conversion) and returns its name. */
+  constantBuffer(buffer: TensorBuffer, hint = 'const'): string {
+    const name = this.fresh(hint);
+    this.initializers.push(makeTensor(name, buffer.dataType, buffer.dims, buffer));
+    return name;
+  }
+
+  /** The tensor `make` emits, emitted once per `key` (later calls with the same key return the first name). */
+  memo(key: string, make: () => string): string {
+    const cached = this.memoCache.get(key);
+    if (cached !== undefined) return cached;
+    const name = make();
+    this.memoCache.set(key, name);
     return name;
   }
 
