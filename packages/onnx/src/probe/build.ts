@@ -330,12 +330,12 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
 export class BackwardPass {
   private readonly grads = new Map<string, string[]>();
   private readonly init: Map<string, TensorProto>;
-  private readonly graphInputs: Set<string>;
+  private readonly graphInputs: Set<string> | undefined;
   private readonly tapPools = new Map<NodeProto, PoolTapPlan>();
   private readonly lattices = new Map<string, LatticeGradient[]>();
   /**
    * @param graphInputs - names of the graph inputs: an initializer among them can be overridden at run time, so its
-   * value is never baked into a gradient constant
+   * value is never baked into a gradient constant. Without it no initializer value is baked.
    */
   constructor(
     private readonly e: Emitter,
@@ -343,10 +343,10 @@ export class BackwardPass {
     private readonly plan: BackwardPlan,
     private readonly info: (name: string) => TensorInfo,
     initializers: readonly TensorProto[],
-    graphInputs: Iterable<string> = [],
+    graphInputs?: Iterable<string>,
   ) {
     this.init = new Map(initializers.map((x) => [x.name, x]));
-    this.graphInputs = new Set(graphInputs);
+    this.graphInputs = graphInputs ? new Set(graphInputs) : undefined;
   }
 
   /**
@@ -461,8 +461,9 @@ export class BackwardPass {
         },
         addGrad,
         initializer: (name) => this.init.get(name),
-        isGraphInput: (name) => this.graphInputs.has(name),
       };
+      const graphInputs = this.graphInputs;
+      if (graphInputs) ctx.isGraphInput = (name) => graphInputs.has(name);
       VJP_RULES[node.opType]!(ctx);
     }
   }

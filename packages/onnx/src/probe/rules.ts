@@ -33,7 +33,7 @@ export interface RuleContext {
   initializer(name: string): TensorProto | undefined;
   /**
    * Whether a tensor is also a graph input: an initializer listed as an input is only a default the run can
-   * override, so rules must not bake its value into constants. Absent: no initializer is overridable.
+   * override, so rules must not bake its value into constants. Absent: unknown, and no initializer value is baked.
    */
   isGraphInput?(name: string): boolean;
 }
@@ -129,9 +129,10 @@ function initializerBytes(t: TensorProto): { dims: number[]; bytes: Uint8Array }
 
 /**
  * The weight of the conv that computes a stride-1 conv's input gradient: W'[g·Cg + c, m, i] = W[g·Mg + m, c, k−1−i]
- * (in/out channels swapped within each group, every spatial axis flipped). A constant initializer is rearranged
- * here, element bytes copied as they are (exact in any element type); a weight known only at run time gets
- * Reshape/Transpose + Slice(step −1) nodes.
+ * (in/out channels swapped within each group, every spatial axis flipped). An initializer no graph input overrides
+ * is rearranged here, element bytes copied as they are (exact in any element type); any other weight gets
+ * Reshape/Transpose + Slice(step −1) nodes (onnxruntime folds them when the weight is a constant: the same NCHWc
+ * Conv, bit-identical output).
  */
 function flippedConvWeight(ctx: RuleContext, weight: string, outChannels: number, inPerGroup: number, group: number, kernel: number[]): string {
   const e = ctx.e;
@@ -139,7 +140,7 @@ function flippedConvWeight(ctx: RuleContext, weight: string, outChannels: number
     const outPerGroup = outChannels / group;
     const taps = kernel.reduce((p, k) => p * k, 1);
     const newDims = [group * inPerGroup, outPerGroup, ...kernel];
-    const init = ctx.isGraphInput?.(weight) ? undefined : ctx.initializer(weight);
+    const init = ctx.isGraphInput && !ctx.isGraphInput(weight) ? ctx.initializer(weight) : undefined;
     const stored = init ? initializerBytes(init) : undefined;
     if (init && stored && stored.dims.length === kernel.length + 2 && stored.dims.every((d, i) => d === [outChannels, inPerGroup, ...kernel][i])) {
       const size = elementSize(init.dataType)!;

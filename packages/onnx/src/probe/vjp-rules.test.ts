@@ -7,7 +7,7 @@ import { Rng } from '@gradmax/core';
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT, checkAgainstFiniteDifferences } from './__tests__/fd.js';
 import type { FdInput } from './__tests__/fd.js';
-import { supportedOps } from './index.js';
+import { buildVjpModel, supportedOps } from './index.js';
 
 interface Built {
   inputs: FdInput[];
@@ -24,6 +24,8 @@ interface Case {
   opset?: number;
   /** Element types to try, in order (default: float64, then float32 where onnxruntime lacks a float64 kernel). */
   dtypes?: number[];
+  /** The op the gradient graph must compute a conv input gradient with (and not the other one). */
+  convGradOp?: 'Conv' | 'ConvTranspose';
   build(b: GraphBuilder, rng: Rng): Built;
 }
 
@@ -205,6 +207,56 @@ for (let k = 0; k < 12; k++) {
     },
   });
 }
+// Conv input gradients by path: all strides 1 → a Conv with the flipped, channel-swapped weight (baked, or flipped at
+// run time when the weight is a graph input); strides > 1, or few gradient channels per group fed by more →
+// ConvTranspose. onnxruntime's CPU Conv has no float64 kernel, so these run in float32.
+const convPaths: { name: string; x: number[]; w: number[]; attrs: Record<string, number[] | number | string>; op: 'Conv' | 'ConvTranspose'; weightInput?: boolean }[] = [
+  { name: 'stride 1, pads 0', x: [2, 4, 6, 7], w: [4, 4, 3, 3], attrs: {}, op: 'Conv' },
+  { name: 'stride 1, pads 1, 8 → 16 channels', x: [2, 8, 6, 5], w: [16, 8, 3, 3], attrs: { pads: [1, 1, 1, 1] }, op: 'Conv' },
+  { name: 'stride 1, asymmetric pads', x: [2, 4, 6, 7], w: [3, 4, 3, 3], attrs: { pads: [2, 0, 1, 2] }, op: 'Conv' },
+  { name: 'stride 1, pads beyond the kernel reach (cropped gradient)', x: [2, 4, 5, 6], w: [4, 4, 3, 3], attrs: { pads: [3, 1, 0, 4] }, op: 'Conv' },
+  { name: 'stride 1, dilations 2', x: [2, 4, 8, 7], w: [2, 4, 3, 3], attrs: { dilations: [2, 2], pads: [2, 1, 0, 3] }, op: 'Conv' },
+  { name: 'stride 1, dilations 2×1, pads beyond the reach', x: [2, 4, 7, 6], w: [4, 4, 2, 3], attrs: { dilations: [2, 1], pads: [3, 0, 1, 3] }, op: 'Conv' },
+  { name: 'stride 1, groups 2', x: [2, 4, 6, 6], w: [4, 2, 3, 3], attrs: { group: 2, pads: [1, 1, 1, 1] }, op: 'Conv' },
+  { name: 'stride 1, groups 2, 8 → 4 channels per group', x: [2, 16, 5, 5], w: [8, 8, 3, 3], attrs: { group: 2, pads: [0, 1, 2, 1] }, op: 'Conv' },
+  { name: 'stride 1, depthwise', x: [2, 4, 6, 6], w: [4, 1, 3, 3], attrs: { group: 4, pads: [1, 1, 1, 1] }, op: 'Conv' },
+  { name: 'stride 1, depthwise 5×3, dilations 1×2', x: [2, 3, 8, 9], w: [3, 1, 5, 3], attrs: { group: 3, dilations: [1, 2], pads: [1, 2, 3, 0] }, op: 'Conv' },
+  { name: 'stride 1, kernel 1×1', x: [2, 4, 5, 6], w: [2, 4, 1, 1], attrs: {}, op: 'Conv' },
+  { name: 'stride 1, kernel 1×1, pads (cropped gradient)', x: [2, 4, 5, 6], w: [4, 4, 1, 1], attrs: { pads: [1, 0, 1, 1] }, op: 'Conv' },
+  { name: 'stride 1, kernel 5×3', x: [2, 4, 8, 7], w: [4, 4, 5, 3], attrs: { pads: [2, 1, 1, 0] }, op: 'Conv' },
+  { name: 'stride 1, SAME_UPPER 2×2', x: [2, 4, 5, 6], w: [4, 4, 2, 2], attrs: { auto_pad: 'SAME_UPPER' }, op: 'Conv' },
+  { name: 'stride 1, SAME_LOWER 4×3', x: [2, 4, 6, 6], w: [4, 4, 4, 3], attrs: { auto_pad: 'SAME_LOWER' }, op: 'Conv' },
+  { name: 'stride 1, 1-D', x: [2, 4, 9], w: [4, 4, 3], attrs: { pads: [2, 0] }, op: 'Conv' },
+  { name: 'stride 1, 3-D', x: [2, 4, 4, 5, 3], w: [4, 4, 2, 3, 1], attrs: { pads: [1, 0, 0, 0, 1, 0] }, op: 'Conv' },
+  { name: 'stride 1, weight fed at run time', x: [2, 4, 6, 6], w: [4, 4, 3, 3], attrs: { pads: [1, 2, 0, 1] }, op: 'Conv', weightInput: true },
+  { name: 'stride 1, groups 2, weight fed at run time', x: [2, 4, 6, 6], w: [4, 2, 3, 2], attrs: { group: 2, pads: [1, 0, 1, 1] }, op: 'Conv', weightInput: true },
+  { name: 'stride 1, depthwise, weight fed at run time', x: [2, 4, 6, 6], w: [4, 1, 3, 3], attrs: { group: 4, pads: [2, 1, 0, 1] }, op: 'Conv', weightInput: true },
+  { name: 'stride 1, 2 gradient channels from 8', x: [2, 2, 6, 6], w: [8, 2, 3, 3], attrs: { pads: [1, 1, 1, 1] }, op: 'ConvTranspose' },
+  { name: 'stride 1, depthwise multiplier 2', x: [2, 2, 6, 6], w: [4, 1, 3, 3], attrs: { group: 2, pads: [1, 1, 1, 1] }, op: 'ConvTranspose' },
+  { name: 'strides 2, pads 1', x: [2, 4, 7, 8], w: [4, 4, 3, 3], attrs: { strides: [2, 2], pads: [1, 1, 1, 1] }, op: 'ConvTranspose' },
+  { name: 'strides 2×1, dilations 1×2, groups 2', x: [2, 4, 9, 8], w: [4, 2, 3, 3], attrs: { strides: [2, 1], dilations: [1, 2], group: 2, pads: [1, 0, 0, 2] }, op: 'ConvTranspose' },
+  { name: 'strides 2, depthwise', x: [2, 4, 8, 8], w: [4, 1, 3, 3], attrs: { strides: [2, 2], group: 4, pads: [1, 1, 0, 0] }, op: 'ConvTranspose' },
+];
+for (const c of convPaths) {
+  cases.push({
+    name: `Conv ${c.name} (${c.op})`,
+    ops: ['Conv'],
+    dtypes: [FLOAT],
+    convGradOp: c.op,
+    build(b, rng) {
+      const x = inp(b, rng, 'x', c.x);
+      const inputs = [x];
+      let w: string;
+      if (c.weightInput) {
+        inputs.push(inp(b, rng, 'w', c.w));
+        w = 'w';
+      } else w = b.init(c.w, rand(rng, c.w));
+      const bias = b.init([c.w[0]!], rand(rng, [c.w[0]!]));
+      b.output(b.op1('Conv', ['x', w, bias], c.attrs));
+      return { inputs, wrt: ['x'], linear: true };
+    },
+  });
+}
 cases.push({
   name: 'BatchNormalization',
   ops: ['BatchNormalization'],
@@ -349,6 +401,12 @@ describe('vector-Jacobian rules against finite differences', () => {
           });
           if (!f64) usedFloat32.push(`${c.name} (${res.worst.toExponential(1)})`);
           expect(res.worst, JSON.stringify(res.checks)).toBeLessThan(f64 ? 1e-6 : built.linear ? 2e-4 : 2e-3);
+          if (c.convGradOp) {
+            const generated = (await buildVjpModel(model, { wrt: built.wrt })).model.graph!.node.filter((n) => n.name.startsWith('gm_probe/')).map((n) => n.opType);
+            const other = c.convGradOp === 'Conv' ? 'ConvTranspose' : 'Conv';
+            expect(generated).toContain(c.convGradOp);
+            expect(generated).not.toContain(other);
+          }
           return;
         } catch (err) {
           lastError = err;
