@@ -330,6 +330,22 @@ for (let k = 0; k < 4; k++) {
     },
   });
 }
+// Stride 1: the depthwise all-ones kernel's input gradient is a Conv (the kernel is its own flipped weight).
+for (const [name, attrs] of [
+  ['3×2/1 pads, count_include_pad 0', { kernel_shape: [3, 2], strides: [1, 1], pads: [1, 0, 2, 1], count_include_pad: 0 }],
+  ['2×2/1 pads, count_include_pad 1', { kernel_shape: [2, 2], pads: [0, 1, 1, 0], count_include_pad: 1 }],
+] as [string, Record<string, number[] | number>][]) {
+  cases.push({
+    name: `AveragePool ${name} (Conv)`,
+    ops: ['AveragePool'],
+    convGradOp: 'Conv',
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 6, 5]);
+      b.output(b.op1('AveragePool', ['x'], attrs));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
 cases.push({
   name: 'GlobalAveragePool',
   ops: ['GlobalAveragePool'],
