@@ -5,7 +5,9 @@
 // Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe.bench.mjs
 // Env: BENCH_BATCH (default 128), BENCH_REPEAT (timed run pairs, default 40), BENCH_SAMPLES (default 4096),
 // BENCH_PROFILE=1 (prints the probe's slowest nodes, µs per run, from an onnxruntime profile; BENCH_PROFILE_TOP=N rows),
-// BENCH_OPSET (default 17; below 16 an overlapping MaxPool takes the gradient without Indices, per window tap).
+// BENCH_OPSET (default 17; below 16 an overlapping MaxPool takes the gradient without Indices, per window tap),
+// BENCH_CONV_GRAD=1 (instead: conv input gradients alone, ConvTranspose against the Conv of the flipped weight the probe
+// emits for stride 1, and against a phase decomposition for stride 2 — the measurements behind the rule's choice).
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -124,6 +126,123 @@ async function timePair(a, b) {
     tb.push(performance.now() - t0);
   }
   return { a: median(ta), b: median(tb), minA: Math.min(...ta), minB: Math.min(...tb), pairRatio: median(ta.map((x, i) => tb[i] / x)) };
+}
+
+/** Flipped, channel-swapped weight W'[g·Cg + c, m, i, j] = W[g·Mg + m, c, kh−1−i, kw−1−j] (as the probe bakes it). */
+function flippedWeight(w, M, Cg, kh, kw, group) {
+  const Mg = M / group;
+  const out = new Float32Array(w.length);
+  for (let g = 0; g < group; g++) for (let m = 0; m < Mg; m++) for (let c = 0; c < Cg; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+    out[((((g * Cg + c) * Mg + m) * kh + i) * kw) + j] = w[((((g * Mg + m) * Cg + c) * kh + (kh - 1 - i)) * kw) + (kw - 1 - j)];
+  }
+  return out;
+}
+
+/**
+ * Stride s, dilation 1, square kernel k: the s² output phases of the input gradient as ONE Conv (phase (rh, rw) of
+ * channel c is output channel c·s² + rh·s + rw, kernel ceil(k/s) with zero taps where a phase has fewer), interleaved
+ * by DepthToSpace and cropped by the pads.
+ */
+function phaseWeight(w, M, Cg, k, s, group) {
+  const Mg = M / group;
+  const A = Math.ceil(k / s);
+  const C = Cg * group;
+  const out = new Float32Array(C * s * s * Mg * A * A);
+  for (let g = 0; g < group; g++) for (let c = 0; c < Cg; c++) for (let rh = 0; rh < s; rh++) for (let rw = 0; rw < s; rw++) for (let m = 0; m < Mg; m++) for (let bh = 0; bh < A; bh++) for (let bw = 0; bw < A; bw++) {
+    const i = rh + s * (A - 1 - bh);
+    const j = rw + s * (A - 1 - bw);
+    if (i < k && j < k) out[(((((g * Cg + c) * s * s + rh * s + rw) * Mg + m) * A + bh) * A) + bw] = w[(((g * Mg + m) * Cg + c) * k + i) * k + j];
+  }
+  return out;
+}
+
+function gradModel(nodes, inits, gDims) {
+  return toBinary(ModelProtoSchema, create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })],
+    graph: create(GraphProtoSchema, { name: 'grad', node: nodes, initializer: inits, input: [onnx.makeValueInfo('g', F, gDims)], output: [onnx.makeValueInfo('dx', F)] }),
+  }));
+}
+
+async function convGradBench() {
+  const N = BATCH;
+  // [label, C (input channels), M (output channels), H, kernel, stride, pads (symmetric), dilation, group]
+  const geometries = [
+    ['3x3 32->32 14x14 pads 1 (the CNN\'s conv3)', 32, 32, 14, 3, 1, 1, 1, 1],
+    ['3x3 16->32 28x28 pads 1', 16, 32, 28, 3, 1, 1, 1, 1],
+    ['3x3 32->32 14x14 pads 0', 32, 32, 14, 3, 1, 0, 1, 1],
+    ['3x3 32->32 14x14 dilation 2 pads 2', 32, 32, 14, 3, 1, 2, 2, 1],
+    ['5x5 32->32 14x14 pads 2', 32, 32, 14, 5, 1, 2, 1, 1],
+    ['3x3 32->32 14x14 groups 2', 32, 32, 14, 3, 1, 1, 1, 2],
+    ['3x3 depthwise 32 14x14', 32, 32, 14, 3, 1, 1, 1, 32],
+    ['3x3 depthwise x2 32->64 14x14 (kept ConvTranspose)', 32, 64, 14, 3, 1, 1, 1, 32],
+    ['1x1 32->64 14x14', 32, 64, 14, 1, 1, 0, 1, 1],
+    ['3x3 12->12 14x14', 12, 12, 14, 3, 1, 1, 1, 1],
+    ['3x3 1->16 28x28 (the CNNs\' conv1; kept ConvTranspose)', 1, 16, 28, 3, 1, 1, 1, 1],
+    ['3x3 4->32 28x28 (kept ConvTranspose)', 4, 32, 28, 3, 1, 1, 1, 1],
+    ['3x3 stride 2 32->32 14x14 pads 1 (the CNN\'s conv4)', 32, 32, 14, 3, 2, 1, 1, 1],
+    ['3x3 stride 2 16->32 28x28 pads 1', 16, 32, 28, 3, 2, 1, 1, 1],
+    ['2x2 stride 2 32->32 14x14', 32, 32, 14, 2, 2, 0, 1, 1],
+    ['3x3 stride 2 depthwise 32 14x14 pads 1', 32, 32, 14, 3, 2, 1, 1, 32],
+  ];
+  console.log(`conv input gradients: batch ${N}, median of ${REPEAT} interleaved run pairs, onnxruntime-node CPU, intra-op threads ${THREADS > 0 ? THREADS : 'default'}`);
+  for (const [label, C, M, H, k, s, p, d, group] of geometries) {
+    const Cg = C / group;
+    const O = Math.floor((H + 2 * p - d * (k - 1) - 1) / s) + 1;
+    const gDims = [N, M, O, O];
+    const w = Float32Array.from({ length: M * Cg * k * k }, () => rand() * 0.3);
+    const rem = H + 2 * p - d * (k - 1) - 1 - s * (O - 1);
+    const convT = gradModel(
+      [onnx.makeNode('ConvTranspose', ['g', 'w'], ['dx'], { kernel_shape: [k, k], strides: [s, s], dilations: [d, d], pads: [p, p, p, p], output_padding: [rem, rem], group })],
+      [onnx.makeTensor('w', F, [M, Cg, k, k], w)],
+      gDims,
+    );
+    let alt;
+    let altName;
+    if (s === 1) {
+      altName = 'Conv (flipped W)';
+      const q = d * (k - 1) - p;
+      alt = gradModel([onnx.makeNode('Conv', ['g', 'w'], ['dx'], { kernel_shape: [k, k], dilations: [d, d], pads: [q, q, q, q], group })], [onnx.makeTensor('w', F, [C, M / group, k, k], flippedWeight(w, M, Cg, k, k, group))], gDims);
+    } else {
+      altName = 'phase Conv + DepthToSpace';
+      const A = Math.ceil(k / s);
+      const U = Math.ceil((p + H) / s);
+      alt = gradModel(
+        [
+          onnx.makeNode('Conv', ['g', 'w'], ['phases'], { kernel_shape: [A, A], pads: [A - 1, A - 1, U - O, U - O], group }),
+          onnx.makeNode('DepthToSpace', ['phases'], ['spread'], { blocksize: s, mode: 'CRD' }),
+          onnx.makeNode('Slice', ['spread', 'starts', 'ends', 'axes'], ['dx']),
+        ],
+        [
+          onnx.makeTensor('w', F, [C * s * s, M / group, A, A], phaseWeight(w, M, Cg, k, s, group)),
+          onnx.makeTensor('starts', TensorProto_DataType.INT64, [2], [p, p]),
+          onnx.makeTensor('ends', TensorProto_DataType.INT64, [2], [p + H, p + H]),
+          onnx.makeTensor('axes', TensorProto_DataType.INT64, [2], [2, 3]),
+        ],
+        gDims,
+      );
+    }
+    const a = await ort.InferenceSession.create(convT, threadOptions);
+    const b = await ort.InferenceSession.create(alt, threadOptions);
+    const g = new ort.Tensor('float32', Float32Array.from({ length: gDims.reduce((x, y) => x * y, 1) }, () => rand()), gDims);
+    const ra = (await a.run({ g })).dx.data;
+    const rb = (await b.run({ g })).dx.data;
+    let err = 0;
+    let scale = 0;
+    for (let i = 0; i < ra.length; i++) {
+      err = Math.max(err, Math.abs(ra[i] - rb[i]));
+      scale = Math.max(scale, Math.abs(ra[i]));
+    }
+    const t = await timePair(() => a.run({ g }), () => b.run({ g }));
+    console.log(`  ${label.padEnd(56)} ConvTranspose ${t.a.toFixed(2).padStart(6)} ms, ${altName} ${t.b.toFixed(2).padStart(6)} ms: ${(t.a / t.b).toFixed(2)}x (max rel diff ${(err / scale).toExponential(1)})`);
+    await a.release();
+    await b.release();
+  }
+}
+
+if (process.env.BENCH_CONV_GRAD === '1') {
+  await convGradBench();
+  process.exit(0);
 }
 
 const rows = [];

@@ -98,7 +98,9 @@ export function resolveNodePads(ctx: Pick<RuleContext, 'node'>, spatial: readonl
  * 3×3 32→32 1.7×, 16→32 1.4×, groups 2 and 4 1.7–2×, dilation 2 1.9×, 5×3 1.8×, depthwise 3–5× faster as Conv,
  * 1×1 equal; a weight fed at run time (no NCHWc) still 1.1×. But with few gradient channels per group (Cg < 8) fed
  * by more (Mg > Cg) the Conv's im2col spans Mg·k taps for a Cg-row product and loses: Cg 1/3/4 from Mg 16/16/32
- * 0.33–0.56×, Cg 1 from Mg 2 (depthwise multiplier 2) 0.84×. Those keep ConvTranspose.
+ * 0.33–0.56×, Cg 1 from Mg 2 (depthwise multiplier 2) 0.84×. Those keep ConvTranspose. Strides > 1 keep it too:
+ * the s² output phases as one Conv + DepthToSpace (exact) measured 0.5× (3×3/2, 2×2/2, depthwise 3×3/2).
+ * Reproduce with `BENCH_CONV_GRAD=1 node packages/onnx/bench/probe.bench.mjs`.
  */
 function preferConvForInputGrad(inPerGroup: number, outPerGroup: number): boolean {
   return inPerGroup >= 8 || inPerGroup >= outPerGroup;
