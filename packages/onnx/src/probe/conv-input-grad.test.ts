@@ -203,7 +203,7 @@ describe('the baked input-gradient weight', () => {
       [2, 4, 3],
       [5, 5, 1],
     ] as const) {
-      it(`is W'[g·Cg + c, m, i, j] = W[g·Mg + m, c, kh−1−i, kw−1−j] bit for bit (type ${dataType}, group ${group})`, () => {
+      it(`is W'[g·Cg + c, m, i, j] = W[g·Mg + m, c, kh−1−i, kw−1−j] bit for bit (type ${dataType}, group ${group}${group === 2 ? ', unaligned raw_data' : ''})`, () => {
         const [kh, kw] = [3, 2];
         const g: Geometry = { name: '', x: [1, group * Cg, 5, 5], w: [M, Cg, kh, kw], pads: [1, 1, 1, 1], group };
         const n = M * Cg * kh * kw;
@@ -215,6 +215,12 @@ describe('the baked input-gradient weight', () => {
         const hi = src.elemSize - 1;
         for (let i = 0; i < n; i++) src.bytes[i * src.elemSize + hi]! &= 0xbf;
         const weight = makeTensor('w', dataType, [M, Cg, kh, kw], src);
+        if (group === 2) {
+          // raw_data at an odd byte offset (as when it is a view into a parsed file)
+          const shifted = new Uint8Array(src.bytes.length + 1);
+          shifted.set(src.bytes, 1);
+          weight.rawData = shifted.subarray(1);
+        }
         const run = runConvRule(convNode(g), g, dataType, weight, ['gy']);
         const baked = run.emitter.initializers.find((t) => t.name.includes('conv_input_grad_weight'));
         expect(baked).toBeDefined();

@@ -130,6 +130,40 @@ function initializerBytes(t: TensorProto): { dims: number[]; bytes: Uint8Array }
 }
 
 /**
+ * Element `order[i]` of `bytes` (elements of `size` bytes) as element i of a new buffer: bit patterns copied
+ * through same-width unsigned integer views, never converted.
+ */
+function gatherElements(bytes: Uint8Array, size: number, order: Int32Array): Uint8Array {
+  const src = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  const count = src.length / size;
+  const gather = <T>(from: { readonly [i: number]: T }, to: { [i: number]: T }): void => {
+    for (let i = 0; i < order.length; i++) to[i] = from[order[i]!]!;
+  };
+  switch (size) {
+    case 2: {
+      const to = new Uint16Array(order.length);
+      gather(new Uint16Array(src.buffer, src.byteOffset, count), to);
+      return new Uint8Array(to.buffer);
+    }
+    case 4: {
+      const to = new Uint32Array(order.length);
+      gather(new Uint32Array(src.buffer, src.byteOffset, count), to);
+      return new Uint8Array(to.buffer);
+    }
+    case 8: {
+      const to = new BigUint64Array(order.length);
+      gather(new BigUint64Array(src.buffer, src.byteOffset, count), to);
+      return new Uint8Array(to.buffer);
+    }
+    default: {
+      const to = new Uint8Array(order.length * size);
+      for (let i = 0; i < order.length; i++) to.set(src.subarray(order[i]! * size, (order[i]! + 1) * size), i * size);
+      return to;
+    }
+  }
+}
+
+/**
  * The weight of the conv that computes a stride-1 conv's input gradient: W'[g·Cg + c, m, i] = W[g·Mg + m, c, k−1−i]
  * (in/out channels swapped within each group, every spatial axis flipped). An initializer no graph input overrides
  * is rearranged here, element bytes copied as they are (exact in any element type); any other weight gets
@@ -145,21 +179,19 @@ function flippedConvWeight(ctx: RuleContext, weight: string, outChannels: number
     const init = ctx.isGraphInput && !ctx.isGraphInput(weight) ? ctx.initializer(weight) : undefined;
     const stored = init ? initializerBytes(init) : undefined;
     if (init && stored && stored.dims.length === kernel.length + 2 && stored.dims.every((d, i) => d === [outChannels, inPerGroup, ...kernel][i])) {
-      const size = elementSize(init.dataType)!;
-      const out = new TensorBuffer(init.dataType, newDims);
-      const src = stored.bytes;
-      const dst = out.bytes;
+      const order = new Int32Array(outChannels * inPerGroup * taps);
       // Flipping every spatial axis reverses the row-major tap index.
       for (let g = 0; g < group; g++) {
         for (let m = 0; m < outPerGroup; m++) {
           for (let c = 0; c < inPerGroup; c++) {
-            const from = ((g * outPerGroup + m) * inPerGroup + c) * taps;
+            const from = ((g * outPerGroup + m) * inPerGroup + c) * taps + taps - 1;
             const to = ((g * inPerGroup + c) * outPerGroup + m) * taps;
-            for (let t = 0; t < taps; t++) dst.set(src.subarray((from + taps - 1 - t) * size, (from + taps - t) * size), (to + t) * size);
+            for (let t = 0; t < taps; t++) order[to + t] = from - t;
           }
         }
       }
-      return e.constantBuffer(out, 'conv_input_grad_weight');
+      const bytes = gatherElements(stored.bytes, elementSize(init.dataType)!, order);
+      return e.constantBuffer(new TensorBuffer(init.dataType, newDims, bytes), 'conv_input_grad_weight');
     }
     const spatialAxes = kernel.map((_, i) => i + 2);
     let swapped: string;
