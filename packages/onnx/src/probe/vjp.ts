@@ -69,7 +69,7 @@ export async function buildVjpModel(model: ModelProto, options: VjpModelOptions)
     return i;
   };
   const e = new Emitter(names, defaultOpset(proto));
-  const back = new BackwardPass(e, nodes, plan, info, graph.initializer);
+  const back = new BackwardPass(e, nodes, plan, info, graph.initializer, graph.input.map((i) => i.name));
   const cotangents: Record<string, string> = {};
   let lossInfo: VjpModel['loss'];
   if (options.loss && seed) {
