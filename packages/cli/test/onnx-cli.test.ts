@@ -98,6 +98,32 @@ describe('gradmax onnx widen', () => {
     expect(sites.map((s) => s.units)).toEqual([8, 5, undefined]);
   });
 
+  it('widens a model whose large weights stay in the file (deferred loading), output equal to a full read', async () => {
+    const dir = tmpDir('gradmax-cli-big-');
+    const b = new GraphBuilder(new Rng(3));
+    const x = b.input('x', ['N', 64]);
+    const h = b.op('Gemm', [x, b.weight([64, 300], 0.1), b.weight([300])], {}, 1, 'fc1');
+    b.output(b.op('Gemm', [b.op('Relu', [h]), b.weight([300, 80], 0.1)], {}, 1, 'fc2'), ['N', 80]);
+    const file = path.join(dir, 'big.onnx');
+    fs.writeFileSync(file, serializeModel(b.model()));
+    const before = fs.readFileSync(file);
+    expect(loadModel(file).deferredSources.size).toBe(2); // 64x300 and 300x80 float32 are above 64 KiB
+    const out = path.join(dir, 'out.onnx');
+    const r = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '7', '--strategy', 'random', '--seed', '5', '--dim', 'N=4', '-o', out]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.out).toMatch(/fc1->fc2 +random +300 -> 307/);
+    expect(r.out).toMatch(/yes/);
+    expect(fs.readFileSync(file)).toEqual(before);
+    // the same growth on a fully read model writes the same bytes
+    const { growModel, saveModel } = await import('@gradmax/onnx');
+    const eager = loadModel(file, { deferThreshold: Infinity });
+    growModel(eager, [{ site: 'fc1->fc2', count: 7 }], { strategy: 'random', seed: 5 });
+    const ref = path.join(dir, 'ref.onnx');
+    saveModel(eager, ref);
+    expect(fs.readFileSync(out).equals(fs.readFileSync(ref))).toBe(true);
+  });
+
   it('gradmax with M from a .npy file; --json summary', async () => {
     const file = mlpFile();
     const dir = path.dirname(file);
