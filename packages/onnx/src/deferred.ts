@@ -23,6 +23,8 @@ export interface ScannedModel {
   skeleton: Uint8Array;
   /** Per main-graph initializer index: the file range of its `raw_data` (only for deferred initializers). */
   deferred: Map<number, FileRange>;
+  /** Per `"node:attribute"` index pair of the main graph: the file range of that attribute tensor's `raw_data`. */
+  deferredAttributes: Map<string, FileRange>;
 }
 
 /** Thrown inside the scanner when the file is not in the simple form it handles; the caller then parses eagerly. */
@@ -30,6 +32,9 @@ class NotScannable extends Error {}
 
 const MODEL_GRAPH = 7;
 const GRAPH_INITIALIZER = 5;
+const GRAPH_NODE = 1;
+const NODE_ATTRIBUTE = 5;
+const ATTRIBUTE_TENSOR = 5;
 const TENSOR_RAW_DATA = 9;
 const WINDOW = 1 << 16;
 
@@ -164,7 +169,8 @@ function scanMessage(c: FileCursor, end: number, special: (field: number, payloa
 }
 
 /**
- * Scans a model file, deferring the `raw_data` of main-graph initializers of at least `threshold` bytes. Returns
+ * Scans a model file, deferring the `raw_data` of at least `threshold` bytes of main-graph initializers and of
+ * main-graph node attribute tensors (a `Constant` node's value). Returns
  * undefined when the file is not in the plain form this handles (then parse it whole): a malformed or truncated file,
  * a graph field split in several parts, a tensor with several `raw_data` fields, or deprecated group fields.
  */
@@ -175,34 +181,69 @@ export function scanModelFile(file: string, threshold: number): ScannedModel | u
     const size = fs.fstatSync(fd).size;
     const c = new FileCursor(fd, size);
     const deferred = new Map<number, FileRange>();
+    const deferredAttributes = new Map<string, FileRange>();
+    /** Field bytes for a length-delimited field holding `parts`. */
+    const field = (number: number, parts: Uint8Array[]): Uint8Array[] => {
+      const body = concat(parts);
+      return [encodeVarint(number * 8 + 2), encodeVarint(body.length), body];
+    };
+    /** Scans a TensorProto; returns its bytes without raw_data and the payload's range when it is deferred. */
+    const tensor = (end: number): { parts: Uint8Array[]; raw: FileRange } | undefined => {
+      let raw: FileRange | undefined;
+      let rawFields = 0;
+      const parts = scanMessage(c, end, (tField, rawEnd) => {
+        if (tField !== TENSOR_RAW_DATA) return undefined;
+        if (++rawFields > 1) throw new NotScannable('several raw_data fields');
+        const length = rawEnd - c.pos;
+        if (length < threshold) return undefined;
+        raw = { file, offset: c.pos, length };
+        return [];
+      });
+      return raw ? { parts, raw } : undefined;
+    };
     let graphs = 0;
-    const top = scanMessage(c, size, (field, graphEnd) => {
-      if (field !== MODEL_GRAPH) return undefined;
+    const top = scanMessage(c, size, (mField, graphEnd) => {
+      if (mField !== MODEL_GRAPH) return undefined;
       if (++graphs > 1) throw new NotScannable('several graph fields');
       let initializer = 0;
-      const graphParts = scanMessage(c, graphEnd, (gField, tensorEnd) => {
-        if (gField !== GRAPH_INITIALIZER) return undefined;
-        const index = initializer++;
-        let raw: FileRange | undefined;
-        let rawFields = 0;
-        const tensorParts = scanMessage(c, tensorEnd, (tField, rawEnd) => {
-          if (tField !== TENSOR_RAW_DATA) return undefined;
-          if (++rawFields > 1) throw new NotScannable('several raw_data fields');
-          const length = rawEnd - c.pos;
-          if (length < threshold) return undefined;
-          raw = { file, offset: c.pos, length };
-          return [];
+      let node = 0;
+      const graphParts = scanMessage(c, graphEnd, (gField, end) => {
+        if (gField === GRAPH_INITIALIZER) {
+          const index = initializer++;
+          const t = tensor(end);
+          if (!t) return undefined;
+          deferred.set(index, t.raw);
+          return field(GRAPH_INITIALIZER, t.parts);
+        }
+        if (gField !== GRAPH_NODE) return undefined;
+        // A node's attribute tensors (a Constant node's value): NodeProto.attribute[a].t.raw_data
+        const nodeIndex = node++;
+        let attribute = 0;
+        let any = false;
+        const nodeParts = scanMessage(c, end, (nField, attrEnd) => {
+          if (nField !== NODE_ATTRIBUTE) return undefined;
+          const attrIndex = attribute++;
+          let tensors = 0;
+          let found: FileRange | undefined;
+          const attrParts = scanMessage(c, attrEnd, (aField, tensorEnd) => {
+            if (aField !== ATTRIBUTE_TENSOR) return undefined;
+            if (++tensors > 1) throw new NotScannable('several t fields in an attribute');
+            const t = tensor(tensorEnd);
+            if (!t) return undefined;
+            found = t.raw;
+            return field(ATTRIBUTE_TENSOR, t.parts);
+          });
+          if (!found) return undefined;
+          deferredAttributes.set(`${nodeIndex}:${attrIndex}`, found);
+          any = true;
+          return field(NODE_ATTRIBUTE, attrParts);
         });
-        if (!raw) return undefined;
-        deferred.set(index, raw);
-        const body = concat(tensorParts);
-        return [encodeVarint(GRAPH_INITIALIZER * 8 + 2), encodeVarint(body.length), body];
+        return any ? field(GRAPH_NODE, nodeParts) : undefined;
       });
-      if (!deferred.size) return undefined;
-      const body = concat(graphParts);
-      return [encodeVarint(MODEL_GRAPH * 8 + 2), encodeVarint(body.length), body];
+      if (!deferred.size && !deferredAttributes.size) return undefined;
+      return field(MODEL_GRAPH, graphParts);
     });
-    return { skeleton: concat(top), deferred };
+    return { skeleton: concat(top), deferred, deferredAttributes };
   } catch (e) {
     if (e instanceof NotScannable) return undefined;
     throw e;

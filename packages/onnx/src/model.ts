@@ -67,8 +67,8 @@ export interface LoadOptions {
   /** Name used in error messages when loading from bytes. */
   label?: string;
   /**
-   * When loading from a file path: main-graph initializers whose `raw_data` has at least this many bytes are not
-   * read at load time; their bytes are read from the file when needed and streamed from it on save, so memory use
+   * When loading from a file path: main-graph initializers and node attribute tensors (`Constant` values) whose
+   * `raw_data` has at least this many bytes are not read at load time; their bytes are read from the file when needed and streamed from it on save, so memory use
    * does not grow with the model size. Default 65,536 bytes; `Infinity` reads everything at load time. The file must
    * not change while the model is in use (a change is detected and reported).
    */
@@ -478,7 +478,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
       if (scanned) {
         // With nothing deferred, the skeleton is the whole file, byte for byte.
         bytes = scanned.skeleton;
-        if (!scanned.deferred.size) scanned = undefined;
+        if (!scanned.deferred.size && !scanned.deferredAttributes.size) scanned = undefined;
       } else {
         const buf = fs.readFileSync(sourcePath);
         // A plain Uint8Array view (not a Buffer), so that slice() of tensor data copies as everywhere else.
@@ -502,18 +502,25 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
     throw new OnnxFormatError(`"${label}" is not a valid ONNX model: ${(e as Error).message}`, { file: label });
   }
   if (!proto.graph) throw new OnnxFormatError(`"${label}" is not a valid ONNX model: it has no graph`, { file: label });
+  let deferredTensors: [TensorProto | undefined, FileRange][] = [];
   if (scanned) {
-    const inits = proto.graph.initializer;
-    for (const i of scanned.deferred.keys()) {
-      const t = inits[i];
-      // A deferred payload belongs to a tensor whose raw_data is then empty; anything else means the scan and the
-      // parse disagree (or the tensor is external), so read the whole file instead.
+    const g = proto.graph;
+    deferredTensors = [
+      ...[...scanned.deferred].map(([i, range]): [TensorProto | undefined, FileRange] => [g.initializer[i], range]),
+      ...[...scanned.deferredAttributes].map(([key, range]): [TensorProto | undefined, FileRange] => {
+        const [n, a] = key.split(':').map(Number) as [number, number];
+        return [g.node[n]?.attribute[a]?.t, range];
+      }),
+    ];
+    // A deferred payload belongs to a tensor whose raw_data is then empty; anything else means the scan and the
+    // parse disagree (or the tensor is external), so read the whole file instead.
+    for (const [t] of deferredTensors) {
       if (!t || t.rawData.length !== 0 || t.dataLocation !== TensorProto_DataLocation.DEFAULT) return loadModel(source, { ...options, deferThreshold: Infinity });
     }
   }
   const model = new OnnxModel(proto, { sourcePath, baseDir, label });
   if (scanned) {
-    for (const [i, range] of scanned.deferred) model.deferredSources.set(proto.graph.initializer[i]!, range);
+    for (const [t, range] of deferredTensors) model.deferredSources.set(t!, range);
     model.sourceStamp = stamp;
   }
   let tensors: TensorProto[];
@@ -620,7 +627,7 @@ const LARGE_TENSOR = 1 << 16;
 const COPY_BUFFER = 1 << 22;
 
 function tensorChunks(t: TensorProto, deferred: FileRange | undefined): Chunk[] {
-  if (deferred && t.rawData.length === 0) {
+  if (deferred) {
     const [head, tail] = encodeAround(TensorProtoSchema, t, 9);
     return [head, ...lengthDelimited(9, [deferred]), tail];
   }
@@ -629,13 +636,37 @@ function tensorChunks(t: TensorProto, deferred: FileRange | undefined): Chunk[] 
   return [head, ...lengthDelimited(9, [t.rawData]), tail];
 }
 
+/** A node whose attribute tensors may be deferred: its attributes are encoded one by one. */
+function nodeChunks(n: NodeProto, deferred: (t: TensorProto) => FileRange | undefined): Chunk[] {
+  const [head, tail] = encodeAround(NodeProtoSchema, n, 5);
+  const out: Chunk[] = [head];
+  for (const a of n.attribute) {
+    const range = a.t ? deferred(a.t) : undefined;
+    if (!range) {
+      out.push(...lengthDelimited(5, [toBinary(AttributeProtoSchema, a)]));
+      continue;
+    }
+    const [aHead, aTail] = encodeAround(AttributeProtoSchema, a, 5);
+    out.push(...lengthDelimited(5, [aHead, ...lengthDelimited(5, tensorChunks(a.t!, range)), aTail]));
+  }
+  out.push(tail);
+  return out;
+}
+
 /** The encoding as chunks; payloads deferred in `model`'s source file stay file ranges. */
 function modelChunks(proto: ModelProto, model: OnnxModel | undefined): Chunk[] {
   const g = proto.graph;
   if (!g) return [toBinary(ModelProtoSchema, proto)];
+  const deferred = (t: TensorProto) => (model && t.rawData.length === 0 ? model.deferredSources.get(t) : undefined);
+  const hasDeferred = (n: NodeProto) => n.attribute.some((a) => a.t && deferred(a.t));
   const [gHead, gTail] = encodeAround(GraphProtoSchema, g, 5);
-  const graph: Chunk[] = [gHead];
-  for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t, model?.deferredSources.get(t))));
+  const graph: Chunk[] = [];
+  if (g.node.some(hasDeferred)) {
+    // nodes (field 1) one by one, then the rest of the head (fields 2-4)
+    for (const n of g.node) graph.push(...lengthDelimited(1, hasDeferred(n) ? nodeChunks(n, deferred) : [toBinary(NodeProtoSchema, n)]));
+    graph.push(encodeAround(GraphProtoSchema, { ...g, node: [] } as GraphProto, 5)[0]);
+  } else graph.push(gHead);
+  for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t, deferred(t))));
   graph.push(gTail);
   const [mHead, mTail] = encodeAround(ModelProtoSchema, proto, 7);
   return [mHead, ...lengthDelimited(7, graph), mTail];

@@ -525,14 +525,15 @@ function reluFeeding(pool: NodeProto, producer: GraphStructure['producer'], cons
 function inlineExternal(source: OnnxModel): ModelProto {
   const proto = clone(ModelProtoSchema, source.proto);
   const originals = source.graph.initializer;
-  proto.graph!.initializer.forEach((t, i) => {
-    const orig = originals[i]!;
-    if (source.storedOutsideProto(orig)) {
-      t.rawData = source.tensorBytes(orig) as Uint8Array<ArrayBuffer>;
-      t.externalData = [];
-      t.dataLocation = 0;
-    }
-  });
+  const inline = (t: TensorProto, orig: TensorProto) => {
+    if (!source.storedOutsideProto(orig)) return;
+    t.rawData = source.tensorBytes(orig) as Uint8Array<ArrayBuffer>;
+    t.externalData = [];
+    t.dataLocation = 0;
+  };
+  proto.graph!.initializer.forEach((t, i) => inline(t, originals[i]!));
+  // Constant values (node attribute tensors) too: they may be deferred or external as well.
+  proto.graph!.node.forEach((n, i) => n.attribute.forEach((a, j) => a.t && inline(a.t, source.graph.node[i]!.attribute[j]!.t!)));
   return proto;
 }
 
