@@ -84,6 +84,19 @@ interface FileStamp {
   mtimeMs: number;
 }
 
+/** The source file's stamp when a model's deferred tensors were recorded. */
+const sourceStamps = new WeakMap<object, FileStamp>();
+
+/** Throws when the source file (open as `fd`) changed since `model`'s deferred tensors were recorded. */
+function checkSourceUnchanged(model: object, fd: number, file: string): void {
+  const stamp = sourceStamps.get(model);
+  if (!stamp) return;
+  const st = fs.fstatSync(fd);
+  if (st.size !== stamp.size || st.mtimeMs !== stamp.mtimeMs) {
+    throw new FileAccessError(`model file "${file}" changed since it was loaded; its large weights are read from it on demand, so load it again`, { file });
+  }
+}
+
 /** An ONNX model held in memory. See the module documentation for how to edit it. */
 export class OnnxModel {
   /** The protobuf model; the source of truth. */
@@ -103,8 +116,6 @@ export class OnnxModel {
    * byte range of the payload. Their `rawData` field is empty; read them through {@link OnnxModel.tensorBytes}.
    */
   readonly deferredSources = new Map<TensorProto, FileRange>();
-  /** @internal Size and mtime of the source file when deferred tensors were recorded. */
-  sourceStamp: FileStamp | undefined;
   private index: GraphIndex | undefined;
 
   /** Wraps a `ModelProto`. Use {@link loadModel} to read files (it also resolves external data). */
@@ -316,15 +327,6 @@ export class OnnxModel {
     return tensor.dataLocation === TensorProto_DataLocation.EXTERNAL || (tensor.rawData.length === 0 && this.deferredSources.has(tensor));
   }
 
-  /** @internal Throws when the source file changed since deferred tensors were recorded. */
-  checkSourceUnchanged(fd: number, file: string): void {
-    const st = fs.fstatSync(fd);
-    const stamp = this.sourceStamp;
-    if (stamp && (st.size !== stamp.size || st.mtimeMs !== stamp.mtimeMs)) {
-      throw new FileAccessError(`model file "${file}" changed since it was loaded; its large weights are read from it on demand, so load it again`, { file });
-    }
-  }
-
   private readExternal(tensor: TensorProto): Uint8Array {
     const src = this.externalSources.get(tensor);
     if (!src) {
@@ -351,7 +353,7 @@ export class OnnxModel {
     let fd: number | undefined;
     try {
       fd = fs.openSync(range.file, 'r');
-      if (deferred) this.checkSourceUnchanged(fd, range.file);
+      if (deferred) checkSourceUnchanged(this, fd, range.file);
       readFully(fd, out, range.offset, range.file);
     } catch (e) {
       const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -521,7 +523,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
   const model = new OnnxModel(proto, { sourcePath, baseDir, label });
   if (scanned) {
     for (const [t, range] of deferredTensors) model.deferredSources.set(t!, range);
-    model.sourceStamp = stamp;
+    if (stamp) sourceStamps.set(model, stamp);
   }
   let tensors: TensorProto[];
   try {
@@ -683,7 +685,7 @@ function withSourceFile<T>(model: OnnxModel | undefined, chunks: readonly Chunk[
     throw new FileAccessError(`cannot reopen the source model "${range.file}" to read its weights: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: range.file });
   }
   try {
-    model.checkSourceUnchanged(fd, range.file);
+    checkSourceUnchanged(model, fd, range.file);
     return use(fd);
   } finally {
     fs.closeSync(fd);

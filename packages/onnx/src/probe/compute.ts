@@ -66,7 +66,7 @@ export interface ComputeStatisticsOptions extends BuildProbeOptions {
   onProgress?: (progress: ProbeProgress) => void;
 }
 
-/** Statistics of one site: core statistics objects (call `.snapshot()` for the strategy's {@link SiteStatistics}). */
+/** Statistics of one site: core statistics objects (call `.snapshot()` for the strategy's `SiteStatistics` (from `@gradmax/core`)). */
 export type ProbeStatistics = DenseStatistics | ConvStatistics;
 
 /** Result of {@link computeStatistics}. */

@@ -13,6 +13,7 @@ export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, Pro
 export { MissingGradientRuleError } from './errors.js';
 export { VJP_RULES, supportedOps } from './rules.js';
 export type { RuleContext, VjpRule } from './rules.js';
+export type { Emitter } from './emitter.js';
 export { discoverShapes } from './shapes.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';

@@ -84,7 +84,7 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   and a `MaxPoolGrad` kernel that keeps the gradient of windows tied at 0 (the stock one drops it).
  * - `"cpu"`: the pure-JS backend; with `fastCpuConvBackward` the conv weight gradient uses the conv2d-based kernel.
  *
- * @throws {@link UnknownNameError} for an unknown choice; {@link InvalidArgumentError} when an explicitly requested
+ * @throws `UnknownNameError` (from `@gradmax/core`) for an unknown choice; {@link InvalidArgumentError} when an explicitly requested
  *   backend cannot start.
  */
 export async function setupBackend(choice: BackendChoice = 'auto', options: SetupBackendOptions = {}): Promise<BackendSetup> {

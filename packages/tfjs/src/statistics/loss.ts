@@ -45,7 +45,7 @@ function meanOf(fn: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor): MeanLoss
  * Resolves a loss. Without `spec`, the model's compiled loss is used (the first output's). Functions must return
  * the mean over the batch (a scalar) or per-example values (averaged here).
  *
- * @throws {@link UnknownNameError} for an unknown name; {@link InvalidArgumentError} when no loss is available.
+ * @throws `UnknownNameError` (from `@gradmax/core`) for an unknown name; {@link InvalidArgumentError} when no loss is available.
  */
 export function resolveLoss(spec: LossSpec | undefined, model?: tfl.LayersModel): MeanLoss {
   if (typeof spec === 'function') return meanOf(spec);

@@ -73,7 +73,7 @@ function setInputSpecAxis(layer: AnyLayer, old: number, now: number): void {
 /**
  * Applies `units` to `site` of `model`, in place. Returns the number of units added.
  *
- * @throws {@link ShapeMismatchError} when `units` does not fit the site; {@link InvalidArgumentError} for a bad
+ * @throws `ShapeMismatchError` (from `@gradmax/core`) when `units` does not fit the site; {@link InvalidArgumentError} for a bad
  *   `sourceUnits`/`existingOutgoingScale`.
  */
 export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: NewUnits, options: WidenOptions = {}): number {
