@@ -308,6 +308,6 @@ for (const r of rows) {
   console.log(`  probe build (shape discovery + graph generation): ${r.buildMs.toFixed(0)} ms`);
   console.log(`  plain inference:  ${r.inferMs.toFixed(2)} ms/batch (median), ${r.minInfer.toFixed(2)} ms (min)`);
   console.log(`  probe run:        ${r.probeMs.toFixed(2)} ms/batch (median), ${r.minProbe.toFixed(2)} ms (min)`);
-  console.log(`  ratio probe/inference: ${r.ratio.toFixed(2)}x of medians, ${r.pairRatio.toFixed(2)}x median per interleaved pair, ${r.minRatio.toFixed(2)}x of minima (target <= 3x)`);
+  console.log(`  ratio probe/inference: ${r.ratio.toFixed(2)}x of medians, ${r.pairRatio.toFixed(2)}x median per interleaved pair, ${r.minRatio.toFixed(2)}x of minima ${r.name.startsWith('CNN conv16-conv32-BN') ? '(target <= 3x not met on this deeper CNN: onnxruntime\'s MaxPool with Indices dominates, see docs/onnx.md)' : '(target <= 3x)'}`);
   console.log(`  statistics throughput: ${r.throughput.toFixed(0)} samples/s (probe run + merge into core statistics)`);
 }
