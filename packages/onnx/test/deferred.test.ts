@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Matrix, Rng } from '@gradmax/core';
 import '@gradmax/strategies/register';
-import { FileAccessError, findSites, growModel, loadModel, runModel, saveModel, serializeModel, verifyModels, widen } from '@gradmax/onnx';
+import { FileAccessError, findSites, growModel, loadModel, runModel, saveModel, serializeChunks, serializeModel, verifyModels, widen } from '@gradmax/onnx';
 import { computeStatistics } from '@gradmax/onnx/probe';
 import { F16, F32, F64, GraphBuilder, tmpDir } from './helpers.js';
 
@@ -43,6 +43,7 @@ describe('deferred loading: large weights stay in the model file until needed', 
     saveModel(model, out);
     expect(sha(out)).toBe(sha(file));
     expect(Buffer.from(serializeModel(model)).equals(fs.readFileSync(file))).toBe(true);
+    expect(Buffer.concat(serializeChunks(model)).equals(fs.readFileSync(file))).toBe(true);
   });
 
   it('widening a deferred model writes the same bytes as widening the fully read model, and keeps the function', async () => {
