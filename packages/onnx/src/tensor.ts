@@ -276,6 +276,28 @@ export class TensorBuffer {
   }
 
   /**
+   * Sets element `indices[n]` to `values[n] / divisor` for every n, rounded to the element type exactly as
+   * {@link TensorBuffer.set} rounds (through typed views where the buffer allows; FLOAT16 to nearest, ties to even).
+   */
+  setMany(indices: ArrayLike<number>, values: ArrayLike<number>, divisor = 1): void {
+    if (indices.length !== values.length) throw new OnnxFormatError(`setMany: ${indices.length} indices for ${values.length} values`, { shape: this.dims });
+    const n = indices.length;
+    const t = this.dataType;
+    const aligned = LITTLE_ENDIAN && this.bytes.byteOffset % this.elemSize === 0;
+    const { buffer, byteOffset } = this.bytes;
+    if (aligned && t === TensorProto_DataType.FLOAT) {
+      const a = new Float32Array(buffer, byteOffset, this.length);
+      for (let i = 0; i < n; i++) a[indices[i]!] = values[i]! / divisor;
+    } else if (aligned && t === TensorProto_DataType.DOUBLE) {
+      const a = new Float64Array(buffer, byteOffset, this.length);
+      for (let i = 0; i < n; i++) a[indices[i]!] = values[i]! / divisor;
+    } else if (aligned && t === TensorProto_DataType.FLOAT16) {
+      const a = new Uint16Array(buffer, byteOffset, this.length);
+      for (let i = 0; i < n; i++) a[indices[i]!] = numberToHalf(values[i]! / divisor);
+    } else for (let i = 0; i < n; i++) this.set(indices[i]!, values[i]! / divisor);
+  }
+
+  /**
    * A fast element reader `at(flatIndex) → number` without decoding the whole tensor (typed-array views on
    * little-endian machines; FLOAT16 through a lookup table).
    */

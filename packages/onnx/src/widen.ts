@@ -132,9 +132,9 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
   {
     const t = ownTensor(model, plan.l1.weight, [{ node: plan.l1.node, input: plan.l1.weightInput }], written, false);
     const grown = model.viewTensor(t).growAxis(plan.l1.axis, k);
-    for (let j = 0; j < k; j++) {
-      for (let i = 0; i < plan.fanIn; i++) grown.set(incomingIndex(plan, grown.dims, plan.units + j, i), u.incoming.data[j * plan.fanIn + i]! / plan.l1.scale);
-    }
+    const at = new Float64Array(k * plan.fanIn); // target of incoming.data[j·fanIn + i]
+    for (let j = 0; j < k; j++) for (let i = 0; i < plan.fanIn; i++) at[j * plan.fanIn + i] = incomingIndex(plan, grown.dims, plan.units + j, i);
+    grown.setMany(at, u.incoming.data, plan.l1.scale);
     store(t, grown);
   }
   // 2. bias
@@ -243,9 +243,9 @@ function widenSite(model: OnnxModel, site: OnnxSite, u: NewUnits): WidenResult {
         }
       }
     }
-    for (let j = 0; j < k; j++) {
-      for (let r = 0; r < plan.fanOut; r++) grown.set(outgoingIndex(plan, grown.dims, r, plan.units + j), u.outgoing.data[r * k + j]! / plan.l2.scale);
-    }
+    const at = new Float64Array(plan.fanOut * k); // target of outgoing.data[r·k + j]
+    for (let r = 0; r < plan.fanOut; r++) for (let j = 0; j < k; j++) at[r * k + j] = outgoingIndex(plan, grown.dims, r, plan.units + j);
+    grown.setMany(at, u.outgoing.data, plan.l2.scale);
     store(t, grown);
   }
   // 5. shapes

@@ -35,6 +35,30 @@ describe('properties', () => {
     );
   });
 
+  it('setMany writes exactly what set() writes, for every element type and payload alignment', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...dtypes),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.array(fc.tuple(fc.nat(), fc.double({ min: -7e4, max: 7e4, noNaN: true })), { maxLength: 30 }),
+        fc.constantFrom(1, 0.5, 3, -1.7),
+        (dtype, length, offset, writes, divisor) => {
+          const size = new TensorBuffer(dtype, [1]).elemSize;
+          const host = new Uint8Array(length * size + offset);
+          const one = new TensorBuffer(dtype, [length], host.subarray(offset));
+          const many = new TensorBuffer(dtype, [length]);
+          const indices = writes.map(([i]) => i % length);
+          const values = writes.map(([, v]) => v);
+          for (let n = 0; n < indices.length; n++) one.set(indices[n]!, values[n]! / divisor);
+          many.setMany(indices, values, divisor);
+          expect(Array.from(many.bytes)).toEqual(Array.from(one.bytes));
+        },
+      ),
+      { numRuns: 200, seed: 11 },
+    );
+  });
+
   it('the half-precision lookup table equals the scalar decoder for all 65,536 bit patterns (incl. -0, subnormals, Inf, NaN)', () => {
     const table = halfTable();
     let mismatches = 0;
