@@ -661,13 +661,14 @@ function modelChunks(proto: ModelProto, model: OnnxModel | undefined): Chunk[] {
   if (!g) return [toBinary(ModelProtoSchema, proto)];
   const deferred = (t: TensorProto) => (model && t.rawData.length === 0 ? model.deferredSources.get(t) : undefined);
   const hasDeferred = (n: NodeProto) => n.attribute.some((a) => a.t && deferred(a.t));
-  const [gHead, gTail] = encodeAround(GraphProtoSchema, g, 5);
   const graph: Chunk[] = [];
-  if (g.node.some(hasDeferred)) {
+  const nodesChunked = g.node.some(hasDeferred);
+  if (nodesChunked) {
     // nodes (field 1) one by one, then the rest of the head (fields 2-4)
     for (const n of g.node) graph.push(...lengthDelimited(1, hasDeferred(n) ? nodeChunks(n, deferred) : [toBinary(NodeProtoSchema, n)]));
-    graph.push(encodeAround(GraphProtoSchema, { ...g, node: [] } as GraphProto, 5)[0]);
-  } else graph.push(gHead);
+  }
+  const [gHead, gTail] = encodeAround(GraphProtoSchema, nodesChunked ? ({ ...g, node: [] } as GraphProto) : g, 5);
+  graph.push(gHead);
   for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t, deferred(t))));
   graph.push(gTail);
   const [mHead, mTail] = encodeAround(ModelProtoSchema, proto, 7);
