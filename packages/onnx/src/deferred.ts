@@ -30,12 +30,22 @@ export interface ScannedModel {
 /** Thrown inside the scanner when the file is not in the simple form it handles; the caller then parses eagerly. */
 class NotScannable extends Error {}
 
-const MODEL_GRAPH = 7;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_NODE = 1;
-const NODE_ATTRIBUTE = 5;
-const ATTRIBUTE_TENSOR = 5;
-const TENSOR_RAW_DATA = 9;
+/** Protobuf field numbers of onnx.proto on the path to a weight's bytes. */
+export const FIELD = {
+  /** ModelProto.graph */
+  modelGraph: 7,
+  /** GraphProto.node */
+  graphNode: 1,
+  /** GraphProto.initializer */
+  graphInitializer: 5,
+  /** NodeProto.attribute */
+  nodeAttribute: 5,
+  /** AttributeProto.t */
+  attributeTensor: 5,
+  /** TensorProto.raw_data */
+  tensorRawData: 9,
+} as const;
+const { modelGraph: MODEL_GRAPH, graphNode: GRAPH_NODE, graphInitializer: GRAPH_INITIALIZER, nodeAttribute: NODE_ATTRIBUTE, attributeTensor: ATTRIBUTE_TENSOR, tensorRawData: TENSOR_RAW_DATA } = FIELD;
 const WINDOW = 1 << 16;
 
 /** Sequential reader over a file with a window buffer; skipped ranges are never read. */
@@ -102,12 +112,11 @@ class FileCursor {
     return out;
   }
 
-  /** Skips the payload of a field of wire type `wire`, checking that it stays within `end`. */
-  skip(wire: number, end: number): void {
+  /** Skips the payload of a scalar field (wire type 0, 1 or 5), checking that it stays within `end`. */
+  skipScalar(wire: number, end: number): void {
     if (wire === 0) this.varint();
     else if (wire === 1) this.pos += 8;
     else if (wire === 5) this.pos += 4;
-    else if (wire === 2) this.pos += this.varint();
     else throw new NotScannable(`wire type ${wire}`);
     if (this.pos > end) throw new NotScannable('field runs past its message');
   }
@@ -161,7 +170,7 @@ function scanMessage(c: FileCursor, end: number, special: (field: number, payloa
         copyFrom = payloadEnd;
       }
       c.pos = payloadEnd;
-    } else c.skip(wire, end);
+    } else c.skipScalar(wire, end);
   }
   if (c.pos !== end) throw new NotScannable('message length mismatch');
   if (end > copyFrom) parts.push(c.bytes(copyFrom, end));

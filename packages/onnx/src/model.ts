@@ -41,7 +41,7 @@ import {
 import { InvalidArgumentError } from '@gradmax/core';
 import { ExternalDataError, FileAccessError, OnnxFormatError } from './errors.js';
 import { TensorBuffer, dataTypeName, elementCount, elementSize, setTypedFieldBytes, tensorDims, typedFieldBytes } from './tensor.js';
-import { encodeVarint, scanModelFile, type FileRange } from './deferred.js';
+import { FIELD, encodeVarint, scanModelFile, type FileRange } from './deferred.js';
 
 export type { FileRange } from './deferred.js';
 
@@ -68,9 +68,10 @@ export interface LoadOptions {
   label?: string;
   /**
    * When loading from a file path: main-graph initializers and node attribute tensors (`Constant` values) whose
-   * `raw_data` has at least this many bytes are not read at load time; their bytes are read from the file when needed and streamed from it on save, so memory use
-   * does not grow with the model size. Default 65,536 bytes; `Infinity` reads everything at load time. The file must
-   * not change while the model is in use (a change is detected and reported).
+   * `raw_data` has at least this many bytes are not read at load time; their bytes are read from the file when
+   * needed and streamed from it on save, so memory use does not grow with the model size. Default 65,536 bytes;
+   * `Infinity` reads everything at load time. The file must not change while the model is in use (a change is
+   * detected and reported).
    */
   deferThreshold?: number;
 }
@@ -95,6 +96,11 @@ function checkSourceUnchanged(model: object, fd: number, file: string): void {
   if (st.size !== stamp.size || st.mtimeMs !== stamp.mtimeMs) {
     throw new FileAccessError(`model file "${file}" changed since it was loaded; its large weights are read from it on demand, so load it again`, { file });
   }
+}
+
+/** The source-file range of a tensor whose raw_data `model` left in its file (none once the tensor is rewritten). */
+function deferredRange(model: OnnxModel, tensor: TensorProto): FileRange | undefined {
+  return tensor.rawData.length === 0 ? model.deferredSources.get(tensor) : undefined;
 }
 
 /** An ONNX model held in memory. See the module documentation for how to edit it. */
@@ -189,10 +195,11 @@ export class OnnxModel {
     }
     const expected = elementCount(dims) * size;
     let bytes: Uint8Array;
+    const deferred = deferredRange(this, tensor);
     if (tensor.dataLocation === TensorProto_DataLocation.EXTERNAL) {
       bytes = this.externalOverrides.get(tensor) ?? this.readExternal(tensor);
-    } else if (tensor.rawData.length === 0 && this.deferredSources.has(tensor)) {
-      bytes = this.readDeferred(tensor, this.deferredSources.get(tensor)!);
+    } else if (deferred) {
+      bytes = this.readDeferred(tensor, deferred);
     } else if (tensor.rawData.length > 0 || expected === 0) {
       bytes = tensor.rawData;
     } else {
@@ -324,7 +331,7 @@ export class OnnxModel {
    * {@link saveModel} do it.
    */
   storedOutsideProto(tensor: TensorProto): boolean {
-    return tensor.dataLocation === TensorProto_DataLocation.EXTERNAL || (tensor.rawData.length === 0 && this.deferredSources.has(tensor));
+    return tensor.dataLocation === TensorProto_DataLocation.EXTERNAL || deferredRange(this, tensor) !== undefined;
   }
 
   private readExternal(tensor: TensorProto): Uint8Array {
@@ -628,28 +635,26 @@ function lengthDelimited(field: number, chunks: Chunk[]): Chunk[] {
 const LARGE_TENSOR = 1 << 16;
 const COPY_BUFFER = 1 << 22;
 
+/** A tensor's encoding; its raw_data (field 9) is a chunk of its own when large or still in the source file. */
 function tensorChunks(t: TensorProto, deferred: FileRange | undefined): Chunk[] {
-  if (deferred) {
-    const [head, tail] = encodeAround(TensorProtoSchema, t, 9);
-    return [head, ...lengthDelimited(9, [deferred]), tail];
-  }
-  if (t.rawData.length < LARGE_TENSOR) return [toBinary(TensorProtoSchema, t)];
-  const [head, tail] = encodeAround(TensorProtoSchema, t, 9);
-  return [head, ...lengthDelimited(9, [t.rawData]), tail];
+  const payload = deferred ?? (t.rawData.length >= LARGE_TENSOR ? t.rawData : undefined);
+  if (!payload) return [toBinary(TensorProtoSchema, t)];
+  const [head, tail] = encodeAround(TensorProtoSchema, t, FIELD.tensorRawData);
+  return [head, ...lengthDelimited(FIELD.tensorRawData, [payload]), tail];
 }
 
 /** A node whose attribute tensors may be deferred: its attributes are encoded one by one. */
 function nodeChunks(n: NodeProto, deferred: (t: TensorProto) => FileRange | undefined): Chunk[] {
-  const [head, tail] = encodeAround(NodeProtoSchema, n, 5);
+  const [head, tail] = encodeAround(NodeProtoSchema, n, FIELD.nodeAttribute);
   const out: Chunk[] = [head];
   for (const a of n.attribute) {
     const range = a.t ? deferred(a.t) : undefined;
     if (!range) {
-      out.push(...lengthDelimited(5, [toBinary(AttributeProtoSchema, a)]));
+      out.push(...lengthDelimited(FIELD.nodeAttribute, [toBinary(AttributeProtoSchema, a)]));
       continue;
     }
-    const [aHead, aTail] = encodeAround(AttributeProtoSchema, a, 5);
-    out.push(...lengthDelimited(5, [aHead, ...lengthDelimited(5, tensorChunks(a.t!, range)), aTail]));
+    const [aHead, aTail] = encodeAround(AttributeProtoSchema, a, FIELD.attributeTensor);
+    out.push(...lengthDelimited(FIELD.nodeAttribute, [aHead, ...lengthDelimited(FIELD.attributeTensor, tensorChunks(a.t!, range)), aTail]));
   }
   out.push(tail);
   return out;
@@ -659,20 +664,20 @@ function nodeChunks(n: NodeProto, deferred: (t: TensorProto) => FileRange | unde
 function modelChunks(proto: ModelProto, model: OnnxModel | undefined): Chunk[] {
   const g = proto.graph;
   if (!g) return [toBinary(ModelProtoSchema, proto)];
-  const deferred = (t: TensorProto) => (model && t.rawData.length === 0 ? model.deferredSources.get(t) : undefined);
+  const deferred = (t: TensorProto) => (model ? deferredRange(model, t) : undefined);
   const hasDeferred = (n: NodeProto) => n.attribute.some((a) => a.t && deferred(a.t));
   const graph: Chunk[] = [];
   const nodesChunked = g.node.some(hasDeferred);
   if (nodesChunked) {
     // nodes (field 1) one by one, then the rest of the head (fields 2-4)
-    for (const n of g.node) graph.push(...lengthDelimited(1, hasDeferred(n) ? nodeChunks(n, deferred) : [toBinary(NodeProtoSchema, n)]));
+    for (const n of g.node) graph.push(...lengthDelimited(FIELD.graphNode, hasDeferred(n) ? nodeChunks(n, deferred) : [toBinary(NodeProtoSchema, n)]));
   }
-  const [gHead, gTail] = encodeAround(GraphProtoSchema, nodesChunked ? ({ ...g, node: [] } as GraphProto) : g, 5);
+  const [gHead, gTail] = encodeAround(GraphProtoSchema, nodesChunked ? ({ ...g, node: [] } as GraphProto) : g, FIELD.graphInitializer);
   graph.push(gHead);
-  for (const t of g.initializer) graph.push(...lengthDelimited(5, tensorChunks(t, deferred(t))));
+  for (const t of g.initializer) graph.push(...lengthDelimited(FIELD.graphInitializer, tensorChunks(t, deferred(t))));
   graph.push(gTail);
-  const [mHead, mTail] = encodeAround(ModelProtoSchema, proto, 7);
-  return [mHead, ...lengthDelimited(7, graph), mTail];
+  const [mHead, mTail] = encodeAround(ModelProtoSchema, proto, FIELD.modelGraph);
+  return [mHead, ...lengthDelimited(FIELD.modelGraph, graph), mTail];
 }
 
 /** Calls `use(fd)` with the source file of `model`'s deferred tensors open (checked unchanged), if there are any. */

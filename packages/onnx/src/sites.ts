@@ -933,26 +933,29 @@ export function lazyGrowthSite(model: OnnxModel, site: OnnxSite): GrowthSite {
   const w2 = model.viewTensor(plan.l2.weight.tensor);
   const b = plan.bias ? model.viewTensor(plan.bias.weight.tensor) : undefined;
   const readIncoming = (): Matrix => {
-    const v1 = w1.reader();
     const incoming = Matrix.zeros(units, fanIn);
     const inc = incoming.data;
-    if (plan.l1.type !== 'Conv' && plan.l1.axis === 0) for (let i = 0; i < inc.length; i++) inc[i] = v1(i);
-    else if (plan.l1.type !== 'Conv') {
-      // weight [fanIn, units]: transpose
-      w1.toFloat64Transposed(fanIn, units, inc);
-    } else for (let u = 0; u < units; u++) for (let i = 0; i < fanIn; i++) inc[u * fanIn + i] = v1(incomingIndex(plan, w1.dims, u, i));
+    // weight [fanIn, units] (dense, axis 1): a tiled transpose; otherwise element by element
+    if (plan.l1.type !== 'Conv' && plan.l1.axis !== 0) w1.toFloat64Transposed(fanIn, units, inc);
+    else {
+      const v1 = w1.reader();
+      if (plan.l1.type !== 'Conv') for (let i = 0; i < inc.length; i++) inc[i] = v1(i);
+      else for (let u = 0; u < units; u++) for (let i = 0; i < fanIn; i++) inc[u * fanIn + i] = v1(incomingIndex(plan, w1.dims, u, i));
+    }
     if (plan.l1.scale !== 1) for (let i = 0; i < inc.length; i++) inc[i] = plan.l1.scale * inc[i]!;
     return incoming;
   };
   const readOutgoing = (): Matrix => {
-    const v2 = w2.reader();
     const outgoing = Matrix.zeros(fanOut, units);
     const out = outgoing.data;
-    if (plan.l2.type !== 'Conv' && plan.blk === 1 && plan.l2.axis === 1) for (let i = 0; i < out.length; i++) out[i] = v2(i);
-    else if (plan.l2.type !== 'Conv' && plan.blk === 1) {
-      // weight [units, fanOut]: transpose
-      w2.toFloat64Transposed(units, fanOut, out);
-    } else for (let r = 0; r < fanOut; r++) for (let u = 0; u < units; u++) out[r * units + u] = v2(outgoingIndex(plan, w2.dims, r, u));
+    const dense = plan.l2.type !== 'Conv' && plan.blk === 1;
+    // weight [units, fanOut] (dense, axis 0): a tiled transpose; otherwise element by element
+    if (dense && plan.l2.axis !== 1) w2.toFloat64Transposed(units, fanOut, out);
+    else {
+      const v2 = w2.reader();
+      if (dense) for (let i = 0; i < out.length; i++) out[i] = v2(i);
+      else for (let r = 0; r < fanOut; r++) for (let u = 0; u < units; u++) out[r * units + u] = v2(outgoingIndex(plan, w2.dims, r, u));
+    }
     if (plan.l2.scale !== 1) for (let i = 0; i < out.length; i++) out[i] = plan.l2.scale * out[i]!;
     return outgoing;
   };

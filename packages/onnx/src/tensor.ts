@@ -330,14 +330,10 @@ export class TensorBuffer {
 
   /** All elements as a Float64Array. */
   toFloat64(): Float64Array {
+    const typed = this.typedElements();
+    if (typed?.lut) return halvesToFloat64(typed.values as Uint16Array);
+    if (typed) return Float64Array.from(typed.values);
     const n = this.length;
-    const aligned = this.bytes.byteOffset % this.elemSize === 0;
-    const src = aligned ? this.bytes : this.bytes.slice();
-    if (LITTLE_ENDIAN) {
-      if (this.dataType === TensorProto_DataType.FLOAT) return Float64Array.from(new Float32Array(src.buffer, src.byteOffset, n));
-      if (this.dataType === TensorProto_DataType.DOUBLE) return Float64Array.from(new Float64Array(src.buffer, src.byteOffset, n));
-      if (this.dataType === TensorProto_DataType.FLOAT16) return halvesToFloat64(new Uint16Array(src.buffer, src.byteOffset, n));
-    }
     const out = new Float64Array(n);
     for (let i = 0; i < n; i++) out[i] = this.get(i);
     return out;

@@ -11,7 +11,7 @@ import { createProgressBar, type ProgressBar } from '../shared/progress.js';
 import { formatNumber } from '../shared/table.js';
 
 /** Files above this size get progress messages. */
-export const LARGE_FILE = 50 * 1024 * 1024;
+const LARGE_FILE = 50 * 1024 * 1024;
 
 function fileSize(file: string): number {
   try {
@@ -34,14 +34,14 @@ export function saveWithProgress(io: CliIO, model: OnnxModel, input: string, out
     saveModel(model, output);
     return;
   }
-  const progress: { bar?: ProgressBar } = {};
+  let bar: ProgressBar | undefined;
   saveModel(model, output, {
     onProgress: (done, total) => {
-      progress.bar ??= createProgressBar(io, `writing ${path.basename(output)}`, total, { unit: 'B' });
-      progress.bar.update(done);
+      bar ??= createProgressBar(io, `writing ${path.basename(output)}`, total, { unit: 'B' });
+      bar.update(done);
     },
   });
-  progress.bar?.finish();
+  bar?.finish();
 }
 
 /** Says on stderr that verification starts (only for large inputs, where it takes a while). */
