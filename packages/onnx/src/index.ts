@@ -14,3 +14,4 @@ export * from './npy.js';
 export * from './statistics.js';
 export * from './verify.js';
 export * from './grow.js';
+export * from './groups/index.js';

@@ -389,6 +389,42 @@ export class TensorBuffer {
     return out;
   }
 
+  /**
+   * A new buffer with one zero slice inserted along `axis` before each old index in `positions` (ascending; the old
+   * length appends). Existing elements are copied bytewise. The slice inserted for `positions[j]` lands at index
+   * `positions[j] + j`.
+   */
+  insertSlices(axis: number, positions: readonly number[]): TensorBuffer {
+    const dims = [...this.dims];
+    if (axis < 0 || axis >= dims.length) throw new OnnxFormatError(`cannot grow axis ${axis} of a rank-${dims.length} tensor`, { shape: dims, axis });
+    const len = dims[axis]!;
+    for (let j = 0; j < positions.length; j++) {
+      const p = positions[j]!;
+      if (!Number.isInteger(p) || p < 0 || p > len || (j > 0 && p < positions[j - 1]!)) throw new OnnxFormatError(`insertSlices: positions must ascend within [0, ${len}]`, { shape: dims, axis });
+    }
+    if (positions.every((p) => p === len)) return this.growAxis(axis, positions.length);
+    let outer = 1;
+    for (let a = 0; a < axis; a++) outer *= dims[a]!;
+    let inner = this.elemSize;
+    for (let a = axis + 1; a < dims.length; a++) inner *= dims[a]!;
+    dims[axis] = len + positions.length;
+    const out = new TensorBuffer(this.dataType, dims);
+    const oldBlock = len * inner;
+    const newBlock = dims[axis]! * inner;
+    for (let o = 0; o < outer; o++) {
+      let src = 0;
+      let dst = 0;
+      for (let j = 0; j <= positions.length; j++) {
+        const until = j < positions.length ? positions[j]! : len;
+        const n = (until - src) * inner;
+        out.bytes.set(this.bytes.subarray(o * oldBlock + src * inner, o * oldBlock + src * inner + n), o * newBlock + dst * inner);
+        dst += until - src + (j < positions.length ? 1 : 0);
+        src = until;
+      }
+    }
+    return out;
+  }
+
   /** A new buffer with the same elements and a different shape of equal element count. */
   reshape(dims: readonly number[]): TensorBuffer {
     return new TensorBuffer(this.dataType, dims, this.bytes);

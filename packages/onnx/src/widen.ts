@@ -90,8 +90,8 @@ function checkUnits(site: OnnxSite, plan: SitePlan, u: NewUnits): number {
   return k;
 }
 
-/** Returns the tensor to write for `ref`, cloning it under a fresh name (and rewiring `node.input[input]`) when other nodes share it. */
-function ownTensor(model: OnnxModel, ref: WeightRef, users: { node: NodeProto; input: number }[], written: Map<TensorProto, { tensor: TensorProto; value: string }>, reuse = true): TensorProto {
+/** @internal Returns the tensor to write for `ref`, cloning it under a fresh name (and rewiring `node.input[input]`) when other nodes share it. */
+export function ownTensor(model: OnnxModel, ref: WeightRef, users: { node: NodeProto; input: number }[], written: Map<TensorProto, { tensor: TensorProto; value: string }>, reuse = true): TensorProto {
   const done = reuse ? written.get(ref.tensor) : undefined;
   if (done) {
     for (const u of users) u.node.input[u.input] = done.value;
