@@ -114,3 +114,174 @@ describe('channel groups: inverted residual with squeeze-excitation, dynamic spa
     }
   });
 });
+
+describe('channel groups: Concat (DenseNet block, Inception block)', () => {
+  it('a DenseNet block: each layer\'s channels are inserted at their offset in every later Concat', async () => {
+    const b = new GraphBuilder(new Rng(33));
+    const x = b.input('x', ['N', 3, 8, 8]);
+    const x0 = b.op('Relu', [bn(b, conv(b, x, 4, 3, [3, 3], { pads: [1, 1, 1, 1] }, 'conv0'), 4)]);
+    const layer = (inp: string, c: number, name: string) => {
+      const h = conv(b, b.op('Relu', [bn(b, inp, c)]), 6, c, [1, 1], {}, `${name}.conv1`);
+      return conv(b, b.op('Relu', [bn(b, h, 6)]), 3, 6, [3, 3], { pads: [1, 1, 1, 1] }, `${name}.conv2`);
+    };
+    const f1 = layer(x0, 4, 'l1');
+    const c1 = b.op('Concat', [x0, f1], { axis: 1 });
+    const f2 = layer(c1, 7, 'l2');
+    const c2 = b.op('Concat', [x0, f1, f2], { axis: 1 });
+    const t = conv(b, b.op('Relu', [bn(b, c2, 10)]), 5, 10, [1, 1], {}, 'transition');
+    const y = b.op('Gemm', [b.op('Flatten', [b.op('GlobalAveragePool', [t])]), b.weight([5, 2])], {}, 1, 'fc');
+    b.output(y, ['N', 2]);
+    const file = save(b, 'densenet.onnx');
+    const groups = findGroups(loadFile(file));
+    expect(growable(groups, 'conv0').members.consumers).toEqual(['l1.conv1', 'l2.conv1', 'transition']);
+    expect(growable(groups, 'l1.conv2').members.consumers).toEqual(['l2.conv1', 'transition']);
+    growable(groups, 'l2.conv2');
+    growable(groups, 'l1.conv1');
+    for (const kind of KINDS) {
+      for (const name of ['conv0', 'l1.conv2', 'l2.conv2']) await growGroupAndCheck(file, name, 2, kind);
+    }
+  });
+
+  it('an Inception block: branches concatenated, a pooled branch, grown branch by branch', async () => {
+    const b = new GraphBuilder(new Rng(34));
+    const x = b.input('x', ['N', 4, 7, 7]);
+    const br1 = b.op('Relu', [conv(b, x, 3, 4, [1, 1], {}, 'b1')]);
+    const br2 = b.op('Relu', [conv(b, b.op('Relu', [conv(b, x, 2, 4, [1, 1], {}, 'b2.reduce')]), 5, 2, [3, 3], { pads: [1, 1, 1, 1] }, 'b2')]);
+    const pooled = b.op('MaxPool', [x], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] });
+    const br3 = b.op('Relu', [conv(b, pooled, 2, 4, [1, 1], {}, 'b3')]);
+    const cat = b.op('Concat', [br1, br2, br3], { axis: 1 });
+    const y = conv(b, cat, 3, 10, [3, 3], { strides: [2, 2] }, 'next');
+    b.output(y, ['N', 3, 3, 3]);
+    const file = save(b, 'inception.onnx');
+    const groups = findGroups(loadFile(file));
+    for (const name of ['b1', 'b2', 'b3', 'b2.reduce']) growable(groups, name);
+    for (const kind of KINDS) for (const name of ['b1', 'b2', 'b3']) await growGroupAndCheck(file, name, 2, kind);
+  });
+
+  it('a Concat that takes the same channels twice is refused with the node named', () => {
+    const b = new GraphBuilder(new Rng(35));
+    const x = b.input('x', ['N', 2, 5, 5]);
+    const h = conv(b, x, 3, 2, [1, 1], {}, 'c1');
+    const cat = b.op('Concat', [h, h], { axis: 1 }, 1, 'twice');
+    b.output(conv(b, cat, 2, 6, [1, 1], {}, 'c2'), ['N', 2, 5, 5]);
+    const g = findGroups(b.model()).find((x) => x.name === 'c1')!;
+    expect(g.growable).toBe(false);
+    expect(g.reason).toMatch(/Concat "twice" concatenates the group's channels more than once/);
+  });
+});
+
+describe('channel groups: grouped convs, channel split, 1-D / 3-D / dilated convs, ConvTranspose', () => {
+  it('grouped convs (ResNeXt-style): new units in multiples of the group count, one share per conv group', async () => {
+    const b = new GraphBuilder(new Rng(36));
+    const x = b.input('x', ['N', 4, 6, 6]);
+    const a = b.op('Relu', [bn(b, conv(b, x, 8, 4, [1, 1], {}, 'reduce'), 8)]);
+    const g = b.op('Relu', [bn(b, conv(b, a, 8, 8, [3, 3], { group: 4, pads: [1, 1, 1, 1] }, 'grouped'), 8)]);
+    const y = conv(b, g, 3, 8, [1, 1], {}, 'expand');
+    b.output(y, ['N', 3, 6, 6]);
+    const file = save(b, 'resnext.onnx');
+    const groups = findGroups(loadFile(file));
+    expect(growable(groups, 'reduce').multiple).toBe(4);
+    expect(growable(groups, 'grouped').multiple).toBe(4);
+    for (const kind of KINDS) {
+      await growGroupAndCheck(file, 'reduce', 4, kind);
+      await growGroupAndCheck(file, 'grouped', 8, kind);
+    }
+    const model = loadFile(file);
+    const { groupGrowthSite, widenGroup } = await import('@gradmax/onnx');
+    const grp = groups.find((g) => g.name === 'reduce')!;
+    const site = groupGrowthSite(model, findGroups(model).find((g) => g.name === 'reduce')!);
+    expect(() => widenGroup(model, 'reduce', makeUnits(site, 3, 'incoming-zero'))).toThrow(/multiple of 4/);
+    expect(grp.fanOut).toBe(8 / 4 * 9);
+  });
+
+  it('a channel split (Split on the channel axis) and a channel shuffle are refused with the node named', () => {
+    const b = new GraphBuilder(new Rng(37));
+    const x = b.input('x', ['N', 2, 5, 5]);
+    const h = conv(b, x, 4, 2, [1, 1], {}, 'c1');
+    const [s1] = [b.op('Split', [h, b.int64([2, 2])], { axis: 1 }, 2, 'split')];
+    b.output(conv(b, s1, 2, 2, [1, 1], {}, 'c2'), ['N', 2, 5, 5]);
+    const shuffled = b.op('Reshape', [conv(b, x, 4, 2, [1, 1], {}, 'c3'), b.int64([0, 2, 2, 5, 5])], {}, 1, 'shuffle');
+    b.output(shuffled, ['N', 2, 2, 5, 5]);
+    const groups = findGroups(b.model());
+    expect(groups.find((g) => g.name === 'c1')!.reason).toMatch(/Split "split" splits the channel axis/);
+    expect(groups.find((g) => g.name === 'c3')!.reason).toMatch(/Reshape "shuffle" .*splits the channel axis/);
+  });
+
+  it('1-D conv stack with a dilated conv, and a 3-D conv stack', async () => {
+    const b = new GraphBuilder(new Rng(38));
+    const x = b.input('x', ['N', 2, 20]);
+    const h1 = b.op('Relu', [bn(b, conv(b, x, 5, 2, [3], { pads: [1, 1] }, 'c1d.1'), 5)]);
+    const h2 = b.op('Relu', [conv(b, h1, 4, 5, [3], { pads: [2, 2], dilations: [2] }, 'c1d.dilated')]);
+    const y = b.op('Gemm', [b.op('Flatten', [b.op('MaxPool', [conv(b, h2, 3, 4, [5], { strides: [2] }, 'c1d.3')], { kernel_shape: [2], strides: [2] })]), b.weight([12, 2])], {}, 1, 'fc');
+    b.output(y, ['N', 2]);
+    const file = save(b, 'conv1d.onnx');
+    const groups = findGroups(loadFile(file));
+    for (const n of ['c1d.1', 'c1d.dilated', 'c1d.3']) growable(groups, n);
+    for (const kind of KINDS) for (const n of ['c1d.1', 'c1d.dilated', 'c1d.3']) await growGroupAndCheck(file, n, 2, kind);
+
+    const b3 = new GraphBuilder(new Rng(39));
+    const v = b3.input('v', ['N', 1, 4, 5, 6]);
+    const a = b3.op('Relu', [bn(b3, conv(b3, v, 3, 1, [3, 3, 3], { pads: [1, 1, 1, 1, 1, 1] }, 'c3d.1'), 3)]);
+    const c = b3.op('Relu', [conv(b3, a, 4, 3, [1, 3, 3], { pads: [0, 1, 1, 0, 1, 1], strides: [1, 2, 2] }, 'c3d.2')]);
+    const z = b3.op('Gemm', [b3.op('Flatten', [b3.op('GlobalMaxPool', [c])]), b3.weight([4, 2])], {}, 1, 'fc3');
+    b3.output(z, ['N', 2]);
+    const file3 = save(b3, 'conv3d.onnx');
+    const g3 = findGroups(loadFile(file3));
+    for (const n of ['c3d.1', 'c3d.2']) growable(g3, n);
+    for (const kind of KINDS) for (const n of ['c3d.1', 'c3d.2']) await growGroupAndCheck(file3, n, 2, kind);
+  });
+
+  it('ConvTranspose as producer and consumer (a decoder), with Resize and a Concat skip (U-Net style)', async () => {
+    const b = new GraphBuilder(new Rng(40));
+    const x = b.input('x', ['N', 2, 'H', 'W']);
+    const e = b.op('Relu', [conv(b, x, 4, 2, [3, 3], { pads: [1, 1, 1, 1] }, 'enc')]);
+    const d = b.op('Relu', [conv(b, e, 6, 4, [3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] }, 'down')]);
+    const up = b.op('Relu', [b.op('ConvTranspose', [d, b.weight([6, 3, 2, 2], 0.4), b.weight([3], 0.1)], { strides: [2, 2] }, 1, 'up')]);
+    const skip = b.op('Concat', [e, up], { axis: 1 });
+    const r = b.op('Resize', [skip, '', b.tensor([4], [1, 1, 2, 2])], { mode: 'nearest' });
+    const y = b.op('ConvTranspose', [r, b.weight([7, 1, 3, 3], 0.4)], { pads: [1, 1, 1, 1] }, 1, 'head');
+    b.output(y, ['N', 1, 'H2', 'W2']);
+    const file = save(b, 'unet.onnx');
+    const groups = findGroups(loadFile(file));
+    expect(growable(groups, 'enc').members.consumers).toEqual(['down', 'head']);
+    growable(groups, 'down');
+    expect(growable(groups, 'up').members.consumers).toEqual(['head']);
+    for (const kind of KINDS) for (const n of ['enc', 'down', 'up']) await growGroupAndCheck(file, n, 2, kind, { H: 6, W: 4 });
+  });
+});
+
+describe('channel groups: transformer block', () => {
+  function block(): GraphBuilder {
+    const b = new GraphBuilder(new Rng(41));
+    const x = b.input('x', ['N', 'S', 8]);
+    const embed = b.op('Add', [b.op('MatMul', [x, b.weight([8, 8])], {}, 1, 'embed'), b.weight([8], 0.1)]);
+    // decomposed LayerNorm over the last axis
+    const mean = b.op('ReduceMean', [embed], { axes: [-1] });
+    const xc = b.op('Sub', [embed, mean]);
+    const v = b.op('ReduceMean', [b.op('Pow', [xc, b.tensor([], [2])])], { axes: [-1] }, 1, 'ln.var');
+    const ln = b.op('Add', [b.op('Mul', [b.op('Div', [xc, b.op('Sqrt', [b.op('Add', [v, b.tensor([], [1e-5])])])]), b.weight([8])]), b.weight([8], 0.1)]);
+    const h = b.op('Add', [b.op('MatMul', [ln, b.weight([8, 16])], {}, 1, 'ffn.up'), b.weight([16], 0.1)]);
+    // GELU, Erf form: 0.5 · x · (1 + erf(x / √2))
+    const gelu = b.op('Mul', [b.op('Mul', [h, b.op('Add', [b.op('Erf', [b.op('Div', [h, b.tensor([], [Math.SQRT2])])]), b.tensor([], [1])])]), b.tensor([], [0.5])]);
+    // GELU, tanh form: 0.5 · x · (1 + tanh(√(2/π) (x + 0.044715 x³)))
+    const cube = b.op('Pow', [gelu, b.tensor([], [3])]);
+    const inner = b.op('Mul', [b.op('Add', [gelu, b.op('Mul', [cube, b.tensor([], [0.044715])])]), b.tensor([], [Math.sqrt(2 / Math.PI)])]);
+    const gelu2 = b.op('Mul', [b.op('Mul', [gelu, b.tensor([], [0.5])]), b.op('Add', [b.op('Tanh', [inner]), b.tensor([], [1])])]);
+    const down = b.op('Add', [b.op('MatMul', [gelu2, b.weight([16, 8])], {}, 1, 'ffn.down'), b.weight([8], 0.1)]);
+    const y = b.op('Add', [embed, down]);
+    b.output(b.op('MatMul', [y, b.weight([8, 3])], {}, 1, 'head'), ['N', 'S', 3]);
+    return b;
+  }
+  it('refuses the residual stream (decomposed LayerNorm) and grows the FFN inner width through Erf and tanh GELU', async () => {
+    const file = save(block(), 'transformer.onnx', 17);
+    const groups = findGroups(loadFile(file));
+    const stream = groups.find((g) => g.name === 'embed')!;
+    expect(stream.growable).toBe(false);
+    expect(stream.reason).toMatch(/ReduceMean ".*" reduces over the channel axis: a normalisation over channels/);
+    const ffn = growable(groups, 'ffn.up');
+    expect(ffn.members.consumers).toEqual(['ffn.down']);
+    expect(ffn.activation?.f0).toBe(0);
+    expect(ffn.activation?.df0).toBeCloseTo(0.25, 6); // GELU'(0)² = 1/4 (two GELUs)
+    for (const kind of KINDS) await growGroupAndCheck(file, 'ffn.up', 3, kind, { S: 4 });
+  });
+});
