@@ -140,6 +140,44 @@ function inferNode(node: NodeProto, shapeOf: (i: number) => Shape, constInts: (n
       if (kernel.some((k) => typeof k !== 'number')) return undefined;
       return windowOutput(node, x, kernel, w[0]);
     }
+    case 'ConvTranspose': {
+      const w = shapeOf(1);
+      if (!w || !x || typeof w[1] !== 'number') return undefined;
+      return [x[0], w[1] * attrInt(node, 'group', 1), ...x.slice(2).map(() => undefined)];
+    }
+    case 'Concat': {
+      const inputs = node.input.map((_, i) => shapeOf(i));
+      if (inputs.some((s) => !s) || !inputs.length) return undefined;
+      const rank = inputs[0]!.length;
+      let axis = attrInt(node, 'axis', 0);
+      if (axis < 0) axis += rank;
+      const out: Dim[] = [...inputs[0]!];
+      out[axis] = inputs.every((s) => typeof s![axis] === 'number') ? inputs.reduce((a, s) => a + (s![axis] as number), 0) : undefined;
+      for (let a = 0; a < rank; a++) if (a !== axis && out[a] === undefined) out[a] = inputs.find((s) => s![a] !== undefined)?.[a];
+      return out;
+    }
+    case 'Resize':
+    case 'Upsample': {
+      if (!x) return undefined;
+      const opset = model.opsetVersion('') ?? 13;
+      const scales = op === 'Upsample' ? (attrInts(node, 'scales') ? undefined : constInts(node.input[1])) : constInts(node.input[opset < 11 ? 1 : 2]);
+      const sizes = op === 'Resize' && opset >= 11 ? constInts(node.input[3]) : undefined;
+      if (sizes && sizes.length === x.length) return sizes;
+      return x.map((d, i) => (scales && scales.length === x.length && typeof d === 'number' ? Math.floor(d * scales[i]!) : i < 2 ? d : scales?.[i] === 1 ? d : undefined));
+    }
+    case 'Slice': {
+      if (!x) return undefined;
+      const axes = constInts(node.input[3]) ?? x.map((_, i) => i);
+      const norm = axes.map((a) => (a < 0 ? a + x.length : a));
+      return x.map((d, i) => (norm.includes(i) ? undefined : d));
+    }
+    case 'Gather': {
+      const idx = shapeOf(1);
+      if (!x || !idx) return undefined;
+      let axis = attrInt(node, 'axis', 0);
+      if (axis < 0) axis += x.length;
+      return [...x.slice(0, axis), ...idx, ...x.slice(axis + 1)];
+    }
     case 'MaxPool':
     case 'AveragePool':
     case 'LpPool': {

@@ -12,7 +12,7 @@ import { nodeLabel } from '../attributes.js';
 import type { OnnxModel, WeightRef } from '../model.js';
 import { inferShapes, type Shape } from '../shapes.js';
 import { dataTypeName } from '../tensor.js';
-import { GroupRefusal, isDepthwise, isLayerCandidate, parseConsumer, parseProducer, producerUnits, refuse } from './layers.js';
+import { GroupRefusal, resolveWeight, isDepthwise, isLayerCandidate, parseConsumer, parseProducer, producerUnits, refuse } from './layers.js';
 import { seed } from './lin.js';
 import { CHANNEL_RULES, TRACE_JOIN, TRACE_THROUGH, type ChannelContext, type ChannelValue, type Hit } from './rules.js';
 import type { GroupLayer, GroupParam, GroupPlan, OnnxGroup, ParamFill } from './types.js';
@@ -105,14 +105,17 @@ class Context implements ChannelContext {
     this.opset = model.opsetVersion('') ?? 13;
     this.walk = { cvs: new Map(), mains: [], gates: [], consumers: [], params: [], depthwise: [], targets: [], values: [], passthrough: new Map(), inexact: [], units };
   }
+  weight(value: string): WeightRef | undefined {
+    return resolveWeight(this.model, value);
+  }
   shape(value: string): Shape {
-    const w = this.model.weight(value);
+    const w = this.weight(value);
     if (w) return w.tensor.dims.map((d) => Number(d));
     return this.shapes.get(value);
   }
   constant(value: string | undefined): number[] | undefined {
     if (!value) return undefined;
-    const w = this.model.weight(value);
+    const w = this.weight(value);
     if (!w) return undefined;
     try {
       return Array.from(this.model.readNumbers(w.tensor));
@@ -153,7 +156,7 @@ class Context implements ChannelContext {
     this.walk.depthwise.push(node);
   }
   target(node: NodeProto, input: number, index: number, blk: number): void {
-    const w = this.model.weight(node.input[input] ?? '');
+    const w = this.weight(node.input[input] ?? '');
     if (!w) refuse(`${node.opType} "${nodeLabel(node)}": input ${input} is not a stored tensor`);
     this.walk.targets.push({ node, input, weight: w, index, blk });
   }
@@ -196,7 +199,7 @@ function traceBack(model: OnnxModel, shapes: Map<string, Shape>, value: string, 
     if (TRACE_JOIN.has(p.opType)) {
       const out = shapes.get(v);
       for (const i of p.input) {
-        if (!i || model.weight(i)) continue;
+        if (!i || resolveWeight(model, i)) continue;
         const s = shapes.get(i);
         if (out && s && s.length === out.length && s.some((d, k) => d === 1 && out[k] !== 1 && k === 1)) continue; // broadcast along channels
         visit(i);

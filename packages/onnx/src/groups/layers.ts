@@ -27,11 +27,27 @@ export function refuse(message: string): never {
 
 const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 
+/**
+ * The stored tensor named `value`: an initializer or Constant, also behind Identity nodes (exporters deduplicate
+ * equal initializers that way). Widening writes a private copy and points the reader at it.
+ */
+export function resolveWeight(model: OnnxModel, value: string): WeightRef | undefined {
+  let name = value;
+  for (let depth = 0; depth < 8 && name; depth++) {
+    const w = model.weight(name);
+    if (w) return w;
+    const p = model.producerOf(name);
+    if (!p || p.opType !== 'Identity' || (p.domain !== '' && p.domain !== 'ai.onnx')) return undefined;
+    name = p.input[0] ?? '';
+  }
+  return undefined;
+}
+
 /** The stored float weight at `input` of `node`, or a refusal naming what it is instead. */
 export function storedWeight(model: OnnxModel, node: NodeProto, input: number, what: string): WeightRef {
   const name = node.input[input];
   if (!name) refuse(`${node.opType} "${nodeLabel(node)}" has no ${what}`);
-  const w = model.weight(name);
+  const w = resolveWeight(model, name);
   if (!w) {
     const p = model.producerOf(name);
     refuse(`${what} "${name}" of ${node.opType} "${nodeLabel(node)}" is ${p ? `computed by ${p.opType} "${nodeLabel(p)}"` : 'a graph input'}, not a stored tensor`);
@@ -45,7 +61,7 @@ export function isDepthwise(model: OnnxModel, node: NodeProto): boolean {
   if (node.opType !== 'Conv') return false;
   const group = attrInt(node, 'group', 1);
   if (group <= 1) return false;
-  const w = model.weight(node.input[1] ?? '');
+  const w = resolveWeight(model, node.input[1] ?? '');
   if (!w) return false;
   try {
     const d = tensorDims(w.tensor);
@@ -61,10 +77,10 @@ export function isLayerCandidate(model: OnnxModel, node: NodeProto): boolean {
   switch (node.opType) {
     case 'Conv':
     case 'ConvTranspose':
-      return Boolean(model.weight(node.input[1] ?? '')) && !isDepthwise(model, node);
+      return Boolean(resolveWeight(model, node.input[1] ?? '')) && !isDepthwise(model, node);
     case 'Gemm':
     case 'MatMul':
-      return Boolean(model.weight(node.input[1] ?? '')) && !model.weight(node.input[0] ?? '');
+      return Boolean(resolveWeight(model, node.input[1] ?? '')) && !resolveWeight(model, node.input[0] ?? '');
     default:
       return false;
   }
@@ -87,7 +103,7 @@ export function parseProducer(model: OnnxModel, node: NodeProto, rankOf: (value:
   const label = nodeLabel(node);
   const base = { node, weightInput: 1, blk: 1, offset: 0, start: 0 };
   if (node.opType === 'Gemm') {
-    if (model.weight(node.input[0] ?? '')) refuse(`Gemm "${label}": input A is a stored tensor; only Y = A·B with activations A and weights B is supported`);
+    if (resolveWeight(model, node.input[0] ?? '')) refuse(`Gemm "${label}": input A is a stored tensor; only Y = A·B with activations A and weights B is supported`);
     const weight = storedWeight(model, node, 1, 'weight B');
     const dims = tensorDims(weight.tensor);
     if (dims.length !== 2) refuse(`Gemm "${label}": weight B has shape [${dims.join(', ')}], expected 2-D`);
@@ -119,7 +135,7 @@ export function parseProducer(model: OnnxModel, node: NodeProto, rankOf: (value:
     const add = users[0];
     if (users.length === 1 && add?.opType === 'Add' && !model.indexes.outputs.has(output)) {
       const other = add.input[0] === output ? 1 : 0;
-      const bw = model.weight(add.input[other] ?? '');
+      const bw = resolveWeight(model, add.input[other] ?? '');
       if (bw && FLOAT_TYPES.has(bw.tensor.dataType)) {
         const cd = tensorDims(bw.tensor);
         if (cd.length >= 1 && cd.length <= rank && cd[cd.length - 1] === dims[1] && cd.slice(0, -1).every((d) => d === 1)) {
@@ -182,8 +198,8 @@ export function parseConsumer(model: OnnxModel, node: NodeProto, idx: number, cv
     return { ...base, type: 'Gemm', weight, dims, axis, groups: 1, scale: alpha, length: dims[1 - axis]! * cv.blk, kernel: [] };
   }
   if (node.opType === 'MatMul') {
-    if (model.weight(node.input[0] ?? '')) refuse(`MatMul "${label}" multiplies a stored tensor by the channels`);
-    if (!model.weight(node.input[1] ?? '')) refuse(`MatMul "${label}" multiplies two computed tensors (attention); its channels cannot grow`);
+    if (resolveWeight(model, node.input[0] ?? '')) refuse(`MatMul "${label}" multiplies a stored tensor by the channels`);
+    if (!resolveWeight(model, node.input[1] ?? '')) refuse(`MatMul "${label}" multiplies two computed tensors (attention); its channels cannot grow`);
     if (cv.axis !== cv.rank - 1) refuse(`MatMul "${label}" contracts over the last axis, but the channels are on axis ${cv.axis} of ${cv.rank}`);
     const weight = storedWeight(model, node, 1, 'weight');
     const dims = tensorDims(weight.tensor);

@@ -44,6 +44,8 @@ export interface ChannelContext {
   readonly directions: number;
   /** Static shape of a value, when known. */
   shape(value: string): Shape;
+  /** The stored tensor named `value` (also behind Identity nodes), or undefined when computed. */
+  weight(value: string): WeightRef | undefined;
   /** Constant integer/float contents of a stored tensor input, or undefined when computed. */
   constant(value: string | undefined): number[] | undefined;
   /** The output `value` of `node` carries the channels. */
@@ -163,7 +165,7 @@ const binary: ChannelRule = (ctx, node, hits) => {
   const { idx: ri, cv } = hits[0]!;
   const ci = 1 - ri;
   const other = node.input[ci]!;
-  const w = ctx.model.weight(other);
+  const w = ctx.weight(other);
   if (!w) {
     // A computed operand: if it broadcasts along the channel axis it is a per-position value, else it carries channels.
     const s = ctx.shape(other);
@@ -246,7 +248,7 @@ const batchNorm: ChannelRule = (ctx, node, hits) => {
   const eps = attrFloat(node, 'epsilon', 1e-5);
   const fills: ParamFill[] = ['one', 'zero', 'zero', 'bnvar'];
   for (let k = 1; k <= 4; k++) {
-    const w = ctx.model.weight(node.input[k] ?? '');
+    const w = ctx.weight(node.input[k] ?? '');
     if (!w) refuse(`BatchNormalization "${label(node)}": parameter "${node.input[k]}" is not a stored tensor`);
     ctx.param(node, k, w, 0, cv, fills[k - 1]!, eps);
   }
@@ -258,7 +260,7 @@ const instanceNorm: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   if (cv.axis !== 1 || cv.blk !== 1) refuse(`InstanceNormalization "${label(node)}" is not applied along the channel axis`);
   for (const [k, fill] of [[1, 'one'], [2, 'zero']] as const) {
-    const w = ctx.model.weight(node.input[k] ?? '');
+    const w = ctx.weight(node.input[k] ?? '');
     if (!w) refuse(`InstanceNormalization "${label(node)}": parameter "${node.input[k]}" is not a stored tensor`);
     ctx.param(node, k, w, 0, cv, fill);
   }
@@ -271,11 +273,11 @@ const convPassThrough: ChannelRule = (ctx, node, hits) => {
   // Only depthwise convs reach this rule (other convs are consumers).
   const cv = single(node, hits);
   if (cv.axis !== 1 || cv.blk !== 1) refuse(`depthwise Conv "${label(node)}" does not read the channels on axis 1`);
-  const w = ctx.model.weight(node.input[1] ?? '');
+  const w = ctx.weight(node.input[1] ?? '');
   if (!w || !FLOAT_TYPES.has(w.tensor.dataType)) refuse(`depthwise Conv "${label(node)}": weight is not a stored float tensor`);
   ctx.param(node, 1, w, 0, cv, 'delta');
   if (node.input[2]) {
-    const b = ctx.model.weight(node.input[2]);
+    const b = ctx.weight(node.input[2]);
     if (!b) refuse(`depthwise Conv "${label(node)}": bias "${node.input[2]}" is not a stored tensor`);
     ctx.param(node, 2, b, 0, cv, 'zero');
   }
@@ -434,7 +436,7 @@ const reshape: ChannelRule = (ctx, node, hits) => {
     if (target[k] !== undefined && target[k] !== -1 && target[k] !== 0 && dims[a] !== undefined && target[k] !== dims[a]) refuse(`Reshape "${label(node)}" to [${target.join(', ')}] rearranges the axes after the channel axis`);
   }
   const out = merged(ctx, node, cv, dims, cv.axis, to);
-  if (t !== -1 && ctx.model.weight(node.input[1] ?? '')) ctx.target(node, 1, cv.axis, out.blk);
+  if (t !== -1 && ctx.weight(node.input[1] ?? '')) ctx.target(node, 1, cv.axis, out.blk);
   else if (t !== -1) refuse(`Reshape "${label(node)}": computed target with a fixed channel size`);
   ctx.emit(node, node.output[0]!, { ...out, rank: target.length }, out.blk === cv.blk ? 'keeps the channel axis' : `flatten: ${out.blk} entries per channel`);
 };
