@@ -61,9 +61,16 @@ describe('gradmax onnx inspect', () => {
     ]);
     expect(json.sites[2]!.reason).toMatch(/graph output|no next/);
     expect(json.sites[1]!.activation!.f0).toBe(0.5);
+    const groups = (JSON.parse(r.out) as { groups: { name: string; growable: boolean; members: { producers: string[]; consumers: string[] } }[] }).groups;
+    expect(groups.map((g) => [g.name, g.growable, g.members.consumers])).toEqual([
+      ['fc1', true, ['fc2']],
+      ['fc2', true, ['fc3']],
+      ['fc3', false, []],
+    ]);
     const text = await run(['onnx', 'inspect', file]);
-    expect(text.out).toMatch(/fc1->fc2 .* dense .* yes/);
-    expect(text.out).toMatch(/not growable:\n {2}fc3->\?: /);
+    expect(text.out).toMatch(/3 groups, 2 growable/);
+    expect(text.out).toMatch(/fc1 +yes +\d+ +1 +fc1 +fc2/);
+    expect(text.out).toMatch(/not growable:\n {2}fc3: .*graph output/);
   });
 
   it('bad flags, missing and invalid files exit 2 with one line', async () => {
@@ -90,8 +97,8 @@ describe('gradmax onnx widen', () => {
     const r = await run(['onnx', 'widen', file, '--site', 'fc1->fc2', '--add', '3', '--site', 'fc2', '--add', '2', '--strategy', 'randomOutgoingZero', '--seed', '4', '--dim', 'N=3', '-o', out]);
     expect(r.err).toBe('');
     expect(r.code).toBe(EXIT_OK);
-    expect(r.out).toMatch(/fc1->fc2 +randomOutgoingZero +5 -> 8/);
-    expect(r.out).toMatch(/fc2->fc3 +randomOutgoingZero +3 -> 5/);
+    expect(r.out).toMatch(/fc1 +randomOutgoingZero +5 -> 8/);
+    expect(r.out).toMatch(/fc2 +randomOutgoingZero +3 -> 5/);
     expect(r.out).toMatch(/verification/);
     expect(fs.readFileSync(file)).toEqual(before);
     const sites = findSites(loadModel(out));
@@ -112,7 +119,7 @@ describe('gradmax onnx widen', () => {
     const r = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '7', '--strategy', 'random', '--seed', '5', '--dim', 'N=4', '-o', out]);
     expect(r.err).toBe('');
     expect(r.code).toBe(EXIT_OK);
-    expect(r.out).toMatch(/fc1->fc2 +random +300 -> 307/);
+    expect(r.out).toMatch(/fc1 +random +300 -> 307/);
     expect(r.out).toMatch(/yes/);
     expect(fs.readFileSync(file)).toEqual(before);
     // the same growth on a fully read model writes the same bytes
@@ -150,7 +157,7 @@ describe('gradmax onnx widen', () => {
     const cases: [string[], RegExp][] = [
       [['onnx', 'widen', file, '--site', 'fc2', '--add', '1', '-o', out], /needs the growth matrix M/],
       [['onnx', 'widen', file, '--site', 'fc1', '--add', '1', '-o', file, '--strategy', 'randomOutgoingZero'], /refusing to overwrite the input/],
-      [['onnx', 'widen', file, '--site', 'nope', '--add', '1', '-o', out, '--strategy', 'randomOutgoingZero'], /no site named "nope"/],
+      [['onnx', 'widen', file, '--site', 'nope', '--add', '1', '-o', out, '--strategy', 'randomOutgoingZero'], /no group named "nope"/],
       [['onnx', 'widen', file, '--site', 'fc1', '--add', '0', '-o', out], /--add must be an integer >= 1/],
       [['onnx', 'widen', file, '--site', 'fc1', '--site', 'fc2', '--add', '1', '-o', out], /one --add K per --site/],
       [['onnx', 'widen', file, '--site', 'fc3', '--add', '1', '-o', out, '--strategy', 'randomOutgoingZero'], /not growable/],

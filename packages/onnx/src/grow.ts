@@ -1,16 +1,21 @@
 /**
- * One call from a model and a strategy name to a widened model: look up sites, read their weights, run the strategy
- * with (optional) statistics, and widen — site after site, so overlapping sites see the already widened layers.
+ * One call from a model and a strategy name to a widened model: look up channel groups (or legacy pair sites), read
+ * their weights, run the strategy with (optional) statistics, and widen — one request after the other, so later
+ * requests see the already widened layers.
  * @packageDocumentation
  */
-import { InvalidArgumentError, MissingStatisticError, Rng, createStrategy, type GrowthStrategy, type NewUnits, type SiteStatistics } from '@gradmax/core';
+import { InvalidArgumentError, MissingStatisticError, Rng, UnsupportedError, createStrategy, type GrowthSite, type GrowthStrategy, type NewUnits, type SiteStatistics } from '@gradmax/core';
 import type { OnnxModel } from './model.js';
-import { findSite, findSites, lazyGrowthSite, type OnnxSite } from './sites.js';
+import { findSites, lazyGrowthSite, type OnnxSite } from './sites.js';
 import { widen, type WidenResult } from './widen.js';
+import { findGroup, findGroups } from './groups/find.js';
+import { groupGrowthSite } from './groups/site.js';
+import { widenGroup } from './groups/widen.js';
+import type { OnnxGroup } from './groups/types.js';
 
 /** One growth request. */
 export interface GrowRequest {
-  /** Site name (or the current layer's node name). */
+  /** Group name, any producer's node name, or a pair `"<producer>-><consumer>"` (as listed by `inspect`). */
   site: string;
   /** Units to add. */
   count: number;
@@ -45,16 +50,43 @@ export function growModel(model: OnnxModel, requests: readonly GrowRequest[], op
   const out: GrowResult[] = [];
   for (const req of requests) {
     if (!Number.isInteger(req.count) || req.count <= 0) throw new InvalidArgumentError(`site "${req.site}": number of units to add must be a positive integer, got ${req.count}`, { site: req.site });
-    const site = findSite(model, req.site, findSites(model));
-    const gs = lazyGrowthSite(model, site);
+    const target = resolveTarget(model, req.site);
+    const gs: GrowthSite = target.group ? groupGrowthSite(model, target.group) : lazyGrowthSite(model, target.site!);
     if ((strategy.needs.moment || strategy.needs.samples) && !req.statistics) {
-      throw new MissingStatisticError(strategy.name, strategy.needs.samples ? 'retained (h, g) samples (--stats)' : 'the growth matrix M (--stats)', site.name);
+      throw new MissingStatisticError(strategy.name, strategy.needs.samples ? 'retained (h, g) samples (--stats)' : 'the growth matrix M (--stats)', gs.name);
     }
-    const request = { site: gs, count: req.count, rng: rng.fork(site.name), ...(req.statistics ? { statistics: req.statistics } : {}) };
+    const request = { site: gs, count: req.count, rng: rng.fork(gs.name), ...(req.statistics ? { statistics: req.statistics } : {}) };
     const newUnits = strategy.grow(request);
-    const [res] = widen(model, [{ site, newUnits }]);
-    out.push({ ...res!, strategy: strategy.name, functionPreserving: strategy.functionPreserving, newUnits });
+    let res: WidenResult;
+    if (target.group) {
+      const r = widenGroup(model, target.group, newUnits);
+      res = { site: r.group, unitsBefore: r.unitsBefore, unitsAfter: r.unitsAfter, tensors: r.tensors, shapesFixed: r.shapesFixed, notes: r.notes };
+    } else res = widen(model, [{ site: target.site!, newUnits }])[0]!;
+    out.push({ ...res, strategy: strategy.name, functionPreserving: strategy.functionPreserving, newUnits });
   }
   return out;
 }
 
+
+/**
+ * What a name refers to on the current model: a growable channel group, or (for names only the pair-site finder
+ * accepts) a growable pair site. Throws {@link UnsupportedError} with the group's reason otherwise.
+ */
+export function resolveTarget(model: OnnxModel, name: string): { group?: OnnxGroup; site?: OnnxSite } {
+  const groups = findGroups(model);
+  let group: OnnxGroup | undefined;
+  let notFound: InvalidArgumentError | undefined;
+  try {
+    group = findGroup(model, name, groups);
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    notFound = e;
+  }
+  if (group?.growable) return { group };
+  const sites = findSites(model);
+  const site = sites.find((s) => s.name === name) ?? sites.find((s) => s.current === name);
+  if (site?.growable) return { site };
+  if (group) throw new UnsupportedError(`group "${group.name}" is not growable: ${group.reason ?? 'unknown reason'}`, { group: group.name, file: model.label });
+  if (site) throw new UnsupportedError(`site "${site.name}" is not growable: ${site.reason ?? 'unknown reason'}`, { site: site.name, file: model.label });
+  throw notFound ?? new InvalidArgumentError(`no group named "${name}" in ${model.label}`, { group: name });
+}

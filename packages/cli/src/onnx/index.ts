@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { createStrategy, gradmax, gradmaxOpt, hasStrategy, listStrategies, registerStrategy, type GrowthStrategy } from '@gradmax/core';
 import {
   FileAccessError,
-  findSite,
+  findGroup,
+  findGroups,
   findSites,
   growModel,
   loadModel,
@@ -16,6 +17,7 @@ import {
   statisticsFromNpy,
   verifyModels,
   type GrowRequest,
+  type OnnxGroup,
   type OnnxSite,
   type VerifyOptions,
   type VerifyReport,
@@ -33,7 +35,7 @@ const ONNX_HELP = `Usage: gradmax onnx <command> [options]
 Widen layers of exported ONNX models without changing what they compute.
 
 Commands:
-  inspect MODEL          list growth sites, shapes, in-between ops, and why a layer is not growable
+  inspect MODEL          list channel groups (layers that grow together), their members, and why a layer cannot grow
   widen MODEL -o OUT     add units to sites with a growth strategy, verify, write OUT atomically
   verify A B             run two models in onnxruntime on the same inputs and compare the outputs
   stats MODEL -o DIR     compute growth statistics from labelled data (generated backward graph) as .npy
@@ -44,11 +46,15 @@ Exit codes: 0 ok, 1 verification failed, 2 usage or input error.
 
 const INSPECT_HELP = `Usage: gradmax onnx inspect MODEL [--json]
 
-Lists one entry per candidate site (current layer -> next layer), growable or not, with the ops between the
-layers, the widths, and for every layer that cannot grow, the reason.
+Lists one entry per channel group: the layers whose output channels must grow together (producers, e.g. every
+conv feeding a residual stage), the ops the channels pass through, and the layers that read them (consumers),
+growable or not, with the reason naming the node that blocks growth. A group is named after its first producer;
+"widen --site" accepts that name, any producer's name, or "PRODUCER->CONSUMER".
 
 Options:
-  --json       print {"model", "sites": [{"name", "kind", "growable", "reason", ...}]}
+  --json       print {"model", "groups": [{"name", "growable", "reason", "units", "multiple", "members":
+               {"producers", "passthrough", "consumers"}, ...}], "sites": [...]} ("sites" are the layer pairs
+               of earlier versions)
   -h, --help   show this help
 `;
 
@@ -61,7 +67,8 @@ rename; external data goes to OUT.data). MODEL is never modified and OUT may not
 match each site's shapes when it grows: for overlapping sites with statistics, run widen once per site.
 
 Options:
-  --site NAME                 site name from "gradmax onnx inspect" (or its current layer's node name); repeatable
+  --site NAME                 group from "gradmax onnx inspect" (its name, a producer's name, or PRODUCER->CONSUMER);
+                              repeatable; grouped convs need K in multiples of the group's "step"
   --add K                     units to add at the matching --site; repeatable
   -o, --output OUT            output model path (required)
   --strategy NAME             growth strategy (default: gradmax); registered: {strategies}
@@ -130,6 +137,38 @@ function resolvePath(io: CliIO, p: string): string {
   return path.resolve(io.cwd ?? process.cwd(), p);
 }
 
+function groupJson(g: OnnxGroup): Record<string, unknown> {
+  const a = g.activation;
+  return {
+    name: g.name,
+    growable: g.growable,
+    reason: g.reason ?? null,
+    units: g.units ?? null,
+    multiple: g.multiple ?? null,
+    fanIn: g.fanIn ?? null,
+    fanOut: g.fanOut ?? null,
+    dataType: g.dataType ?? null,
+    members: g.members,
+    activation: a ? { name: a.name, f0: Number.isFinite(a.f0) ? a.f0 : null, df0: Number.isFinite(a.df0) ? a.df0 : null } : null,
+    incomingBlocks: g.incomingBlocks ?? null,
+    outgoingBlocks: g.outgoingBlocks ?? null,
+    notes: g.notes,
+  };
+}
+
+function names(list: string[], max = 48): string {
+  const all = list.join(', ');
+  if (all.length <= max) return all || '-';
+  let out = '';
+  let n = 0;
+  for (const x of list) {
+    if (out && out.length + x.length + 2 > max) break;
+    out = out ? `${out}, ${x}` : x;
+    n++;
+  }
+  return `${out || list[0]} (+${list.length - Math.max(n, 1)})`;
+}
+
 function siteJson(s: OnnxSite): Record<string, unknown> {
   const { name, kind, growable, reason, pattern, current, next, units, fanIn, fanOut, dataType, currentWeightShape, nextWeightShape, between, activation, exactGeometry, notes } = s;
   return {
@@ -162,39 +201,42 @@ async function inspectCommand(argv: string[], io: CliIO): Promise<number> {
   }
   const file = resolvePath(io, positionals[0]!);
   const model = loadWithProgress(io, file);
-  const sites = findSites(model);
+  const groups = findGroups(model);
   if (values.json) {
-    io.stdout.write(`${JSON.stringify({ model: positionals[0], sites: sites.map(siteJson) }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ model: positionals[0], groups: groups.map(groupJson), sites: findSites(model).map(siteJson) }, null, 2)}\n`);
     return EXIT_OK;
   }
-  io.stdout.write(`${positionals[0]}: ${sites.length} candidate site${sites.length === 1 ? '' : 's'}, ${sites.filter((s) => s.growable).length} growable\n\n`);
-  if (sites.length) {
+  const ok = groups.filter((g) => g.growable);
+  const layers = groups.reduce((n, g) => n + g.members.producers.length, 0);
+  const growableLayers = ok.reduce((n, g) => n + g.members.producers.length, 0);
+  io.stdout.write(`${positionals[0]}: ${groups.length} group${groups.length === 1 ? '' : 's'}, ${ok.length} growable (${growableLayers} of ${layers} layers can grow)\n\n`);
+  if (groups.length) {
     io.stdout.write(
       formatTable(
-        ['site', 'kind', 'growable', 'units', 'fanIn', 'fanOut', 'type', 'weights', 'between'],
-        sites.map((s) => [
-          s.name,
-          s.kind,
-          s.growable ? 'yes' : 'no',
-          s.units ?? '-',
-          s.fanIn ?? '-',
-          s.fanOut ?? '-',
-          s.dataType ?? '-',
-          s.currentWeightShape ? `[${s.currentWeightShape.join('x')}] -> [${s.nextWeightShape?.join('x') ?? '?'}]` : '-',
-          s.between.map((b) => b.opType).join(',') || '-',
+        ['group', 'growable', 'units', 'step', 'producers', 'consumers', 'through', 'f(0)', "f'(0)"],
+        groups.map((g) => [
+          g.name,
+          g.growable ? 'yes' : 'no',
+          g.units ?? '-',
+          g.multiple ?? '-',
+          g.growable ? names(g.members.producers) : '-',
+          g.growable ? names(g.members.consumers) : '-',
+          g.growable ? g.members.passthrough.length : '-',
+          g.activation ? formatNumber(g.activation.f0) : '-',
+          g.activation ? formatNumber(g.activation.df0) : '-',
         ]),
       ),
     );
   }
-  const refused = sites.filter((s) => !s.growable);
+  const refused = groups.filter((g) => !g.growable);
   if (refused.length) {
     io.stdout.write('\nnot growable:\n');
-    for (const s of refused) io.stdout.write(`  ${s.name}: ${s.reason}\n`);
+    for (const g of refused) io.stdout.write(`  ${g.name}: ${g.reason}\n`);
   }
-  const notes = sites.filter((s) => s.notes.length);
+  const notes = groups.filter((g) => g.notes.length);
   if (notes.length) {
     io.stdout.write('\nnotes:\n');
-    for (const s of notes) for (const n of s.notes) io.stdout.write(`  ${s.name}: ${n}\n`);
+    for (const g of notes) for (const n of g.notes) io.stdout.write(`  ${g.name}: ${n}\n`);
   }
   return EXIT_OK;
 }
@@ -267,23 +309,24 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
   const verify = !values['no-verify'];
 
   const model = loadWithProgress(io, input);
-  const allSites = findSites(model);
-  const siteNames = sitesArg.map((s) => findSite(model, s, allSites).name);
-  const requests: GrowRequest[] = siteNames.map((site, i) => ({ site, count: counts[i]! }));
+  const allGroups = findGroups(model);
+  const targets = sitesArg.map((s) => findGroup(model, s, allGroups));
+  const requests: GrowRequest[] = targets.map((g, i) => ({ site: g.growable ? g.name : sitesArg[i]!, count: counts[i]! }));
   if (typeof values.stats === 'string') {
     const statsFile = resolvePath(io, values.stats);
+    // Statistics are keyed by the group name, the name given on the command line, or the pair "producer->consumer".
+    const keys = (g: OnnxGroup, i: number) => [g.name, sitesArg[i]!, `${g.members.producers[0]}->${g.members.consumers[0]}`];
     if (statsFile.endsWith('.npy')) {
       if (requests.length !== 1) throw new UsageError(`${cmd}: a .npy --stats file serves a single --site; use a JSON manifest for several sites`);
-      const s = allSites.find((x) => x.name === siteNames[0])!;
-      requests[0]!.statistics = statisticsFromNpy({ name: s.name, fanIn: s.fanIn ?? 0, fanOut: s.fanOut ?? 0 }, { moment: statsFile });
+      const g = targets[0]!;
+      requests[0]!.statistics = statisticsFromNpy({ name: g.name, fanIn: g.fanIn ?? 0, fanOut: g.fanOut ?? 0 }, { moment: statsFile });
     } else {
       const manifest = readStatisticsManifest(statsFile);
-      for (const r of requests) {
-        const spec = manifest.get(r.site) ?? manifest.get(allSites.find((x) => x.name === r.site)!.current);
-        if (!spec) continue;
-        const s = findSites(model).find((x) => x.name === r.site)!;
-        r.statistics = statisticsFromNpy({ name: s.name, fanIn: s.fanIn ?? 0, fanOut: s.fanOut ?? 0 }, spec);
-      }
+      requests.forEach((r, i) => {
+        const g = targets[i]!;
+        const spec = keys(g, i).map((k) => manifest.get(k)).find((x) => x);
+        if (spec) r.statistics = statisticsFromNpy({ name: g.name, fanIn: g.fanIn ?? 0, fanOut: g.fanOut ?? 0 }, spec);
+      });
     }
   }
   const inputNames = modelInputNames(model);
@@ -317,7 +360,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       )}\n`,
     );
   } else {
-    io.stdout.write(formatTable(['site', 'strategy', 'units', 'added', 'tensors written'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore, r.tensors.join(', ')])));
+    io.stdout.write(formatTable(['group', 'strategy', 'units', 'added', 'tensors written'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore, r.tensors.join(', ')])));
     for (const r of results) for (const n of r.newUnits.report.notes) io.stdout.write(`note (${r.site}): ${n}\n`);
     io.stdout.write(`wrote ${values.output}${fs.existsSync(`${output}.data`) ? ` (+ ${path.basename(output)}.data)` : ''}\n`);
     if (report) {
