@@ -419,5 +419,6 @@ function finish(model: OnnxModel, w: Walk, group: OnnxGroup): GroupPlan {
     fanOut,
     activation,
     dataType,
+    inexact: [...w.inexact],
   };
 }

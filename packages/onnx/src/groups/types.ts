@@ -169,4 +169,6 @@ export interface GroupPlan {
   activation: ActivationInfo;
   /** Weight element type. */
   dataType: number;
+  /** Why statistics assembled from layer-pair correlations would be inexact (ops that mix space); empty when exact. */
+  inexact: string[];
 }

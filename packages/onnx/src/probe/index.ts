@@ -15,6 +15,8 @@ export { VJP_RULES, supportedOps } from './rules.js';
 export type { RuleContext, VjpRule } from './rules.js';
 export type { Emitter } from './emitter.js';
 export { discoverShapes } from './shapes.js';
+export { computeGroupStatistics } from './groups.js';
+export type { GroupStatisticsOptions, GroupStatisticsResult } from './groups.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';
 export type { VjpModel, VjpModelOptions } from './vjp.js';
