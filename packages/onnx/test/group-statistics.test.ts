@@ -100,6 +100,20 @@ describe('group statistics (probe) against finite differences', () => {
     expect(group.members.producers).toEqual(['conv0', 'conv2']);
   });
 
+  it('through a strided centre-delta depthwise conv, and into a dense layer after GlobalAveragePool (FLOAT)', async () => {
+    const build = () => {
+      const b = new GraphBuilder(new Rng(64), F32);
+      const x = b.input('x', ['N', 2, 7, 7]);
+      const h0 = b.op('Tanh', [b.op('Conv', [x, b.weight([4, 2, 3, 3], 0.4), b.weight([4], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'expand')]);
+      const dw = b.op('Tanh', [b.op('Conv', [h0, b.weight([4, 1, 3, 3], 0.5), b.weight([4], 0.1)], { group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'dw')]);
+      const p = b.op('Tanh', [b.op('Conv', [dw, b.weight([3, 4, 3, 3], 0.4)], { pads: [1, 1, 1, 1] }, 1, 'project')]);
+      b.output(b.op('Gemm', [b.op('Flatten', [b.op('GlobalAveragePool', [p])]), b.weight([3, 3], 0.8)], {}, 1, 'head'), ['N', 3]);
+      return b;
+    };
+    await gradientCheck(build, 'expand', [5, 2, 7, 7], 3, F32, 4e-3, 1e-3);
+    await gradientCheck(build, 'project', [5, 2, 7, 7], 3, F32, 4e-3, 1e-3);
+  });
+
   it('refuses a group whose pair matrices would be inexact, with the reason', async () => {
     const b = new GraphBuilder(new Rng(63), F32);
     const x = b.input('x', ['N', 2, 6, 6]);

@@ -143,6 +143,8 @@ class Context implements ChannelContext {
     const layer = parseConsumer(this.model, node, idx, cv, this.units);
     layer.coefficients = [...cv.lin.d];
     layer.f0 = cv.lin.v;
+    if (cv.stride) layer.stride = [...cv.stride];
+    if (cv.mean) layer.mean = true;
     this.walk.consumers.push(layer);
   }
   param(node: NodeProto, input: number, weight: WeightRef, axis: number, cv: ChannelValue, fill: ParamFill, eps?: number): void {

@@ -25,6 +25,15 @@ export interface ChannelValue {
   offset: number;
   /** What a new channel carries. */
   lin: Lin;
+  /** Spatial subsampling of the new channel relative to its producers' output (strided centre-delta depthwise convs). */
+  stride?: number[];
+  /** The new channel has been averaged over space (GlobalAveragePool, ReduceMean over every spatial axis). */
+  mean?: boolean;
+}
+
+/** True when two views of the channels have the same spatial relation to the producers. */
+export function sameSpatial(a: ChannelValue, b: ChannelValue): boolean {
+  return (a.stride ?? []).join() === (b.stride ?? []).join() && Boolean(a.mean) === Boolean(b.mean);
 }
 
 /** One input of a node that carries the group's channels. */
@@ -157,6 +166,7 @@ const binary: ChannelRule = (ctx, node, hits) => {
   if (hits.length === 2) {
     const [a, b] = [hits[0]!.cv, hits[1]!.cv];
     if (a.rank !== b.rank || a.axis !== b.axis || a.blk !== b.blk || a.offset !== b.offset) refuse(`${op} "${label(node)}" combines two differently laid out views of the group's channels`);
+    if (!sameSpatial(a, b) && (a.lin.d.some((x) => x !== 0) && b.lin.d.some((x) => x !== 0))) ctx.inexact(node, `${op} "${label(node)}" combines views of the channels at different spatial resolutions`);
     const f = { Add: addLin, Sub: subLin, Mul: mulLin, Div: divLin, Max: maxLin, Min: minLin } as Record<string, ((x: Lin, y: Lin) => Lin) | undefined>;
     if (!f[op]) refuse(`${op} "${label(node)}" of two tensors carrying the group's channels is not supported`);
     ctx.emit(node, node.output[0]!, withLin(a, f[op]!(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
@@ -286,9 +296,12 @@ const convPassThrough: ChannelRule = (ctx, node, hits) => {
   const strides = attrInts(node, 'strides') ?? [];
   const pads = attrInts(node, 'pads') ?? [];
   const n = dims.length - 2;
-  const centred = attrString(node, 'auto_pad', 'NOTSET') === 'NOTSET' && strides.every((s) => s === 1) && dims.slice(2).every((k, i) => pads[i] === Math.floor((k - 1) / 2) && pads[i + n] === k - 1 - Math.floor((k - 1) / 2));
-  if (!centred) ctx.inexact(node, `depthwise Conv "${label(node)}" is strided or not centred`);
-  ctx.emit(node, node.output[0]!, cv, 'depthwise: centre-delta kernel for new channels');
+  const dil = attrInts(node, 'dilations') ?? [];
+  // The centre-delta kernel reads the input at s·y + c·dil − pad: with pad = c·dil the new channel is the input subsampled by s.
+  const centred = attrString(node, 'auto_pad', 'NOTSET') === 'NOTSET' && dims.slice(2).every((k, i) => pads[i] === Math.floor((k - 1) / 2) * (dil[i] ?? 1));
+  if (!centred || cv.mean) ctx.inexact(node, `depthwise Conv "${label(node)}" is not centred on its kernel`);
+  const sub = dims.slice(2).map((_, i) => (cv.stride?.[i] ?? 1) * (strides[i] ?? 1));
+  ctx.emit(node, node.output[0]!, sub.some((v) => v !== 1) ? { ...cv, stride: sub } : cv, sub.some((v) => v !== 1) ? `depthwise: centre-delta kernel for new channels (subsampled by ${sub.join('×')})` : 'depthwise: centre-delta kernel for new channels');
 };
 
 const pool: ChannelRule = (ctx, node, hits) => {
@@ -296,9 +309,9 @@ const pool: ChannelRule = (ctx, node, hits) => {
   if (cv.axis !== 1 || cv.blk !== 1) refuse(`${node.opType} "${label(node)}" is not applied along the channel axis`);
   if (node.output[1] && ctx.model.consumersOf(node.output[1]).length) refuse(`${node.opType} "${label(node)}": its Indices output is used`);
   const avgPads = node.opType === 'AveragePool' && attrInt(node, 'count_include_pad', 0) === 1 && (attrInts(node, 'pads') ?? []).some((p) => p !== 0);
-  if (!node.opType.startsWith('Global')) ctx.inexact(node, `${node.opType} "${label(node)}" pools over space`);
+  if (node.opType !== 'GlobalAveragePool' || cv.mean) ctx.inexact(node, `${node.opType} "${label(node)}" pools over space`);
   const lin = node.opType.includes('Lp') ? (cv.lin.v === 0 ? inexactLin(cv.lin) : unknownLin(ctx.directions)) : avgPads && cv.lin.v !== 0 ? unknownLin(ctx.directions) : cv.lin;
-  ctx.emit(node, node.output[0]!, withLin(cv, lin), 'pooling (per channel)');
+  ctx.emit(node, node.output[0]!, node.opType === 'GlobalAveragePool' ? { ...cv, lin, mean: true } : withLin(cv, lin), 'pooling (per channel)');
 };
 
 const pad: ChannelRule = (ctx, node, hits) => {
@@ -338,6 +351,8 @@ const resize: ChannelRule = (ctx, node, hits) => {
 const transpose: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   const perm = attrInts(node, 'perm') ?? Array.from({ length: cv.rank }, (_, k) => cv.rank - 1 - k);
+  const others = perm.filter((a) => a !== cv.axis);
+  if (others.some((a, i) => i > 0 && a < others[i - 1]!)) ctx.inexact(node, `Transpose "${label(node)}" reorders the axes other than the channels`);
   ctx.emit(node, node.output[0]!, { ...cv, axis: perm.indexOf(cv.axis) }, 'moves the channel axis');
 };
 
@@ -478,8 +493,9 @@ const reduce: ChannelRule = (ctx, node, hits) => {
   const keep = attrInt(node, 'keepdims', 1) === 1;
   const op = node.opType;
   const lin = op === 'ReduceMean' || op === 'ReduceMax' || op === 'ReduceMin' ? cv.lin : op === 'ReduceSum' ? inexactLin(cv.lin) : cv.lin.v === 0 ? inexactLin(cv.lin) : unknownLin(ctx.directions);
-  if (op !== 'ReduceMean' && op !== 'ReduceMax' && op !== 'ReduceMin') ctx.inexact(node, `${op} "${label(node)}" is not a mean`);
-  ctx.emit(node, node.output[0]!, { ...cv, lin, axis: keep ? cv.axis : cv.axis - ax.filter((a) => a < cv.axis).length, rank: keep ? cv.rank : cv.rank - ax.length }, 'reduction over other axes');
+  const spatialMean = op === 'ReduceMean' && cv.axis === 1 && !cv.mean && ax.length === cv.rank - 2 && ax.every((a) => a >= 2);
+  if (!spatialMean) ctx.inexact(node, `${op} "${label(node)}" reduces over other axes`);
+  ctx.emit(node, node.output[0]!, { ...cv, lin, axis: keep ? cv.axis : cv.axis - ax.filter((a) => a < cv.axis).length, rank: keep ? cv.rank : cv.rank - ax.length, ...(spatialMean ? { mean: true } : {}) }, 'reduction over other axes');
 };
 
 const concat: ChannelRule = (ctx, node, hits) => {

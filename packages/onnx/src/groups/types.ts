@@ -106,6 +106,10 @@ export interface GroupLayer {
   coefficients?: number[];
   /** Consumer: value of the new channel seen here when the producers' new units output 0. */
   f0?: number;
+  /** Consumer: spatial subsampling of the channels it reads relative to the producers' output (strided depthwise). */
+  stride?: number[];
+  /** Consumer: it reads the channels averaged over space (GlobalAveragePool). */
+  mean?: boolean;
 }
 
 /** Fill of new channels of a per-channel tensor. */

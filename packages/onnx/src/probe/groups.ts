@@ -64,10 +64,12 @@ function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxG
   const x = spatial(infos.get(input));
   const mid = spatial(infos.get(p.node.output[0]!));
   if (!x || !mid || x.some((d) => d === null) || mid.some((d) => d === null)) throw new UnsupportedError(`${where}: the spatial size of "${input}" is not fixed; pass fixedDims for the symbolic dims`, { group: group.name });
-  const strides1 = attrInts(p.node, 'strides') ?? [1, 1];
+  // Strided centre-delta depthwise convs between the layers subsample the new channel: fold them into stride1.
+  const strides1 = (attrInts(p.node, 'strides') ?? [1, 1]).map((v, i) => v * (c.stride?.[i] ?? 1));
   const dil1 = attrInts(p.node, 'dilations') ?? [1, 1];
   const k1 = p.dims.slice(2);
-  const p1 = resolveNodePads({ node: p.node }, x as number[], k1, strides1, dil1);
+  const p1 = resolveNodePads({ node: p.node }, x as number[], k1, attrInts(p.node, 'strides') ?? [1, 1], dil1);
+  const padding1 = { top: p1[0]!, left: p1[1]!, bottom: p1[2]!, right: p1[3]! };
   const common = {
     name,
     inChannels: p.dims[1]!,
@@ -75,27 +77,46 @@ function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxG
     inputSize: x as [number, number],
     kernel1: k1 as [number, number],
     stride1: strides1 as [number, number],
-    padding1: { top: p1[0]!, left: p1[1]!, bottom: p1[2]!, right: p1[3]! },
+    padding1,
     dilation1: dil1 as [number, number],
   };
+  const cin = spatial(infos.get(c.node.input[0]!));
+  // The map the consumer sees (before any spatial mean): the producer's output, subsampled.
+  const seen = c.stride ? (mid as number[]).map((m, i) => Math.floor((m - 1) / c.stride![i]!) + 1) : (mid as number[]);
+  if (c.mean) {
+    // The consumer reads the spatial mean of the map: the pair matrix of a conv whose kernel covers the whole map,
+    // averaged over its taps.
+    const ok = c.type === 'Conv' ? c.groups === 1 && c.offset === 0 && c.dims.slice(2).every((k) => k === 1) && (cin ?? []).every((d) => d === 1) : c.blk === 1 && c.offset === 0;
+    if (!ok) throw new UnsupportedError(`${where}: statistics through a spatial mean need a 1×1 conv or dense consumer reading only the group's channels`, { group: group.name });
+    const outChannels = c.type === 'Conv' ? c.dims[0]! : c.length;
+    const geometry = makeConvPairGeometry({ ...common, outChannels, kernel2: seen as [number, number], stride2: 1, padding2: 'valid' });
+    return { name, kind: 'conv', input, preActivation, geometry, meanTaps: seen[0]! * seen[1]! } as ProbeSite & { meanTaps: number };
+  }
   if (c.type === 'Conv') {
     if (c.groups !== 1 || c.dims.length !== 4) throw new UnsupportedError(`${where}: statistics need a 2-D, ungrouped Conv consumer`, { group: group.name });
     if (c.offset !== 0 || c.dims[1] !== p.dims[0]) throw new UnsupportedError(`${where}: the consumer also reads other channels (Concat); pair statistics are not wired for offsets yet`, { group: group.name });
-    const cin = spatial(infos.get(c.node.input[0]!));
-    if (!cin || cin.join() !== mid.join()) throw new UnsupportedError(`${where}: the map changes from [${mid.join(', ')}] to [${cin?.join(', ') ?? '?'}] between the layers; the pair growth matrix is exact only for per-channel ops`, { group: group.name });
+    if (!cin || cin.join() !== seen.join()) throw new UnsupportedError(`${where}: the map changes from [${seen.join(', ')}] to [${cin?.join(', ') ?? '?'}] between the layers; the pair growth matrix is exact only for per-channel ops`, { group: group.name });
     const strides2 = attrInts(c.node, 'strides') ?? [1, 1];
     const dil2 = attrInts(c.node, 'dilations') ?? [1, 1];
     const k2 = c.dims.slice(2);
-    const p2 = resolveNodePads({ node: c.node }, mid as number[], k2, strides2, dil2);
+    const p2 = resolveNodePads({ node: c.node }, seen, k2, strides2, dil2);
     const geometry = makeConvPairGeometry({ ...common, outChannels: c.dims[0]!, kernel2: k2 as [number, number], stride2: strides2 as [number, number], padding2: { top: p2[0]!, left: p2[1]!, bottom: p2[2]!, right: p2[3]! }, dilation2: dil2 as [number, number] });
     return { name, kind: 'conv', input, preActivation, geometry };
   }
-  if (dense(c) && c.blk === (mid as number[]).reduce((a, b) => a * b, 1) && c.offset === 0) {
+  if (dense(c) && c.blk === seen.reduce((a, b) => a * b, 1) && c.offset === 0 && !c.stride) {
     const outUnits = c.length / c.blk;
-    const geometry = flattenDenseGeometry({ name, inChannels: p.dims[1]!, midChannels: p.dims[0]!, outUnits, inputSize: x as [number, number], kernel1: k1 as [number, number], stride1: strides1 as [number, number], padding1: common.padding1 });
+    const geometry = flattenDenseGeometry({ name, inChannels: p.dims[1]!, midChannels: p.dims[0]!, outUnits, inputSize: x as [number, number], kernel1: k1 as [number, number], stride1: strides1 as [number, number], padding1 });
     return { name, kind: 'conv', input, preActivation, geometry };
   }
   throw new UnsupportedError(`${where}: statistics for ${p.type} -> ${c.type} through a spatial reduction are not supported`, { group: group.name });
+}
+
+/** Rows (tap b, output o) → rows o, averaged over the taps. */
+function meanOverTaps(m: Matrix, taps: number): Matrix {
+  const outs = m.rows / taps;
+  const out = Matrix.zeros(outs, m.cols);
+  for (let b = 0; b < taps; b++) for (let o = 0; o < outs; o++) for (let i = 0; i < m.cols; i++) out.data[o * m.cols + i]! += m.data[(b * outs + o) * m.cols + i]! / taps;
+  return out;
 }
 
 /**
@@ -149,8 +170,9 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     for (const pair of pairs.filter((x) => x.group === g)) {
       const snap = run.statistics.get(pair.site.name)!.snapshot();
       count = snap.count;
-      const pm = snap.moment;
       const { consumer: c, producer: p } = pair;
+      const taps = (pair.site as ProbeSite & { meanTaps?: number }).meanTaps;
+      const pm = taps ? meanOverTaps(snap.moment, taps) : snap.moment;
       if (pm.rows !== c.length || pm.cols !== p.length) throw new UnsupportedError(`group "${g.name}": pair ${pair.site.name} has a [${pm.rows} × ${pm.cols}] matrix, expected [${c.length} × ${p.length}]`, { group: g.name });
       for (let r = 0; r < pm.rows; r++) for (let i = 0; i < pm.cols; i++) m.data[(c.start + r) * plan.fanIn + p.start + i]! += pair.scale * pm.data[r * pm.cols + i]!;
     }
