@@ -13,4 +13,5 @@ export * from './widen.js';
 export * from './npy.js';
 export * from './statistics.js';
 export * from './verify.js';
+export * from './verify-dims.js';
 export * from './grow.js';

@@ -1,0 +1,189 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Rng } from '@gradmax/core';
+import { findSites, growthSite, loadModel, serializeModel, verifyModels, widen } from '@gradmax/onnx';
+import { makeUnits } from './grow-helpers.js';
+import { GraphBuilder, moveInitializersToExternalFile, tmpDir } from './helpers.js';
+
+/** A 4 -> 5 -> 3 MLP with batch dimension `batch` and weights drawn from `seed`. */
+function mlp(seed: number, batch: number | string = 'N') {
+  const b = new GraphBuilder(new Rng(seed));
+  const x = b.input('x', [batch, 4]);
+  const h = b.op('Gemm', [x, b.weight([4, 5]), b.weight([5])], {}, 1, 'fc1');
+  b.output(b.op('Gemm', [b.op('Relu', [h]), b.weight([5, 3])], {}, 1, 'fc2'), [batch, 3]);
+  return b.model();
+}
+
+describe('verification with external data (issue 15 item 1)', () => {
+  it("resolves A's external data against A's folder, not the working directory", async () => {
+    const root = tmpDir('gradmax-verify-ext-');
+    const files: string[] = [];
+    for (const [name, seed] of [['A', 1], ['B', 2]] as const) {
+      const dir = path.join(root, name);
+      fs.mkdirSync(dir);
+      const model = mlp(seed, 2);
+      moveInitializersToExternalFile(model, dir, 'model.onnx.data');
+      const file = path.join(dir, 'model.onnx');
+      fs.writeFileSync(file, serializeModel(model));
+      files.push(file);
+    }
+    const cwd = process.cwd();
+    process.chdir(path.join(root, 'B'));
+    try {
+      // loaded model (as the CLI passes it) and path: both must see A's own weights
+      const loaded = await verifyModels(loadModel(files[0]!), files[1]!);
+      expect(loaded.ok).toBe(false);
+      expect(loaded.outputs[0]!.maxAbs).toBeGreaterThan(1e-3);
+      const byPath = await verifyModels(files[0]!, files[1]!);
+      expect(byPath.ok).toBe(false);
+      // and a model against itself through both routes passes
+      expect((await verifyModels(loadModel(files[0]!), files[0]!)).ok).toBe(true);
+    } finally {
+      process.chdir(cwd);
+    }
+    // from a third folder, the loaded model's data is still found
+    const elsewhere = tmpDir('gradmax-verify-cwd-');
+    process.chdir(elsewhere);
+    try {
+      expect((await verifyModels(loadModel(files[0]!), loadModel(files[1]!))).ok).toBe(false);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+});
+
+function save(model: ReturnType<typeof mlp>, dir: string, name: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, serializeModel(model));
+  return file;
+}
+
+describe('verification samples (issue 15 item 9)', () => {
+  it('detects 0.05 added to a new unit\'s incoming weights in a batch-1 model', async () => {
+    const dir = tmpDir('gradmax-verify-perturb-');
+    const b = new GraphBuilder(new Rng(7));
+    const x = b.input('x', [1, 6]);
+    const h = b.op('Gemm', [x, b.weight([6, 5]), b.weight([5])], {}, 1, 'fc1');
+    b.output(b.op('Gemm', [b.op('Relu', [h]), b.weight([5, 3])], {}, 1, 'fc2'), [1, 3]);
+    const file = save(b.model(), dir, 'orig.onnx');
+    const grow = (delta: number, name: string) => {
+      const model = loadModel(file);
+      const site = findSites(model)[0]!;
+      const units = makeUnits(growthSite(model, site), 1, 'incoming-zero');
+      units.incoming.data[0] = delta; // the new unit's first incoming weight
+      widen(model, [{ site: site.name, newUnits: units }]);
+      return save(model, dir, name);
+    };
+    const exact = await verifyModels(file, grow(0, 'exact.onnx'));
+    expect(exact.ok).toBe(true);
+    expect(exact.samples).toBeGreaterThanOrEqual(8);
+    expect(exact.runs).toBe(8); // batch fixed to 1: one run per sample
+    expect(exact.scales).toEqual([1, 10]);
+    for (const delta of [0.05, -0.05]) {
+      const r = await verifyModels(file, grow(delta, `perturbed${delta}.onnx`));
+      expect(r.ok, `delta ${delta}`).toBe(false);
+      expect(r.outputs[0]!.maxAbs).toBeGreaterThan(1e-3);
+    }
+  });
+});
+
+describe('symbolic dimensions chosen by verification (issue 11 item 3)', () => {
+  it('a symbolic batch dim holds all 8 samples in one run, at two scales', async () => {
+    const dir = tmpDir('gradmax-verify-dims-');
+    const file = save(mlp(1, 'N'), dir, 'a.onnx');
+    const r = await verifyModels(file, file);
+    expect(r.ok).toBe(true);
+    expect(r.dims).toEqual({ N: 8 });
+    expect(r.dimSources).toEqual({ N: 'batch' });
+    expect([r.samples, r.runs]).toEqual([8, 1]);
+    expect(r.inputs).toEqual({ x: [8, 4] });
+    // a leading dim without a name is batch-like too; --dim values win
+    const unnamed = save(mlp(1, ''), dir, 'b.onnx');
+    const u = await verifyModels(unnamed, unnamed);
+    expect(u.dims).toEqual({ 'x:0': 8 });
+    const given = await verifyModels(file, file, { dims: { N: 3 } });
+    expect(given.dims).toEqual({ N: 3 });
+    expect(given.dimSources).toEqual({ N: '--dim' });
+    expect([given.samples, given.runs]).toEqual([9, 3]);
+  });
+
+  it('first rows are drawn at scale 1, the last at scale 10', async () => {
+    const { makeInputs } = await import('@gradmax/onnx');
+    const feeds = makeInputs(mlp(1, 'N'), { seed: 4 });
+    const x = feeds.x!.data as Float32Array;
+    const rms = (rows: number[]) => Math.sqrt(rows.flatMap((r) => Array.from(x.subarray(r * 4, r * 4 + 4), (v) => v * v)).reduce((a, b) => a + b, 0) / (rows.length * 4));
+    expect(feeds.x!.dims).toEqual([8, 4]);
+    expect(rms([0, 1, 2, 3])).toBeLessThan(2);
+    expect(rms([4, 5, 6, 7])).toBeGreaterThan(5);
+  });
+
+  function cnn(head: 'gap' | 'flatten') {
+    const b = new GraphBuilder(new Rng(3));
+    const x = b.input('x', ['batch', 3, 'H', 'W']);
+    const c = b.op('Relu', [b.op('Conv', [x, b.weight([4, 3, 3, 3]), b.weight([4])], { kernel_shape: [3, 3] }, 1, 'conv1')]);
+    const c2 = b.op('Conv', [c, b.weight([5, 4, 1, 1]), b.weight([5])], { kernel_shape: [1, 1] }, 1, 'conv2');
+    const flat = head === 'gap' ? b.op('Flatten', [b.op('GlobalAveragePool', [c2])]) : b.op('Flatten', [c2]);
+    const k = head === 'gap' ? 5 : 5 * 10 * 10; // flatten: the spatial size must be 10x10 after a 3x3 conv, so H = W = 12
+    b.output(b.op('Gemm', [flat, b.weight([k, 2], 0.1)], {}, 1, 'fc'), ['batch', 2]);
+    return b.model();
+  }
+
+  it('spatial dims: a default size where nothing fixes them, the size a Flatten->Gemm implies otherwise', async () => {
+    const dir = tmpDir('gradmax-verify-spatial-');
+    const gap = save(cnn('gap'), dir, 'gap.onnx');
+    const r = await verifyModels(gap, gap);
+    expect(r.ok).toBe(true);
+    expect(r.dims).toEqual({ batch: 8, H: 32, W: 32 });
+    expect(r.dimSources).toEqual({ batch: 'batch', H: 'default', W: 'default' });
+    const flat = save(cnn('flatten'), dir, 'flat.onnx');
+    const f = await verifyModels(flat, flat);
+    expect(f.ok).toBe(true);
+    expect(f.dims).toEqual({ batch: 8, H: 12, W: 12 });
+    expect(f.dimSources.H).toBe('searched');
+  });
+
+  it('a feature dim takes the size of the weight it meets', async () => {
+    const b = new GraphBuilder(new Rng(4));
+    const x = b.input('x', ['N', 'D']);
+    b.output(b.op('MatMul', [x, b.weight([6, 3])], {}, 1, 'mm'), ['N', 3]);
+    const file = save(b.model(), tmpDir(), 'mm.onnx');
+    const r = await verifyModels(file, file);
+    expect(r.dims).toEqual({ N: 8, D: 6 });
+    expect(r.dimSources.D).toMatch(/^hint: MatMul mm/);
+  });
+
+  it('falls back to batch 1 (one run per sample) when the graph fixes the batch inside', async () => {
+    const b = new GraphBuilder(new Rng(5));
+    const x = b.input('x', ['N', 4]);
+    const h = b.op('Gemm', [b.op('Reshape', [x, b.int64([1, 4])]), b.weight([4, 3])], {}, 1, 'fc');
+    b.output(h, [1, 3]);
+    const file = save(b.model(), tmpDir(), 'fixed.onnx');
+    const r = await verifyModels(file, file);
+    expect(r.ok).toBe(true);
+    expect(r.dims).toEqual({ N: 1 });
+    expect([r.samples, r.runs]).toEqual([8, 8]);
+  });
+
+  it('names the dimension to give with --dim when no tried value runs', async () => {
+    const b = new GraphBuilder(new Rng(6));
+    const x = b.input('x', ['N', 'D']);
+    // Expand hides the shape from the static checks; onnxruntime needs D = 7 at the MatMul
+    const e = b.op('Expand', [x, b.int64([1, 1])]);
+    b.output(b.op('MatMul', [e, b.weight([7, 2])], {}, 1, 'mm'), ['N', 2]);
+    const file = save(b.model(), tmpDir(), 'hidden.onnx');
+    await expect(verifyModels(file, file)).rejects.toThrow(/symbolic input dimension "D".*--dim D=VALUE/);
+    const r = await verifyModels(file, file, { dims: { D: 7 } });
+    expect(r.ok).toBe(true);
+    expect(r.dims).toEqual({ N: 8, D: 7 });
+  });
+
+  it('rejects supplied inputs whose shape does not fit the declared one, naming the input', async () => {
+    const file = save(mlp(1, 'N'), tmpDir(), 'a.onnx');
+    await expect(verifyModels(file, file, { inputs: { x: { shape: [2, 5], data: new Float32Array(10), dtype: '<f4' } } })).rejects.toThrow(/input "x" has shape \[2, 5\], but the model declares size 4 at axis 1/);
+    const r = await verifyModels(file, file, { inputs: { x: { shape: [3, 4], data: new Float32Array(12), dtype: '<f4' } } });
+    expect(r.dims).toEqual({ N: 3 });
+    expect(r.dimSources).toEqual({ N: 'inputs' });
+    expect(r.scales).toEqual([]);
+  });
+});
