@@ -195,3 +195,53 @@ describe('gradmax onnx widen: a failed run leaves -o as it was (issue 15 item 10
     expect(v.code).toBe(EXIT_OK);
   });
 });
+
+describe('gradmax onnx widen: duplicate initializer names (issue 15 item 3)', () => {
+  it('exits 2 naming the duplicate, writes nothing', async () => {
+    const { makeTensor } = await import('@gradmax/onnx');
+    const dir = tmpDir('gradmax-cli-dup-');
+    const model = mlp();
+    const w = model.graph.initializer[0]!;
+    model.graph.initializer.push(makeTensor(w.name, w.dataType, w.dims.map(Number), new Float32Array(20)));
+    const file = save(model, dir, 'dup.onnx');
+    const r = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '1', '--strategy', 'randomOutgoingZero', '--no-verify', '-o', path.join(dir, 'w.onnx')]);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.err).toMatch(new RegExp(`same name: "${w.name}"`));
+    expect(leftovers(dir, ['dup.onnx'])).toEqual([]);
+  });
+});
+
+describe('gradmax onnx stats: file names of sites that sanitise alike (issue 15 item 5)', () => {
+  it('statisticsFileStems keeps plain names and adds a hash where names would meet', async () => {
+    const { statisticsFileStems } = await import('../src/onnx/probe-commands.js');
+    const stems = statisticsFileStems(['a:b->c:d', 'a;b->c;d', 'fc1->fc2', 'X->y', 'x->Y']);
+    expect(stems.get('fc1->fc2')).toBe('fc1-_fc2');
+    expect(stems.get('a:b->c:d')).toMatch(/^a_b-_c_d-[0-9a-f]{8}$/);
+    expect(stems.get('a;b->c;d')).toMatch(/^a_b-_c_d-[0-9a-f]{8}$/);
+    expect(stems.get('a:b->c:d')).not.toBe(stems.get('a;b->c;d'));
+    expect(stems.get('X->y')!.toLowerCase()).not.toBe(stems.get('x->Y')!.toLowerCase());
+  });
+
+  it('two such sites get two files, each with its own M', async () => {
+    const dir = tmpDir('gradmax-cli-stems-');
+    const b = new GraphBuilder(new Rng(8));
+    const x = b.input('x', ['N', 4]);
+    const y1 = b.op('Gemm', [b.op('Relu', [b.op('Gemm', [x, b.weight([4, 5]), b.weight([5])], {}, 1, 'a:b')]), b.weight([5, 3])], {}, 1, 'c:d');
+    const y2 = b.op('Gemm', [b.op('Relu', [b.op('Gemm', [x, b.weight([4, 6]), b.weight([6])], {}, 1, 'a;b')]), b.weight([6, 3])], {}, 1, 'c;d');
+    const y = b.op('Add', [y1, y2]);
+    b.output(y, ['N', 3]);
+    const file = save(b.model(), dir, 'two.onnx');
+    const rng = new Rng(9);
+    fs.writeFileSync(path.join(dir, 'x.npy'), encodeNpy(Float32Array.from({ length: 40 }, () => rng.normal()), [10, 4]));
+    fs.writeFileSync(path.join(dir, 'y.npy'), encodeNpy(Float64Array.from({ length: 10 }, (_, i) => i % 3), [10]));
+    const r = await run(['onnx', 'stats', file, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'a:b->c:d', '--site', 'a;b->c;d', '-o', path.join(dir, 'stats')]);
+    expect(r.code, r.err).toBe(EXIT_OK);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'stats', 'stats.json'), 'utf8')) as { sites: Record<string, { moment: string }> };
+    const files = Object.values(manifest.sites).map((s) => s.moment);
+    expect(new Set(files).size).toBe(2);
+    const { readNpy } = await import('@gradmax/onnx');
+    expect(readNpy(path.join(dir, 'stats', manifest.sites['a:b->c:d']!.moment)).shape).toEqual([3, 4]);
+    expect(readNpy(path.join(dir, 'stats', manifest.sites['a;b->c;d']!.moment)).shape).toEqual([3, 4]);
+    expect(fs.readdirSync(path.join(dir, 'stats')).sort()).toEqual([...files, 'stats.json'].sort());
+  });
+});

@@ -187,3 +187,16 @@ describe('symbolic dimensions chosen by verification (issue 11 item 3)', () => {
     expect(r.scales).toEqual([]);
   });
 });
+
+describe('duplicate initializer names (issue 15 item 3)', () => {
+  it('loadModel rejects them with a typed error naming them', async () => {
+    const { OnnxFormatError, makeTensor } = await import('@gradmax/onnx');
+    const model = mlp(1, 'N');
+    const w = model.graph.initializer[0]!;
+    model.graph.initializer.push(makeTensor(w.name, w.dataType, w.dims.map(Number), new Float32Array(w.dims.map(Number).reduce((a, b) => a * b, 1))));
+    const file = save(model, tmpDir(), 'dup.onnx');
+    expect(() => loadModel(file)).toThrow(OnnxFormatError);
+    expect(() => loadModel(file)).toThrow(new RegExp(`initializers with the same name: "${w.name}" \\(2 copies\\)`));
+    expect(() => loadModel(file, { deferThreshold: 0 })).toThrow(OnnxFormatError);
+  });
+});

@@ -3,6 +3,7 @@
  * probe (a generated backward graph run in onnxruntime), written as `.npy` or used to widen the model.
  * @packageDocumentation
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, ShapeMismatchError, createStrategy, listStrategies, type GrowthStrategy } from '@gradmax/core';
@@ -170,8 +171,18 @@ async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec
   return { stats: res.statistics, examples: res.examples, meanLoss: res.meanLoss };
 }
 
-function safeFileName(site: string): string {
-  return site.replace(/[^A-Za-z0-9_.-]+/g, '_');
+/**
+ * File name stems for the sites' statistics: the site name with every run of characters other than letters, digits,
+ * `_`, `.` and `-` replaced by `_`; names that would then meet (also when compared without case, for case-insensitive
+ * file systems) get a short hash of the site name appended, so no two sites share a file.
+ */
+export function statisticsFileStems(sites: readonly string[]): Map<string, string> {
+  const base = new Map(sites.map((s) => [s, s.replace(/[^A-Za-z0-9_.-]+/g, '_')]));
+  const count = new Map<string, number>();
+  for (const b of base.values()) count.set(b.toLowerCase(), (count.get(b.toLowerCase()) ?? 0) + 1);
+  const out = new Map<string, string>();
+  for (const [site, b] of base) out.set(site, count.get(b.toLowerCase())! > 1 ? `${b}-${createHash('sha256').update(site).digest('hex').slice(0, 8)}` : b);
+  return out;
 }
 
 /** `gradmax onnx stats ...`: returns the exit code (errors are thrown; the dispatcher reports them). */
@@ -204,9 +215,10 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
   }
   const manifest: { sites: Record<string, { moment: string; count: number }> } = { sites: {} };
   const rows: (string | number)[][] = [];
+  const stems = statisticsFileStems(siteNames);
   for (const name of siteNames) {
     const snap = stats.get(name)!.snapshot();
-    const file = `${safeFileName(name)}.M.npy`;
+    const file = `${stems.get(name)!}.M.npy`;
     writeNpy(path.join(dir, file), snap.moment.data, [snap.moment.rows, snap.moment.cols]);
     manifest.sites[name] = { moment: file, count: snap.count };
     rows.push([name, `[${snap.moment.rows}, ${snap.moment.cols}]`, snap.count, file]);
