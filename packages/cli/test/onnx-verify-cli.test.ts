@@ -245,3 +245,24 @@ describe('gradmax onnx stats: file names of sites that sanitise alike (issue 15 
     expect(fs.readdirSync(path.join(dir, 'stats')).sort()).toEqual([...files, 'stats.json'].sort());
   });
 });
+
+describe('gradmax onnx widen --data: dims chosen, -o written only after verification', () => {
+  it('runs without --dim, prints the dims; a failed verification leaves no output', async () => {
+    const dir = tmpDir('gradmax-cli-data-');
+    const file = save(mlp(3, 'N'), dir, 'm.onnx');
+    const rng = new Rng(5);
+    fs.writeFileSync(path.join(dir, 'x.npy'), encodeNpy(Float32Array.from({ length: 48 }, () => rng.normal()), [12, 4]));
+    fs.writeFileSync(path.join(dir, 'y.npy'), encodeNpy(Float64Array.from({ length: 12 }, (_, i) => i % 3), [12]));
+    const data = ['--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce'];
+    const out = path.join(dir, 'w.onnx');
+    const ok = await run(['onnx', 'widen', file, ...data, '--site', 'fc1', '--add', '2', '--strategy', 'gradmax', '-o', out]);
+    expect(ok.code, ok.err).toBe(EXIT_OK);
+    expect(ok.out).toMatch(/verification \(cpu, 8 samples in 1 run, input scales 1 and 10, dims N=8 \(batch\)/);
+    expect(ok.out).toMatch(/wrote .*w\.onnx/);
+    fs.rmSync(out);
+    const bad = await run(['onnx', 'widen', file, ...data, '--site', 'fc1', '--add', '2', '--strategy', 'testBrokenPreserving2', '-o', out]);
+    expect(bad.code).toBe(EXIT_FAILED);
+    expect(bad.err).toMatch(/was not written/);
+    expect(leftovers(dir, ['m.onnx', 'x.npy', 'y.npy'])).toEqual([]);
+  });
+});

@@ -118,7 +118,10 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
     }
     if (sub === 'inspect') return await inspectCommand(rest, io);
     if (sub === 'stats') return await (await import('./probe-commands.js')).runStatsCommand(rest, io);
-    if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
+    if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) {
+      await ensureStrategies(); // the default strategy (gradmax) must be registered in a fresh process too
+      return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
+    }
     if (sub === 'widen') return await widenCommand(rest, io);
     if (sub === 'verify') return await verifyCommand(rest, io);
     throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats)`);
