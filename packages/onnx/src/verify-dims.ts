@@ -6,7 +6,7 @@
  */
 import type { TensorShapeProto_Dimension, ValueInfoProto } from 'onnx-buf';
 import { attrInt } from './attributes.js';
-import { valueInfoShape, type OnnxModel } from './model.js';
+import { makeValueInfo, valueInfoShape, type OnnxModel } from './model.js';
 import { inferShapes, type Dim, type Shape } from './shapes.js';
 
 /** What a symbolic dimension is taken to be. */
@@ -118,6 +118,160 @@ function withInputDims<T>(model: OnnxModel, assign: ReadonlyMap<string, number |
   }
 }
 
+/** Output shape of a Gather or Concat from its inputs' shapes (ops the static shape propagation leaves unknown). */
+function extraShape(node: OnnxModel['graph']['node'][number], shapeOf: (i: number) => Shape): Dim[] | undefined {
+  if (node.domain !== '' && node.domain !== 'ai.onnx') return undefined;
+  if (node.opType === 'Gather') {
+    const data = shapeOf(0);
+    const idx = shapeOf(1);
+    if (!data || !idx) return undefined;
+    let axis = attrInt(node, 'axis', 0);
+    if (axis < 0) axis += data.length;
+    return [...data.slice(0, axis), ...idx, ...data.slice(axis + 1)];
+  }
+  if (node.opType === 'Concat') {
+    const shapes = node.input.map((_, i) => shapeOf(i));
+    if (!shapes.length || shapes.some((x) => !x || x.length !== shapes[0]!.length)) return undefined;
+    const rank = shapes[0]!.length;
+    let axis = attrInt(node, 'axis', 0);
+    if (axis < 0) axis += rank;
+    return shapes[0]!.map((d, k) => {
+      if (k !== axis) return shapes.map((x) => x![k]).find((v) => typeof v === 'number') ?? d;
+      const all = shapes.map((x) => x![k]);
+      return all.every((v) => typeof v === 'number') ? (all as number[]).reduce((a, b) => a + b, 0) : undefined;
+    });
+  }
+  return undefined;
+}
+
+/**
+ * The value of a small integer tensor computed from shapes (`x.view(x.size(0), -1)` exports as
+ * Shape -> Gather -> Unsqueeze -> Concat -> Reshape): stored constants, Shape, Gather/Unsqueeze/Squeeze/Cast/Concat
+ * of such values, and Slice with constant bounds. Elements may be symbolic names; undefined when unknown.
+ */
+function shapeValue(model: OnnxModel, shapes: Map<string, Shape>, name: string | undefined, depth = 0): Dim[] | undefined {
+  if (!name || depth > 32) return undefined;
+  const w = model.weight(name);
+  if (w) {
+    const n = w.tensor.dims.reduce((a, d) => a * Number(d), 1);
+    return n <= 64 ? numericConst(model, name) : undefined;
+  }
+  const node = model.producerOf(name);
+  if (!node || (node.domain !== '' && node.domain !== 'ai.onnx')) return undefined;
+  const op = node.opType;
+  const arg = (i: number) => shapeValue(model, shapes, node.input[i], depth + 1);
+  if (op === 'Shape') {
+    const x = shapes.get(node.input[0] ?? '');
+    if (!x) return undefined;
+    const r = x.length;
+    const norm = (v: number) => Math.min(r, Math.max(0, v < 0 ? v + r : v));
+    return x.slice(norm(attrInt(node, 'start', 0)), norm(attrInt(node, 'end', r)));
+  }
+  if (op === 'Cast' || op === 'Identity' || op === 'Unsqueeze' || op === 'Squeeze') return arg(0);
+  if (op === 'Concat') {
+    const parts = node.input.map((_, i) => arg(i));
+    return parts.every((p) => p) ? parts.flatMap((p) => p!) : undefined;
+  }
+  if (op === 'Gather') {
+    const data = arg(0);
+    const idx = numericConst(model, node.input[1]);
+    if (!data || !idx || attrInt(node, 'axis', 0) !== 0) return undefined;
+    return idx.map((i) => data[i < 0 ? i + data.length : i]);
+  }
+  if (op === 'Slice') {
+    const data = arg(0);
+    const starts = numericConst(model, node.input[1]);
+    const ends = numericConst(model, node.input[2]);
+    if (!data || !starts || !ends || starts.length !== 1 || (node.input[4] && numericConst(model, node.input[4])?.[0] !== 1)) return undefined;
+    const r = data.length;
+    const norm = (v: number) => Math.min(r, Math.max(0, v < 0 ? v + r : v));
+    return data.slice(norm(starts[0]!), norm(ends[0]!));
+  }
+  return undefined;
+}
+
+/** Output shape of a Reshape whose target is computed from shapes (see {@link shapeValue}). */
+function reshapeFromValue(node: OnnxModel['graph']['node'][number], x: Shape, target: Dim[]): Dim[] | undefined {
+  const allowZero = attrInt(node, 'allowzero', 0) === 1;
+  const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? x?.[i] : d === -1 ? undefined : d));
+  const minus = target.indexOf(-1);
+  if (minus >= 0) {
+    if (!x || !x.every((d) => typeof d === 'number')) return undefined;
+    const total = (x as number[]).reduce((a, b) => a * b, 1);
+    let known = 1;
+    for (let i = 0; i < out.length; i++) if (i !== minus) known *= typeof out[i] === 'number' ? (out[i] as number) : NaN;
+    if (!Number.isFinite(known) || known <= 0) return undefined;
+    out[minus] = total / known;
+  }
+  return out;
+}
+
+/**
+ * {@link inferShapes} plus Gather, Concat and Reshape to a computed target: their output shapes are added as temporary
+ * `value_info` entries and the propagation repeated (a few passes), then the graph is restored.
+ */
+function inferAll(model: OnnxModel): Map<string, Shape> {
+  void model.indexes; // built before the temporary entries exist, so they never enter the cached index
+  const g = model.graph;
+  const added: ValueInfoProto[] = [];
+  try {
+    let shapes = inferShapes(model);
+    for (let pass = 0; pass < 4; pass++) {
+      let changed = false;
+      for (const node of g.node) {
+        if (node.opType !== 'Gather' && node.opType !== 'Concat' && node.opType !== 'Reshape') continue;
+        const out = node.output[0];
+        if (!out || shapes.get(out) !== undefined) continue;
+        let shape: Dim[] | undefined;
+        if (node.opType === 'Reshape') {
+          const target = shapeValue(model, shapes, node.input[1]);
+          shape = target ? reshapeFromValue(node, shapes.get(node.input[0] ?? ''), target) : undefined;
+        } else shape = extraShape(node, (i) => (node.input[i] ? shapes.get(node.input[i]!) : undefined));
+        if (!shape || shape.some((d) => d === undefined || d === '')) continue;
+        const vi = makeValueInfo(out, 1, shape as (number | string)[]);
+        g.valueInfo.push(vi);
+        added.push(vi);
+        changed = true;
+      }
+      if (!changed) break;
+      shapes = inferShapes(model);
+    }
+    return shapes;
+  } finally {
+    if (added.length) {
+      const drop = new Set(added);
+      const keep = g.valueInfo.filter((v) => !drop.has(v));
+      g.valueInfo.length = 0;
+      g.valueInfo.push(...keep);
+    }
+  }
+}
+
+/**
+ * For integer graph inputs used as Gather indices into a stored table: the table's size along the gathered axis (the
+ * smallest over all such uses). Random indices are drawn below it.
+ */
+export function indexBounds(model: OnnxModel): Map<string, number> {
+  const inputs = new Set(graphInputs(model).map((i) => i.name));
+  const out = new Map<string, number>();
+  for (const node of model.graph.node) {
+    if (node.opType !== 'Gather' || (node.domain !== '' && node.domain !== 'ai.onnx')) continue;
+    let idx = node.input[1];
+    // through a Cast of the input
+    const p = idx ? model.producerOf(idx) : undefined;
+    if (p && p.opType === 'Cast') idx = p.input[0];
+    if (!idx || !inputs.has(idx)) continue;
+    const w = model.weight(node.input[0] ?? '');
+    if (!w) continue;
+    const dims = w.tensor.dims.map(Number);
+    let axis = attrInt(node, 'axis', 0);
+    if (axis < 0) axis += dims.length;
+    const n = dims[axis];
+    if (n !== undefined && n >= 1) out.set(idx, Math.min(out.get(idx) ?? Infinity, n));
+  }
+  return out;
+}
+
 /** Dims (by key) of the graph inputs that have no fixed size, in the order they first occur. */
 export function symbolicDims(model: OnnxModel): SymbolicDim[] {
   const byKey = new Map<string, DimSlot[]>();
@@ -209,7 +363,7 @@ function addHints(model: OnnxModel, dims: SymbolicDim[]): void {
   withInputDims(model, assign, () => {
     let shapes: Map<string, Shape>;
     try {
-      shapes = inferShapes(model);
+      shapes = inferAll(model);
     } catch {
       return;
     }
@@ -238,7 +392,7 @@ export function shapeContradictions(model: OnnxModel, values: Record<string, num
   return withInputDims(model, new Map(Object.entries(values)), () => {
     let shapes: Map<string, Shape>;
     try {
-      shapes = inferShapes(model);
+      shapes = inferAll(model);
     } catch {
       return 0;
     }

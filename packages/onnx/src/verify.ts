@@ -12,7 +12,7 @@ import { halfToNumber, numberToHalf } from './fp16.js';
 import { loadModel, valueInfoElemType, valueInfoShape, type OnnxModel } from './model.js';
 import { npyToFloat64, readNpy, type NpyArray } from './npy.js';
 import { ortTypeName } from './ort-types.js';
-import { chooseDims, symbolicDims, type DimAssignment, type SymbolicDim } from './verify-dims.js';
+import { chooseDims, indexBounds, symbolicDims, type DimAssignment, type SymbolicDim } from './verify-dims.js';
 import { dataTypeName } from './tensor.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -167,6 +167,7 @@ function planRuns(model: OnnxModel, options: VerifyOptions, supplied: Map<string
   const samples = Math.max(1, Math.floor(options.samples ?? DEFAULT_SAMPLES));
   const scales = options.scales?.length ? options.scales : DEFAULT_SCALES;
   const rng = new Rng(options.seed ?? 0);
+  const bounds = indexBounds(model);
   const specs: { name: string; type: string; dims: number[]; given?: NpyArray }[] = [];
   for (const input of graphInputs(model)) {
     const elem = valueInfoElemType(input);
@@ -215,8 +216,8 @@ function planRuns(model: OnnxModel, options: VerifyOptions, supplied: Map<string
         const v = rng.fillNormal(new Float64Array(n));
         for (let i = 0; i < n; i++) v[i]! *= scaleOf(Math.floor(i / per));
         data = s.type === 'float32' ? Float32Array.from(v) : s.type === 'float64' ? v : Uint16Array.from(v, numberToHalf);
-      } else if (s.type === 'int64') data = BigInt64Array.from({ length: n }, () => BigInt(rng.int(10)));
-      else if (s.type === 'int32') data = Int32Array.from({ length: n }, () => rng.int(10));
+      } else if (s.type === 'int64') data = BigInt64Array.from({ length: n }, () => BigInt(rng.int(bounds.get(s.name) ?? 10)));
+      else if (s.type === 'int32') data = Int32Array.from({ length: n }, () => rng.int(bounds.get(s.name) ?? 10));
       else data = Array.from({ length: n }, () => rng.uniform() < 0.5);
       run[s.name] = { type: s.type, data, dims: [...s.dims] };
     }

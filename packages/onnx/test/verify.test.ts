@@ -118,18 +118,26 @@ describe('symbolic dimensions chosen by verification (issue 11 item 3)', () => {
     expect(rms([4, 5, 6, 7])).toBeGreaterThan(5);
   });
 
-  function cnn(head: 'gap' | 'flatten') {
+  function cnn(head: 'gap' | 'flatten' | 'view') {
     const b = new GraphBuilder(new Rng(3));
     const x = b.input('x', ['batch', 3, 'H', 'W']);
     const c = b.op('Relu', [b.op('Conv', [x, b.weight([4, 3, 3, 3]), b.weight([4])], { kernel_shape: [3, 3] }, 1, 'conv1')]);
     const c2 = b.op('Conv', [c, b.weight([5, 4, 1, 1]), b.weight([5])], { kernel_shape: [1, 1] }, 1, 'conv2');
-    const flat = head === 'gap' ? b.op('Flatten', [b.op('GlobalAveragePool', [c2])]) : b.op('Flatten', [c2]);
-    const k = head === 'gap' ? 5 : 5 * 10 * 10; // flatten: the spatial size must be 10x10 after a 3x3 conv, so H = W = 12
+    let flat: string;
+    if (head === 'gap') flat = b.op('Flatten', [b.op('GlobalAveragePool', [c2])]);
+    else if (head === 'flatten') flat = b.op('Flatten', [c2]);
+    else {
+      // x.view(x.size(0), -1) as PyTorch exports it
+      const n = b.op('Gather', [b.op('Shape', [c2]), b.int64([0])], { axis: 0 });
+      const target = b.op('Concat', [n, b.int64([-1])], { axis: 0 });
+      flat = b.op('Reshape', [c2, target]);
+    }
+    const k = head === 'gap' ? 5 : 5 * 10 * 10; // flatten/view: the spatial size must be 10x10 after a 3x3 conv, so H = W = 12
     b.output(b.op('Gemm', [flat, b.weight([k, 2], 0.1)], {}, 1, 'fc'), ['batch', 2]);
     return b.model();
   }
 
-  it('spatial dims: a default size where nothing fixes them, the size a Flatten->Gemm implies otherwise', async () => {
+  it('spatial dims: a default size where nothing fixes them, the size a Flatten->Gemm or view->Gemm implies otherwise', async () => {
     const dir = tmpDir('gradmax-verify-spatial-');
     const gap = save(cnn('gap'), dir, 'gap.onnx');
     const r = await verifyModels(gap, gap);
@@ -141,6 +149,10 @@ describe('symbolic dimensions chosen by verification (issue 11 item 3)', () => {
     expect(f.ok).toBe(true);
     expect(f.dims).toEqual({ batch: 8, H: 12, W: 12 });
     expect(f.dimSources.H).toBe('searched');
+    const view = save(cnn('view'), dir, 'view.onnx');
+    const v = await verifyModels(view, view);
+    expect(v.ok).toBe(true);
+    expect(v.dims).toEqual({ batch: 8, H: 12, W: 12 });
   });
 
   it('a feature dim takes the size of the weight it meets', async () => {
@@ -198,5 +210,25 @@ describe('duplicate initializer names (issue 15 item 3)', () => {
     expect(() => loadModel(file)).toThrow(OnnxFormatError);
     expect(() => loadModel(file)).toThrow(new RegExp(`initializers with the same name: "${w.name}" \\(2 copies\\)`));
     expect(() => loadModel(file, { deferThreshold: 0 })).toThrow(OnnxFormatError);
+  });
+});
+
+describe('symbolic dimensions of token models', () => {
+  it('a sequence length fixed by a positional table, token ids below the vocabulary size', async () => {
+    const { I64 } = await import('./helpers.js');
+    const b = new GraphBuilder(new Rng(11));
+    const tokens = b.input('tokens', ['batch', 'seq'], I64);
+    const emb = b.op('Gather', [b.weight([50, 8]), tokens]);
+    const pos = b.op('Add', [emb, b.weight([12, 8])]);
+    b.output(b.op('MatMul', [pos, b.weight([8, 3])], {}, 1, 'head'), ['batch', 'seq', 3]);
+    const file = save(b.model(), tmpDir(), 'tok.onnx');
+    const r = await verifyModels(file, file);
+    expect(r.ok).toBe(true);
+    expect(r.dims).toEqual({ batch: 8, seq: 12 });
+    expect(r.dimSources.seq).toMatch(/^hint: Add/);
+    const { makeInputs } = await import('@gradmax/onnx');
+    const ids = Array.from(makeInputs(loadModel(file)).tokens!.data as BigInt64Array, Number);
+    expect(Math.max(...ids)).toBeLessThan(50);
+    expect(Math.max(...ids)).toBeGreaterThanOrEqual(10); // the whole table is used, not only ids below 10
   });
 });
