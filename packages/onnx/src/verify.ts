@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, Rng } from '@gradmax/core';
-import type { ValueInfoProto } from 'onnx-buf';
+import { TensorProto_DataLocation, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { ExecutionProviderError, RuntimeError } from './errors.js';
 import { halfToNumber, numberToHalf } from './fp16.js';
 import { loadModel, valueInfoElemType, valueInfoShape, type OnnxModel } from './model.js';
@@ -315,9 +315,24 @@ class ModelSession {
 
   static async open(model: string | OnnxModel, executionProvider: string): Promise<ModelSession> {
     if (typeof model === 'string') return new ModelSession(await createSession(model, executionProvider, model), model);
-    // A loaded model runs as it is now (it may have been edited since it was read from its file).
+    // A loaded model runs as it is now (it may have been edited since it was read from its file). External tensors
+    // rewritten in memory are inlined for the session (their data file still holds the old bytes); the others stay
+    // external and are read from the model's own folder.
     const { serializeModel } = await import('./model.js');
-    return new ModelSession(await createSession(serializeModel(model), executionProvider, model.label, model.baseDir), model.label);
+    const saved: [TensorProto, Pick<TensorProto, 'dataLocation' | 'externalData' | 'rawData'>][] = [];
+    let bytes: Uint8Array;
+    try {
+      for (const [t, data] of model.externalOverrides) {
+        saved.push([t, { dataLocation: t.dataLocation, externalData: t.externalData, rawData: t.rawData }]);
+        t.dataLocation = TensorProto_DataLocation.DEFAULT;
+        t.externalData = [];
+        t.rawData = data as Uint8Array<ArrayBuffer>;
+      }
+      bytes = serializeModel(model);
+    } finally {
+      for (const [t, v] of saved) Object.assign(t, v);
+    }
+    return new ModelSession(await createSession(bytes, executionProvider, model.label, model.baseDir), model.label);
   }
 
   async run(feeds: Record<string, Feed>): Promise<Outputs> {

@@ -232,3 +232,26 @@ describe('symbolic dimensions of token models', () => {
     expect(Math.max(...ids)).toBeGreaterThanOrEqual(10); // the whole table is used, not only ids below 10
   });
 });
+
+describe('verifying a model edited in memory', () => {
+  it('external tensors rewritten in memory are used, not the stale data file', async () => {
+    const { growModel } = await import('@gradmax/onnx');
+    const dir = tmpDir('gradmax-verify-mem-');
+    const m = mlp(1, 'N');
+    moveInitializersToExternalFile(m, dir, 'w.data');
+    const file = save(m, dir, 'm.onnx');
+    const model = loadModel(file);
+    const site = findSites(model)[0]!;
+    const units = makeUnits(growthSite(model, site), 2, 'outgoing-zero');
+    growModel(model, [{ site: site.name, count: 2 }], { strategy: { name: 'fixed', functionPreserving: true, needs: { moment: false, samples: false, lossOracle: false }, grow: () => units } as never });
+    expect(model.externalOverrides.size).toBeGreaterThan(0);
+    const r = await verifyModels(file, model);
+    expect(r.ok).toBe(true);
+    // the model is left as it was (still external, overrides kept)
+    expect(model.graph.initializer.every((t) => t.dataLocation === 1)).toBe(true);
+    units.outgoing.data.fill(1);
+    const other = loadModel(file);
+    growModel(other, [{ site: site.name, count: 2 }], { strategy: { name: 'fixed2', functionPreserving: false, needs: { moment: false, samples: false, lossOracle: false }, grow: () => units } as never });
+    expect((await verifyModels(file, other)).ok).toBe(false);
+  });
+});
