@@ -60,7 +60,10 @@ export interface OutputDiff {
   shape: number[];
   /** Max absolute difference over all runs. */
   maxAbs: number;
-  /** Max absolute difference divided by the original output's max |value| (0 when both are 0). */
+  /**
+   * Max absolute difference divided by the original output's max |value|, taken separately for the samples of each
+   * input scale and the largest kept (0 when both are 0).
+   */
   maxRel: number;
   /** Whether the output is within tolerance. */
   ok: boolean;
@@ -158,6 +161,8 @@ function suppliedInputs(model: OnnxModel, options: VerifyOptions): Map<string, N
 interface RunPlan {
   feeds: Record<string, Feed>[];
   rowsPerRun: number;
+  /** Index (into scales) of the scale of row `row` of run `run`. */
+  groupOf: (run: number, row: number) => number;
   samples: number;
   scales: number[];
   inputs: Record<string, number[]>;
@@ -198,6 +203,8 @@ function planRuns(model: OnnxModel, options: VerifyOptions, supplied: Map<string
   const rowsPerRun = Math.max(1, lead?.dims[0] ?? 1);
   const allGiven = specs.length > 0 && specs.every((s) => s.given);
   const runs = supplied.size ? 1 : Math.ceil(samples / rowsPerRun);
+  // sample k of all runs is drawn at scale floor(k * scales / samples)
+  const groupOf = (run: number, row: number) => (allGiven ? 0 : Math.min(scales.length - 1, Math.floor(((run * rowsPerRun + row) * scales.length) / Math.max(samples, runs * rowsPerRun))));
   const feeds: Record<string, Feed>[] = [];
   for (let r = 0; r < runs; r++) {
     const run: Record<string, Feed> = {};
@@ -209,8 +216,7 @@ function planRuns(model: OnnxModel, options: VerifyOptions, supplied: Map<string
       const n = s.dims.reduce((a, b) => a * b, 1);
       const rows = s.dims.length >= 1 && s.dims[0] === rowsPerRun ? rowsPerRun : 1;
       const per = rows ? n / rows : n;
-      // sample k of all runs: scale index floor(k * scales / samples)
-      const scaleOf = (row: number) => scales[Math.min(scales.length - 1, Math.floor(((r * rowsPerRun + row) * scales.length) / Math.max(samples, runs * rowsPerRun)))]!;
+      const scaleOf = (row: number) => scales[groupOf(r, row)]!;
       let data: ArrayLike<number | bigint | boolean>;
       if (s.type === 'float32' || s.type === 'float64' || s.type === 'float16') {
         const v = rng.fillNormal(new Float64Array(n));
@@ -225,7 +231,7 @@ function planRuns(model: OnnxModel, options: VerifyOptions, supplied: Map<string
   }
   const inputs: Record<string, number[]> = {};
   for (const s of specs) inputs[s.name] = [...s.dims];
-  return { feeds, rowsPerRun, samples: runs * rowsPerRun, scales: allGiven ? [] : scales, inputs };
+  return { feeds, rowsPerRun, groupOf, samples: runs * rowsPerRun, scales: allGiven ? [] : scales, inputs };
 }
 
 /** Values fixed before any choice: `options.dims` (`--dim`) and the sizes of supplied inputs. */
@@ -443,27 +449,33 @@ export async function verifyModels(original: string | OnnxModel, widened: string
     );
   }
   const sb = await ModelSession.open(typeof widened === 'string' ? path.resolve(widened) : widened, ep);
-  const acc = new Map<string, { shape: number[]; maxAbs: number; scale: number; type: string; broken: boolean }>();
+  // per output and input scale: max |Δ| and max |a| (relative differences are taken per scale, so that the large
+  // outputs of the scaled samples do not hide a difference in the small ones)
+  const acc = new Map<string, { shape: number[]; maxAbs: number[]; scale: number[]; type: string; broken: boolean }>();
+  const groups = Math.max(1, plan.scales.length);
   try {
     for (let r = 0; r < plan.feeds.length; r++) {
       const ra = reference[r]!;
       const rb = await sb.run(plan.feeds[r]!);
       for (const [name, x] of ra) {
         let e = acc.get(name);
-        if (!e) acc.set(name, (e = { shape: x.dims, maxAbs: 0, scale: 0, type: x.type, broken: false }));
+        if (!e) acc.set(name, (e = { shape: x.dims, maxAbs: new Array<number>(groups).fill(0), scale: new Array<number>(groups).fill(0), type: x.type, broken: false }));
         const y = rb.get(name);
         if (!y || x.dims.join() !== y.dims.join()) {
           e.broken = true;
           if (y) e.shape = y.dims;
           continue;
         }
+        const rows = x.dims.length >= 1 && x.dims[0] === plan.rowsPerRun ? plan.rowsPerRun : 1;
+        const per = Math.max(1, x.data.length / rows);
         for (let i = 0; i < x.data.length; i++) {
           const xa = x.data[i]!;
           const yb = y.data[i]!;
-          if (Number.isFinite(xa)) e.scale = Math.max(e.scale, Math.abs(xa));
+          const g = plan.groupOf(r, Math.floor(i / per));
+          if (Number.isFinite(xa)) e.scale[g] = Math.max(e.scale[g]!, Math.abs(xa));
           if (xa === yb || (Number.isNaN(xa) && Number.isNaN(yb))) continue;
           const d = Math.abs(xa - yb);
-          e.maxAbs = Number.isNaN(d) ? Infinity : Math.max(e.maxAbs, d);
+          e.maxAbs[g] = Number.isNaN(d) ? Infinity : Math.max(e.maxAbs[g]!, d);
         }
       }
     }
@@ -476,11 +488,12 @@ export async function verifyModels(original: string | OnnxModel, widened: string
       outputs.push({ name, shape: e.shape, maxAbs: Infinity, maxRel: Infinity, ok: false });
       continue;
     }
-    const maxRel = e.maxAbs === 0 ? 0 : e.scale === 0 ? Infinity : e.maxAbs / e.scale;
+    const maxAbs = Math.max(...e.maxAbs);
+    const maxRel = Math.max(...e.maxAbs.map((d, g) => (d === 0 ? 0 : e.scale[g] === 0 ? Infinity : d / e.scale[g]!)));
     const half = e.type === 'float16';
     const atol = options.atol ?? (half ? 0 : 1e-5);
     const rtol = options.rtol ?? (half ? 1e-2 : 1e-5);
-    outputs.push({ name, shape: e.shape, maxAbs: e.maxAbs, maxRel, ok: e.maxAbs <= atol || maxRel <= rtol });
+    outputs.push({ name, shape: e.shape, maxAbs, maxRel, ok: maxAbs <= atol || maxRel <= rtol });
   }
   return {
     ok: outputs.every((o) => o.ok),

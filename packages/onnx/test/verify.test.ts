@@ -255,3 +255,24 @@ describe('verifying a model edited in memory', () => {
     expect((await verifyModels(file, other)).ok).toBe(false);
   });
 });
+
+describe('relative differences are taken per input scale', () => {
+  it('a small offset hidden by the large outputs of scaled samples is still found', async () => {
+    const dir = tmpDir('gradmax-verify-rel-');
+    const build = (offset: number) => {
+      const b = new GraphBuilder(new Rng(12));
+      const x = b.input('x', ['N', 4]);
+      const w = b.weight([4, 3]);
+      b.output(b.op('Gemm', [x, w, b.tensor([3], [offset, offset, offset])], {}, 1, 'fc'), ['N', 3]);
+      return b.model();
+    };
+    const a = save(build(0), dir, 'a.onnx');
+    const b = save(build(5e-5), dir, 'b.onnx');
+    // at scale 10 alone, 5e-5 is below 1e-5 of the outputs' magnitude
+    expect((await verifyModels(a, b, { scales: [10] })).ok).toBe(true);
+    const r = await verifyModels(a, b);
+    expect(r.ok).toBe(false);
+    expect(r.outputs[0]!.maxAbs).toBeCloseTo(5e-5, 6);
+    expect(r.outputs[0]!.maxRel).toBeGreaterThan(1e-5);
+  });
+});
