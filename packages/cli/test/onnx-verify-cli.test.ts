@@ -48,6 +48,12 @@ describe('gradmax onnx widen without --dim (issue 11 item 3)', () => {
     const json = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '1', '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'j.onnx'), '--json']);
     const v = JSON.parse(json.out).verification as { ok: boolean; dims: Record<string, number>; samples: number; runs: number };
     expect([v.ok, v.dims, v.samples, v.runs]).toEqual([true, { N: 8 }, 8, 1]);
+    // --dim still sets a value; a name that is no symbolic dim is a usage error
+    const given = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '1', '--strategy', 'randomOutgoingZero', '--dim', 'N=2', '-o', path.join(dir, 'g.onnx')]);
+    expect(given.out).toMatch(/8 samples in 4 runs.*dims N=2 \(--dim\)/);
+    const typo = await run(['onnx', 'verify', file, file, '--dim', 'batch=2']);
+    expect(typo.code).toBe(EXIT_USAGE);
+    expect(typo.err).toMatch(/--dim batch names no symbolic input dimension of the model \(symbolic: N\)/);
   });
 
   it('symbolic batch and spatial dims of a CNN', async () => {

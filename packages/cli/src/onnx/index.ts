@@ -12,7 +12,9 @@ import {
   growModel,
   readStatisticsManifest,
   statisticsFromNpy,
+  symbolicDims,
   verifyModels,
+  type OnnxModel,
   type GrowRequest,
   type OnnxSite,
   type VerifyOptions,
@@ -203,7 +205,7 @@ async function inspectCommand(argv: string[], io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
-function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, modelInputs: string[]): VerifyOptions {
+function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, modelInputs: string[], model?: OnnxModel): VerifyOptions {
   const opts: VerifyOptions = {};
   const inputs = stringList(values.inputs as string[]);
   if (inputs.length) {
@@ -218,7 +220,13 @@ function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, 
   const dims = parsePairs(cmd, '--dim', stringList(values.dim as string[]));
   if (dims.size) {
     opts.dims = {};
-    for (const [k, v] of dims) opts.dims[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
+    const known = model ? symbolicDims(model).map((d) => d.key) : undefined;
+    for (const [k, v] of dims) {
+      if (known && !known.includes(k)) {
+        throw new UsageError(`${cmd}: --dim ${k} names no symbolic input dimension of the model (${known.length ? `symbolic: ${known.join(', ')}` : 'all input dimensions are fixed'})`);
+      }
+      opts.dims[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
+    }
   }
   if (typeof values.seed === 'string') opts.seed = parseIntegerFlag(cmd, '--seed', values.seed);
   if (typeof values['execution-provider'] === 'string') opts.executionProvider = values['execution-provider'];
@@ -291,7 +299,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
     }
   }
   const inputNames = modelInputNames(model);
-  const vopts = verify ? verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames) : undefined;
+  const vopts = verify ? verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames, model) : undefined;
   const results = growModel(model, requests, { strategy, seed });
   // Written to a temporary folder beside OUT and moved to OUT only when everything that can fail has passed:
   // a bad execution provider, unfit --inputs, a graph onnxruntime cannot run, or a failed verification leave OUT as it was.
@@ -360,7 +368,7 @@ async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
   const b = resolvePath(io, positionals[1]!);
   for (const f of [a, b]) if (!fs.existsSync(f)) throw new FileAccessError(`cannot read model file "${path.relative(io.cwd ?? process.cwd(), f) || f}": ENOENT`, { file: f });
   const model = loadWithProgress(io, a);
-  const opts = verifyOptions(cmd, io, values, modelInputNames(model));
+  const opts = verifyOptions(cmd, io, values, modelInputNames(model), model);
   const report = await verifyModels(model, b, opts);
   if (values.json) io.stdout.write(`${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
   else io.stdout.write(`verification (${describeVerification(report)}):\n${verifyTable(report)}`);
