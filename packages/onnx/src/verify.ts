@@ -411,6 +411,7 @@ export async function verifyModels(original: string | OnnxModel, widened: string
   let reference: Outputs[] = [];
   const failures: string[] = [];
   let planError: InvalidArgumentError | undefined;
+  let firstFailure: RuntimeError | undefined;
   try {
     for (const attempt of attempts) {
       let p: RunPlan;
@@ -430,6 +431,7 @@ export async function verifyModels(original: string | OnnxModel, widened: string
         break;
       } catch (e) {
         if (!(e instanceof RuntimeError)) throw e;
+        firstFailure ??= e;
         failures.push(`${describeDims(attempt.values)}: ${e.message}`);
         // nothing was chosen here: the model itself does not run on these inputs
         if (!symbolic.some((d) => !fixed[d.key])) throw e;
@@ -442,6 +444,10 @@ export async function verifyModels(original: string | OnnxModel, widened: string
     if (planError && !failures.length) throw planError;
     const auto = symbolic.filter((d) => !fixed[d.key]);
     const named = auto.filter((d) => d.kind !== 'batch');
+    if (!named.length && firstFailure) {
+      // only batch sizes were chosen: the model fails whatever the batch, so the failure is not about a dimension
+      throw new RuntimeError(`${firstFailure.message} (batch sizes tried: ${[...new Set(attempts.map((t) => auto.map((d) => t.values[d.key]).join('/')))].join(', ')})`, firstFailure.details);
+    }
     const ask = (named.length ? named : auto).map((d) => d.key);
     throw new InvalidArgumentError(
       `cannot choose values for the symbolic input dimension${ask.length === 1 ? '' : 's'} ${ask.map((k) => `"${k}"`).join(', ')}: onnxruntime rejected every choice tried (${failures[0]}${failures.length > 1 ? `; and ${failures.length - 1} more` : ''}); give ${ask.length === 1 ? 'it' : 'them'} with ${ask.map((k) => `--dim ${k}=VALUE`).join(' ')}`,

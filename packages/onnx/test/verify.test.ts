@@ -276,3 +276,28 @@ describe('relative differences are taken per input scale', () => {
     expect(r.outputs[0]!.maxRel).toBeGreaterThan(1e-5);
   });
 });
+
+describe('failures that are not about a dimension', () => {
+  it('a model that fails at every batch size reports the onnxruntime error, not a --dim request', async () => {
+    const { RuntimeError } = await import('@gradmax/onnx');
+    const { I64 } = await import('./helpers.js');
+    const b = new GraphBuilder(new Rng(6));
+    const x = b.input('x', ['N', 4]);
+    const e = b.op('Expand', [x, b.int64([1, 1])]);
+    b.output(b.op('MatMul', [e, b.weight([7, 2])], {}, 1, 'mm'), ['N', 2]);
+    const file = save(b.model(), tmpDir(), 'broken.onnx');
+    const err = await verifyModels(file, file).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect(String((err as Error).message)).toMatch(/onnxruntime cannot load/);
+    // fails only when run: a Reshape to a target read from another input (random ids, never 4 * N elements here)
+    const b2 = new GraphBuilder(new Rng(6));
+    const x2 = b2.input('x', ['N', 4]);
+    const target = b2.input('target', [2], I64);
+    b2.output(b2.op('Reshape', [x2, target]), undefined);
+    const file2 = save(b2.model(), tmpDir(), 'runtime.onnx');
+    const err2 = await verifyModels(file2, file2).catch((x: unknown) => x);
+    expect(err2).toBeInstanceOf(RuntimeError);
+    expect(String((err2 as Error).message)).toMatch(/onnxruntime failed to run .*\(batch sizes tried: 8, 1\)$/);
+    expect(String((err2 as Error).message)).not.toMatch(/--dim/);
+  });
+});
