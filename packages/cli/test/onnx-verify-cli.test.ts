@@ -272,3 +272,15 @@ describe('gradmax onnx widen --data: dims chosen, -o written only after verifica
     expect(leftovers(dir, ['m.onnx', 'x.npy', 'y.npy'])).toEqual([]);
   });
 });
+
+describe('gradmax onnx widen: a declared input too large to draw (issue 15 item 12, verification part)', () => {
+  it('exits 2 with a typed error, leaves no output', async () => {
+    const dir = tmpDir('gradmax-cli-huge-');
+    const file = save(mlp(1, 100_000_000), dir, 'huge.onnx');
+    const r = await run(['onnx', 'widen', file, '--site', 'fc1', '--add', '1', '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'w.onnx')]);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/graph input "x" of shape \[100000000, 4\] has 400000000 elements/);
+    expect(leftovers(dir, ['huge.onnx'])).toEqual([]);
+  });
+});

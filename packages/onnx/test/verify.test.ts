@@ -301,3 +301,24 @@ describe('failures that are not about a dimension', () => {
     expect(String((err2 as Error).message)).not.toMatch(/--dim/);
   });
 });
+
+describe('declared input sizes that cannot be drawn (issue 15 item 12, verification part)', () => {
+  it('a huge declared input is refused with a typed error before anything is allocated', async () => {
+    for (const n of [100_000_000, 2 ** 40]) {
+      const b = new GraphBuilder(new Rng(1));
+      const x = b.input('x', [n, 4]);
+      b.output(b.op('Relu', [x]), [n, 4]);
+      const file = save(b.model(), tmpDir(), 'huge.onnx');
+      await expect(verifyModels(file, file)).rejects.toThrow(/graph input "x" of shape \[\d+, 4\] has \d+ elements, more than verification draws at random/);
+    }
+  });
+
+  it('a negative declared size is treated as unknown and chosen', async () => {
+    const b = new GraphBuilder(new Rng(1));
+    const x = b.input('x', [-5, 4]);
+    b.output(b.op('Relu', [x]), [-5, 4]);
+    const file = save(b.model(), tmpDir(), 'neg.onnx');
+    const r = await verifyModels(file, file);
+    expect(r.dims).toEqual({ 'x:0': 8 });
+  });
+});
