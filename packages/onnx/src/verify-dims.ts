@@ -87,7 +87,7 @@ function classify(slots: DimSlot[], name: string, shapes: Map<string, Shape>): D
     const r = shape.length;
     if (r >= 3 && r <= 5 && first.axis >= 2 && typeof shape[1] === 'number') return 'spatial'; // channels-first image/volume
     if (r === 4 && (first.axis === 1 || first.axis === 2) && typeof shape[3] === 'number' && shape[3] <= 4) return 'spatial'; // NHWC
-    if (r === 3 && (first.axis === 2 || first.axis >= 2)) return 'spatial'; // [N, C, L] with symbolic C is rare; L is a length
+    if (r === 3 && first.axis === 2) return 'spatial'; // [N, C, L]: a length along a 1-D conv
     if (first.axis === 1 && (r === 2 || r === 3)) return 'sequence';
   }
   return 'other';

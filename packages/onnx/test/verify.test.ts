@@ -322,3 +322,23 @@ describe('declared input sizes that cannot be drawn (issue 15 item 12, verificat
     expect(r.dims).toEqual({ 'x:0': 8 });
   });
 });
+
+describe('symbolicDims: what each dim is taken to be', () => {
+  it('batch, spatial (NCHW, NHWC), sequence (a length name, token ids, sequence-first), other', async () => {
+    const { symbolicDims } = await import('@gradmax/onnx');
+    const b = new GraphBuilder(new Rng(1));
+    for (const [name, shape] of [
+      ['img', ['unk__1', 3, 'H', 'W']],
+      ['nhwc', ['n', 'h2', 'w2', 3]],
+      ['wave', ['batch', 1, 'L']],
+      ['ids', ['batch', 'seq']],
+      ['tnf', ['T', 'B', 16]],
+      ['m', ['batch', 'K', 5, 7, 9, 11]],
+      ['anon', ['', 'foo']],
+    ] as const) {
+      b.output(b.op('Identity', [b.input(name, [...shape])]));
+    }
+    const kinds = Object.fromEntries(symbolicDims(b.model()).map((d) => [d.key, d.kind]));
+    expect(kinds).toEqual({ unk__1: 'batch', H: 'spatial', W: 'spatial', n: 'batch', h2: 'spatial', w2: 'spatial', batch: 'batch', L: 'sequence', seq: 'sequence', T: 'sequence', B: 'batch', K: 'other', 'anon:0': 'batch', foo: 'sequence' });
+  });
+});
