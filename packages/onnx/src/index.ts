@@ -13,5 +13,6 @@ export * from './widen.js';
 export * from './npy.js';
 export * from './statistics.js';
 export * from './verify.js';
+export * from './verify-dims.js';
 export * from './grow.js';
 export * from './groups/index.js';

@@ -511,6 +511,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
     throw new OnnxFormatError(`"${label}" is not a valid ONNX model: ${(e as Error).message}`, { file: label });
   }
   if (!proto.graph) throw new OnnxFormatError(`"${label}" is not a valid ONNX model: it has no graph`, { file: label });
+  rejectDuplicateInitializers(proto.graph, label);
   let deferredTensors: [TensorProto | undefined, FileRange][] = [];
   if (scanned) {
     const g = proto.graph;
@@ -547,6 +548,22 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
     }
   }
   return model;
+}
+
+/**
+ * Throws {@link OnnxFormatError} naming every initializer name that occurs more than once in one graph (the main graph
+ * or a subgraph): onnxruntime and the checker reject such models, and growing one copy would write an invalid model.
+ */
+function rejectDuplicateInitializers(graph: GraphProto, label: string, where = 'the main graph', depth = 0): void {
+  const seen = new Map<string, number>();
+  for (const t of [...graph.initializer, ...graph.sparseInitializer.map((s) => s.values).filter((v): v is TensorProto => v !== undefined)]) seen.set(t.name, (seen.get(t.name) ?? 0) + 1);
+  const dups = [...seen].filter(([, n]) => n > 1);
+  if (dups.length) {
+    const list = dups.map(([name, n]) => `"${name}" (${n} copies)`).join(', ');
+    throw new OnnxFormatError(`"${label}" is not a valid ONNX model: ${where} has initializers with the same name: ${list}; each initializer needs its own name`, { file: label, duplicates: dups.map(([name]) => name) });
+  }
+  if (depth > 64) return;
+  for (const n of graph.node) for (const a of n.attribute) for (const sub of a.g ? [a.g, ...a.graphs] : a.graphs) rejectDuplicateInitializers(sub, label, `the subgraph "${a.name}" of node "${n.name || n.opType}"`, depth + 1);
 }
 
 /** Parses and validates one tensor's external-data entries against `baseDir`. */

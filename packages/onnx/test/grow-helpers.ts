@@ -88,7 +88,8 @@ export async function growAndCheck(file: string, siteName: string, k: number, ki
   const report = await verifyModels(file, outFile, { dims: options.dims ?? { N: 3 }, seed: 11 });
   for (const o of report.outputs) {
     if (options.fp16) expect(o.maxRel, `${o.name} rel diff`).toBeLessThanOrEqual(1e-2);
-    else expect(o.maxAbs, `${o.name} abs diff`).toBeLessThanOrEqual(1e-5);
+    // inputs at scale 10 give outputs in the hundreds, where one float32 rounding step exceeds 1e-5 absolute
+    else expect(Math.min(o.maxAbs, o.maxRel), `${o.name} abs/rel diff`).toBeLessThanOrEqual(1e-5);
   }
   queueOnnxCheck(outFile);
   return { report, widened, outFile };

@@ -11,11 +11,11 @@ import {
   findGroups,
   findSites,
   growModel,
-  loadModel,
-  makeInputs,
   readStatisticsManifest,
   statisticsFromNpy,
+  symbolicDims,
   verifyModels,
+  type OnnxModel,
   type GrowRequest,
   type OnnxGroup,
   type OnnxSite,
@@ -27,7 +27,7 @@ import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
 import { formatNumber, formatTable } from '../shared/table.js';
 import { parseWidenTargets } from './widen-targets.js';
-import { loadWithProgress, noteVerifying, saveWithProgress, verificationFailure } from './model-io.js';
+import { describeVerification, loadWithProgress, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
 
 
 const ONNX_HELP = `Usage: gradmax onnx <command> [options]
@@ -62,8 +62,9 @@ const WIDEN_HELP = `Usage: gradmax onnx widen MODEL --site NAME --add K [--site 
        or, with statistics computed from labelled data: gradmax onnx widen MODEL --data X.npy ... (see
        "gradmax onnx widen --data X.npy --help")
 
-Adds K units to each site (sites are grown in the order given) and writes OUT atomically (temporary file +
-rename; external data goes to OUT.data). MODEL is never modified and OUT may not be MODEL. Statistics must
+Adds K units to each site (sites are grown in the order given), verifies the result in onnxruntime on 8
+random samples at two input scales, and only then writes OUT (temporary file + rename; external data goes to
+OUT.data): after any failure OUT is left as it was. OUT must be a regular file or not exist. MODEL is never modified and OUT may not be MODEL. Statistics must
 match each site's shapes when it grows: for overlapping sites with statistics, run widen once per site.
 
 Options:
@@ -77,7 +78,9 @@ Options:
   --seed N                    seed of the strategy and of random verification inputs (default 0)
   --no-verify                 skip the onnxruntime check of the widened model
   --inputs [NAME=]FILE.npy    verification inputs (default: seeded random inputs of the declared shapes)
-  --dim NAME=VALUE            value of a symbolic input dimension for random inputs, e.g. --dim batch=2
+  --dim NAME=VALUE            value of a symbolic input dimension (default: chosen by verification and printed:
+                              batch-like dims hold all 8 samples, others come from the model's weights or a
+                              default such as 32 for image sizes); a dim without a name is INPUT:AXIS
   --execution-provider EP     onnxruntime execution provider (default: cpu)
   --json                      print the summary as JSON
   -h, --help                  show this help
@@ -89,8 +92,8 @@ Runs A and B in onnxruntime-node on the same inputs and reports, per output, the
 the max difference relative to A's largest magnitude. Exit code 1 when an output exceeds the tolerance.
 
 Options:
-  --inputs [NAME=]FILE.npy    inputs (default: seeded random inputs of the declared shapes)
-  --dim NAME=VALUE            value of a symbolic input dimension, e.g. --dim batch=2
+  --inputs [NAME=]FILE.npy    inputs (default: 8 seeded random samples of the declared shapes, half of them x10)
+  --dim NAME=VALUE            value of a symbolic input dimension (default: chosen and printed, as for widen)
   --seed N                    seed of the random inputs (default 0)
   --atol X                    allowed max |diff| (default 1e-5; float16 outputs: relative only)
   --rtol X                    allowed max |diff| / max |A| (default 1e-5; float16 outputs: 1e-2)
@@ -124,7 +127,10 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
     }
     if (sub === 'inspect') return await inspectCommand(rest, io);
     if (sub === 'stats') return await (await import('./probe-commands.js')).runStatsCommand(rest, io);
-    if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
+    if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) {
+      await ensureStrategies(); // the default strategy (gradmax) must be registered in a fresh process too
+      return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
+    }
     if (sub === 'widen') return await widenCommand(rest, io);
     if (sub === 'verify') return await verifyCommand(rest, io);
     throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats)`);
@@ -241,7 +247,7 @@ async function inspectCommand(argv: string[], io: CliIO): Promise<number> {
   return EXIT_OK;
 }
 
-function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, modelInputs: string[]): VerifyOptions {
+function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, modelInputs: string[], model?: OnnxModel): VerifyOptions {
   const opts: VerifyOptions = {};
   const inputs = stringList(values.inputs as string[]);
   if (inputs.length) {
@@ -256,7 +262,13 @@ function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, 
   const dims = parsePairs(cmd, '--dim', stringList(values.dim as string[]));
   if (dims.size) {
     opts.dims = {};
-    for (const [k, v] of dims) opts.dims[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
+    const known = model ? symbolicDims(model).map((d) => d.key) : undefined;
+    for (const [k, v] of dims) {
+      if (known && !known.includes(k)) {
+        throw new UsageError(`${cmd}: --dim ${k} names no symbolic input dimension of the model (${known.length ? `symbolic: ${known.join(', ')}` : 'all input dimensions are fixed'})`);
+      }
+      opts.dims[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
+    }
   }
   if (typeof values.seed === 'string') opts.seed = parseIntegerFlag(cmd, '--seed', values.seed);
   if (typeof values['execution-provider'] === 'string') opts.executionProvider = values['execution-provider'];
@@ -330,19 +342,22 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
     }
   }
   const inputNames = modelInputNames(model);
+  const vopts = verify ? verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames, model) : undefined;
   const results = growModel(model, requests, { strategy, seed });
-  // Check verification inputs (symbolic dims, bad --inputs) before writing anything.
-  let vopts: VerifyOptions | undefined;
-  if (verify) {
-    vopts = verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames);
-    makeInputs(loadModel(input), vopts);
-  }
-  saveWithProgress(io, model, input, output);
-
+  // Written to a temporary folder beside OUT and moved to OUT only when everything that can fail has passed:
+  // a bad execution provider, unfit --inputs, a graph onnxruntime cannot run, or a failed verification leave OUT as it was.
+  const staged = saveStaged(io, model, input, output, values.output as string);
   let report: VerifyReport | undefined;
-  if (verify) {
-    noteVerifying(io, input, output);
-    report = await verifyModels(input, output, vopts);
+  let failure: number | undefined;
+  try {
+    if (vopts) {
+      noteVerifying(io, input, output);
+      report = await verifyModels(input, staged.file, vopts);
+    }
+    failure = verificationFailure(io, cmd, report, strategy, values.output as string);
+    if (failure === undefined) staged.commit();
+  } finally {
+    staged.discard();
   }
   if (values.json) {
     io.stdout.write(
@@ -362,14 +377,14 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
   } else {
     io.stdout.write(formatTable(['group', 'strategy', 'units', 'added', 'tensors written'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore, r.tensors.join(', ')])));
     for (const r of results) for (const n of r.newUnits.report.notes) io.stdout.write(`note (${r.site}): ${n}\n`);
-    io.stdout.write(`wrote ${values.output}${fs.existsSync(`${output}.data`) ? ` (+ ${path.basename(output)}.data)` : ''}\n`);
     if (report) {
-      io.stdout.write(`\nverification (${report.executionProvider}, inputs ${Object.entries(report.inputs).map(([k, v]) => `${k}[${v.join(',')}]`).join(' ')}):\n`);
+      io.stdout.write(`\nverification (${describeVerification(report)}):\n`);
       io.stdout.write(verifyTable(report));
       if (!report.ok && !strategy.functionPreserving) io.stdout.write(`strategy "${strategy.name}" is not function-preserving: differences are expected\n`);
     }
+    if (failure === undefined) io.stdout.write(`wrote ${values.output}${fs.existsSync(`${output}.data`) && model.externalSources.size ? ` (+ ${path.basename(output)}.data)` : ''}\n`);
   }
-  return verificationFailure(io, cmd, report, strategy) ?? EXIT_OK;
+  return failure ?? EXIT_OK;
 }
 
 async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
@@ -396,10 +411,10 @@ async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
   const b = resolvePath(io, positionals[1]!);
   for (const f of [a, b]) if (!fs.existsSync(f)) throw new FileAccessError(`cannot read model file "${path.relative(io.cwd ?? process.cwd(), f) || f}": ENOENT`, { file: f });
   const model = loadWithProgress(io, a);
-  const opts = verifyOptions(cmd, io, values, modelInputNames(model));
+  const opts = verifyOptions(cmd, io, values, modelInputNames(model), model);
   const report = await verifyModels(model, b, opts);
   if (values.json) io.stdout.write(`${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
-  else io.stdout.write(verifyTable(report));
+  else io.stdout.write(`verification (${describeVerification(report)}):\n${verifyTable(report)}`);
   if (!report.ok) {
     const worst = report.outputs.filter((o) => !o.ok)[0]!;
     io.stderr.write(`${cmd}: output "${worst.name}" differs by ${formatNumber(worst.maxAbs)} (relative ${formatNumber(worst.maxRel)}), above the tolerance\n`);

@@ -3,6 +3,7 @@
  * probe (a generated backward graph run in onnxruntime), written as `.npy` or used to widen the model.
  * @packageDocumentation
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, ShapeMismatchError, createStrategy, listStrategies, type GrowthStrategy } from '@gradmax/core';
@@ -12,7 +13,6 @@ import {
   findSites,
   growModel,
   loadModel,
-  makeInputs,
   npyToFloat64,
   readNpy,
   verifyModels,
@@ -28,7 +28,7 @@ import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
 import { parseWidenTargets } from './widen-targets.js';
-import { noteVerifying, saveWithProgress, verificationFailure } from './model-io.js';
+import { describeVerification, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
 
 const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model's single data input)
   --labels Y.npy              integer class labels [N] (ce losses) or targets shaped like the output (mse)
@@ -69,7 +69,8 @@ Options:
   --strategy NAME             growth strategy (default: gradmax); registered: {strategies}
   --seed N                    seed of the strategy and of the random verification inputs (default 0)
   --no-verify                 skip the onnxruntime check of the widened model
-  --dim NAME=VALUE            value of a symbolic input dimension for the verification inputs (default 8)
+  --dim NAME=VALUE            value of a symbolic input dimension for the verification inputs (default: chosen
+                              by verification and printed, as for "gradmax onnx widen")
 ${DATA_OPTIONS}
   --json                      print a JSON summary
   -h, --help                  show this help
@@ -170,8 +171,18 @@ async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec
   return { stats: res.statistics, examples: res.examples, meanLoss: res.meanLoss };
 }
 
-function safeFileName(site: string): string {
-  return site.replace(/[^A-Za-z0-9_.-]+/g, '_');
+/**
+ * File name stems for the sites' statistics: the site name with every run of characters other than letters, digits,
+ * `_`, `.` and `-` replaced by `_`; names that would then meet (also when compared without case, for case-insensitive
+ * file systems) get a short hash of the site name appended, so no two sites share a file.
+ */
+export function statisticsFileStems(sites: readonly string[]): Map<string, string> {
+  const base = new Map(sites.map((s) => [s, s.replace(/[^A-Za-z0-9_.-]+/g, '_')]));
+  const count = new Map<string, number>();
+  for (const b of base.values()) count.set(b.toLowerCase(), (count.get(b.toLowerCase()) ?? 0) + 1);
+  const out = new Map<string, string>();
+  for (const [site, b] of base) out.set(site, count.get(b.toLowerCase())! > 1 ? `${b}-${createHash('sha256').update(site).digest('hex').slice(0, 8)}` : b);
+  return out;
 }
 
 /** `gradmax onnx stats ...`: returns the exit code (errors are thrown; the dispatcher reports them). */
@@ -204,9 +215,10 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
   }
   const manifest: { sites: Record<string, { moment: string; count: number }> } = { sites: {} };
   const rows: (string | number)[][] = [];
+  const stems = statisticsFileStems(siteNames);
   for (const name of siteNames) {
     const snap = stats.get(name)!.snapshot();
-    const file = `${safeFileName(name)}.M.npy`;
+    const file = `${stems.get(name)!}.M.npy`;
     writeNpy(path.join(dir, file), snap.moment.data, [snap.moment.rows, snap.moment.cols]);
     manifest.sites[name] = { moment: file, count: snap.count };
     rows.push([name, `[${snap.moment.rows}, ${snap.moment.cols}]`, snap.count, file]);
@@ -271,20 +283,21 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     throw new InvalidArgumentError(`strategy "${strategy.name}" needs retained (h, g) samples, which the probe does not produce; use --stats with sample files`, { strategy: strategy.name });
   }
   const results = growModel(model, requests, { strategy, seed });
-  saveWithProgress(io, model, input, output);
-
+  // Symbolic dims without --dim are chosen by verification; OUT is written only after verification passed.
+  const vdims: Record<string, number> = {};
+  for (const [k, v] of dims) vdims[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
+  const staged = saveStaged(io, model, input, output, values.output as string);
   let report: VerifyReport | undefined;
-  if (!values['no-verify']) {
-    const symbolic: Record<string, number> = {};
-    for (const i of loadModel(input).graph.input) {
-      const shape = i.type?.value.case === 'tensorType' ? i.type.value.value.shape : undefined;
-      for (const d of shape?.dim ?? []) if (d.value.case === 'dimParam' || d.value.case === undefined) symbolic[d.value.case === 'dimParam' ? d.value.value : ''] = 8;
+  let failure: number | undefined;
+  try {
+    if (!values['no-verify']) {
+      noteVerifying(io, input, output);
+      report = await verifyModels(input, staged.file, { dims: vdims, seed, ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}) });
     }
-    for (const [k, v] of dims) symbolic[k] = parseIntegerFlag(cmd, `--dim ${k}`, v, 1);
-    const vopts = { dims: symbolic, seed, ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}) };
-    makeInputs(loadModel(input), vopts);
-    noteVerifying(io, input, output);
-    report = await verifyModels(input, output, vopts);
+    failure = verificationFailure(io, cmd, report, strategy, values.output as string);
+    if (failure === undefined) staged.commit();
+  } finally {
+    staged.discard();
   }
   if (values.json) {
     io.stdout.write(
@@ -306,8 +319,8 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     io.stdout.write(formatTable(['site', 'strategy', 'units', 'added'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore])));
     for (const r of results) for (const n of r.newUnits.report.notes) io.stdout.write(`note (${r.site}): ${n}\n`);
     if (meanLoss !== undefined) io.stdout.write(`statistics from ${spec.x.shape[0]} examples (mean loss ${formatNumber(meanLoss)})\n`);
-    io.stdout.write(`wrote ${values.output}\n`);
     if (report) {
+      io.stdout.write(`verification (${describeVerification(report)}):\n`);
       io.stdout.write(
         formatTable(
           ['output', 'max |diff|', 'max rel', 'ok'],
@@ -315,6 +328,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
         ),
       );
     }
+    if (failure === undefined) io.stdout.write(`wrote ${values.output}\n`);
   }
-  return verificationFailure(io, cmd, report, strategy) ?? EXIT_OK;
+  return failure ?? EXIT_OK;
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, parseIntegerFlag, stringList } from '../shared/args.js';
 import type { CliIO } from '../shared/io.js';
+import { checkOutputPath } from './model-io.js';
 
 /** What a widen call grows and where it reads and writes the model. */
 export interface WidenTargets {
@@ -29,7 +30,8 @@ function realOrSelf(p: string): string {
 /**
  * Checks `--site`/`--add`/`-o` of a widen command and resolves the model paths against `io.cwd`; throws
  * {@link UsageError} (prefixed with `cmd`) when a flag is missing, the counts do not pair with the sites, or the
- * output would overwrite the input model.
+ * output would overwrite the input model, and `FileAccessError` when `-o` is not a regular file or a missing one in an
+ * existing folder (a device, a FIFO, `/dev/stdout`, a folder).
  */
 export function parseWidenTargets(
   cmd: string,
@@ -47,5 +49,6 @@ export function parseWidenTargets(
   const input = path.resolve(cwd, model);
   const output = path.resolve(cwd, values.output);
   if (realOrSelf(input) === realOrSelf(output)) throw new UsageError(`${cmd}: refusing to overwrite the input model ${model}; choose another -o`);
+  checkOutputPath(output, values.output);
   return { sites, counts, input, output };
 }
