@@ -169,7 +169,9 @@ const binary: ChannelRule = (ctx, node, hits) => {
     if (!sameSpatial(a, b) && (a.lin.d.some((x) => x !== 0) && b.lin.d.some((x) => x !== 0))) ctx.inexact(node, `${op} "${label(node)}" combines views of the channels at different spatial resolutions`);
     const f = { Add: addLin, Sub: subLin, Mul: mulLin, Div: divLin, Max: maxLin, Min: minLin } as Record<string, ((x: Lin, y: Lin) => Lin) | undefined>;
     if (!f[op]) refuse(`${op} "${label(node)}" of two tensors carrying the group's channels is not supported`);
-    ctx.emit(node, node.output[0]!, withLin(a, f[op]!(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
+    // The spatial relation to the producers is that of the operand that depends on them (a gate does not).
+    const base = a.lin.d.some((x) => x !== 0) || !b.lin.d.some((x) => x !== 0) ? a : b;
+    ctx.emit(node, node.output[0]!, withLin(base, f[op]!(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
     return;
   }
   const { idx: ri, cv } = hits[0]!;

@@ -19,6 +19,7 @@ import { findGroup, findGroups, groupPlan } from '../groups/find.js';
 import type { GroupLayer, OnnxGroup } from '../groups/types.js';
 import type { ProbeSite } from './build.js';
 import { computeStatistics, type ComputeStatisticsOptions } from './compute.js';
+import { MissingGradientRuleError } from './errors.js';
 import { resolveNodePads } from './rules.js';
 import { discoverShapes, type TensorInfo } from './shapes.js';
 
@@ -86,15 +87,14 @@ function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxG
   if (c.mean) {
     // The consumer reads the spatial mean of the map: the pair matrix of a conv whose kernel covers the whole map,
     // averaged over its taps.
-    const ok = c.type === 'Conv' ? c.groups === 1 && c.offset === 0 && c.dims.slice(2).every((k) => k === 1) && (cin ?? []).every((d) => d === 1) : c.blk === 1 && c.offset === 0;
-    if (!ok) throw new UnsupportedError(`${where}: statistics through a spatial mean need a 1×1 conv or dense consumer reading only the group's channels`, { group: group.name });
+    const ok = c.type === 'Conv' ? c.groups === 1 && c.dims.slice(2).every((k) => k === 1) && (cin ?? []).every((d) => d === 1) : c.blk === 1;
+    if (!ok) throw new UnsupportedError(`${where}: statistics through a spatial mean need a 1×1 conv or a dense consumer`, { group: group.name });
     const outChannels = c.type === 'Conv' ? c.dims[0]! : c.length;
     const geometry = makeConvPairGeometry({ ...common, outChannels, kernel2: seen as [number, number], stride2: 1, padding2: 'valid' });
     return { name, kind: 'conv', input, preActivation, geometry, meanTaps: seen[0]! * seen[1]! } as ProbeSite & { meanTaps: number };
   }
   if (c.type === 'Conv') {
     if (c.groups !== 1 || c.dims.length !== 4) throw new UnsupportedError(`${where}: statistics need a 2-D, ungrouped Conv consumer`, { group: group.name });
-    if (c.offset !== 0 || c.dims[1] !== p.dims[0]) throw new UnsupportedError(`${where}: the consumer also reads other channels (Concat); pair statistics are not wired for offsets yet`, { group: group.name });
     if (!cin || cin.join() !== seen.join()) throw new UnsupportedError(`${where}: the map changes from [${seen.join(', ')}] to [${cin?.join(', ') ?? '?'}] between the layers; the pair growth matrix is exact only for per-channel ops`, { group: group.name });
     const strides2 = attrInts(c.node, 'strides') ?? [1, 1];
     const dil2 = attrInts(c.node, 'dilations') ?? [1, 1];
@@ -103,12 +103,16 @@ function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxG
     const geometry = makeConvPairGeometry({ ...common, outChannels: c.dims[0]!, kernel2: k2 as [number, number], stride2: strides2 as [number, number], padding2: { top: p2[0]!, left: p2[1]!, bottom: p2[2]!, right: p2[3]! }, dilation2: dil2 as [number, number] });
     return { name, kind: 'conv', input, preActivation, geometry };
   }
-  if (dense(c) && c.blk === seen.reduce((a, b) => a * b, 1) && c.offset === 0 && !c.stride) {
+  if (dense(c) && c.blk === seen.reduce((a, b) => a * b, 1) && !c.stride) {
     const outUnits = c.length / c.blk;
     const geometry = flattenDenseGeometry({ name, inChannels: p.dims[1]!, midChannels: p.dims[0]!, outUnits, inputSize: x as [number, number], kernel1: k1 as [number, number], stride1: strides1 as [number, number], padding1 });
     return { name, kind: 'conv', input, preActivation, geometry };
   }
   throw new UnsupportedError(`${where}: statistics for ${p.type} -> ${c.type} through a spatial reduction are not supported`, { group: group.name });
+}
+
+function isReiterable(data: unknown): boolean {
+  return Array.isArray(data) || (typeof data === 'object' && data !== null && !(Symbol.asyncIterator in data) && typeof (data as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function' && (data as Iterator<unknown>).next === undefined);
 }
 
 /** Rows (tap b, output o) → rows o, averaged over the taps. */
@@ -161,7 +165,28 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
   const statistics = new Map<string, SiteStatistics>();
   if (!pairs.length) return { statistics, refused, examples: 0, meanLoss: NaN };
   const { groups: _groups, ...rest } = options;
-  const run = await computeStatistics(model, { ...rest, sites: pairs.map((p) => p.site) });
+  let run: Awaited<ReturnType<typeof computeStatistics>>;
+  try {
+    run = await computeStatistics(model, { ...rest, sites: pairs.map((p) => p.site) });
+  } catch (e) {
+    // One group's path to the loss may cross an op without a gradient rule: probe the groups one by one so the
+    // others still get statistics, and refuse that group with the error. (Data must be re-iterable for this.)
+    if (!(e instanceof MissingGradientRuleError) || wanted.length < 2 || !isReiterable(options.data)) throw e;
+    const merged: GroupStatisticsResult = { statistics: new Map(), refused, examples: 0, meanLoss: NaN };
+    for (const g of wanted) {
+      if (refused.has(g.name)) continue;
+      try {
+        const one = await computeGroupStatistics(model, { ...options, groups: [g.name] });
+        for (const [k, v] of one.statistics) merged.statistics.set(k, v);
+        for (const [k, v] of one.refused) refused.set(k, v);
+        if (one.examples) Object.assign(merged, { examples: one.examples, meanLoss: one.meanLoss });
+      } catch (inner) {
+        if (!(inner instanceof MissingGradientRuleError)) throw inner;
+        refused.set(g.name, inner.message);
+      }
+    }
+    return merged;
+  }
   for (const g of wanted) {
     if (refused.has(g.name)) continue;
     const plan = groupPlan(g)!;
