@@ -31,19 +31,41 @@ export function groupGrowthSite(model: OnnxModel, group: OnnxGroup): GrowthSite 
   let incoming: Matrix | undefined;
   let outgoing: Matrix | undefined;
   let incomingBias: Float64Array | undefined;
+  /** Copies a `[rows × cols]` row-major block into `m` (row stride `stride`) at column `col`, scaled. */
+  const place = (m: Matrix, src: ArrayLike<number>, rows: number, cols: number, row0: number, col: number, stride: number, scale: number) => {
+    for (let r = 0; r < rows; r++) {
+      const base = (row0 + r) * stride + col;
+      for (let c = 0; c < cols; c++) m.data[base + c] = scale * src[r * cols + c]!;
+    }
+  };
   const readIncoming = (): Matrix => {
     const m = Matrix.zeros(units, fanIn);
     for (const { l, w } of producers) {
-      const at = w.reader();
-      for (let u = 0; u < units; u++) for (let i = 0; i < l.length; i++) m.data[u * fanIn + l.start + i] = l.scale * at(incomingFlat(l, w.dims, u, i));
+      if (l.type === 'MatMul' || (l.type === 'Gemm' && l.axis === 1)) {
+        // weight [fanIn_p, units]: a tiled transpose
+        place(m, w.toFloat64Transposed(w.dims[0]!, w.dims[1]!), units, l.length, 0, l.start, fanIn, l.scale);
+      } else if (l.type === 'Gemm') {
+        place(m, w.toFloat64(), units, l.length, 0, l.start, fanIn, l.scale);
+      } else {
+        const at = w.reader();
+        for (let u = 0; u < units; u++) for (let i = 0; i < l.length; i++) m.data[u * fanIn + l.start + i] = l.scale * at(incomingFlat(l, w.dims, u, i));
+      }
     }
     return m;
   };
   const readOutgoing = (): Matrix => {
     const m = Matrix.zeros(fanOut, units);
     for (const { l, w } of consumers) {
-      const at = w.reader();
-      for (let r = 0; r < l.length; r++) for (let u = 0; u < units; u++) m.data[(l.start + r) * units + u] = l.scale * at(outgoingFlat(l, w.dims, u, r));
+      const whole = l.offset === 0 && l.blk === 1 && w.dims[l.axis] === units;
+      if (whole && (l.type === 'MatMul' || (l.type === 'Gemm' && l.axis === 0))) {
+        // weight [units, n]: a tiled transpose gives the [n × units] block
+        place(m, w.toFloat64Transposed(w.dims[0]!, w.dims[1]!), l.length, units, l.start, 0, units, l.scale);
+      } else if (whole && l.type === 'Gemm') {
+        place(m, w.toFloat64(), l.length, units, l.start, 0, units, l.scale);
+      } else {
+        const at = w.reader();
+        for (let u = 0; u < units; u++) for (let r = 0; r < l.length; r++) m.data[(l.start + r) * units + u] = l.scale * at(outgoingFlat(l, w.dims, u, r));
+      }
     }
     return m;
   };
