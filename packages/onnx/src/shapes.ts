@@ -116,10 +116,25 @@ export function inferShapes(model: OnnxModel): Map<string, Shape> {
       out = undefined;
     }
     const first = node.output[0];
+    if (node.opType === 'Split' && (node.domain === '' || node.domain === 'ai.onnx')) {
+      const parts = splitShapes(node, node.input[0] ? shapes.get(node.input[0]) : undefined, constInts, model.opsetVersion('') ?? 13);
+      node.output.forEach((o, i) => o && !shapes.get(o) && shapes.set(o, parts?.[i]));
+      continue;
+    }
     if (first && out !== undefined) shapes.set(first, out);
     else if (first && !shapes.has(first)) shapes.set(first, undefined);
   }
   return shapes;
+}
+
+/** Output shapes of a Split (sizes from the `split` attribute/input, else equal parts). */
+function splitShapes(node: NodeProto, x: Shape, constInts: (n: string | undefined) => number[] | undefined, opset: number): Shape[] | undefined {
+  if (!x) return undefined;
+  let axis = attrInt(node, 'axis', 0);
+  if (axis < 0) axis += x.length;
+  const n = node.output.length;
+  const sizes = (opset < 13 ? attrInts(node, 'split') : constInts(node.input[1])) ?? (typeof x[axis] === 'number' && (x[axis] as number) % n === 0 ? new Array<number>(n).fill((x[axis] as number) / n) : undefined);
+  return node.output.map((_, i) => x.map((d, a) => (a === axis ? sizes?.[i] : d)));
 }
 
 function inferNode(node: NodeProto, shapeOf: (i: number) => Shape, constInts: (n: string | undefined) => number[] | undefined, model: OnnxModel): Shape {

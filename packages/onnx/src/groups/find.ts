@@ -14,7 +14,7 @@ import { inferShapes, type Shape } from '../shapes.js';
 import { dataTypeName } from '../tensor.js';
 import { GroupRefusal, resolveWeight, isDepthwise, isLayerCandidate, parseConsumer, parseProducer, producerUnits, refuse } from './layers.js';
 import { seed } from './lin.js';
-import { CHANNEL_RULES, TRACE_JOIN, TRACE_THROUGH, type ChannelContext, type ChannelValue, type Hit } from './rules.js';
+import { CHANNEL_RULES, TRACE_JOIN, TRACE_LAYOUT, TRACE_THROUGH, type ChannelContext, type ChannelValue, type Hit } from './rules.js';
 import type { GroupLayer, GroupParam, GroupPlan, OnnxGroup, ParamFill } from './types.js';
 
 const QUANTIZED = /^(Q|DynamicQuantize|Dequantize|Quantize)|Integer|^QLinear/;
@@ -194,7 +194,7 @@ function traceBack(model: OnnxModel, shapes: Map<string, Shape>, value: string, 
       found.push(p);
       return;
     }
-    if ((p.opType === 'Conv' && isDepthwise(model, p)) || TRACE_THROUGH.has(p.opType)) {
+    if ((p.opType === 'Conv' && isDepthwise(model, p)) || TRACE_THROUGH.has(p.opType) || TRACE_LAYOUT.has(p.opType)) {
       visit(p.input[0]!);
       return;
     }

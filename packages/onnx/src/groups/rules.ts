@@ -117,8 +117,10 @@ const identity: ChannelRule = (ctx, node, hits) => {
 const dropout: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   if (node.input[2]) {
+    // In training mode Dropout is the identity only with a constant ratio of 0.
     const tm = ctx.constant(node.input[2]);
-    if (!tm || tm[0] !== 0) refuse(`Dropout "${label(node)}": training_mode is not a constant false`);
+    const ratio = node.input[1] ? ctx.constant(node.input[1]) : [0.5];
+    if (!(tm && tm[0] === 0) && !(tm && ratio && ratio[0] === 0)) refuse(`Dropout "${label(node)}": training_mode is not a constant false (and the ratio is not a constant 0)`);
   }
   if (node.output[1] && ctx.model.consumersOf(node.output[1]).length) refuse(`Dropout "${label(node)}": its mask output is used`);
   ctx.emit(node, node.output[0]!, cv, 'identity (inference)');
@@ -657,6 +659,12 @@ export const CHANNEL_RULES: Readonly<Record<string, ChannelRule>> = {
 export const TRACE_THROUGH: ReadonlySet<string> = new Set([
   ...UNARY_OPS, 'Identity', 'Dropout', 'Cast', 'Clip', 'BatchNormalization', 'InstanceNormalization', 'MaxPool', 'AveragePool', 'LpPool', 'Pad', 'Resize', 'Upsample',
 ]);
+
+/**
+ * Layout ops a joined operand may be traced back through (input 0): the layers found are checked by the forward
+ * walk, which refuses them if the op moves or selects channels in a way the group cannot follow.
+ */
+export const TRACE_LAYOUT: ReadonlySet<string> = new Set(['Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Slice', 'Gather', 'Split']);
 
 /** Elementwise ops whose every channel-carrying operand is traced back. */
 export const TRACE_JOIN: ReadonlySet<string> = new Set(['Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Sum', 'PRelu', 'Pow']);
