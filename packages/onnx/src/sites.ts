@@ -25,6 +25,8 @@ import { attr, attrFloat, attrInt, attrInts, attrString, nodeLabel } from './att
 import type { OnnxModel, WeightRef } from './model.js';
 import { inferShapes, resolveNodePads, type Shape } from './shapes.js';
 import * as S from './scalar.js';
+import { subgraphLayers } from './groups/find.js';
+import type { GroupBias } from './groups/types.js';
 import { FLOAT_TYPES, dataTypeName, tensorDims } from './tensor.js';
 
 /** One op between the two layers of a site and what widening does to it. */
@@ -96,21 +98,8 @@ export interface LayerPlan {
   dims: number[];
 }
 
-/** Bias of the current layer. */
-export interface BiasPlan {
-  /** The bias tensor. */
-  weight: WeightRef;
-  /** The node reading it (the layer, or MatMul's Add). */
-  node: NodeProto;
-  /** Input index of the bias in that node. */
-  input: number;
-  /** Gemm beta (1 otherwise). */
-  scale: number;
-  /** Bias broadcasts one value to all units (size-1 or scalar): it is expanded to one value per unit when growing. */
-  broadcast: boolean;
-  /** Axis of the bias tensor indexing units (when not broadcast). */
-  axis: number;
-}
+/** Bias of the current layer (the same description as a group producer's bias). */
+export type BiasPlan = GroupBias;
 
 /** A per-channel tensor of an in-between op that must be extended. */
 export interface ParamPlan {
@@ -236,20 +225,6 @@ export function findSites(model: OnnxModel): OnnxSite[] {
   }
   for (const s of sites) origins.set(s, { model, revision: model.revision });
   return sites;
-}
-
-function subgraphLayers(node: NodeProto, depth = 0): NodeProto[] {
-  const out: NodeProto[] = [];
-  if (depth > 16) return out;
-  for (const a of node.attribute) {
-    for (const g of a.g ? [a.g, ...a.graphs] : a.graphs) {
-      for (const n of g.node) {
-        if (LAYERS.has(n.opType)) out.push(n);
-        if (SUBGRAPH_OPS.has(n.opType)) out.push(...subgraphLayers(n, depth + 1));
-      }
-    }
-  }
-  return out;
 }
 
 function isDepthwiseLike(model: OnnxModel, node: NodeProto): boolean {

@@ -252,7 +252,8 @@ export function findGroups(model: OnnxModel): OnnxGroup[] {
   return groups;
 }
 
-function subgraphLayers(node: NodeProto, depth = 0): NodeProto[] {
+/** Layers (Conv, ConvTranspose, Gemm, MatMul) inside the If/Loop/Scan subgraphs of `node`, recursively. */
+export function subgraphLayers(node: NodeProto, depth = 0): NodeProto[] {
   const out: NodeProto[] = [];
   if (depth > 16) return out;
   for (const a of node.attribute) {
