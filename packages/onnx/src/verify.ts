@@ -310,7 +310,8 @@ function toFloat64(t: { type: string; data: unknown }): Float64Array {
   return Float64Array.from(t.data as ArrayLike<number>);
 }
 
-type Outputs = Map<string, { data: Float64Array; dims: number[]; type: string }>;
+/** Outputs of one onnxruntime run, by output name, as float64. */
+export type Outputs = Map<string, { data: Float64Array; dims: number[]; type: string }>;
 
 /** An onnxruntime session of a model file or a loaded model, run on several feeds, released once. */
 class ModelSession {

@@ -9,3 +9,4 @@ export type { GroupWidenResult } from './widen.js';
 export { CHANNEL_RULES } from './rules.js';
 export type { ChannelRule, ChannelContext, ChannelValue, Hit } from './rules.js';
 export type { OnnxGroup, GroupMembers, GroupPlan, GroupLayer, GroupParam, GroupValue, GroupBias, LayerType, ParamFill } from './types.js';
+export type { Lin } from './lin.js';
