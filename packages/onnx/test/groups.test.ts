@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '@gradmax/core';
 import { findGroups, loadModel, serializeModel } from '@gradmax/onnx';
-import { GraphBuilder, flushOnnxChecks, tmpDir } from './helpers.js';
+import { F16, GraphBuilder, flushOnnxChecks, tmpDir } from './helpers.js';
 import { bn, conv, growGroupAndCheck, growable } from './group-helpers.js';
 import { denseBlock, mbconvSE, resnetStage, resnextBlock, transformerBlock } from './group-patterns.js';
 import { makeUnits, type UnitsKind } from './grow-helpers.js';
@@ -207,5 +207,19 @@ describe('channel groups: transformer block', () => {
     expect(ffn.activation?.f0).toBe(0);
     expect(ffn.activation?.df0).toBeCloseTo(0.25, 6); // GELU'(0)² = 1/4 (two GELUs)
     for (const kind of KINDS) await growGroupAndCheck(file, 'ffn.up', 3, kind, { S: 4 });
+  });
+});
+
+describe('channel groups: FP16 weights', () => {
+  it('a residual MLP group grown and verified (relative diff <= 1e-2)', async () => {
+    const b = new GraphBuilder(new Rng(42), F16);
+    const x = b.input('x', ['N', 6]);
+    const h0 = b.op('Relu', [b.op('Gemm', [x, b.weight([6, 5]), b.weight([5], 0.1)], {}, 1, 'fc0')]);
+    const h1 = b.op('Relu', [b.op('Gemm', [h0, b.weight([5, 7]), b.weight([7], 0.1)], {}, 1, 'fc1')]);
+    const r = b.op('Relu', [b.op('Add', [b.op('Gemm', [h1, b.weight([7, 5])], {}, 1, 'fc2'), h0])]);
+    b.output(b.op('Gemm', [r, b.weight([5, 3])], {}, 1, 'head'), ['N', 3]);
+    const file = save(b, 'fp16-mlp.onnx');
+    expect(growable(findGroups(loadFile(file)), 'fc0').members.producers).toEqual(['fc0', 'fc2']);
+    for (const kind of KINDS) await growGroupAndCheck(file, 'fc0', 2, kind, {}, true);
   });
 });
