@@ -42,8 +42,9 @@ export function groupGrowthSite(model: OnnxModel, group: OnnxGroup): GrowthSite 
     const m = Matrix.zeros(units, fanIn);
     for (const { l, w } of producers) {
       if (l.type === 'MatMul' || (l.type === 'Gemm' && l.axis === 1)) {
-        // weight [fanIn_p, units]: a tiled transpose
-        place(m, w.toFloat64Transposed(w.dims[0]!, w.dims[1]!), units, l.length, 0, l.start, fanIn, l.scale);
+        // weight [fanIn_p, units]: a tiled transpose, straight into the matrix when it is the only block
+        if (l.length === fanIn && l.scale === 1) w.toFloat64Transposed(w.dims[0]!, w.dims[1]!, m.data);
+        else place(m, w.toFloat64Transposed(w.dims[0]!, w.dims[1]!), units, l.length, 0, l.start, fanIn, l.scale);
       } else if (l.type === 'Gemm') {
         place(m, w.toFloat64(), units, l.length, 0, l.start, fanIn, l.scale);
       } else {
@@ -59,7 +60,8 @@ export function groupGrowthSite(model: OnnxModel, group: OnnxGroup): GrowthSite 
       const whole = l.offset === 0 && l.blk === 1 && w.dims[l.axis] === units;
       if (whole && (l.type === 'MatMul' || (l.type === 'Gemm' && l.axis === 0))) {
         // weight [units, n]: a tiled transpose gives the [n × units] block
-        place(m, w.toFloat64Transposed(w.dims[0]!, w.dims[1]!), l.length, units, l.start, 0, units, l.scale);
+        if (l.length === fanOut && l.scale === 1) w.toFloat64Transposed(w.dims[0]!, w.dims[1]!, m.data);
+        else place(m, w.toFloat64Transposed(w.dims[0]!, w.dims[1]!), l.length, units, l.start, 0, units, l.scale);
       } else if (whole && l.type === 'Gemm') {
         place(m, w.toFloat64(), l.length, units, l.start, 0, units, l.scale);
       } else {
