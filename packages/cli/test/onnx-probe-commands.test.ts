@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -74,4 +75,23 @@ describe('gradmax onnx widen --data', () => {
     expect(json.verification.ok).toBe(true);
     await expect(runWidenFromDataCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1', '--add', '1', '-o', model], memoryIO())).rejects.toThrow(/refusing to overwrite/);
   });
+});
+
+describe('gradmax onnx widen --data through the built binary', () => {
+  const bin = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/bin.js');
+  it('registers every strategy: the documented one-step command grows and verifies', () => {
+    const { dir } = setup(4);
+    const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    const help = run(['onnx', 'widen', '--data', 'x.npy', '--help']);
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/registered: .*gradmax, gradmaxOpt.*random/);
+    for (const strategy of ['gradmax', 'gradmaxOpt', 'random']) {
+      const r = run(['onnx', 'widen', 'mlp.onnx', '--data', 'x.npy', '--labels', 'y.npy', '--loss', 'ce', '--site', 'fc1->fc2', '--add', '2', '--strategy', strategy, '-o', `wide-${strategy}.onnx`, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as { strategy: string; sites: { unitsAfter: number }[]; verification: { ok: boolean } };
+      expect(json.strategy).toBe(strategy);
+      expect(json.sites[0]!.unitsAfter).toBe(7);
+      expect(json.verification.ok).toBe(true);
+    }
+  }, 60_000);
 });

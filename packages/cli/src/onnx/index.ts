@@ -24,6 +24,7 @@ import { UsageError, parseCommand, parseIntegerFlag, parseNumberFlag, parsePairs
 import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
 import { formatNumber, formatTable } from '../shared/table.js';
+import { registerAllStrategies } from '@gradmax/strategies';
 import { parseWidenTargets } from './widen-targets.js';
 import { loadWithProgress, noteVerifying, saveWithProgress, verificationFailure } from './model-io.js';
 
@@ -92,13 +93,13 @@ Options:
   -h, --help                  show this help
 `;
 
-/** Registers strategies: everything from `@gradmax/strategies/register` when present, else the core's GradMax pair. */
+/**
+ * Registers every strategy of `@gradmax/strategies` (a dependency of the CLI) by name, idempotently. The `gradmax`
+ * entry point already does this when it starts; call it when using a command function on its own.
+ */
 export async function ensureStrategies(): Promise<void> {
-  try {
-    await import('@gradmax/strategies/register' as string);
-  } catch {
-    // the strategies package is optional here; fall back to the core strategies
-  }
+  registerAllStrategies();
+  // The core's GradMax pair, should the catalogue ever drop them.
   if (!hasStrategy('gradmax')) registerStrategy('gradmax', gradmax);
   if (!hasStrategy('gradmaxOpt')) registerStrategy('gradmaxOpt', gradmaxOpt);
 }

@@ -27,6 +27,7 @@ import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } fr
 import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
+import { ensureStrategies } from './index.js';
 import { parseWidenTargets } from './widen-targets.js';
 import { noteVerifying, saveWithProgress, verificationFailure } from './model-io.js';
 
@@ -248,6 +249,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     },
     { min: 1, max: 1, names: 'MODEL' },
   );
+  await ensureStrategies();
   if (values.help) {
     io.stdout.write(WIDEN_FROM_DATA_HELP.replace('{strategies}', listStrategies().join(', ')));
     return EXIT_OK;
