@@ -127,10 +127,38 @@ function structure(nodes: readonly NodeProto[]): GraphStructure {
   return { producer, consumers };
 }
 
-/** Tensors that depend on any of `targets` (including them). */
+/**
+ * Ops whose outputs carry no gradient: shapes, sizes, index and boolean computations, piecewise-constant functions
+ * and random draws. Their outputs are constants for the backward pass (a `Shape` of a site tensor feeding a Reshape
+ * is not a path from the site to the loss).
+ */
+export const NON_DIFFERENTIABLE_OPS: ReadonlySet<string> = new Set([
+  'Shape', 'Size', 'ConstantOfShape', 'Range', 'EyeLike', 'NonZero', 'ArgMax', 'ArgMin', 'OneHot',
+  'Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf',
+  'Floor', 'Ceil', 'Round', 'Sign', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
+  'RandomNormalLike', 'RandomUniformLike', 'Bernoulli', 'Multinomial',
+]);
+
+const FLOAT_ELEM_TYPES: ReadonlySet<number> = new Set([TensorProto_DataType.FLOAT, TensorProto_DataType.DOUBLE, TensorProto_DataType.FLOAT16, TensorProto_DataType.BFLOAT16]);
+
+/** Whether a default-domain node's outputs can carry a gradient, from its type and attributes alone. */
+function differentiableNode(node: NodeProto): boolean {
+  if (node.domain !== '' && node.domain !== 'ai.onnx') return true;
+  if (NON_DIFFERENTIABLE_OPS.has(node.opType)) return false;
+  if (node.opType === 'Cast' || node.opType === 'CastLike') {
+    const to = node.attribute.find((a) => a.name === 'to');
+    if (node.opType === 'Cast' && to && !FLOAT_ELEM_TYPES.has(Number(to.i))) return false;
+  }
+  return true;
+}
+
+/** Tensors that depend on any of `targets` (including them) through differentiable nodes. */
 function dependents(nodes: readonly NodeProto[], targets: Iterable<string>): Set<string> {
   const dep = new Set(targets);
-  for (const node of nodes) if (node.input.some((i) => i && dep.has(i))) for (const o of node.output) if (o) dep.add(o);
+  for (const node of nodes) {
+    if (!differentiableNode(node)) continue;
+    if (node.input.some((i) => i && dep.has(i))) for (const o of node.output) if (o) dep.add(o);
+  }
   return dep;
 }
 
@@ -330,6 +358,7 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
 export class BackwardPass {
   private readonly grads = new Map<string, string[]>();
   private readonly init: Map<string, TensorProto>;
+  private readonly constants = new Map<string, TensorProto>();
   private readonly graphInputs: Set<string> | undefined;
   private readonly tapPools = new Map<NodeProto, PoolTapPlan>();
   private readonly lattices = new Map<string, LatticeGradient[]>();
@@ -347,6 +376,19 @@ export class BackwardPass {
   ) {
     this.init = new Map(initializers.map((x) => [x.name, x]));
     this.graphInputs = graphInputs ? new Set(graphInputs) : undefined;
+    for (const n of nodes) {
+      const value = n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') ? n.attribute.find((a) => a.name === 'value')?.t : undefined;
+      if (value && n.output[0]) this.constants.set(n.output[0], value);
+    }
+  }
+
+  /** Whether a tensor has a floating-point type (integer and boolean tensors carry no gradient). */
+  private isFloat(name: string): boolean {
+    try {
+      return FLOAT_ELEM_TYPES.has(this.info(name).elemType);
+    } catch {
+      return true;
+    }
   }
 
   /**
@@ -427,7 +469,7 @@ export class BackwardPass {
     for (let k = this.nodes.length - 1; k >= 0; k--) {
       const node = this.nodes[k]!;
       if (!onPath(node)) continue;
-      const outGrads = node.output.map((o) => (o && dep.has(o) ? this.finalGrad(o) : undefined));
+      const outGrads = node.output.map((o) => (o && dep.has(o) && this.isFloat(o) ? this.finalGrad(o) : undefined));
       if (outGrads.every((g) => g === undefined)) continue;
       const tapPlan = this.tapPools.get(node);
       if (tapPlan) {
@@ -457,10 +499,11 @@ export class BackwardPass {
         gradOut: (i) => outGrads[i],
         needs: (i) => {
           const x = node.input[i];
-          return !!x && dep.has(x) && !this.init.has(x);
+          return !!x && dep.has(x) && !this.init.has(x) && !this.constants.has(x) && this.isFloat(x);
         },
         addGrad,
         initializer: (name) => this.init.get(name),
+        constant: (name) => (this.graphInputs?.has(name) ? undefined : (this.init.get(name) ?? this.constants.get(name))),
       };
       const graphInputs = this.graphInputs;
       if (graphInputs) ctx.isGraphInput = (name) => graphInputs.has(name);

@@ -7,6 +7,9 @@ import { Rng } from '@gradmax/core';
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT, checkAgainstFiniteDifferences } from './__tests__/fd.js';
 import type { FdInput } from './__tests__/fd.js';
+import { TensorProto_DataType } from 'onnx-buf';
+
+const INT64 = TensorProto_DataType.INT64;
 import { buildVjpModel, supportedOps } from './index.js';
 
 interface Built {
@@ -389,6 +392,279 @@ cases.push({
     b.output(b.op1('Tanh', [s0!]));
     b.output(s2!);
     return { inputs: [x, y], wrt: ['x', 'y'] };
+  },
+});
+
+// ---- Reductions, elementwise functions, indexing, resampling, attention and normalisation (issue 12) ----
+const positive = (v: number) => Math.abs(v) + 0.5;
+for (const op of ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL1', 'ReduceL2', 'ReduceLogSumExp']) {
+  for (const [axes, keepdims] of [[[1], 1], [[0, 2], 0], [[-1], 0], [undefined, 1], [undefined, 0]] as [number[] | undefined, number][]) {
+    for (const opset of [13, 18]) {
+      cases.push({
+        name: `${op} axes ${JSON.stringify(axes ?? 'all')} keepdims ${keepdims} opset ${opset}`,
+        ops: [op],
+        opset,
+        build(b, rng) {
+          const x = inp(b, rng, 'x', [2, 3, 4], op === 'ReduceL1' ? away([0]) : undefined);
+          const axesAsInput = op === 'ReduceSum' ? opset >= 13 : opset >= 18;
+          const ins = ['x'];
+          const attrs: Record<string, number | number[]> = { keepdims };
+          if (axes && axesAsInput) ins.push(b.init([axes.length], axes, `axes`, INT64));
+          else if (axes) attrs.axes = axes;
+          b.output(b.op1(op, ins, attrs));
+          return { inputs: [x], wrt: ['x'], linear: op === 'ReduceSum' || op === 'ReduceMean' };
+        },
+      });
+    }
+  }
+}
+cases.push({
+  name: 'ReduceSum noop_with_empty_axes',
+  ops: ['ReduceSum'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3]);
+    b.output(b.op1('ReduceSum', ['x'], { noop_with_empty_axes: 1 }));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+for (const [op, f] of [
+  ['Neg', undefined],
+  ['Exp', undefined],
+  ['Log', positive],
+  ['Sqrt', positive],
+  ['Reciprocal', away([0], 2)],
+  ['Abs', away([0])],
+  ['Erf', undefined],
+  ['Softplus', undefined],
+] as [string, ((v: number) => number) | undefined][]) {
+  cases.push(unary(op, {}, op === 'Neg', f));
+}
+cases.push(unary('Elu', { alpha: { float: 0.7 } }, false, away([0])));
+for (const [name, exponent, dims] of [
+  ['Pow by a constant 2', [2], []],
+  ['Pow by a constant 3 (INT64)', [3], []],
+  ['Pow by a constant 1', [1], []],
+  ['Pow by a computed exponent (broadcast)', undefined, [3, 1]],
+] as [string, number[] | undefined, number[]][]) {
+  cases.push({
+    name,
+    ops: ['Pow'],
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 4], positive);
+      if (exponent) {
+        const e = b.init(dims, exponent, 'e', name.includes('INT64') ? INT64 : undefined);
+        b.output(b.op1('Pow', ['x', e]));
+        return { inputs: [x], wrt: ['x'], linear: exponent[0] === 1 };
+      }
+      const e = inp(b, rng, 'e', dims, (v) => v * 0.5);
+      b.output(b.op1('Pow', ['x', 'e']));
+      return { inputs: [x, e], wrt: ['x', 'e'] };
+    },
+  });
+}
+cases.push({
+  name: 'Cast between float types, and to INT64 (a constant)',
+  ops: ['Cast'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 4], away([-2, -1, 0, 1, 2]));
+    const wide = b.op1('Cast', ['x'], { to: DOUBLE });
+    const back = b.op1('Cast', [b.op1('Mul', [wide, wide])], { to: b.dtype });
+    const steps = b.op1('Cast', [b.op1('Cast', ['x'], { to: INT64 })], { to: b.dtype });
+    b.output(b.op1('Mul', [back, steps]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+for (const op of ['Max', 'Min']) {
+  cases.push({
+    name: `${op} of three broadcast inputs`,
+    ops: [op],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', [2, 3, 4]), inp(b, rng, 'b', [3, 1]), inp(b, rng, 'c', [4])];
+      b.output(b.op1(op, ['a', 'b', 'c']));
+      return { inputs, wrt: ['a', 'b', 'c'], linear: true, eps: 1e-3 };
+    },
+  });
+}
+for (const op of ['Sum', 'Mean']) {
+  cases.push({
+    name: `${op} of broadcast inputs`,
+    ops: [op],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', [2, 3]), inp(b, rng, 'b', [3]), inp(b, rng, 'c', [2, 1])];
+      b.output(b.op1(op, ['a', 'b', 'c']));
+      return { inputs, wrt: ['a', 'b', 'c'], linear: true };
+    },
+  });
+}
+cases.push({
+  name: 'Where (condition from a comparison: a constant)',
+  ops: ['Where'],
+  build(b, rng) {
+    const inputs = [inp(b, rng, 'a', [2, 3, 4], away([0])), inp(b, rng, 'b', [3, 1])];
+    const cond = b.op1('Greater', ['a', b.init([], [0])]);
+    b.output(b.op1('Where', [cond, 'a', 'b']));
+    return { inputs, wrt: ['a', 'b'], linear: true };
+  },
+});
+cases.push({
+  name: 'Expand',
+  ops: ['Expand'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 1]);
+    b.output(b.op1('Expand', ['x', b.init([3], [2, 3, 4], 'shape', INT64)]));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+cases.push({
+  name: 'Tile',
+  ops: ['Tile'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 1]);
+    b.output(b.op1('Tile', ['x', b.init([3], [2, 1, 3], 'repeats', INT64)]));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+for (const [name, starts, ends, axes, steps] of [
+  ['Slice of two axes', [1, 0], [3, -1], [1, 2], undefined],
+  ['Slice with steps 2 and −1', [0, -1], [4, -100], [2, 1], [2, -1]],
+  ['Slice past the end, default axes', [0, 1, 1], [9, 99, 3], undefined, undefined],
+] as [string, number[], number[], number[] | undefined, number[] | undefined][]) {
+  cases.push({
+    name,
+    ops: ['Slice'],
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 5]);
+      const ins = ['x', b.init([starts.length], starts, 'starts', INT64), b.init([ends.length], ends, 'ends', INT64)];
+      if (axes || steps) ins.push(axes ? b.init([axes.length], axes, 'axes', INT64) : '');
+      if (steps) ins.push(b.init([steps.length], steps, 'steps', INT64));
+      b.output(b.op1('Slice', ins));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (const opset of [13, 16]) {
+  for (const [name, idxDims, idx, axis] of [
+    ['repeated and negative indices, axis 1', [2, 2], [0, 2, -1, 0], 1],
+    ['a scalar index, axis 1 (a token)', [], [0], 1],
+    ['axis 0', [3], [1, 1, 0], 0],
+  ] as [string, number[], number[], number][]) {
+    cases.push({
+      name: `Gather ${name} opset ${opset}`,
+      ops: ['Gather'],
+      opset,
+      build(b, rng) {
+        const x = inp(b, rng, 'x', [2, 3, 4]);
+        b.output(b.op1('Gather', ['x', b.init(idxDims, idx, 'idx', INT64)], { axis }));
+        return { inputs: [x], wrt: ['x'], linear: true };
+      },
+    });
+  }
+}
+for (const [name, attrs, scales, sizes, dims] of [
+  ['nearest ×2 (asymmetric, floor)', { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 1, 2, 2], undefined, [1, 2, 3, 4]],
+  ['nearest to sizes 5×3 (half_pixel, round_prefer_floor)', { mode: 'nearest' }, undefined, [1, 2, 5, 3], [1, 2, 7, 4]],
+  ['linear ×2 (half_pixel)', { mode: 'linear' }, [1, 1, 2, 2], undefined, [2, 2, 3, 4]],
+  ['linear ×1.5×0.5 (pytorch_half_pixel)', { mode: 'linear', coordinate_transformation_mode: 'pytorch_half_pixel' }, [1, 1, 1.5, 0.5], undefined, [1, 2, 4, 6]],
+  ['linear to sizes 5×7 (align_corners)', { mode: 'linear', coordinate_transformation_mode: 'align_corners' }, undefined, [1, 2, 5, 7], [1, 2, 3, 4]],
+] as [string, Record<string, string>, number[] | undefined, number[] | undefined, number[]][]) {
+  cases.push({
+    name: `Resize ${name}`,
+    ops: ['Resize'],
+    opset: 13,
+    build(b, rng) {
+      const x = inp(b, rng, 'x', dims);
+      const ins = ['x', '', scales ? b.init([4], scales, 'scales', FLOAT) : ''];
+      if (sizes) ins.push(b.init([4], sizes, 'sizes', INT64));
+      b.output(b.op1('Resize', ins, attrs));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (const [name, x, w, attrs] of [
+  ['strides 2, pads 1, output_padding 1', [2, 4, 3, 4], [4, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }],
+  ['stride 1, dilations 2, groups 2', [2, 4, 4, 3], [4, 2, 2, 3], { dilations: [2, 2], group: 2, pads: [0, 1, 1, 0] }],
+  ['strides 3×2, kernel 2×2 (upsampling head)', [1, 3, 3, 3], [3, 2, 2, 2], { strides: [3, 2] }],
+] as [string, number[], number[], Record<string, number[] | number>][]) {
+  cases.push({
+    name: `ConvTranspose ${name}`,
+    ops: ['ConvTranspose'],
+    dtypes: [FLOAT],
+    build(b, rng) {
+      const xi = inp(b, rng, 'x', x);
+      const wt = b.init(w, rand(rng, w));
+      const bias = b.init([w[1]! * ((attrs.group as number | undefined) ?? 1)], rand(rng, [w[1]! * ((attrs.group as number | undefined) ?? 1)]));
+      b.output(b.op1('ConvTranspose', ['x', wt, bias], attrs));
+      return { inputs: [xi], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (const [eq, da, db] of [
+  ['bij,bjk->bik', [2, 3, 4], [2, 4, 5]],
+  ['ij,kj->ik', [3, 4], [5, 4]],
+  ['bhqd,bhkd->bhqk', [2, 2, 3, 4], [2, 2, 5, 4]],
+  ['ij,jk', [3, 4], [4, 2]],
+] as [string, number[], number[]][]) {
+  cases.push({
+    name: `Einsum ${eq}`,
+    ops: ['Einsum'],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', da), inp(b, rng, 'b', db)];
+      b.output(b.op1('Einsum', ['a', 'b'], { equation: eq }));
+      return { inputs, wrt: ['a', 'b'], linear: true };
+    },
+  });
+}
+for (const [axis, wrtParams] of [[-1, false], [1, true]] as [number, boolean][]) {
+  cases.push({
+    name: `LayerNormalization axis ${axis}${wrtParams ? ' (scale and bias computed)' : ''}`,
+    ops: ['LayerNormalization'],
+    opset: 17,
+    build(b, rng) {
+      const dims = [2, 3, 4];
+      const norm = dims.slice(axis < 0 ? axis + 3 : axis);
+      const x = inp(b, rng, 'x', dims);
+      const inputs = [x];
+      let scale: string;
+      let bias: string;
+      if (wrtParams) {
+        inputs.push(inp(b, rng, 'scale', norm), inp(b, rng, 'bias', norm));
+        scale = 'scale';
+        bias = 'bias';
+      } else {
+        scale = b.init(norm, rand(rng, norm));
+        bias = b.init(norm, rand(rng, norm));
+      }
+      b.output(b.op1('LayerNormalization', ['x', scale, bias], { axis, epsilon: { float: 1e-3 } }));
+      return { inputs, wrt: inputs.map((i) => i.name) };
+    },
+  });
+}
+cases.push({
+  name: 'Decomposed LayerNorm (ReduceMean, Sub, Pow, Add, Sqrt, Div) on a shape computed from the input',
+  ops: ['ReduceMean', 'Sub', 'Pow', 'Sqrt', 'Div', 'Reshape'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4]);
+    const mu = b.op1('ReduceMean', ['x'], { axes: [-1], keepdims: 1 });
+    const c = b.op1('Sub', ['x', mu]);
+    const v = b.op1('ReduceMean', [b.op1('Pow', [c, b.init([], [2])])], { axes: [-1], keepdims: 1 });
+    const n = b.op1('Div', [c, b.op1('Sqrt', [b.op1('Add', [v, b.init([], [1e-3])])])]);
+    // A Reshape to Shape(x) (Shape is not differentiable: a constant for the backward pass).
+    const flat = b.op1('Reshape', [n, b.init([2], [6, 4], 'flat', INT64)]);
+    b.output(b.op1('Reshape', [b.op1('Tanh', [flat]), b.op1('Shape', ['x'])]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+cases.push({
+  name: 'Attention: MatMul of two computed operands, Softmax, MatMul',
+  ops: ['MatMul', 'Softmax', 'Transpose'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4]);
+    const q = b.op1('MatMul', ['x', b.init([4, 4], rand(rng, [4, 4]))]);
+    const k = b.op1('MatMul', ['x', b.init([4, 4], rand(rng, [4, 4]))]);
+    const v = b.op1('MatMul', ['x', b.init([4, 4], rand(rng, [4, 4]))]);
+    const s = b.op1('Softmax', [b.op1('MatMul', [q, b.op1('Transpose', [k], { perm: [0, 2, 1] })])], { axis: -1 });
+    b.output(b.op1('MatMul', [s, v]));
+    return { inputs: [x], wrt: ['x'] };
   },
 });
 
