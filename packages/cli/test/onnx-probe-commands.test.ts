@@ -95,3 +95,13 @@ describe('gradmax onnx widen --data through the built binary', () => {
     }
   }, 60_000);
 });
+
+describe('error reports', () => {
+  it('print a multi-line onnxruntime error whole, continuation lines indented', async () => {
+    const { reportError } = await import('../src/shared/errors.js');
+    const { RuntimeError } = await import('@gradmax/onnx');
+    const io = memoryIO();
+    expect(reportError(io, new RuntimeError('onnxruntime failed to run m.onnx: Non-zero status code\nNode (fc1) Op (Gemm)\nwhy: shapes [2,3] [4,2]'), 'gradmax onnx verify')).toBe(2);
+    expect(io.err).toBe('gradmax onnx verify: onnxruntime failed to run m.onnx: Non-zero status code\n  Node (fc1) Op (Gemm)\n  why: shapes [2,3] [4,2]\n');
+  });
+});

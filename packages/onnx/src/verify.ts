@@ -143,9 +143,9 @@ async function createSession(file: string | Uint8Array, ep: string, label: strin
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
     if (ep !== 'cpu') {
-      throw new ExecutionProviderError(`execution provider "${ep}" is unavailable here (${entry.bundled ? '' : 'its provider libraries are not installed; '}${msg.split('\n')[0]}); use --execution-provider cpu`, { executionProvider: ep });
+      throw new ExecutionProviderError(`execution provider "${ep}" is unavailable here (${entry.bundled ? '' : 'its provider libraries are not installed; '}${msg.trimEnd()}); use --execution-provider cpu`, { executionProvider: ep });
     }
-    throw new RuntimeError(`onnxruntime cannot load ${label}: ${msg.split('\n')[0]}`, { file: label });
+    throw new RuntimeError(`onnxruntime cannot load ${label}: ${msg.trimEnd()}`, { file: label });
   }
 }
 
@@ -180,7 +180,7 @@ export async function runModel(model: string | OnnxModel, feeds: ReturnType<type
   try {
     results = await session.run(ortFeeds);
   } catch (e) {
-    throw new RuntimeError(`onnxruntime failed to run ${file ?? 'the model'}: ${((e as Error).message ?? String(e)).split('\n')[0]}`, { file });
+    throw new RuntimeError(`onnxruntime failed to run ${file ?? 'the model'}: ${((e as Error).message ?? String(e)).trimEnd()}`, { file });
   } finally {
     await session.release().catch(() => undefined);
   }

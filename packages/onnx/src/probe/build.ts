@@ -14,6 +14,8 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
+import { prepareForProbe } from './prepare.js';
+import type { PreparedModel } from './prepare.js';
 import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, reluMask, resolveNodePads } from './rules.js';
 import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
@@ -77,6 +79,11 @@ export interface BuildProbeOptions {
   loss: ProbeLoss;
   /** Values for named symbolic input dims other than the batch (used for shape discovery). */
   fixedDims?: Record<string, number>;
+  /**
+   * Relax a batch dimension fixed at 1 in the probe's graph (default true; kept only when batched results equal
+   * per-example ones on random inputs).
+   */
+  relaxBatch?: boolean;
 }
 
 /** One statistics output of a probe. */
@@ -110,6 +117,11 @@ export interface ProbeModel {
   outputs: ProbeOutput[];
   /** Element type of the differentiated tensors (FLOAT or DOUBLE). */
   floatType: number;
+  /**
+   * What the probe changed in its own copy of the model before differentiating it (see `prepareForProbe`): with
+   * `promotedHalf`, feed float32 data; with `relaxedBatch`, any batch size runs at once.
+   */
+  prepared?: PreparedModel;
 }
 
 interface GraphStructure {
@@ -652,11 +664,12 @@ export function emitLoss(
  */
 export async function buildProbe(model: ModelProto | OnnxModel, options: BuildProbeOptions): Promise<ProbeModel> {
   const proto = model instanceof OnnxModel ? inlineExternal(model) : clone(ModelProtoSchema, model);
-  const graph = proto.graph;
-  if (!graph) throw new InvalidArgumentError('model has no graph');
-  const opset = defaultOpset(proto);
-  if (opset < 11) throw new UnsupportedError(`the probe needs opset ≥ 11 (model imports opset ${opset})`, { opset });
+  if (!proto.graph) throw new InvalidArgumentError('model has no graph');
   if (!options.sites?.length) throw new InvalidArgumentError('buildProbe: at least one site is required');
+  // The probe's own copy only: sorted, FLOAT16 computed in FLOAT, opset 7–10 upgraded, a fixed batch of 1 relaxed.
+  const prepared = await prepareForProbe(proto, { fixedDims: options.fixedDims, relaxBatch: options.relaxBatch });
+  const graph = proto.graph;
+  const opset = defaultOpset(proto);
   const nodes = graph.node;
   const lossOutput = options.loss.output ?? graph.output[0]?.name;
   if (!lossOutput || !nodes.some((n) => n.output.includes(lossOutput))) {
@@ -771,7 +784,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   else graph.input.push(makeValueInfo(labelsInput, TensorProto_DataType.INT64, [batchDim]));
   graph.output = [makeValueInfo(lossSum, floatType, []), ...outputs.map((o) => makeValueInfo(o.output, floatType, o.shape))];
   const inputs = graph.input.filter((i) => !initializerNames.has(i.name) && i.name !== labelsInput).map((i) => i.name);
-  return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType };
+  return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType, prepared };
 }
 
 function normalizeAxis(axis: number, rank: number): number {

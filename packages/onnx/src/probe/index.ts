@@ -17,4 +17,6 @@ export type { Emitter } from './emitter.js';
 export { discoverShapes } from './shapes.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';
+export { prepareForProbe, promoteHalfToFloat, relaxFixedBatch, sortTopologically, upgradeToOpset11 } from './prepare.js';
+export type { PreparedModel } from './prepare.js';
 export type { VjpModel, VjpModelOptions } from './vjp.js';
