@@ -14,7 +14,7 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
-import { prepareForProbe } from './prepare.js';
+import { prepareForProbe, sortTopologically } from './prepare.js';
 import type { PreparedModel } from './prepare.js';
 import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, reluMask, resolveNodePads } from './rules.js';
 import type { MaxPoolTiling } from './rules.js';
@@ -322,6 +322,45 @@ function checkOpsBetween(nodes: readonly NodeProto[], cur: NodeProto, next: Node
     if (data.length !== 1) throw new UnsupportedError(`site "${name}": ${p.opType} "${nodeLabel(p)}" between the layers joins another branch`, { site: name, node: nodeLabel(p) });
     value = data[0]!;
   }
+}
+
+/** Op types without a gradient rule on a backward path, with the nodes that have them (see {@link missingGradientRules}). */
+export interface MissingRule {
+  /** Operator type. */
+  opType: string;
+  /** Domain ('' for the default domain). */
+  domain: string;
+  /** Names (or first outputs) of the nodes of this type on the path. */
+  nodes: string[];
+}
+
+/**
+ * Every op type on a path from `from` (default: the graph's data inputs) to `to` (default: the first graph output)
+ * that the probe cannot differentiate through (no rule in {@link VJP_RULES}, or a non-default domain), from the graph
+ * structure alone: what stands between a model and the probe, all at once rather than one error at a time.
+ */
+export function missingGradientRules(model: ModelProto | OnnxModel, options: { from?: readonly string[]; to?: string } = {}): MissingRule[] {
+  const proto = model instanceof OnnxModel ? model.proto : model;
+  const graph = proto.graph;
+  if (!graph) throw new InvalidArgumentError('model has no graph');
+  const nodes = [...graph.node];
+  sortTopologically(nodes);
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  const from = options.from ?? graph.input.filter((i) => !inits.has(i.name)).map((i) => i.name);
+  const to = options.to ?? graph.output[0]?.name;
+  if (!to) throw new InvalidArgumentError('the model has no output');
+  const dep = dependents(nodes, from);
+  const anc = ancestors(nodes, [to]);
+  const found = new Map<string, MissingRule>();
+  for (const node of nodes) {
+    if (!differentiableNode(node)) continue;
+    if (!node.output.some((o) => o && dep.has(o) && anc.has(o)) || !node.input.some((i) => i && dep.has(i))) continue;
+    const domain = node.domain === 'ai.onnx' ? '' : node.domain;
+    if (domain === '' && VJP_RULES[node.opType]) continue;
+    const key = `${domain}::${node.opType}`;
+    (found.get(key) ?? found.set(key, { opType: node.opType, domain, nodes: [] }).get(key)!).nodes.push(nodeLabel(node));
+  }
+  return [...found.values()];
 }
 
 /** Which nodes the backward pass goes through, from the structure of the graph alone. */

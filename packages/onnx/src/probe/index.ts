@@ -6,8 +6,8 @@
  * the sums into the core's `DenseStatistics` / `ConvStatistics`.
  * @packageDocumentation
  */
-export { buildProbe, probeSiteOf } from './build.js';
-export type { BuildProbeOptions, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
+export { NON_DIFFERENTIABLE_OPS, buildProbe, missingGradientRules, probeSiteOf } from './build.js';
+export type { BuildProbeOptions, MissingRule, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
 export { computeStatistics, createProbeSession, runProbe } from './compute.js';
 export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, ProbeProgress, ProbeStatistics, TensorLike } from './compute.js';
 export { MissingGradientRuleError } from './errors.js';
