@@ -737,6 +737,22 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       return e.op('Reshape', [e.op('MatMul', [oneHotT, g3]), e.shape(x)]);
     }),
   Resize: (ctx) => gradAll(ctx, (g) => resizeVjp(ctx, g)),
+  Pad: (ctx) =>
+    gradAll(ctx, (g) => {
+      const e = ctx.e;
+      const x = ctx.node.input[0]!;
+      if (ctx.opset < 11) unsupported(ctx, 'Pad before opset 11 (attributes) is upgraded first; this one was not');
+      const pads = ctx.node.input[1]!;
+      const axes = ctx.node.input[3] || undefined;
+      const mode = attrString(ctx.node, 'mode', 'constant');
+      // Constant padding is adjoint to padding by the negated amounts: padded positions are cropped, cropped ones
+      // come back as zeros.
+      if (mode === 'constant') return e.op('Pad', [g, e.op('Neg', [pads]), '', ...(axes ? [axes] : [])]);
+      if (ctx.opset < 16) unsupported(ctx, `mode "${mode}" needs opset ≥ 16 (ScatterElements with reduction=add)`);
+      const positions = e.op('Reshape', [elementPositions(ctx, x), e.shape(x)]);
+      const padded = e.op('Pad', [positions, pads, '', ...(axes ? [axes] : [])], { mode });
+      return scatterBack(ctx, x, padded, g, true);
+    }),
   ConvTranspose: (ctx) => {
     const g = ctx.gradOut(0);
     if (g === undefined) return;

@@ -639,6 +639,22 @@ for (const [axis, wrtParams] of [[-1, false], [1, true]] as [number, boolean][])
     },
   });
 }
+for (const [name, pads, mode, opset] of [
+  ['Pad constant (pads and crops)', [0, 1, -1, 0, 2, 1], 'constant', 13],
+  ['Pad reflect', [0, 1, 2, 0, 1, 1], 'reflect', 16],
+  ['Pad edge', [1, 0, 2, 0, 2, 1], 'edge', 16],
+] as [string, number[], string, number][]) {
+  cases.push({
+    name,
+    ops: ['Pad'],
+    opset,
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 4]);
+      b.output(b.op1('Pad', ['x', b.init([6], pads, 'pads', INT64), b.init([], [0.5], 'value')], { mode }));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
 cases.push({
   name: 'Decomposed LayerNorm (ReduceMean, Sub, Pow, Add, Sqrt, Div) on a shape computed from the input',
   ops: ['ReduceMean', 'Sub', 'Pow', 'Sqrt', 'Div', 'Reshape'],
