@@ -238,3 +238,29 @@ describe('onnxruntime errors', () => {
     await expect(createProbeSession(broken)).rejects.toThrow(direct);
   });
 });
+
+describe('models parsed from a Node Buffer', () => {
+  it('weights stored at unaligned offsets of a Buffer are read by copy (Buffer.slice shares memory)', async () => {
+    const { buildVjpModel } = await import('./index.js');
+    const { fromBinary } = await import('@bufbuild/protobuf');
+    const rng = new Rng(2);
+    const b = new GraphBuilder(F32);
+    b.input('x', ['N', 8, 5, 5]);
+    b.output(b.op1('Conv', ['x', b.init([8, 8, 3, 3], rng.fillNormal(new Float64Array(576)))], { pads: [1, 1, 1, 1] }), ['N', 8, 5, 5]);
+    const bytes = toBinary(ModelProtoSchema, b.build(13));
+    const gradOf = async (m: ModelProto) => {
+      const vjp = await buildVjpModel(m, { wrt: ['x'] });
+      const s = await ort.InferenceSession.create(toBinary(ModelProtoSchema, vjp.model));
+      const x = new ort.Tensor('float32', Float32Array.from({ length: 200 }, (_, i) => Math.cos(i)), [1, 8, 5, 5]);
+      const cot = new ort.Tensor('float32', Float32Array.from({ length: 200 }, (_, i) => Math.sin(i)), [1, 8, 5, 5]);
+      const out = await s.run({ x, [Object.values(vjp.cotangents)[0]!]: cot });
+      await s.release();
+      return Array.from(out[vjp.gradients.x!]!.data as Float32Array);
+    };
+    const aligned = await gradOf(fromBinary(ModelProtoSchema, bytes));
+    for (const shift of [1, 2, 3]) {
+      const buf = Buffer.concat([Buffer.alloc(shift), Buffer.from(bytes)]).subarray(shift);
+      expect(await gradOf(fromBinary(ModelProtoSchema, buf))).toEqual(aligned);
+    }
+  });
+});

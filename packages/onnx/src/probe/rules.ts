@@ -137,7 +137,8 @@ function initializerBytes(t: TensorProto): { dims: number[]; bytes: Uint8Array }
  * through same-width unsigned integer views, never converted.
  */
 function gatherElements(bytes: Uint8Array, size: number, order: Int32Array): Uint8Array {
-  const src = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  // new Uint8Array(view) copies; a Node Buffer's slice() would not (it shares memory, at the same odd offset).
+  const src = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes);
   const count = src.length / size;
   const gather = <T>(from: { readonly [i: number]: T }, to: { [i: number]: T }): void => {
     for (let i = 0; i < order.length; i++) to[i] = from[order[i]!]!;
