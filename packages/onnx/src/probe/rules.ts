@@ -1127,32 +1127,46 @@ function resizeVjp(ctx: RuleContext, g: string): string {
   for (let k = 0; k < rank; k++) {
     const [i, o] = [xd[k], yd[k]];
     const scaleKnown = !useSizes && scales && scales.length === rank ? scales[k] : undefined;
-    const moves = i !== o || (scaleKnown !== undefined ? scaleKnown !== 1 : !useSizes && k >= 2);
-    if (!moves) continue;
-    if (typeof i !== 'number' || typeof o !== 'number') unsupported(ctx, `axis ${k} is resized but its size is not static`);
-    axes.push(k);
+    const staticPair = typeof i === 'number' && typeof o === 'number';
+    // Axes whose size is not static (besides batch and channels) are taken as resized: if one is not, its matrix is
+    // the identity (the gradient is still exact).
+    const moves = scaleKnown !== undefined ? scaleKnown !== 1 : staticPair ? i !== o || (!useSizes && k >= 2) : k >= 2;
+    if (moves) axes.push(k);
   }
   const F32 = TensorProto_DataType.FLOAT;
+  const I64 = TensorProto_DataType.INT64;
+  /** The size of axis k of `tensor` as an INT64 [1] tensor (a constant when static). */
+  const sizeOf = (tensor: string, dims: readonly (number | null)[], k: number): { value: number | undefined; tensor: string } => {
+    const d = dims[k];
+    return typeof d === 'number' ? { value: d, tensor: e.ints([d]) } : { value: undefined, tensor: e.op('Slice', [e.shape(tensor), e.ints([k]), e.ints([k + 1])]) };
+  };
+  /** A 1-D INT64 shape from per-axis [1] tensors (a constant when all are). */
+  const shapeOf = (parts: { value: number | undefined; tensor: string }[]): string =>
+    parts.every((p) => p.value !== undefined) ? e.ints(parts.map((p) => p.value!)) : e.op('Concat', parts.map((p) => p.tensor), { axis: 0 });
+  const one = { value: 1, tensor: e.ints([1]) };
   let grad = g;
   for (const k of axes) {
-    const hi = xd[k] as number;
-    const ho = yd[k] as number;
+    const hi = sizeOf(x, xd, k);
+    const ho = sizeOf(y, yd, k);
     const j = k === 0 ? 1 : 0;
-    const dims = new Array<number>(rank).fill(1);
-    dims[j] = hi;
-    dims[k] = hi;
-    const identity = new Float64Array(hi * hi);
-    for (let b = 0; b < hi; b++) identity[b * hi + b] = 1;
-    const basis = e.constant(t, dims, identity, 'resize_basis');
+    const basisDims = Array.from({ length: rank }, (_, a) => (a === j || a === k ? hi : one));
+    let basis: string;
+    if (hi.value !== undefined) {
+      const n = hi.value;
+      const identity = new Float64Array(n * n);
+      for (let b = 0; b < n; b++) identity[b * n + b] = 1;
+      basis = e.constant(t, basisDims.map((d) => d.value!), identity, 'resize_basis');
+    } else {
+      const square = e.op('ConstantOfShape', [e.op('Concat', [hi.tensor, hi.tensor], { axis: 0 })], { value: makeTensor('', t, [1], [0]) });
+      basis = e.op('Reshape', [e.op('EyeLike', [square]), shapeOf(basisDims)]);
+    }
     const empty = e.constant(F32, [0], [], 'resize_empty');
     let inputs: string[];
     if (useSizes) {
-      const sizes = [...dims];
-      sizes[k] = ho;
-      inputs = [basis, empty, empty, e.ints(sizes)];
+      inputs = [basis, empty, empty, shapeOf(basisDims.map((d, a) => (a === k ? ho : d)))];
     } else {
       let axisScales: string;
-      if (scales && scales.length === rank) axisScales = e.constant(F32, [rank], dims.map((_, a) => (a === k ? scales[k]! : 1)), 'resize_scales');
+      if (scales && scales.length === rank) axisScales = e.constant(F32, [rank], basisDims.map((_, a) => (a === k ? scales[k]! : 1)), 'resize_scales');
       else {
         if (!scalesName) unsupported(ctx, 'neither scales nor sizes are given');
         const parts: string[] = [];
@@ -1167,7 +1181,7 @@ function resizeVjp(ctx: RuleContext, g: string): string {
     // The same attributes as the forward node (mode, coordinate mapping, nearest_mode, cubic_coeff_a, ...).
     e.nodes[e.nodes.length - 1]!.attribute = node.attribute.map((a) => clone(AttributeProtoSchema, a));
     // resized holds A_k[o, b] at (b on axis j, o on axis k): [hi, ho] when j < k, [ho, hi] when j > k.
-    const a = j < k ? e.transpose(e.reshape(resized, [hi, ho]), [1, 0]) : e.reshape(resized, [ho, hi]);
+    const a = j < k ? e.transpose(e.op('Reshape', [resized, shapeOf([hi, ho])]), [1, 0]) : e.op('Reshape', [resized, shapeOf([ho, hi])]);
     const perm = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== k);
     perm.push(k);
     const inv = new Array<number>(rank);

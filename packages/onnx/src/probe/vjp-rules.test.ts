@@ -580,6 +580,32 @@ for (const [name, attrs, scales, sizes, dims] of [
     },
   });
 }
+// Spatial sizes unknown until run time (a segmentation export): the resampling matrices are built in the graph.
+for (const [name, attrs, sizesFromShape] of [
+  ['linear ×2, dynamic H and W', { mode: 'linear' }, false],
+  ['nearest, sizes computed from Shape (2H, W + 1), dynamic H and W', { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, true],
+] as [string, Record<string, string>, boolean][]) {
+  cases.push({
+    name: `Resize ${name}`,
+    ops: ['Resize'],
+    opset: 13,
+    build(b, rng) {
+      const dims = [1, 2, 3, 4];
+      b.input('x', [1, 2, 'H', 'W']);
+      const x = { name: 'x', dims, values: rand(rng, dims) };
+      let ins: string[];
+      if (sizesFromShape) {
+        const shape = b.op1('Shape', ['x']);
+        const hw = b.op1('Slice', [shape, b.init([1], [2], 's', INT64), b.init([1], [4], 'e', INT64)]);
+        const scaled = b.op1('Add', [b.op1('Mul', [hw, b.init([2], [2, 1], 'm', INT64)]), b.init([2], [0, 1], 'a', INT64)]);
+        const sizes = b.op1('Concat', [b.init([2], [1, 2], 'nc', INT64), scaled], { axis: 0 });
+        ins = ['x', '', '', sizes];
+      } else ins = ['x', '', b.init([4], [1, 1, 2, 2], 'scales', FLOAT)];
+      b.output(b.op1('Resize', ins, attrs));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
 for (const [name, x, w, attrs] of [
   ['strides 2, pads 1, output_padding 1', [2, 4, 3, 4], [4, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }],
   ['stride 1, dilations 2, groups 2', [2, 4, 4, 3], [4, 2, 2, 3], { dilations: [2, 2], group: 2, pads: [0, 1, 1, 0] }],
