@@ -105,3 +105,22 @@ describe('error reports', () => {
     expect(io.err).toBe('gradmax onnx verify: onnxruntime failed to run m.onnx: Non-zero status code\n  Node (fc1) Op (Gemm)\n  why: shapes [2,3] [4,2]\n');
   });
 });
+
+describe('gradmax onnx advise', () => {
+  it('ranks the sites (table and --json) and lists the ones it cannot advise on', async () => {
+    const { runAdviseCommand } = await import('../src/onnx/probe-commands.js');
+    const { dir, model } = setup(5);
+    const io = memoryIO();
+    const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--k', '2'];
+    expect(await runAdviseCommand(args, io)).toBe(0);
+    expect(io.out).toMatch(/rank\s+site\s+kind\s+units/);
+    expect(io.out).toMatch(/1\s+fc1->fc2\s+dense\s+5/);
+    expect(io.out).toMatch(/not advised:\n {2}fc2->\?/);
+    const jio = memoryIO();
+    expect(await runAdviseCommand([...args, '--json'], jio)).toBe(0);
+    const json = JSON.parse(jio.out) as { examples: number; advice: { site: string; k: number; gain: number; singularValues: number[] }[] };
+    expect(json.examples).toBe(37);
+    expect(json.advice[0]).toMatchObject({ site: 'fc1->fc2', k: 2 });
+    expect(json.advice[0]!.gain).toBeCloseTo(json.advice[0]!.singularValues.slice(0, 2).reduce((a, v) => a + v * v, 0), 10);
+  });
+});

@@ -38,6 +38,7 @@ Commands:
   widen MODEL -o OUT     add units to sites with a growth strategy, verify, write OUT atomically
   verify A B             run two models in onnxruntime on the same inputs and compare the outputs
   stats MODEL -o DIR     compute growth statistics from labelled data (generated backward graph) as .npy
+  advise MODEL           rank the sites by GradMax's first-order gain of adding units, from labelled data
 
 Run "gradmax onnx <command> --help" for the options of a command.
 Exit codes: 0 ok, 1 verification failed, 2 usage or input error.
@@ -109,7 +110,7 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = argv;
   try {
     if (sub === undefined) {
-      io.stderr.write('gradmax onnx: missing command (inspect, widen, verify, stats); see gradmax onnx --help\n');
+      io.stderr.write('gradmax onnx: missing command (inspect, widen, verify, stats, advise); see gradmax onnx --help\n');
       return EXIT_USAGE;
     }
     if (sub === '--help' || sub === '-h' || sub === 'help') {
@@ -118,12 +119,13 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
     }
     if (sub === 'inspect') return await inspectCommand(rest, io);
     if (sub === 'stats') return await (await import('./probe-commands.js')).runStatsCommand(rest, io);
+    if (sub === 'advise') return await (await import('./probe-commands.js')).runAdviseCommand(rest, io);
     if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
     if (sub === 'widen') return await widenCommand(rest, io);
     if (sub === 'verify') return await verifyCommand(rest, io);
-    throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats)`);
+    throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats, advise)`);
   } catch (e) {
-    return reportError(io, e, `gradmax onnx${sub && ['inspect', 'widen', 'verify', 'stats'].includes(sub) ? ` ${sub}` : ''}`);
+    return reportError(io, e, `gradmax onnx${sub && ['inspect', 'widen', 'verify', 'stats', 'advise'].includes(sub) ? ` ${sub}` : ''}`);
   }
 }
 

@@ -17,6 +17,8 @@ export type { Emitter } from './emitter.js';
 export { discoverShapes } from './shapes.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';
+export { adviseGrowth } from './advise.js';
+export type { AdviseGrowthOptions, GrowthAdvice, GrowthAdviceResult, SkippedSite } from './advise.js';
 export { prepareForProbe, promoteHalfToFloat, relaxFixedBatch, sortTopologically, upgradeToOpset11 } from './prepare.js';
 export type { PreparedModel } from './prepare.js';
 export type { VjpModel, VjpModelOptions } from './vjp.js';
