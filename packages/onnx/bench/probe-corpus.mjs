@@ -6,7 +6,7 @@
 // accepts, whether the probe builds and runs, and the time of one probe run against one plain inference of the same
 // batch (medians of BENCH_REPEAT run pairs, one intra-op thread each).
 // Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe-corpus.mjs [CORPUS_DIR]
-// Env: BENCH_BATCH (default 32), BENCH_REPEAT (default 3), BENCH_OPSET (only manifest entries of this opset; default
+// Env: BENCH_BATCH (default 32), BENCH_REPEAT (default 5, after 2 untimed runs of each), BENCH_OPSET (only manifest entries of this opset; default
 // all), BENCH_ONLY (comma-separated model names), BENCH_MAX_MB (skip larger files; default 400), BENCH_JSON=1.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +23,7 @@ const probeApi = await import(path.join(here, '..', 'dist', 'probe', 'index.js')
 
 const dir = process.argv[2] ?? path.join(os.homedir(), '.cache', 'gradmax', 'corpus');
 const BATCH = Number(process.env.BENCH_BATCH ?? 32);
-const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
 const MAX_MB = Number(process.env.BENCH_MAX_MB ?? 400);
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
 const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
@@ -83,7 +83,7 @@ for (const entry of manifest.models) {
         const vjp = await probeApi.buildVjpModel(fromBinary(ModelProtoSchema, fs.readFileSync(file)), { wrt: [inputName], loss });
         const vs = await probeApi.createProbeSession(vjp.model, { sessionOptions: threads });
         const vfeeds = { [inputName]: x, [vjp.loss.labelsInput]: labels };
-        await vs.run(vfeeds);
+        for (let k = 0; k < 2; k++) await vs.run(vfeeds), await timeInference();
         const ti = [];
         const tb = [];
         for (let k = 0; k < REPEAT; k++) {
@@ -123,7 +123,7 @@ for (const entry of manifest.models) {
     const buildMs = performance.now() - t0;
     const session = await probeApi.createProbeSession(probe.model, { sessionOptions: threads });
     const feeds = { [probe.inputs[0]]: x, [probe.labelsInput]: labels };
-    await session.run(feeds);
+    for (let k = 0; k < 2; k++) await session.run(feeds), await timeInference();
     const ti = [];
     const tp = [];
     for (let k = 0; k < REPEAT; k++) {
