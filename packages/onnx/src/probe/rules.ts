@@ -280,8 +280,22 @@ function convInputGrad(
   dilations: number[],
   pads: number[],
   group: number,
+  input?: string,
 ): string {
   const d = kernel.length;
+  if (spatialIn.some((v) => typeof v !== 'number') || spatialOut.some((v) => typeof v !== 'number')) {
+    if (!input) unsupported(ctx, 'the gradient needs static spatial sizes');
+    // Sizes known only at run time: the largest output padding (stride − 1) reaches every input position a window
+    // covers; with dilation > stride up to d − s trailing positions may still be missing (they get no gradient) and
+    // are padded with zeros; then the result is cropped to the input's size.
+    const e = ctx.e;
+    let out = e.op('ConvTranspose', [grad, weight], { kernel_shape: kernel, strides, dilations, pads, output_padding: strides.map((v) => v - 1), group });
+    const extra = dilations.map((v, i) => Math.max(0, v - strides[i]!));
+    if (extra.some((v) => v > 0)) out = e.op('Pad', [out, e.ints([0, 0, ...new Array<number>(d).fill(0), 0, 0, ...extra])]);
+    const axes = Array.from({ length: d }, (_, i) => i + 2);
+    const ends = e.op('Slice', [e.shape(input), e.ints([2]), e.ints([2 + d])]);
+    return e.op('Slice', [out, e.ints(new Array<number>(d).fill(0)), ends, e.ints(axes)]);
+  }
   const outputPadding: number[] = [];
   for (let i = 0; i < d; i++) {
     const inSize = spatialIn[i];
@@ -333,7 +347,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Dropout: (ctx) => {
     const training = ctx.node.input[2];
     if (training) {
-      const t = ctx.initializer(training);
+      const t = ctx.constant?.(training) ?? ctx.initializer(training);
       const on = t ? (t.rawData.length ? t.rawData[0] !== 0 : (t.int32Data[0] ?? 0) !== 0) : true;
       if (on) unsupported(ctx, 'Dropout in training mode (or with a non-constant training_mode) has no inference gradient');
     }
@@ -494,7 +508,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     const spatialOut = ctx.info(ctx.node.output[0]!).dims.slice(2);
     const group = attrInt(ctx.node, 'group', 1);
     const asConv = strides.every((s) => s === 1) ? convInputGradStride1(ctx, g, w, wi.dims, spatialIn, spatialOut, kernel, dilations, pads, group) : undefined;
-    ctx.addGrad(0, asConv ?? convInputGrad(ctx, g, w, spatialIn, spatialOut, kernel, strides, dilations, pads, group));
+    ctx.addGrad(0, asConv ?? convInputGrad(ctx, g, w, spatialIn, spatialOut, kernel, strides, dilations, pads, group, x));
   },
   BatchNormalization: (ctx) => {
     if (ctx.node.output.filter((o) => o).length > 1 || attrInt(ctx.node, 'training_mode', 0) !== 0) {
@@ -558,7 +572,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const spatialOut = ctx.info(ctx.node.output[0]!).dims.slice(2);
       // The depthwise all-ones kernel is its own flipped, channel-swapped weight.
       const asConv = strides.every((s) => s === 1) ? convInputGradStride1(ctx, scaled, onesKernel, [channels, 1, ...kernel], spatialIn, spatialOut, kernel, dilations, pads, channels, onesKernel) : undefined;
-      return asConv ?? convInputGrad(ctx, scaled, onesKernel, spatialIn, spatialOut, kernel, strides, dilations, pads, channels);
+      return asConv ?? convInputGrad(ctx, scaled, onesKernel, spatialIn, spatialOut, kernel, strides, dilations, pads, channels, x);
     }),
   GlobalAveragePool: (ctx) =>
     gradAll(ctx, (g) => {

@@ -240,6 +240,25 @@ const convPaths: { name: string; x: number[]; w: number[]; attrs: Record<string,
   { name: 'strides 2×1, dilations 1×2, groups 2', x: [2, 4, 9, 8], w: [4, 2, 3, 3], attrs: { strides: [2, 1], dilations: [1, 2], group: 2, pads: [1, 0, 0, 2] }, op: 'ConvTranspose' },
   { name: 'strides 2, depthwise', x: [2, 4, 8, 8], w: [4, 1, 3, 3], attrs: { strides: [2, 2], group: 4, pads: [1, 1, 0, 0] }, op: 'ConvTranspose' },
 ];
+// Spatial sizes known only at run time (an audio or segmentation export): ConvTranspose with the largest output
+// padding, cropped to the input's size.
+for (const [name, x, w, attrs] of [
+  ['1-D stride 2, pads 1, dynamic length', [2, 3, 11], [4, 3, 3], { strides: [2], pads: [1, 1] }],
+  ['2-D strides 2×3, dilations 1×2, dynamic H and W', [2, 2, 9, 10], [3, 2, 3, 2], { strides: [2, 3], dilations: [1, 2], pads: [1, 0, 0, 1] }],
+  ['2-D strides 2, dilations 3 (padded tail), dynamic H and W', [2, 2, 11, 12], [2, 2, 3, 3], { strides: [2, 2], dilations: [3, 3] }],
+] as [string, number[], number[], Record<string, number[]>][]) {
+  cases.push({
+    name: `Conv ${name}`,
+    ops: ['Conv'],
+    dtypes: [FLOAT],
+    build(b, rng) {
+      b.input('x', x.map((d, i) => (i < 2 ? d : `s${i}`)));
+      const xi = { name: 'x', dims: x, values: rand(rng, x) };
+      b.output(b.op1('Conv', ['x', b.init(w, rand(rng, w))], attrs));
+      return { inputs: [xi], wrt: ['x'], linear: true };
+    },
+  });
+}
 for (const c of convPaths) {
   cases.push({
     name: `Conv ${c.name} (${c.op})`,
