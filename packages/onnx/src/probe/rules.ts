@@ -349,7 +349,9 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     if (training) {
       const t = ctx.constant?.(training) ?? ctx.initializer(training);
       const on = t ? (t.rawData.length ? t.rawData[0] !== 0 : (t.int32Data[0] ?? 0) !== 0) : true;
-      if (on) unsupported(ctx, 'Dropout in training mode (or with a non-constant training_mode) has no inference gradient');
+      // Training mode with a constant ratio of 0 (as some exports have) drops nothing: the identity.
+      const ratio = ctx.node.input[1] ? constValues(ctx, ctx.node.input[1]) : [0.5];
+      if (on && !(ratio?.length === 1 && ratio[0] === 0)) unsupported(ctx, 'Dropout in training mode (or with a non-constant training_mode) has no inference gradient');
     }
     passThrough(ctx);
   },

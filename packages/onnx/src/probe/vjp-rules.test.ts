@@ -8,6 +8,7 @@ import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT, checkAgainstFiniteDifferences } from './__tests__/fd.js';
 import type { FdInput } from './__tests__/fd.js';
 import { TensorProto_DataType } from 'onnx-buf';
+import { makeTensor } from '../model.js';
 
 const INT64 = TensorProto_DataType.INT64;
 import { buildVjpModel, supportedOps } from './index.js';
@@ -71,6 +72,17 @@ for (const op of ['Relu', 'Sigmoid', 'Tanh', 'Identity', 'Dropout']) cases.push(
 cases.push(unary('LeakyRelu', { alpha: { float: 0.13 } }, true));
 cases.push(unary('HardSigmoid', { alpha: { float: 0.3 }, beta: { float: 0.4 } }, false, away([-4 / 3, 2], 3)));
 cases.push(unary('HardSwish', {}, false, away([-3, 3], 4)));
+cases.push({
+  name: 'Dropout in training mode with ratio 0 (a Constant node) is the identity',
+  ops: ['Dropout'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3]);
+    const ratio = b.op1('Constant', [], { value: makeTensor('r', b.dtype, [], [0]) });
+    const mode = b.op1('Constant', [], { value: makeTensor('m', TensorProto_DataType.BOOL, [], [1]) });
+    b.output(b.op1('Tanh', [b.op1('Dropout', ['x', ratio, mode])]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
 cases.push({
   name: 'Clip (min and max inputs)',
   ops: ['Clip'],
