@@ -393,9 +393,12 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
     ),
   );
   io.stdout.write(`gain(K) = sum of the K largest squared singular values of M (GradMax's first-order gain of K new units); share = gain / ||M||_F^2; from ${res.examples} examples (mean loss ${formatNumber(res.meanLoss)})\n`);
-  if (res.skipped.length) {
-    io.stdout.write('\nnot advised:\n');
-    for (const s of res.skipped) io.stdout.write(`  ${s.site}: ${s.reason}\n`);
+  const refused = res.skipped.filter((s) => s.growable);
+  if (refused.length) {
+    io.stdout.write('\ngrowable, but the probe cannot compute M exactly:\n');
+    for (const s of refused) io.stdout.write(`  ${s.site}: ${s.reason}\n`);
   }
+  const other = res.skipped.length - refused.length;
+  if (other) io.stdout.write(`${other} other candidate site(s) are not growable; "gradmax onnx inspect" says why\n`);
   return EXIT_OK;
 }

@@ -46,6 +46,8 @@ export interface SkippedSite {
   site: string;
   /** Why (not growable, or refused by the probe). */
   reason: string;
+  /** Whether the site is growable (then the probe refused it: its M would not be exact). */
+  growable: boolean;
 }
 
 /** Result of {@link adviseGrowth}. */
@@ -100,14 +102,14 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
   for (const s of all) {
     if (wanted && !wanted.has(s.name)) continue;
     if (!s.growable) {
-      skipped.push({ site: s.name, reason: s.reason ?? 'not growable' });
+      skipped.push({ site: s.name, reason: s.reason ?? 'not growable', growable: false });
       continue;
     }
     try {
       probeSiteOf(ir, s.name);
       usable.push(s.name);
     } catch (e) {
-      skipped.push({ site: s.name, reason: (e as Error).message });
+      skipped.push({ site: s.name, reason: (e as Error).message, growable: true });
     }
   }
   if (wanted) for (const name of wanted) if (!all.some((s) => s.name === name)) throw new InvalidArgumentError(`no site named "${name}" in the model`, { site: name });

@@ -1,0 +1,38 @@
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { fromBinary, toBinary, create } from '@bufbuild/protobuf';
+import { ModelProtoSchema, TensorShapeProto_DimensionSchema } from 'onnx-buf';
+const onnx = await import('/work/wt-probe/packages/onnx/dist/index.js');
+const P = await import('/work/wt-probe/packages/onnx/dist/probe/index.js');
+const name = process.argv[2] ?? 'mobilenet_v3_small-op17.onnx';
+const file = process.env.HOME + '/.cache/gradmax/corpus/' + name;
+const th = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+const proto = fromBinary(ModelProtoSchema, fs.readFileSync(file));
+for (const vi of [proto.graph.input[0], proto.graph.output[0]]) vi.type.value.value.shape.dim[0] = create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: 1n } });
+const B = 32;
+const per = 3 * 64 * 64;
+const xs = Float32Array.from({ length: B * per }, () => Math.random() - 0.5);
+const med = (t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)];
+const time = async (f, n = 5) => { await f(); await f(); const t = []; for (let k = 0; k < n; k++) { const a = performance.now(); await f(); t.push(performance.now() - a); } return med(t); };
+const plain = await ort.InferenceSession.create(file, th);
+const fixedS = await ort.InferenceSession.create(toBinary(ModelProtoSchema, proto), th);
+const inName = plain.inputNames[0];
+const xB = new ort.Tensor('float32', xs, [B, 3, 64, 64]);
+const x1 = Array.from({ length: B }, (_, i) => new ort.Tensor('float32', xs.subarray(i * per, (i + 1) * per), [1, 3, 64, 64]));
+const infB = await time(() => plain.run({ [inName]: xB }));
+const inf1 = await time(async () => { for (const x of x1) await fixedS.run({ [inName]: x }); });
+const model = onnx.loadModel(toBinary(ModelProtoSchema, proto));
+const sites = onnx.findSites(model).filter((s) => s.growable).map((s) => s.name).filter((s) => { try { P.probeSiteOf(model, s); return true; } catch { return false; } });
+const labelsB = new ort.Tensor('int64', BigInt64Array.from({ length: B }, (_, i) => BigInt(i % 10)), [B]);
+const out = [];
+for (const relax of [true, false]) {
+  const probe = await P.buildProbe(model, { sites, loss: { kind: 'ce-logits' }, relaxBatch: relax });
+  const s = await P.createProbeSession(probe.model, { sessionOptions: th });
+  let t;
+  if (probe.prepared.relaxedBatch) t = await time(() => s.run({ [probe.inputs[0]]: xB, [probe.labelsInput]: labelsB }));
+  else t = await time(async () => { for (let i = 0; i < B; i++) await s.run({ [probe.inputs[0]]: x1[i], [probe.labelsInput]: new ort.Tensor('int64', BigInt64Array.from([BigInt(i % 10)]), [1]) }); });
+  out.push({ relaxed: probe.prepared.relaxedBatch, probeMsFor32: t.toFixed(1) });
+  await s.release();
+}
+console.log(JSON.stringify({ name, sites: sites.length, inferenceBatch32Ms: infB.toFixed(1), inference32xBatch1Ms: inf1.toFixed(1), out, perExampleRatioRelaxedVsBatched: (Number(out[0].probeMsFor32) / infB).toFixed(2), perExampleRatioRelaxedVsFixedBatch1: (Number(out[0].probeMsFor32) / inf1).toFixed(2), perExampleRatioUnrelaxedVsBatched: (Number(out[1].probeMsFor32) / infB).toFixed(2) }));

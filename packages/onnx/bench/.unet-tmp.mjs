@@ -1,0 +1,10 @@
+import * as fs from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { fromBinary } from '@bufbuild/protobuf';
+import { ModelProtoSchema } from 'onnx-buf';
+const P = await import('/work/wt-probe/packages/onnx/dist/probe/index.js');
+const file = process.env.HOME + '/.cache/gradmax/corpus/' + (process.argv[2] ?? 'unet_dynamic-op17.onnx');
+const proto = fromBinary(ModelProtoSchema, fs.readFileSync(file));
+console.log(proto.graph.node.map((n) => n.opType + ':' + n.name).filter((s) => /Resize|Concat|ConvTranspose|Pad/.test(s)).join('\n'));
+const vjp = await P.buildVjpModel(proto, { wrt: [proto.graph.input[0].name], loss: { kind: 'mse' } });
+import('@bufbuild/protobuf').then(async ({ toBinary }) => { const s = await ort.InferenceSession.create(toBinary(ModelProtoSchema, vjp.model)); const x = new ort.Tensor('float32', Float32Array.from({ length: 2 * 3 * 64 * 64 }, () => Math.random()), [2, 3, 64, 64]); const fwd = await ort.InferenceSession.create(file); const y = Object.values(await fwd.run({ [fwd.inputNames[0]]: x }))[0]; console.log('out', y.dims); try { await s.run({ [proto.graph.input[0].name]: x, [vjp.loss.labelsInput]: new ort.Tensor('float32', new Float32Array(y.data.length), y.dims) }); console.log('ok'); } catch (e) { console.log(e.message); } });
