@@ -368,25 +368,26 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const pos = ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, t)]);
       return ctx.e.op('Where', [pos, g, ctx.e.op('Mul', [g, ctx.e.scalar(alpha, t)])]);
     }),
+  // clip(x) = x exactly where lo ≤ x ≤ hi (bounds included), so the mask is Equal(x, y): one comparison instead of
+  // two plus their negations and conjunction (the Clip mask was a third of mobilenet_v2's backward pass), multiplied
+  // in as 0/1 (faster in onnxruntime than Where).
   Clip: (ctx) =>
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
-      const t = dtype(ctx, ctx.node.output[0]!);
-      let lo: string | undefined;
-      let hi: string | undefined;
-      if (ctx.opset < 11) {
-        const minA = attrFloat(ctx.node, 'min', -Infinity);
-        const maxA = attrFloat(ctx.node, 'max', Infinity);
-        if (Number.isFinite(minA)) lo = ctx.e.scalar(minA, t);
-        if (Number.isFinite(maxA)) hi = ctx.e.scalar(maxA, t);
-      } else {
-        lo = ctx.node.input[1] || undefined;
-        hi = ctx.node.input[2] || undefined;
+      const y = ctx.node.output[0]!;
+      const t = dtype(ctx, y);
+      if (ctx.opset >= 11) {
+        if (!ctx.node.input[1] && !ctx.node.input[2]) return g;
+        return ctx.e.op('Mul', [g, ctx.e.op('Cast', [ctx.e.op('Equal', [x, y])], { to: t })]);
       }
+      // Before opset 11 Equal takes no floats: compare with the attribute bounds (the probe upgrades such models to
+      // opset 11 first; this serves buildVjpModel).
+      const minA = attrFloat(ctx.node, 'min', -Infinity);
+      const maxA = attrFloat(ctx.node, 'max', Infinity);
       let mask: string | undefined;
-      if (lo) mask = ctx.e.op('Not', [ctx.e.op('Less', [x, lo])]);
-      if (hi) {
-        const m = ctx.e.op('Not', [ctx.e.op('Greater', [x, hi])]);
+      if (Number.isFinite(minA)) mask = ctx.e.op('Not', [ctx.e.op('Less', [x, ctx.e.scalar(minA, t)])]);
+      if (Number.isFinite(maxA)) {
+        const m = ctx.e.op('Not', [ctx.e.op('Greater', [x, ctx.e.scalar(maxA, t)])]);
         mask = mask ? ctx.e.op('And', [mask, m]) : m;
       }
       return mask ? maskedGrad(ctx, g, mask) : g;
