@@ -734,16 +734,22 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const [x, indices] = ctx.node.input as [string, string];
       const xi = ctx.info(x);
       const axis = normAxis(attrInt(ctx.node, 'axis', 0), xi.dims.length);
-      if (ctx.opset >= 16) {
+      // Constant indices that pick distinct elements (all of one sign, no repeats: swin's q/k/v split) need no
+      // accumulation, in any opset.
+      const picked = constValues(ctx, indices);
+      const distinct = !!picked && new Set(picked).size === picked.length && (picked.every((v) => v >= 0) || picked.every((v) => v < 0));
+      if (ctx.opset >= 16 || distinct) {
         const positions = e.op('Reshape', [elementPositions(ctx, x), e.shape(x)]);
-        return scatterBack(ctx, x, e.op('Gather', [positions, indices], { axis }), g, true);
+        return scatterBack(ctx, x, e.op('Gather', [positions, indices], { axis }), g, !distinct);
       }
       // Before opset 16 (no ScatterElements reduction=add): a one-hot product sums repeated indices.
       const t = dtype(ctx, ctx.node.output[0]!);
       const D = xi.dims[axis];
       const ii = ctx.info(indices);
       const after = xi.dims.slice(axis + 1);
-      if (typeof D !== 'number' || ii.dims.some((d) => d === null) || after.some((d) => d === null)) unsupported(ctx, 'the gradient before opset 16 needs a static gathered axis, indices shape and trailing dims');
+      if (typeof D !== 'number' || ii.dims.some((d) => d === null) || after.some((d) => d === null)) {
+        unsupported(ctx, 'the gradient before opset 16 with repeated or computed indices needs a static gathered axis, indices shape and trailing dims');
+      }
       const Q = (ii.dims as number[]).reduce((p, d) => p * d, 1);
       const R = (after as number[]).reduce((p, d) => p * d, 1);
       const I64 = TensorProto_DataType.INT64;

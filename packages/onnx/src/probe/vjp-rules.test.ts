@@ -591,6 +591,17 @@ for (const opset of [13, 16]) {
     });
   }
 }
+cases.push({
+  name: 'Gather of distinct constant indices with dynamic dims, opset 13 (no one-hot, no accumulation)',
+  ops: ['Gather'],
+  opset: 13,
+  build(b, rng) {
+    const dims = [3, 2, 4];
+    b.input('x', [3, 'B', 'T']);
+    b.output(b.op1('Gather', ['x', b.init([], [1], 'idx', INT64)], { axis: 0 }));
+    return { inputs: [{ name: 'x', dims, values: rand(rng, dims) }], wrt: ['x'], linear: true };
+  },
+});
 for (const [name, attrs, scales, sizes, dims] of [
   ['nearest ×2 (asymmetric, floor)', { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 1, 2, 2], undefined, [1, 2, 3, 4]],
   ['nearest to sizes 5×3 (half_pixel, round_prefer_floor)', { mode: 'nearest' }, undefined, [1, 2, 5, 3], [1, 2, 7, 4]],
