@@ -34,7 +34,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       return EXIT_OK;
     }
     if (command === 'onnx') {
-      const { runOnnx } = await import('./onnx/index.js');
+      const { runOnnx, ensureStrategies } = await import('./onnx/index.js');
+      // Every command resolves --strategy NAME against the registry: register the catalogue once, up front.
+      await ensureStrategies();
       return await runOnnx(rest, io);
     }
     if (command === 'bench') {

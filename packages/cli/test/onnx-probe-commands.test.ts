@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,5 +74,53 @@ describe('gradmax onnx widen --data', () => {
     expect(json.sites[0]!.singularValues?.length).toBeGreaterThan(0);
     expect(json.verification.ok).toBe(true);
     await expect(runWidenFromDataCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1', '--add', '1', '-o', model], memoryIO())).rejects.toThrow(/refusing to overwrite/);
+  });
+});
+
+describe('gradmax onnx widen --data through the built binary', () => {
+  const bin = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/bin.js');
+  it('registers every strategy: the documented one-step command grows and verifies', () => {
+    const { dir } = setup(4);
+    const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    const help = run(['onnx', 'widen', '--data', 'x.npy', '--help']);
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/registered: .*gradmax, gradmaxOpt.*random/);
+    for (const strategy of ['gradmax', 'gradmaxOpt', 'random']) {
+      const r = run(['onnx', 'widen', 'mlp.onnx', '--data', 'x.npy', '--labels', 'y.npy', '--loss', 'ce', '--site', 'fc1->fc2', '--add', '2', '--strategy', strategy, '-o', `wide-${strategy}.onnx`, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as { strategy: string; sites: { unitsAfter: number }[]; verification: { ok: boolean } };
+      expect(json.strategy).toBe(strategy);
+      expect(json.sites[0]!.unitsAfter).toBe(7);
+      expect(json.verification.ok).toBe(true);
+    }
+  }, 60_000);
+});
+
+describe('error reports', () => {
+  it('print a multi-line onnxruntime error whole, continuation lines indented', async () => {
+    const { reportError } = await import('../src/shared/errors.js');
+    const { RuntimeError } = await import('@gradmax/onnx');
+    const io = memoryIO();
+    expect(reportError(io, new RuntimeError('onnxruntime failed to run m.onnx: Non-zero status code\nNode (fc1) Op (Gemm)\nwhy: shapes [2,3] [4,2]'), 'gradmax onnx verify')).toBe(2);
+    expect(io.err).toBe('gradmax onnx verify: onnxruntime failed to run m.onnx: Non-zero status code\n  Node (fc1) Op (Gemm)\n  why: shapes [2,3] [4,2]\n');
+  });
+});
+
+describe('gradmax onnx advise', () => {
+  it('ranks the sites (table and --json) and lists the ones it cannot advise on', async () => {
+    const { runAdviseCommand } = await import('../src/onnx/probe-commands.js');
+    const { dir, model } = setup(5);
+    const io = memoryIO();
+    const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--k', '2'];
+    expect(await runAdviseCommand(args, io)).toBe(0);
+    expect(io.out).toMatch(/rank\s+site\s+kind\s+units/);
+    expect(io.out).toMatch(/1\s+fc1->fc2\s+dense\s+5/);
+    expect(io.out).toMatch(/1 other candidate site\(s\) are not growable/);
+    const jio = memoryIO();
+    expect(await runAdviseCommand([...args, '--json'], jio)).toBe(0);
+    const json = JSON.parse(jio.out) as { examples: number; advice: { site: string; k: number; gain: number; singularValues: number[] }[] };
+    expect(json.examples).toBe(37);
+    expect(json.advice[0]).toMatchObject({ site: 'fc1->fc2', k: 2 });
+    expect(json.advice[0]!.gain).toBeCloseTo(json.advice[0]!.singularValues.slice(0, 2).reduce((a, v) => a + v * v, 0), 10);
   });
 });

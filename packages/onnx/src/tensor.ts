@@ -123,7 +123,8 @@ export function typedFieldBytes(tensor: TensorProto, count: number): Uint8Array 
 
 /** Stores a little-endian byte image back into the tensor's typed field for its element type (clears the others). */
 export function setTypedFieldBytes(tensor: TensorProto, bytes: Uint8Array): void {
-  const copy = bytes.slice();
+  // new Uint8Array(view) copies into a buffer of its own; a Node Buffer's slice() shares the (pooled) memory.
+  const copy = new Uint8Array(bytes);
   const dv = new DataView(copy.buffer);
   const dt = tensor.dataType;
   switch (dt) {
@@ -321,7 +322,7 @@ export class TensorBuffer {
   private typedElements(): { values: Float32Array | Float64Array | Uint16Array; lut?: Float64Array } | undefined {
     const t = this.dataType;
     if (!LITTLE_ENDIAN || (t !== TensorProto_DataType.FLOAT && t !== TensorProto_DataType.DOUBLE && t !== TensorProto_DataType.FLOAT16)) return undefined;
-    const { buffer, byteOffset } = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : this.bytes.slice();
+    const { buffer, byteOffset } = this.bytes.byteOffset % this.elemSize === 0 ? this.bytes : new Uint8Array(this.bytes);
     const n = this.length;
     if (t === TensorProto_DataType.FLOAT) return { values: new Float32Array(buffer, byteOffset, n) };
     if (t === TensorProto_DataType.DOUBLE) return { values: new Float64Array(buffer, byteOffset, n) };

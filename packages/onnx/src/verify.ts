@@ -297,9 +297,9 @@ async function createSession(file: string | Uint8Array, ep: string, label: strin
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
     if (ep !== 'cpu') {
-      throw new ExecutionProviderError(`execution provider "${ep}" is unavailable here (${entry.bundled ? '' : 'its provider libraries are not installed; '}${msg.split('\n')[0]}); use --execution-provider cpu`, { executionProvider: ep });
+      throw new ExecutionProviderError(`execution provider "${ep}" is unavailable here (${entry.bundled ? '' : 'its provider libraries are not installed; '}${msg.trimEnd()}); use --execution-provider cpu`, { executionProvider: ep });
     }
-    throw new RuntimeError(`onnxruntime cannot load ${label}: ${msg.split('\n')[0]}`, { file: label });
+    throw new RuntimeError(`onnxruntime cannot load ${label}: ${msg.trimEnd()}`, { file: label });
   }
 }
 
@@ -356,7 +356,7 @@ class ModelSession {
     try {
       results = await this.session.run(ortFeeds);
     } catch (e) {
-      throw new RuntimeError(`onnxruntime failed to run ${this.label}: ${((e as Error).message ?? String(e)).split('\n')[0]}`, { file: this.label });
+      throw new RuntimeError(`onnxruntime failed to run ${this.label}: ${((e as Error).message ?? String(e)).trimEnd()}`, { file: this.label });
     }
     const out: Outputs = new Map();
     for (const [name, t] of Object.entries(results)) out.set(name, { data: toFloat64(t as { type: string; data: unknown }), dims: [...(t as { dims: readonly number[] }).dims], type: (t as { type: string }).type });

@@ -26,6 +26,7 @@ import { UsageError, parseCommand, parseIntegerFlag, parseNumberFlag, parsePairs
 import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
 import { formatNumber, formatTable } from '../shared/table.js';
+import { registerAllStrategies } from '@gradmax/strategies';
 import { parseWidenTargets } from './widen-targets.js';
 import { describeVerification, loadWithProgress, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
 
@@ -39,6 +40,7 @@ Commands:
   widen MODEL -o OUT     add units to sites with a growth strategy, verify, write OUT atomically
   verify A B             run two models in onnxruntime on the same inputs and compare the outputs
   stats MODEL -o DIR     compute growth statistics from labelled data (generated backward graph) as .npy
+  advise MODEL           rank the sites by GradMax's first-order gain of adding units, from labelled data
 
 Run "gradmax onnx <command> --help" for the options of a command.
 Exit codes: 0 ok, 1 verification failed, 2 usage or input error.
@@ -102,13 +104,13 @@ Options:
   -h, --help                  show this help
 `;
 
-/** Registers strategies: everything from `@gradmax/strategies/register` when present, else the core's GradMax pair. */
+/**
+ * Registers every strategy of `@gradmax/strategies` (a dependency of the CLI) by name, idempotently. The `gradmax`
+ * entry point already does this when it starts; call it when using a command function on its own.
+ */
 export async function ensureStrategies(): Promise<void> {
-  try {
-    await import('@gradmax/strategies/register' as string);
-  } catch {
-    // the strategies package is optional here; fall back to the core strategies
-  }
+  registerAllStrategies();
+  // The core's GradMax pair, should the catalogue ever drop them.
   if (!hasStrategy('gradmax')) registerStrategy('gradmax', gradmax);
   if (!hasStrategy('gradmaxOpt')) registerStrategy('gradmaxOpt', gradmaxOpt);
 }
@@ -118,7 +120,7 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = argv;
   try {
     if (sub === undefined) {
-      io.stderr.write('gradmax onnx: missing command (inspect, widen, verify, stats); see gradmax onnx --help\n');
+      io.stderr.write('gradmax onnx: missing command (inspect, widen, verify, stats, advise); see gradmax onnx --help\n');
       return EXIT_USAGE;
     }
     if (sub === '--help' || sub === '-h' || sub === 'help') {
@@ -127,15 +129,16 @@ export async function runOnnx(argv: string[], io: CliIO): Promise<number> {
     }
     if (sub === 'inspect') return await inspectCommand(rest, io);
     if (sub === 'stats') return await (await import('./probe-commands.js')).runStatsCommand(rest, io);
+    if (sub === 'advise') return await (await import('./probe-commands.js')).runAdviseCommand(rest, io);
     if (sub === 'widen' && rest.some((a) => a === '--data' || a.startsWith('--data='))) {
       await ensureStrategies(); // the default strategy (gradmax) must be registered in a fresh process too
       return await (await import('./probe-commands.js')).runWidenFromDataCommand(rest, io);
     }
     if (sub === 'widen') return await widenCommand(rest, io);
     if (sub === 'verify') return await verifyCommand(rest, io);
-    throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats)`);
+    throw new UsageError(`gradmax onnx: unknown command "${sub}" (commands: inspect, widen, verify, stats, advise)`);
   } catch (e) {
-    return reportError(io, e, `gradmax onnx${sub && ['inspect', 'widen', 'verify', 'stats'].includes(sub) ? ` ${sub}` : ''}`);
+    return reportError(io, e, `gradmax onnx${sub && ['inspect', 'widen', 'verify', 'stats', 'advise'].includes(sub) ? ` ${sub}` : ''}`);
   }
 }
 

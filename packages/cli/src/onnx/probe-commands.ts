@@ -22,11 +22,12 @@ import {
   type OnnxModel,
   type VerifyReport,
 } from '@gradmax/onnx';
-import { computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
+import { adviseGrowth, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
 import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
 import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
+import { ensureStrategies } from './index.js';
 import { parseWidenTargets } from './widen-targets.js';
 import { describeVerification, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
 
@@ -73,6 +74,24 @@ Options:
                               by verification and printed, as for "gradmax onnx widen")
 ${DATA_OPTIONS}
   --json                      print a JSON summary
+  -h, --help                  show this help
+`;
+
+/** Help of `gradmax onnx advise`. */
+export const ADVISE_HELP = `Usage: gradmax onnx advise MODEL --data X.npy --labels Y.npy --loss KIND [--k K] [--top N] [--site NAME ...] [--json]
+
+Which layers are most starved for width: computes every growable site's growth matrix M = E[g h^T] from the
+labelled data (one probe run over all sites), and ranks the sites by GradMax's first-order gain of adding K
+units, the sum of the K largest squared singular values of M (= ||Omega^T M||^2 for the optimal unit-norm
+outgoing weights Omega; one SGD step of size eta then lowers the loss by about eta * c^2 * gain, c being the
+new units' outgoing norm). Sites the probe cannot take are listed with the reason.
+
+Options:
+  --k K                       units to add per site for the gain (default 8)
+  --top N                     singular values to show per site (default 3)
+  --site NAME                 only these sites; repeatable (default: every growable site)
+${DATA_OPTIONS}
+  --json                      print {"examples", "meanLoss", "advice": [...], "skipped": [...]}
   -h, --help                  show this help
 `;
 
@@ -260,6 +279,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     },
     { min: 1, max: 1, names: 'MODEL' },
   );
+  await ensureStrategies();
   if (values.help) {
     io.stdout.write(WIDEN_FROM_DATA_HELP.replace('{strategies}', listStrategies().join(', ')));
     return EXIT_OK;
@@ -331,4 +351,68 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
     if (failure === undefined) io.stdout.write(`wrote ${values.output}\n`);
   }
   return failure ?? EXIT_OK;
+}
+
+/** `gradmax onnx advise ...`: returns the exit code (errors are thrown; the dispatcher reports them). */
+export async function runAdviseCommand(argv: string[], io: CliIO): Promise<number> {
+  const cmd = 'gradmax onnx advise';
+  const { values, positionals } = parseCommand(
+    cmd,
+    argv,
+    { ...DATA_FLAGS, k: { type: 'string' }, top: { type: 'string' }, site: { type: 'string', multiple: true } },
+    { min: 1, max: 1, names: 'MODEL' },
+  );
+  if (values.help) {
+    io.stdout.write(ADVISE_HELP);
+    return EXIT_OK;
+  }
+  const k = typeof values.k === 'string' ? parseIntegerFlag(cmd, '--k', values.k, 1) : 8;
+  const top = typeof values.top === 'string' ? parseIntegerFlag(cmd, '--top', values.top, 1) : 3;
+  const spec = parseData(cmd, io, values);
+  const model = loadModel(resolvePath(io, positionals[0]!));
+  const all = findSites(model);
+  const sitesArg = stringList(values.site);
+  const sites = sitesArg.length ? sitesArg.map((s) => findSite(model, s, all).name) : undefined;
+  const bar = createProgressBar(io, 'statistics', spec.x.shape[0]!, { unit: 'examples' });
+  const res = await adviseGrowth(model, {
+    data: batches(model, spec),
+    loss: { kind: spec.loss, ...(spec.lossOutput ? { output: spec.lossOutput } : {}) },
+    k,
+    top,
+    ...(sites ? { sites } : {}),
+    batchSize: spec.batchSize,
+    ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}),
+    onProgress: (p) => bar.update(p.examples),
+  });
+  bar.finish();
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify({ model: positionals[0], examples: res.examples, meanLoss: res.meanLoss, k, advice: res.advice, skipped: res.skipped }, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  const sigmaHeads = Array.from({ length: top }, (_, i) => `s${i + 1}`);
+  io.stdout.write(
+    formatTable(
+      ['rank', 'site', 'kind', 'units', 'M shape', ...sigmaHeads, `gain(${k})`, 'per unit', 'share'],
+      res.advice.map((a, i) => [
+        i + 1,
+        a.site,
+        a.kind,
+        a.units ?? '-',
+        `[${a.shape[0]}, ${a.shape[1]}]`,
+        ...sigmaHeads.map((_, j) => (a.singularValues[j] !== undefined ? formatNumber(a.singularValues[j]!) : '-')),
+        formatNumber(a.gain),
+        formatNumber(a.gainPerUnit),
+        `${(100 * a.share).toFixed(1)}%`,
+      ]),
+    ),
+  );
+  io.stdout.write(`gain(K) = sum of the K largest squared singular values of M (GradMax's first-order gain of K new units); share = gain / ||M||_F^2; from ${res.examples} examples (mean loss ${formatNumber(res.meanLoss)})\n`);
+  const refused = res.skipped.filter((s) => s.growable);
+  if (refused.length) {
+    io.stdout.write('\ngrowable, but the probe cannot compute M exactly:\n');
+    for (const s of refused) io.stdout.write(`  ${s.site}: ${s.reason}\n`);
+  }
+  const other = res.skipped.length - refused.length;
+  if (other) io.stdout.write(`${other} other candidate site(s) are not growable; "gradmax onnx inspect" says why\n`);
+  return EXIT_OK;
 }

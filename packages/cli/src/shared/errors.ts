@@ -7,8 +7,9 @@ import { UsageError } from './args.js';
 import { EXIT_USAGE, type CliIO } from './io.js';
 
 /**
- * Prints `error` as one line on stderr and returns the exit code: usage errors and gradmax's typed input errors
- * give 2. Unexpected errors also give 2, with the stack when `GRADMAX_DEBUG` is set.
+ * Prints `error` as one message on stderr and returns the exit code: usage errors and gradmax's typed input errors
+ * give 2. A typed error's message is printed whole (an onnxruntime failure passed through can span several lines;
+ * continuation lines are indented). Unexpected errors also give 2, with the stack when `GRADMAX_DEBUG` is set.
  */
 export function reportError(io: CliIO, error: unknown, prefix = 'gradmax'): number {
   if (error instanceof UsageError) {
@@ -16,7 +17,7 @@ export function reportError(io: CliIO, error: unknown, prefix = 'gradmax'): numb
     return EXIT_USAGE;
   }
   if (error instanceof GradmaxError) {
-    io.stderr.write(`${prefix}: ${error.message.split('\n')[0]}\n`);
+    io.stderr.write(`${prefix}: ${error.message.trimEnd().replace(/\n/g, '\n  ')}\n`);
     return EXIT_USAGE;
   }
   const e = error as Error;

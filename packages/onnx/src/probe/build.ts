@@ -14,6 +14,8 @@ import { MissingGradientRuleError } from './errors.js';
 import { attrInt, attrInts, nodeLabel } from '../attributes.js';
 import { findSite, sitePlan } from '../sites.js';
 import { defaultOpset } from './onnx-util.js';
+import { prepareForProbe, sortTopologically } from './prepare.js';
+import type { PreparedModel } from './prepare.js';
 import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, reluMask, resolveNodePads } from './rules.js';
 import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
@@ -77,6 +79,11 @@ export interface BuildProbeOptions {
   loss: ProbeLoss;
   /** Values for named symbolic input dims other than the batch (used for shape discovery). */
   fixedDims?: Record<string, number>;
+  /**
+   * Relax a batch dimension fixed at 1 in the probe's graph (default true; kept only when batched results equal
+   * per-example ones on random inputs).
+   */
+  relaxBatch?: boolean;
 }
 
 /** One statistics output of a probe. */
@@ -110,6 +117,11 @@ export interface ProbeModel {
   outputs: ProbeOutput[];
   /** Element type of the differentiated tensors (FLOAT or DOUBLE). */
   floatType: number;
+  /**
+   * What the probe changed in its own copy of the model before differentiating it (see `prepareForProbe`): with
+   * `promotedHalf`, feed float32 data; with `relaxedBatch`, any batch size runs at once.
+   */
+  prepared?: PreparedModel;
 }
 
 interface GraphStructure {
@@ -127,10 +139,38 @@ function structure(nodes: readonly NodeProto[]): GraphStructure {
   return { producer, consumers };
 }
 
-/** Tensors that depend on any of `targets` (including them). */
+/**
+ * Ops whose outputs carry no gradient: shapes, sizes, index and boolean computations, piecewise-constant functions
+ * and random draws. Their outputs are constants for the backward pass (a `Shape` of a site tensor feeding a Reshape
+ * is not a path from the site to the loss).
+ */
+export const NON_DIFFERENTIABLE_OPS: ReadonlySet<string> = new Set([
+  'Shape', 'Size', 'ConstantOfShape', 'Range', 'EyeLike', 'NonZero', 'ArgMax', 'ArgMin', 'OneHot',
+  'Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf',
+  'Floor', 'Ceil', 'Round', 'Sign', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
+  'RandomNormalLike', 'RandomUniformLike', 'Bernoulli', 'Multinomial',
+]);
+
+const FLOAT_ELEM_TYPES: ReadonlySet<number> = new Set([TensorProto_DataType.FLOAT, TensorProto_DataType.DOUBLE, TensorProto_DataType.FLOAT16, TensorProto_DataType.BFLOAT16]);
+
+/** Whether a default-domain node's outputs can carry a gradient, from its type and attributes alone. */
+function differentiableNode(node: NodeProto): boolean {
+  if (node.domain !== '' && node.domain !== 'ai.onnx') return true;
+  if (NON_DIFFERENTIABLE_OPS.has(node.opType)) return false;
+  if (node.opType === 'Cast' || node.opType === 'CastLike') {
+    const to = node.attribute.find((a) => a.name === 'to');
+    if (node.opType === 'Cast' && to && !FLOAT_ELEM_TYPES.has(Number(to.i))) return false;
+  }
+  return true;
+}
+
+/** Tensors that depend on any of `targets` (including them) through differentiable nodes. */
 function dependents(nodes: readonly NodeProto[], targets: Iterable<string>): Set<string> {
   const dep = new Set(targets);
-  for (const node of nodes) if (node.input.some((i) => i && dep.has(i))) for (const o of node.output) if (o) dep.add(o);
+  for (const node of nodes) {
+    if (!differentiableNode(node)) continue;
+    if (node.input.some((i) => i && dep.has(i))) for (const o of node.output) if (o) dep.add(o);
+  }
   return dep;
 }
 
@@ -284,6 +324,45 @@ function checkOpsBetween(nodes: readonly NodeProto[], cur: NodeProto, next: Node
   }
 }
 
+/** Op types without a gradient rule on a backward path, with the nodes that have them (see {@link missingGradientRules}). */
+export interface MissingRule {
+  /** Operator type. */
+  opType: string;
+  /** Domain ('' for the default domain). */
+  domain: string;
+  /** Names (or first outputs) of the nodes of this type on the path. */
+  nodes: string[];
+}
+
+/**
+ * Every op type on a path from `from` (default: the graph's data inputs) to `to` (default: the first graph output)
+ * that the probe cannot differentiate through (no rule in {@link VJP_RULES}, or a non-default domain), from the graph
+ * structure alone: what stands between a model and the probe, all at once rather than one error at a time.
+ */
+export function missingGradientRules(model: ModelProto | OnnxModel, options: { from?: readonly string[]; to?: string } = {}): MissingRule[] {
+  const proto = model instanceof OnnxModel ? model.proto : model;
+  const graph = proto.graph;
+  if (!graph) throw new InvalidArgumentError('model has no graph');
+  const nodes = [...graph.node];
+  sortTopologically(nodes);
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  const from = options.from ?? graph.input.filter((i) => !inits.has(i.name)).map((i) => i.name);
+  const to = options.to ?? graph.output[0]?.name;
+  if (!to) throw new InvalidArgumentError('the model has no output');
+  const dep = dependents(nodes, from);
+  const anc = ancestors(nodes, [to]);
+  const found = new Map<string, MissingRule>();
+  for (const node of nodes) {
+    if (!differentiableNode(node)) continue;
+    if (!node.output.some((o) => o && dep.has(o) && anc.has(o)) || !node.input.some((i) => i && dep.has(i))) continue;
+    const domain = node.domain === 'ai.onnx' ? '' : node.domain;
+    if (domain === '' && VJP_RULES[node.opType]) continue;
+    const key = `${domain}::${node.opType}`;
+    (found.get(key) ?? found.set(key, { opType: node.opType, domain, nodes: [] }).get(key)!).nodes.push(nodeLabel(node));
+  }
+  return [...found.values()];
+}
+
 /** Which nodes the backward pass goes through, from the structure of the graph alone. */
 export interface BackwardPlan {
   /** Tensors that depend on a target. */
@@ -330,6 +409,7 @@ export function planBackward(nodes: NodeProto[], targets: Iterable<string>, seed
 export class BackwardPass {
   private readonly grads = new Map<string, string[]>();
   private readonly init: Map<string, TensorProto>;
+  private readonly constants = new Map<string, TensorProto>();
   private readonly graphInputs: Set<string> | undefined;
   private readonly tapPools = new Map<NodeProto, PoolTapPlan>();
   private readonly lattices = new Map<string, LatticeGradient[]>();
@@ -347,6 +427,19 @@ export class BackwardPass {
   ) {
     this.init = new Map(initializers.map((x) => [x.name, x]));
     this.graphInputs = graphInputs ? new Set(graphInputs) : undefined;
+    for (const n of nodes) {
+      const value = n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') ? n.attribute.find((a) => a.name === 'value')?.t : undefined;
+      if (value && n.output[0]) this.constants.set(n.output[0], value);
+    }
+  }
+
+  /** Whether a tensor has a floating-point type (integer and boolean tensors carry no gradient). */
+  private isFloat(name: string): boolean {
+    try {
+      return FLOAT_ELEM_TYPES.has(this.info(name).elemType);
+    } catch {
+      return true;
+    }
   }
 
   /**
@@ -427,7 +520,7 @@ export class BackwardPass {
     for (let k = this.nodes.length - 1; k >= 0; k--) {
       const node = this.nodes[k]!;
       if (!onPath(node)) continue;
-      const outGrads = node.output.map((o) => (o && dep.has(o) ? this.finalGrad(o) : undefined));
+      const outGrads = node.output.map((o) => (o && dep.has(o) && this.isFloat(o) ? this.finalGrad(o) : undefined));
       if (outGrads.every((g) => g === undefined)) continue;
       const tapPlan = this.tapPools.get(node);
       if (tapPlan) {
@@ -457,10 +550,11 @@ export class BackwardPass {
         gradOut: (i) => outGrads[i],
         needs: (i) => {
           const x = node.input[i];
-          return !!x && dep.has(x) && !this.init.has(x);
+          return !!x && dep.has(x) && !this.init.has(x) && !this.constants.has(x) && this.isFloat(x);
         },
         addGrad,
         initializer: (name) => this.init.get(name),
+        constant: (name) => (this.graphInputs?.has(name) ? undefined : (this.init.get(name) ?? this.constants.get(name))),
       };
       const graphInputs = this.graphInputs;
       if (graphInputs) ctx.isGraphInput = (name) => graphInputs.has(name);
@@ -609,11 +703,12 @@ export function emitLoss(
  */
 export async function buildProbe(model: ModelProto | OnnxModel, options: BuildProbeOptions): Promise<ProbeModel> {
   const proto = model instanceof OnnxModel ? inlineExternal(model) : clone(ModelProtoSchema, model);
-  const graph = proto.graph;
-  if (!graph) throw new InvalidArgumentError('model has no graph');
-  const opset = defaultOpset(proto);
-  if (opset < 11) throw new UnsupportedError(`the probe needs opset ≥ 11 (model imports opset ${opset})`, { opset });
+  if (!proto.graph) throw new InvalidArgumentError('model has no graph');
   if (!options.sites?.length) throw new InvalidArgumentError('buildProbe: at least one site is required');
+  // The probe's own copy only: sorted, FLOAT16 computed in FLOAT, opset 7–10 upgraded, a fixed batch of 1 relaxed.
+  const prepared = await prepareForProbe(proto, { fixedDims: options.fixedDims, relaxBatch: options.relaxBatch });
+  const graph = proto.graph;
+  const opset = defaultOpset(proto);
   const nodes = graph.node;
   const lossOutput = options.loss.output ?? graph.output[0]?.name;
   if (!lossOutput || !nodes.some((n) => n.output.includes(lossOutput))) {
@@ -728,7 +823,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   else graph.input.push(makeValueInfo(labelsInput, TensorProto_DataType.INT64, [batchDim]));
   graph.output = [makeValueInfo(lossSum, floatType, []), ...outputs.map((o) => makeValueInfo(o.output, floatType, o.shape))];
   const inputs = graph.input.filter((i) => !initializerNames.has(i.name) && i.name !== labelsInput).map((i) => i.name);
-  return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType };
+  return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType, prepared };
 }
 
 function normalizeAxis(axis: number, rank: number): number {

@@ -95,7 +95,8 @@ export async function createProbeSession(
   try {
     return await ort.InferenceSession.create(bytes, sessionOptions);
   } catch (err) {
-    const message = ((err as Error).message ?? String(err)).split('\n')[0];
+    // onnxruntime's whole message: the first line alone often names only the failing node, not why.
+    const message = ((err as Error).message ?? String(err)).trimEnd();
     if (ep !== 'cpu') {
       throw new ExecutionProviderError(
         `execution provider "${ep}" is unavailable here (${entry.bundled ? '' : 'its provider libraries are not installed; '}${message}); use the cpu provider`,

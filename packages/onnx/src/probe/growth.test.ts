@@ -100,15 +100,16 @@ describe('GradMax growth from probe statistics', () => {
 });
 
 describe('ops without a gradient rule', () => {
-  const erfTail = (b: GraphBuilder, z: string) => b.op1('Erf', [z], {}, 'the_erf');
+  // Sin: an op without a rule (Erf, used here before, has one now).
+  const sinTail = (b: GraphBuilder, z: string) => b.op1('Sin', [z], {}, 'the_sin');
 
   it('on the path from the site to the loss: MissingGradientRuleError naming the node and op type', async () => {
-    const { model } = mlp(FLOAT, 5, erfTail);
+    const { model } = mlp(FLOAT, 5, sinTail);
     const err = await buildProbe(model, { sites: [{ current: 'fc1', next: 'fc2' }], loss: { kind: 'ce-logits' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MissingGradientRuleError);
     expect(err).toBeInstanceOf(UnsupportedError);
-    expect((err as MissingGradientRuleError).details).toMatchObject({ node: 'the_erf', opType: 'Erf', sites: ['fc1->fc2'] });
-    expect((err as Error).message).toMatch(/the_erf.*Erf/);
+    expect((err as MissingGradientRuleError).details).toMatchObject({ node: 'the_sin', opType: 'Sin', sites: ['fc1->fc2'] });
+    expect((err as Error).message).toMatch(/the_sin.*Sin/);
   });
 
   it('a custom-domain op on the path is named with its domain', async () => {

@@ -6,8 +6,8 @@
  * the sums into the core's `DenseStatistics` / `ConvStatistics`.
  * @packageDocumentation
  */
-export { buildProbe, probeSiteOf } from './build.js';
-export type { BuildProbeOptions, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
+export { NON_DIFFERENTIABLE_OPS, buildProbe, missingGradientRules, probeSiteOf } from './build.js';
+export type { BuildProbeOptions, MissingRule, NodePairSite, ProbeLoss, ProbeLossKind, ProbeModel, ProbeOutput, ProbeSite } from './build.js';
 export { computeStatistics, createProbeSession, runProbe } from './compute.js';
 export type { ComputeStatisticsOptions, ComputeStatisticsResult, ProbeBatch, ProbeProgress, ProbeStatistics, TensorLike } from './compute.js';
 export { MissingGradientRuleError } from './errors.js';
@@ -19,4 +19,8 @@ export { computeGroupStatistics } from './groups.js';
 export type { GroupStatisticsOptions, GroupStatisticsResult } from './groups.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';
+export { adviseGrowth } from './advise.js';
+export type { AdviseGrowthOptions, GrowthAdvice, GrowthAdviceResult, SkippedSite } from './advise.js';
+export { prepareForProbe, promoteHalfToFloat, relaxFixedBatch, sortTopologically, upgradeToOpset11 } from './prepare.js';
+export type { PreparedModel } from './prepare.js';
 export type { VjpModel, VjpModelOptions } from './vjp.js';

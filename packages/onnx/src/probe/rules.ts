@@ -4,7 +4,8 @@
  */
 import { UnsupportedError } from '@gradmax/core';
 import type { NodeProto, TensorProto } from 'onnx-buf';
-import { TensorProto_DataLocation, TensorProto_DataType } from 'onnx-buf';
+import { clone } from '@bufbuild/protobuf';
+import { AttributeProtoSchema, TensorProto_DataLocation, TensorProto_DataType } from 'onnx-buf';
 import type { Emitter } from './emitter.js';
 import { makeTensor } from '../model.js';
 import { attrFloat, attrInt, attrInts, attrString } from '../attributes.js';
@@ -31,6 +32,8 @@ export interface RuleContext {
   addGrad(i: number, grad: string): void;
   /** An initializer by name, when the tensor is one. */
   initializer(name: string): TensorProto | undefined;
+  /** The value of an initializer or of a Constant node's output (undefined otherwise). */
+  constant?(name: string): TensorProto | undefined;
   /**
    * Whether a tensor is also a graph input: an initializer listed as an input is only a default the run can
    * override, so rules must not bake its value into constants. Absent: unknown, and no initializer value is baked.
@@ -134,7 +137,8 @@ function initializerBytes(t: TensorProto): { dims: number[]; bytes: Uint8Array }
  * through same-width unsigned integer views, never converted.
  */
 function gatherElements(bytes: Uint8Array, size: number, order: Int32Array): Uint8Array {
-  const src = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  // new Uint8Array(view) copies; a Node Buffer's slice() would not (it shares memory, at the same odd offset).
+  const src = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes);
   const count = src.length / size;
   const gather = <T>(from: { readonly [i: number]: T }, to: { [i: number]: T }): void => {
     for (let i = 0; i < order.length; i++) to[i] = from[order[i]!]!;
@@ -276,8 +280,22 @@ function convInputGrad(
   dilations: number[],
   pads: number[],
   group: number,
+  input?: string,
 ): string {
   const d = kernel.length;
+  if (spatialIn.some((v) => typeof v !== 'number') || spatialOut.some((v) => typeof v !== 'number')) {
+    if (!input) unsupported(ctx, 'the gradient needs static spatial sizes');
+    // Sizes known only at run time: the largest output padding (stride − 1) reaches every input position a window
+    // covers; with dilation > stride up to d − s trailing positions may still be missing (they get no gradient) and
+    // are padded with zeros; then the result is cropped to the input's size.
+    const e = ctx.e;
+    let out = e.op('ConvTranspose', [grad, weight], { kernel_shape: kernel, strides, dilations, pads, output_padding: strides.map((v) => v - 1), group });
+    const extra = dilations.map((v, i) => Math.max(0, v - strides[i]!));
+    if (extra.some((v) => v > 0)) out = e.op('Pad', [out, e.ints([0, 0, ...new Array<number>(d).fill(0), 0, 0, ...extra])]);
+    const axes = Array.from({ length: d }, (_, i) => i + 2);
+    const ends = e.op('Slice', [e.shape(input), e.ints([2]), e.ints([2 + d])]);
+    return e.op('Slice', [out, e.ints(new Array<number>(d).fill(0)), ends, e.ints(axes)]);
+  }
   const outputPadding: number[] = [];
   for (let i = 0; i < d; i++) {
     const inSize = spatialIn[i];
@@ -329,9 +347,11 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Dropout: (ctx) => {
     const training = ctx.node.input[2];
     if (training) {
-      const t = ctx.initializer(training);
+      const t = ctx.constant?.(training) ?? ctx.initializer(training);
       const on = t ? (t.rawData.length ? t.rawData[0] !== 0 : (t.int32Data[0] ?? 0) !== 0) : true;
-      if (on) unsupported(ctx, 'Dropout in training mode (or with a non-constant training_mode) has no inference gradient');
+      // Training mode with a constant ratio of 0 (as some exports have) drops nothing: the identity.
+      const ratio = ctx.node.input[1] ? constValues(ctx, ctx.node.input[1]) : [0.5];
+      if (on && !(ratio?.length === 1 && ratio[0] === 0)) unsupported(ctx, 'Dropout in training mode (or with a non-constant training_mode) has no inference gradient');
     }
     passThrough(ctx);
   },
@@ -348,25 +368,26 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const pos = ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, t)]);
       return ctx.e.op('Where', [pos, g, ctx.e.op('Mul', [g, ctx.e.scalar(alpha, t)])]);
     }),
+  // clip(x) = x exactly where lo ≤ x ≤ hi (bounds included), so the mask is Equal(x, y): one comparison instead of
+  // two plus their negations and conjunction (the Clip mask was a third of mobilenet_v2's backward pass), multiplied
+  // in as 0/1 (faster in onnxruntime than Where).
   Clip: (ctx) =>
     gradAll(ctx, (g) => {
       const x = ctx.node.input[0]!;
-      const t = dtype(ctx, ctx.node.output[0]!);
-      let lo: string | undefined;
-      let hi: string | undefined;
-      if (ctx.opset < 11) {
-        const minA = attrFloat(ctx.node, 'min', -Infinity);
-        const maxA = attrFloat(ctx.node, 'max', Infinity);
-        if (Number.isFinite(minA)) lo = ctx.e.scalar(minA, t);
-        if (Number.isFinite(maxA)) hi = ctx.e.scalar(maxA, t);
-      } else {
-        lo = ctx.node.input[1] || undefined;
-        hi = ctx.node.input[2] || undefined;
+      const y = ctx.node.output[0]!;
+      const t = dtype(ctx, y);
+      if (ctx.opset >= 11) {
+        if (!ctx.node.input[1] && !ctx.node.input[2]) return g;
+        return ctx.e.op('Mul', [g, ctx.e.op('Cast', [ctx.e.op('Equal', [x, y])], { to: t })]);
       }
+      // Before opset 11 Equal takes no floats: compare with the attribute bounds (the probe upgrades such models to
+      // opset 11 first; this serves buildVjpModel).
+      const minA = attrFloat(ctx.node, 'min', -Infinity);
+      const maxA = attrFloat(ctx.node, 'max', Infinity);
       let mask: string | undefined;
-      if (lo) mask = ctx.e.op('Not', [ctx.e.op('Less', [x, lo])]);
-      if (hi) {
-        const m = ctx.e.op('Not', [ctx.e.op('Greater', [x, hi])]);
+      if (Number.isFinite(minA)) mask = ctx.e.op('Not', [ctx.e.op('Less', [x, ctx.e.scalar(minA, t)])]);
+      if (Number.isFinite(maxA)) {
+        const m = ctx.e.op('Not', [ctx.e.op('Greater', [x, ctx.e.scalar(maxA, t)])]);
         mask = mask ? ctx.e.op('And', [mask, m]) : m;
       }
       return mask ? maskedGrad(ctx, g, mask) : g;
@@ -490,7 +511,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     const spatialOut = ctx.info(ctx.node.output[0]!).dims.slice(2);
     const group = attrInt(ctx.node, 'group', 1);
     const asConv = strides.every((s) => s === 1) ? convInputGradStride1(ctx, g, w, wi.dims, spatialIn, spatialOut, kernel, dilations, pads, group) : undefined;
-    ctx.addGrad(0, asConv ?? convInputGrad(ctx, g, w, spatialIn, spatialOut, kernel, strides, dilations, pads, group));
+    ctx.addGrad(0, asConv ?? convInputGrad(ctx, g, w, spatialIn, spatialOut, kernel, strides, dilations, pads, group, x));
   },
   BatchNormalization: (ctx) => {
     if (ctx.node.output.filter((o) => o).length > 1 || attrInt(ctx.node, 'training_mode', 0) !== 0) {
@@ -554,7 +575,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
       const spatialOut = ctx.info(ctx.node.output[0]!).dims.slice(2);
       // The depthwise all-ones kernel is its own flipped, channel-swapped weight.
       const asConv = strides.every((s) => s === 1) ? convInputGradStride1(ctx, scaled, onesKernel, [channels, 1, ...kernel], spatialIn, spatialOut, kernel, dilations, pads, channels, onesKernel) : undefined;
-      return asConv ?? convInputGrad(ctx, scaled, onesKernel, spatialIn, spatialOut, kernel, strides, dilations, pads, channels);
+      return asConv ?? convInputGrad(ctx, scaled, onesKernel, spatialIn, spatialOut, kernel, strides, dilations, pads, channels, x);
     }),
   GlobalAveragePool: (ctx) =>
     gradAll(ctx, (g) => {
@@ -595,6 +616,188 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
     const parts = outs.map((o, i) => ctx.gradOut(i) ?? ctx.e.zerosLike(o, t));
     ctx.addGrad(0, ctx.e.op('Concat', parts, { axis }));
   },
+  // Reductions: the gradient of the kept elements, broadcast back over the reduced axes.
+  ReduceSum: (ctx) => reduceRule(ctx, 'sum'),
+  ReduceMean: (ctx) => reduceRule(ctx, 'mean'),
+  ReduceMax: (ctx) => reduceRule(ctx, 'extreme'),
+  ReduceMin: (ctx) => reduceRule(ctx, 'extreme'),
+  ReduceSumSquare: (ctx) => reduceRule(ctx, 'sumSquare'),
+  ReduceL1: (ctx) => reduceRule(ctx, 'l1'),
+  ReduceL2: (ctx) => reduceRule(ctx, 'l2'),
+  ReduceLogSumExp: (ctx) => reduceRule(ctx, 'logSumExp'),
+  // Elementwise functions.
+  Neg: (ctx) => gradAll(ctx, (g) => ctx.e.op('Neg', [g])),
+  Exp: (ctx) => gradAll(ctx, (g) => ctx.e.op('Mul', [g, ctx.node.output[0]!])),
+  Log: (ctx) => gradAll(ctx, (g) => ctx.e.op('Div', [g, ctx.node.input[0]!])),
+  Sqrt: (ctx) => gradAll(ctx, (g) => ctx.e.op('Div', [g, ctx.e.op('Mul', [ctx.node.output[0]!, ctx.e.scalar(2, dtype(ctx, ctx.node.output[0]!))])])),
+  Reciprocal: (ctx) =>
+    gradAll(ctx, (g) => {
+      const y = ctx.node.output[0]!;
+      return ctx.e.op('Neg', [ctx.e.op('Mul', [g, ctx.e.op('Mul', [y, y])])]);
+    }),
+  Abs: (ctx) => gradAll(ctx, (g) => ctx.e.op('Mul', [g, ctx.e.op('Sign', [ctx.node.input[0]!])])),
+  Erf: (ctx) =>
+    gradAll(ctx, (g) => {
+      const x = ctx.node.input[0]!;
+      const t = dtype(ctx, ctx.node.output[0]!);
+      const gauss = ctx.e.op('Exp', [ctx.e.op('Neg', [ctx.e.op('Mul', [x, x])])]);
+      return ctx.e.op('Mul', [g, ctx.e.op('Mul', [gauss, ctx.e.scalar(2 / Math.sqrt(Math.PI), t)])]);
+    }),
+  Softplus: (ctx) => gradAll(ctx, (g) => ctx.e.op('Mul', [g, ctx.e.op('Sigmoid', [ctx.node.input[0]!])])),
+  Elu: (ctx) =>
+    gradAll(ctx, (g) => {
+      const t = dtype(ctx, ctx.node.output[0]!);
+      const alpha = attrFloat(ctx.node, 'alpha', 1);
+      const pos = ctx.e.op('Greater', [ctx.node.input[0]!, ctx.e.scalar(0, t)]);
+      return ctx.e.op('Where', [pos, g, ctx.e.op('Mul', [g, ctx.e.op('Add', [ctx.node.output[0]!, ctx.e.scalar(alpha, t)])])]);
+    }),
+  Pow: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const [a, b] = ctx.node.input as [string, string];
+    const y = ctx.node.output[0]!;
+    const t = dtype(ctx, y);
+    const ydims = ctx.info(y).dims;
+    const bf = dtype(ctx, b) === t ? b : ctx.e.op('Cast', [b], { to: t });
+    if (ctx.needs(0)) {
+      const exponent = constValues(ctx, b);
+      const single = exponent?.length === 1 ? exponent[0] : undefined;
+      const slope =
+        single === 2 ? ctx.e.op('Mul', [a, ctx.e.scalar(2, t)]) : ctx.e.op('Mul', [bf, ctx.e.op('Pow', [a, ctx.e.op('Sub', [bf, ctx.e.scalar(1, t)])])]);
+      ctx.addGrad(0, unbroadcast(ctx, single === 1 ? g : ctx.e.op('Mul', [g, slope]), ydims, a));
+    }
+    if (ctx.needs(1) && isFloatType(dtype(ctx, b))) {
+      ctx.addGrad(1, unbroadcast(ctx, ctx.e.op('Mul', [g, ctx.e.op('Mul', [y, ctx.e.op('Log', [a])])]), ydims, b));
+    }
+  },
+  Cast: (ctx) => {
+    const x = ctx.node.input[0]!;
+    const from = dtype(ctx, x);
+    if (!isFloatType(from) || !isFloatType(dtype(ctx, ctx.node.output[0]!))) return;
+    gradAll(ctx, (g) => ctx.e.op('Cast', [g], { to: from }));
+  },
+  Max: (ctx) => extremeRule(ctx),
+  Min: (ctx) => extremeRule(ctx),
+  Sum: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const ydims = ctx.info(ctx.node.output[0]!).dims;
+    ctx.node.input.forEach((x, i) => ctx.needs(i) && ctx.addGrad(i, unbroadcast(ctx, g, ydims, x)));
+  },
+  Mean: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const y = ctx.node.output[0]!;
+    const scaled = ctx.e.op('Div', [g, ctx.e.scalar(ctx.node.input.length, dtype(ctx, y))]);
+    ctx.node.input.forEach((x, i) => ctx.needs(i) && ctx.addGrad(i, unbroadcast(ctx, scaled, ctx.info(y).dims, x)));
+  },
+  Where: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    const [cond, a, b] = ctx.node.input as [string, string, string];
+    const y = ctx.node.output[0]!;
+    const zero = ctx.e.scalar(0, dtype(ctx, y));
+    const ydims = ctx.info(y).dims;
+    if (ctx.needs(1)) ctx.addGrad(1, unbroadcast(ctx, ctx.e.op('Where', [cond, g, zero]), ydims, a));
+    if (ctx.needs(2)) ctx.addGrad(2, unbroadcast(ctx, ctx.e.op('Where', [cond, zero, g]), ydims, b));
+  },
+  Expand: (ctx) => gradAll(ctx, (g) => unbroadcast(ctx, g, ctx.info(ctx.node.output[0]!).dims, ctx.node.input[0]!)),
+  Tile: (ctx) =>
+    gradAll(ctx, (g) => {
+      const x = ctx.node.input[0]!;
+      const rank = ctx.info(x).dims.length;
+      const repeats = constValues(ctx, ctx.node.input[1]!);
+      if (!repeats || repeats.length !== rank) unsupported(ctx, 'the repeats must be a constant with one entry per axis');
+      if (repeats.every((r) => r === 1)) return g;
+      // g as [r0, d0, r1, d1, ...], summed over the repeat axes.
+      const e = ctx.e;
+      const parts: string[] = [];
+      for (let i = 0; i < rank; i++) parts.push(e.ints([repeats[i]!]), e.op('Slice', [e.shape(x), e.ints([i]), e.ints([i + 1])]));
+      const split = e.op('Reshape', [g, e.op('Concat', parts, { axis: 0 })]);
+      const summed = e.reduceSum(split, repeats.map((_, i) => 2 * i), false);
+      return e.op('Reshape', [summed, e.shape(x)]);
+    }),
+  Slice: (ctx) =>
+    gradAll(ctx, (g) => {
+      // The same Slice applied to the flat element positions of the input says where each output element came
+      // from; those positions are distinct, so a plain ScatterElements puts the gradient back.
+      const e = ctx.e;
+      const x = ctx.node.input[0]!;
+      if (ctx.opset < 10) unsupported(ctx, 'Slice before opset 10 (attributes) is upgraded first; this one was not');
+      const positions = e.op('Reshape', [elementPositions(ctx, x), e.shape(x)]);
+      const picked = e.op('Slice', [positions, ...ctx.node.input.slice(1)]);
+      return scatterBack(ctx, x, picked, g, false);
+    }),
+  Gather: (ctx) =>
+    gradAll(ctx, (g) => {
+      const e = ctx.e;
+      const [x, indices] = ctx.node.input as [string, string];
+      const xi = ctx.info(x);
+      const axis = normAxis(attrInt(ctx.node, 'axis', 0), xi.dims.length);
+      // Constant indices that pick distinct elements (all of one sign, no repeats: swin's q/k/v split) need no
+      // accumulation, in any opset.
+      const picked = constValues(ctx, indices);
+      const distinct = !!picked && new Set(picked).size === picked.length && (picked.every((v) => v >= 0) || picked.every((v) => v < 0));
+      if (ctx.opset >= 16 || distinct) {
+        const positions = e.op('Reshape', [elementPositions(ctx, x), e.shape(x)]);
+        return scatterBack(ctx, x, e.op('Gather', [positions, indices], { axis }), g, !distinct);
+      }
+      // Before opset 16 (no ScatterElements reduction=add): a one-hot product sums repeated indices.
+      const t = dtype(ctx, ctx.node.output[0]!);
+      const D = xi.dims[axis];
+      const ii = ctx.info(indices);
+      const after = xi.dims.slice(axis + 1);
+      if (typeof D !== 'number' || ii.dims.some((d) => d === null) || after.some((d) => d === null)) {
+        unsupported(ctx, 'the gradient before opset 16 with repeated or computed indices needs a static gathered axis, indices shape and trailing dims');
+      }
+      const Q = (ii.dims as number[]).reduce((p, d) => p * d, 1);
+      const R = (after as number[]).reduce((p, d) => p * d, 1);
+      const I64 = TensorProto_DataType.INT64;
+      const idx = e.reshape(ii.elemType === I64 ? indices : e.op('Cast', [indices], { to: I64 }), [Q, 1]);
+      const wrapped = e.op('Where', [e.op('Less', [idx, e.scalar(0, I64)]), e.op('Add', [idx, e.scalar(D, I64)]), idx]);
+      const range = e.op('Range', [e.scalar(0, I64), e.scalar(D, I64), e.scalar(1, I64)]);
+      const oneHotT = e.transpose(e.op('Cast', [e.op('Equal', [wrapped, range])], { to: t }), [1, 0]); // [D, Q]
+      const g3 = e.reshape(g, [-1, Q, R]);
+      return e.op('Reshape', [e.op('MatMul', [oneHotT, g3]), e.shape(x)]);
+    }),
+  Resize: (ctx) => gradAll(ctx, (g) => resizeVjp(ctx, g)),
+  Pad: (ctx) =>
+    gradAll(ctx, (g) => {
+      const e = ctx.e;
+      const x = ctx.node.input[0]!;
+      if (ctx.opset < 11) unsupported(ctx, 'Pad before opset 11 (attributes) is upgraded first; this one was not');
+      const pads = ctx.node.input[1]!;
+      const axes = ctx.node.input[3] || undefined;
+      const mode = attrString(ctx.node, 'mode', 'constant');
+      // Constant padding is adjoint to padding by the negated amounts: padded positions are cropped, cropped ones
+      // come back as zeros.
+      if (mode === 'constant') return e.op('Pad', [g, e.op('Neg', [pads]), '', ...(axes ? [axes] : [])]);
+      if (ctx.opset < 16) unsupported(ctx, `mode "${mode}" needs opset ≥ 16 (ScatterElements with reduction=add)`);
+      const positions = e.op('Reshape', [elementPositions(ctx, x), e.shape(x)]);
+      const padded = e.op('Pad', [positions, pads, '', ...(axes ? [axes] : [])], { mode });
+      return scatterBack(ctx, x, padded, g, true);
+    }),
+  ConvTranspose: (ctx) => {
+    const g = ctx.gradOut(0);
+    if (g === undefined) return;
+    if (ctx.needs(1) || ctx.needs(2)) unsupported(ctx, 'gradients with respect to ConvTranspose weights or bias are not supported');
+    if (!ctx.needs(0)) return;
+    const [, w] = ctx.node.input as [string, string];
+    const wi = ctx.info(w);
+    const kernel = attrInts(ctx.node, 'kernel_shape') ?? (wi.dims.slice(2) as number[]);
+    if (kernel.some((k) => typeof k !== 'number')) unsupported(ctx, 'kernel shape is not static');
+    const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
+    if (autoPad !== 'NOTSET' && autoPad !== 'VALID') unsupported(ctx, `auto_pad ${autoPad} is not supported (explicit pads only)`);
+    if (attrInts(ctx.node, 'output_shape')) unsupported(ctx, 'output_shape is not supported (explicit pads and output_padding only)');
+    const { strides, dilations } = spatialAttrs(ctx, kernel);
+    const pads = autoPad === 'VALID' ? new Array<number>(2 * kernel.length).fill(0) : (attrInts(ctx.node, 'pads') ?? new Array<number>(2 * kernel.length).fill(0));
+    const outputPadding = attrInts(ctx.node, 'output_padding') ?? [];
+    if (outputPadding.some((p, i) => p >= strides[i]!)) unsupported(ctx, 'output_padding must be smaller than the stride');
+    // A transposed convolution is the adjoint of the convolution with the same weight and geometry.
+    ctx.addGrad(0, ctx.e.op('Conv', [g, w], { kernel_shape: kernel, strides, dilations, pads, group: attrInt(ctx.node, 'group', 1) }));
+  },
+  Einsum: (ctx) => einsumRule(ctx),
+  LayerNormalization: (ctx) => layerNormRule(ctx),
 };
 
 function splitStatic(ctx: RuleContext, g: string, inputs: string[], axis: number): string[] {
@@ -783,4 +986,285 @@ export function emitMaxPoolTapVjp(e: Emitter, x: string, g: string, geo: MaxPool
   const chosen = e.op('Equal', [first, e.constant(TensorProto_DataType.INT64, [1, 1, T, 1, 1], Array.from({ length: T }, (_, k) => k), 'pool_tap_ids')]);
   const routed = e.op('Where', [chosen, e.reshape(g, [-1, C, 1, ho, wo]), e.scalar(0, t)]);
   return e.op('ConvTranspose', [e.reshape(routed, [-1, C * T, ho, wo]), kernel], { ...common, output_padding: [...geo.outputPadding] });
+}
+
+/** Whether an ONNX element type is a floating-point type (the types gradients flow through). */
+export function isFloatType(elemType: number): boolean {
+  return elemType === TensorProto_DataType.FLOAT || elemType === TensorProto_DataType.DOUBLE || elemType === TensorProto_DataType.FLOAT16 || elemType === TensorProto_DataType.BFLOAT16;
+}
+
+/** The elements of a constant tensor (initializer or Constant node output) as numbers; undefined when not constant. */
+function constValues(ctx: RuleContext, name: string | undefined): number[] | undefined {
+  if (!name) return undefined;
+  const t = ctx.constant?.(name) ?? (ctx.isGraphInput && !ctx.isGraphInput(name) ? ctx.initializer(name) : undefined);
+  if (!t) return undefined;
+  const stored = initializerBytes(t);
+  if (!stored) return undefined;
+  return Array.from(new TensorBuffer(t.dataType, stored.dims, stored.bytes).toFloat64());
+}
+
+/** `Unsqueeze(x, axes)` in the form of the model's opset (axes as input from opset 13). */
+function unsqueeze(e: Emitter, x: string, axes: readonly number[]): string {
+  if (e.opset >= 13) return e.op('Unsqueeze', [x, e.ints(axes)]);
+  return e.op('Unsqueeze', [x], { axes: [...axes] });
+}
+
+/** `ReduceMean(x, axes, keepdims)` in the form of the model's opset (axes as input from opset 18). */
+function reduceMean(e: Emitter, x: string, axes: readonly number[], keepdims: boolean): string {
+  if (e.opset >= 18) return e.op('ReduceMean', [x, e.ints(axes)], { keepdims: keepdims ? 1 : 0 });
+  return e.op('ReduceMean', [x], { axes: [...axes], keepdims: keepdims ? 1 : 0 });
+}
+
+/**
+ * The reduced axes of a Reduce* node (normalised, sorted), `undefined` for "no reduction" (noop_with_empty_axes
+ * with empty axes). Axes given as an input must be constant.
+ */
+function reducedAxes(ctx: RuleContext, rank: number): number[] | undefined {
+  const fromInput = ctx.node.opType === 'ReduceSum' ? ctx.opset >= 13 : ctx.opset >= 18;
+  let axes: number[] | undefined;
+  if (fromInput) {
+    const a = ctx.node.input[1];
+    if (a) {
+      axes = constValues(ctx, a);
+      if (!axes) unsupported(ctx, 'its axes input must be a constant');
+    }
+  } else axes = attrInts(ctx.node, 'axes');
+  if (!axes || axes.length === 0) {
+    if (fromInput && attrInt(ctx.node, 'noop_with_empty_axes', 0) === 1) return undefined;
+    return Array.from({ length: rank }, (_, i) => i);
+  }
+  return [...new Set(axes.map((a) => normAxis(a, rank)))].sort((p, q) => p - q);
+}
+
+function reduceRule(ctx: RuleContext, kind: 'sum' | 'mean' | 'extreme' | 'sumSquare' | 'l1' | 'l2' | 'logSumExp'): void {
+  gradAll(ctx, (g) => {
+    const e = ctx.e;
+    const x = ctx.node.input[0]!;
+    const y = ctx.node.output[0]!;
+    const t = dtype(ctx, y);
+    const xi = ctx.info(x);
+    const rank = xi.dims.length;
+    const axes = reducedAxes(ctx, rank);
+    const keep = attrInt(ctx.node, 'keepdims', 1) === 1;
+    // g and y with the reduced axes kept (size 1), so that they broadcast against x.
+    let gk = g;
+    let yk = y;
+    if (axes === undefined) {
+      gk = g;
+    } else if (!keep) {
+      gk = unsqueeze(e, g, axes);
+      yk = unsqueeze(e, y, axes);
+    }
+    switch (kind) {
+      case 'sum':
+        return e.op('Expand', [gk, e.shape(x)]);
+      case 'mean': {
+        if (axes === undefined) return g;
+        const dims = axes.map((a) => xi.dims[a]);
+        const count = dims.every((d) => typeof d === 'number')
+          ? e.scalar((dims as number[]).reduce((p, d) => p * d, 1), t)
+          : e.op('Cast', [e.op('Div', [e.op('Size', [x]), e.op('Size', [y])])], { to: t });
+        return e.op('Expand', [e.op('Div', [gk, count]), e.shape(x)]);
+      }
+      case 'extreme': {
+        if (axes === undefined) return g;
+        // Ties share the gradient equally (a subgradient); in general position one element gets all of it.
+        const mask = e.op('Cast', [e.op('Equal', [x, yk])], { to: t });
+        const count = e.reduceSum(mask, axes, true);
+        return e.op('Mul', [gk, e.op('Div', [mask, count])]);
+      }
+      case 'sumSquare':
+        return e.op('Mul', [gk, e.op('Mul', [x, e.scalar(2, t)])]);
+      case 'l1':
+        return e.op('Mul', [gk, e.op('Sign', [x])]);
+      case 'l2':
+        return e.op('Mul', [gk, e.op('Div', [x, yk])]);
+      case 'logSumExp':
+        return e.op('Mul', [gk, e.op('Exp', [e.op('Sub', [x, yk])])]);
+    }
+  });
+}
+
+/** Max/Min over several (broadcast) inputs: the gradient goes to the first input holding the extreme value. */
+function extremeRule(ctx: RuleContext): void {
+  const g = ctx.gradOut(0);
+  if (g === undefined) return;
+  const e = ctx.e;
+  const y = ctx.node.output[0]!;
+  const ydims = ctx.info(y).dims;
+  const zero = e.scalar(0, dtype(ctx, y));
+  const inputs = ctx.node.input;
+  let taken: string | undefined;
+  inputs.forEach((x, i) => {
+    const eq = e.op('Equal', [x, y]);
+    const first = taken ? e.op('And', [eq, e.op('Not', [taken])]) : eq;
+    if (i < inputs.length - 1) taken = taken ? e.op('Or', [taken, eq]) : eq;
+    if (ctx.needs(i)) ctx.addGrad(i, unbroadcast(ctx, e.op('Where', [first, g, zero]), ydims, x));
+  });
+}
+
+/** INT64 `[0, 1, ..., size(x) − 1]`: the flat element positions of `x`. */
+function elementPositions(ctx: RuleContext, x: string): string {
+  const e = ctx.e;
+  const I64 = TensorProto_DataType.INT64;
+  return e.memo(`positions:${x}`, () => e.op('Range', [e.scalar(0, I64), e.op('Size', [x]), e.scalar(1, I64)]));
+}
+
+/**
+ * The gradient of `x` when output element k is x's element `positions[k]` (flat): the output gradient scattered
+ * back to those positions, summed where positions repeat (`accumulate`; opset ≥ 16).
+ */
+function scatterBack(ctx: RuleContext, x: string, positions: string, g: string, accumulate: boolean): string {
+  const e = ctx.e;
+  const t = dtype(ctx, ctx.node.output[0]!);
+  const flatSize = e.op('Reshape', [e.op('Size', [x]), e.ints([1])]);
+  const zeros = e.op('ConstantOfShape', [flatSize], { value: scalarTensor(t) });
+  const scattered = e.op('ScatterElements', [zeros, e.reshape(positions, [-1]), e.reshape(g, [-1])], accumulate ? { axis: 0, reduction: 'add' } : { axis: 0 });
+  return e.op('Reshape', [scattered, e.shape(x)]);
+}
+
+/**
+ * Resize (nearest, linear, cubic; not tf_crop_and_resize) is linear in its input and separable: along each resized
+ * axis k the output is A_k·x with a constant [out, in] matrix. A_k is computed by the same Resize (same attributes)
+ * applied, along axis k only, to an identity matrix; the gradient contracts g with A_k along every resized axis.
+ */
+function resizeVjp(ctx: RuleContext, g: string): string {
+  const e = ctx.e;
+  const node = ctx.node;
+  const x = node.input[0]!;
+  const y = node.output[0]!;
+  const t = dtype(ctx, y);
+  if (ctx.opset < 11) unsupported(ctx, 'Resize before opset 11 is upgraded first; this one was not');
+  const ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
+  if (ctm === 'tf_crop_and_resize') unsupported(ctx, 'coordinate_transformation_mode tf_crop_and_resize is not supported');
+  if (attrInts(node, 'axes')) unsupported(ctx, 'the axes attribute is not supported');
+  const xd = ctx.info(x).dims;
+  const yd = ctx.info(y).dims;
+  const rank = xd.length;
+  const scalesName = node.input[2] || undefined;
+  const sizesName = node.input[3] || undefined;
+  const scales = constValues(ctx, scalesName);
+  const useSizes = !!sizesName && !(scales && scales.length > 0);
+  if (useSizes && attrString(node, 'keep_aspect_ratio_policy', 'stretch') !== 'stretch') unsupported(ctx, 'keep_aspect_ratio_policy other than stretch is not supported');
+  const axes: number[] = [];
+  for (let k = 0; k < rank; k++) {
+    const [i, o] = [xd[k], yd[k]];
+    const scaleKnown = !useSizes && scales && scales.length === rank ? scales[k] : undefined;
+    const staticPair = typeof i === 'number' && typeof o === 'number';
+    // Axes whose size is not static (besides batch and channels) are taken as resized: if one is not, its matrix is
+    // the identity (the gradient is still exact).
+    const moves = scaleKnown !== undefined ? scaleKnown !== 1 : staticPair ? i !== o || (!useSizes && k >= 2) : k >= 2;
+    if (moves) axes.push(k);
+  }
+  const F32 = TensorProto_DataType.FLOAT;
+  const I64 = TensorProto_DataType.INT64;
+  /** The size of axis k of `tensor` as an INT64 [1] tensor (a constant when static). */
+  const sizeOf = (tensor: string, dims: readonly (number | null)[], k: number): { value: number | undefined; tensor: string } => {
+    const d = dims[k];
+    return typeof d === 'number' ? { value: d, tensor: e.ints([d]) } : { value: undefined, tensor: e.op('Slice', [e.shape(tensor), e.ints([k]), e.ints([k + 1])]) };
+  };
+  /** A 1-D INT64 shape from per-axis [1] tensors (a constant when all are). */
+  const shapeOf = (parts: { value: number | undefined; tensor: string }[]): string =>
+    parts.every((p) => p.value !== undefined) ? e.ints(parts.map((p) => p.value!)) : e.op('Concat', parts.map((p) => p.tensor), { axis: 0 });
+  const one = { value: 1, tensor: e.ints([1]) };
+  let grad = g;
+  for (const k of axes) {
+    const hi = sizeOf(x, xd, k);
+    const ho = sizeOf(y, yd, k);
+    const j = k === 0 ? 1 : 0;
+    const basisDims = Array.from({ length: rank }, (_, a) => (a === j || a === k ? hi : one));
+    let basis: string;
+    if (hi.value !== undefined) {
+      const n = hi.value;
+      const identity = new Float64Array(n * n);
+      for (let b = 0; b < n; b++) identity[b * n + b] = 1;
+      basis = e.constant(t, basisDims.map((d) => d.value!), identity, 'resize_basis');
+    } else {
+      const square = e.op('ConstantOfShape', [e.op('Concat', [hi.tensor, hi.tensor], { axis: 0 })], { value: makeTensor('', t, [1], [0]) });
+      basis = e.op('Reshape', [e.op('EyeLike', [square]), shapeOf(basisDims)]);
+    }
+    const empty = e.constant(F32, [0], [], 'resize_empty');
+    let inputs: string[];
+    if (useSizes) {
+      inputs = [basis, empty, empty, shapeOf(basisDims.map((d, a) => (a === k ? ho : d)))];
+    } else {
+      let axisScales: string;
+      if (scales && scales.length === rank) axisScales = e.constant(F32, [rank], basisDims.map((_, a) => (a === k ? scales[k]! : 1)), 'resize_scales');
+      else {
+        if (!scalesName) unsupported(ctx, 'neither scales nor sizes are given');
+        const parts: string[] = [];
+        if (k > 0) parts.push(e.constant(F32, [k], new Array<number>(k).fill(1), 'ones'));
+        parts.push(e.op('Slice', [scalesName, e.ints([k]), e.ints([k + 1])]));
+        if (k < rank - 1) parts.push(e.constant(F32, [rank - 1 - k], new Array<number>(rank - 1 - k).fill(1), 'ones'));
+        axisScales = e.op('Concat', parts, { axis: 0 });
+      }
+      inputs = [basis, empty, axisScales];
+    }
+    const resized = e.op('Resize', inputs);
+    // The same attributes as the forward node (mode, coordinate mapping, nearest_mode, cubic_coeff_a, ...).
+    e.nodes[e.nodes.length - 1]!.attribute = node.attribute.map((a) => clone(AttributeProtoSchema, a));
+    // resized holds A_k[o, b] at (b on axis j, o on axis k): [hi, ho] when j < k, [ho, hi] when j > k.
+    const a = j < k ? e.transpose(e.op('Reshape', [resized, shapeOf([hi, ho])]), [1, 0]) : e.op('Reshape', [resized, shapeOf([ho, hi])]);
+    const perm = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== k);
+    perm.push(k);
+    const inv = new Array<number>(rank);
+    perm.forEach((p, i) => (inv[p] = i));
+    const moved = k === rank - 1 ? grad : e.transpose(grad, perm);
+    const contracted = e.op('MatMul', [moved, a]);
+    grad = k === rank - 1 ? contracted : e.transpose(contracted, inv);
+  }
+  return grad;
+}
+
+/** Einsum without ellipses or repeated indices within a term: operand i's gradient is Einsum(out, others → term i). */
+function einsumRule(ctx: RuleContext): void {
+  const g = ctx.gradOut(0);
+  if (g === undefined) return;
+  const eq = attrString(ctx.node, 'equation', '').replace(/\s+/g, '');
+  if (eq.includes('.')) unsupported(ctx, `equation "${eq}" uses an ellipsis`);
+  const [lhs, explicit] = eq.split('->') as [string, string | undefined];
+  const terms = lhs.split(',');
+  let out = explicit;
+  if (out === undefined) {
+    const counts = new Map<string, number>();
+    for (const c of lhs.replace(/,/g, '')) counts.set(c, (counts.get(c) ?? 0) + 1);
+    out = [...counts].filter(([, n]) => n === 1).map(([c]) => c).sort().join('');
+  }
+  for (const term of [...terms, out]) if (new Set(term).size !== term.length) unsupported(ctx, `equation "${eq}" repeats an index within a term`);
+  terms.forEach((term, i) => {
+    if (!ctx.needs(i)) return;
+    const others = terms.filter((_, k) => k !== i);
+    const available = new Set([...out!, ...others.join('')]);
+    const missing = [...term].filter((c) => !available.has(c));
+    if (missing.length) unsupported(ctx, `index ${missing.join(', ')} of operand ${i} is summed away within that operand alone`);
+    const inputs = [g, ...ctx.node.input.filter((_, k) => k !== i)];
+    ctx.addGrad(i, ctx.e.op('Einsum', inputs, { equation: `${[out, ...others].join(',')}->${term}` }));
+  });
+}
+
+/** LayerNormalization (opset 17): the input gradient through the recomputed mean and inverse standard deviation. */
+function layerNormRule(ctx: RuleContext): void {
+  const g = ctx.gradOut(0);
+  if (ctx.gradOut(1) !== undefined || ctx.gradOut(2) !== undefined) unsupported(ctx, 'gradients through its Mean/InvStdDev outputs are not supported');
+  if (g === undefined) return;
+  const e = ctx.e;
+  const [x, scale, bias] = ctx.node.input as [string, string, string | undefined];
+  const y = ctx.node.output[0]!;
+  const t = dtype(ctx, y);
+  const ydims = ctx.info(y).dims;
+  const rank = ctx.info(x).dims.length;
+  const axis = normAxis(attrInt(ctx.node, 'axis', -1), rank);
+  const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
+  const eps = attrFloat(ctx.node, 'epsilon', 1e-5);
+  const centered = e.op('Sub', [x, reduceMean(e, x, axes, true)]);
+  const variance = reduceMean(e, e.op('Mul', [centered, centered]), axes, true);
+  const rstd = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.scalar(eps, t)])])]);
+  const xhat = e.op('Mul', [centered, rstd]);
+  if (ctx.needs(0)) {
+    const dxhat = e.op('Mul', [g, scale]);
+    const inner = e.op('Sub', [e.op('Sub', [dxhat, reduceMean(e, dxhat, axes, true)]), e.op('Mul', [xhat, reduceMean(e, e.op('Mul', [dxhat, xhat]), axes, true)])]);
+    ctx.addGrad(0, e.op('Mul', [rstd, inner]));
+  }
+  if (ctx.needs(1)) ctx.addGrad(1, unbroadcast(ctx, e.op('Mul', [g, xhat]), ydims, scale));
+  if (bias && ctx.needs(2)) ctx.addGrad(2, unbroadcast(ctx, g, ydims, bias));
 }

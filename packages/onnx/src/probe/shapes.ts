@@ -9,6 +9,7 @@ import { ModelProtoSchema, ValueInfoProtoSchema } from 'onnx-buf';
 import type { ModelProto } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
 import { InvalidArgumentError } from '@gradmax/core';
+import { RuntimeError } from '../errors.js';
 import { onnxElemType, ortTypeName } from '../ort-types.js';
 import { valueInfoType } from './onnx-util.js';
 
@@ -55,7 +56,11 @@ export function randomTensor(elemType: number, dims: number[], seed: number): or
 
 /** Options of {@link discoverShapes}. */
 export interface DiscoverShapesOptions {
-  /** Values tried for symbolic dims (two different values; default [2, 3]). */
+  /**
+   * Values tried for symbolic dims (two different values). Default: a leading (batch) dim takes 2 and 3, other dims
+   * 16 and 33 (far enough apart that strided and pooled sizes differ too), then 32 and 64 if the model fails with
+   * those (a U-Net needs sizes its poolings divide).
+   */
   symbolicValues?: [number, number];
   /** Explicit values for named symbolic dims (kept fixed in both runs). */
   fixedDims?: Record<string, number>;
@@ -84,22 +89,31 @@ export async function discoverShapes(model: ModelProto, options: DiscoverShapesO
   g.valueInfo = [];
   const bytes = toBinary(ModelProtoSchema, probe);
   const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled' });
-  const [v1, v2] = options.symbolicValues ?? [2, 3];
-  const runs: Record<string, ort.Tensor>[] = [];
-  const inputInfo = new Map<string, TensorInfo>();
-  for (const [k, value] of [v1, v2].entries()) {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const inp of graph.input) {
-      if (initNames.has(inp.name)) continue;
-      const info = valueInfoType(inp);
-      if (!info || !info.dims) throw new InvalidArgumentError(`graph input "${inp.name}" has no tensor shape`, { input: inp.name });
-      const dims = info.dims.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && options.fixedDims?.[d] !== undefined ? options.fixedDims[d]! : value));
-      if (k === 0) inputInfo.set(inp.name, { elemType: info.elemType, dims: info.dims.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && options.fixedDims?.[d] !== undefined ? options.fixedDims[d]! : null)) });
-      feeds[inp.name] = randomTensor(info.elemType, dims, 12345 + k);
+  const attempts: SymbolicValues[] = options.symbolicValues
+    ? [{ batch: options.symbolicValues, other: options.symbolicValues }]
+    : [
+        { batch: [2, 3], other: [16, 33] },
+        { batch: [2, 3], other: [32, 64] },
+      ];
+  let runs: Record<string, ort.Tensor>[] = [];
+  let inputInfo = new Map<string, TensorInfo>();
+  let firstError: unknown;
+  for (const values of attempts) {
+    try {
+      ({ runs, inputInfo } = await runWithSymbolicValues(session, graph, initNames, values, options.fixedDims));
+      firstError = undefined;
+      break;
+    } catch (err) {
+      // Small symbolic sizes can be too small for the model (a U-Net's spatial dims pooled below 1): larger ones next.
+      firstError ??= err;
     }
-    runs.push(await session.run(feeds));
   }
   await session.release();
+  if (firstError !== undefined) {
+    const message = ((firstError as Error).message ?? String(firstError)).trimEnd();
+    const tried = attempts.map((a) => `batch ${a.batch.join('/')}, others ${a.other.join('/')}`).join('; then ');
+    throw new RuntimeError(`shape discovery: onnxruntime could not run the model with its symbolic dims set to ${tried} (give their values with fixedDims): ${message}`, {});
+  }
   const result = new Map<string, TensorInfo>(inputInfo);
   for (const t of g.initializer) result.set(t.name, { elemType: t.dataType, dims: t.dims.map((d) => Number(d)) });
   for (const name of Object.keys(runs[0]!)) {
@@ -111,4 +125,44 @@ export async function discoverShapes(model: ModelProto, options: DiscoverShapesO
   for (const [, t] of Object.entries(runs[0]!)) t.dispose?.();
   for (const [, t] of Object.entries(runs[1]!)) t.dispose?.();
   return result;
+}
+
+/** Two values for the leading (batch) symbolic dims and two for the others. */
+interface SymbolicValues {
+  batch: [number, number];
+  other: [number, number];
+}
+
+/** Runs the all-outputs model twice, the symbolic input dims set to the first, then the second of their values. */
+async function runWithSymbolicValues(
+  session: ort.InferenceSession,
+  graph: NonNullable<ModelProto['graph']>,
+  initNames: ReadonlySet<string>,
+  values: SymbolicValues,
+  fixedDims: Record<string, number> | undefined,
+): Promise<{ runs: Record<string, ort.Tensor>[]; inputInfo: Map<string, TensorInfo> }> {
+  const options = { fixedDims };
+  const runs: Record<string, ort.Tensor>[] = [];
+  const inputInfo = new Map<string, TensorInfo>();
+  const roles = new Map<string, boolean>();
+  for (const k of [0, 1]) {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const inp of graph.input) {
+      if (initNames.has(inp.name)) continue;
+      const info = valueInfoType(inp);
+      if (!info || !info.dims) throw new InvalidArgumentError(`graph input "${inp.name}" has no tensor shape`, { input: inp.name });
+      const dims = info.dims.map((d, i) => {
+        if (typeof d === 'number' && d > 0) return d;
+        if (typeof d === 'string' && options.fixedDims?.[d] !== undefined) return options.fixedDims[d]!;
+        // A named dim keeps one role (batch or other) across inputs: the role of its first appearance.
+        let leading = i === 0;
+        if (typeof d === 'string' && d) leading = roles.get(d) ?? (roles.set(d, leading), leading);
+        return (leading ? values.batch : values.other)[k]!;
+      });
+      if (k === 0) inputInfo.set(inp.name, { elemType: info.elemType, dims: info.dims.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && options.fixedDims?.[d] !== undefined ? options.fixedDims[d]! : null)) });
+      feeds[inp.name] = randomTensor(info.elemType, dims, 12345 + k);
+    }
+    runs.push(await session.run(feeds));
+  }
+  return { runs, inputInfo };
 }

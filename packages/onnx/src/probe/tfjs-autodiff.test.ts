@@ -1,6 +1,7 @@
 /**
  * Whole-model gradients of the probe's backward graph against tfjs autodiff on the same weights, for 60 seeded
- * random architectures drawn from the supported op set (dense and conv nets, every loss kind). The gradient of the
+ * random architectures drawn from the supported op set (dense and conv nets, every loss kind) and 16 random
+ * transformer-style blocks. The gradient of the
  * summed loss with respect to the model input flows through every op of the network.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -320,6 +321,122 @@ function randomArch(seed: number): Arch {
   return { d, inputDims, output: out, classes, loss };
 }
 
+/**
+ * A transformer-style block as exported by PyTorch: LayerNorm (the opset-17 op, or decomposed into ReduceMean, Sub,
+ * Pow, Add, Sqrt, Div), multi-head self-attention (head split by a Reshape whose shape comes from Shape — a constant
+ * for the backward pass — Transpose, MatMul of two computed operands or Einsum, scaling, an optional Where mask,
+ * Softmax), a residual, an MLP with GELU (Erf form, or the Tanh form with Pow) or SiLU, and a head on the first token
+ * (Gather) or on the token mean (ReduceMean), optionally after a Slice of the tokens.
+ */
+function transformerArch(seed: number): Arch {
+  const rng = new Rng(50_000 + seed);
+  const d = new Dual(rng);
+  const N = 2;
+  const S = 3 + rng.int(3);
+  const heads = pick(rng, [1, 2]);
+  const dh = pick(rng, [2, 3]);
+  const D = heads * dh;
+  const classes = 2 + rng.int(3);
+  const loss = pick(rng, ['ce-logits', 'ce-logsoftmax', 'mse'] as const);
+  d.b.input('x', ['N', S, D]);
+  const c = (dims: number[], scale = 1, f?: (v: number) => number) => constOf(d, d.weight(dims, scale, f));
+  const scalar = (v: number) => constOf(d, { name: d.b.init([], [v]), value: Float32Array.from([v]), dims: [] });
+  const ints = (values: number[]) => d.b.init([values.length], values, undefined, 7);
+  const add = (a: string, b: string) => d.op('Add', [a, b], {}, ([p, q]) => tf.add(p!, q!));
+  const mul = (a: string, b: string) => d.op('Mul', [a, b], {}, ([p, q]) => tf.mul(p!, q!));
+  const matmul = (a: string, w: string) => d.op('MatMul', [a, w], {}, ([p, q]) => (q!.rank === 2 ? tf.reshape(tf.matMul(tf.reshape(p!, [-1, p!.shape[p!.rank - 1]!]), q!), [...p!.shape.slice(0, -1), q!.shape[1]!]) : tf.matMul(p!, q!)));
+  const linear = (a: string, nIn: number, nOut: number) => add(matmul(a, c([nIn, nOut], 1 / Math.sqrt(nIn))), c([nOut], 0.2));
+
+  const layerNorm = (h: string): string => {
+    const scale = c([D], 0.5, (v) => 1 + 0.3 * v);
+    const bias = c([D], 0.3);
+    const eps = 1e-3;
+    const tfNorm = (a: T, s: T, b: T) => {
+      const { mean, variance } = tf.moments(a, -1, true);
+      return tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, eps))), s), b);
+    };
+    if (rng.int(2) === 0) return d.op('LayerNormalization', [h, scale, bias], { axis: -1, epsilon: { float: eps } }, ([a, s, b]) => tfNorm(a!, s!, b!));
+    const mu = d.op('ReduceMean', [h], { axes: [-1], keepdims: 1 }, ([a]) => tf.mean(a!, -1, true));
+    const centered = d.op('Sub', [h, mu], {}, ([a, b]) => tf.sub(a!, b!));
+    const sq = d.op('Pow', [centered, scalar(2)], {}, ([a]) => tf.pow(a!, 2));
+    const v = d.op('ReduceMean', [sq], { axes: [-1], keepdims: 1 }, ([a]) => tf.mean(a!, -1, true));
+    const std = d.op('Sqrt', [add(v, scalar(eps))], {}, ([a]) => tf.sqrt(a!));
+    const normed = d.op('Div', [centered, std], {}, ([a, b]) => tf.div(a!, b!));
+    return add(mul(normed, scale), bias);
+  };
+
+  const splitHeads = (t: string): string => {
+    // Reshape to [N, S, heads, dh] with the shape computed from Shape(t) (not differentiable), then [N, heads, S, dh].
+    const shape = d.op('Shape', [t], {}, () => tf.zeros([3]));
+    const lead = d.op('Slice', [shape, ints([0]), ints([2])], {}, () => tf.zeros([2]));
+    const target = d.op('Concat', [lead, ints([heads, dh])], { axis: 0 }, () => tf.zeros([4]));
+    const r = d.op('Reshape', [t, target], {}, ([a]) => tf.reshape(a!, [-1, S, heads, dh]));
+    return d.op('Transpose', [r], { perm: [0, 2, 1, 3] }, ([a]) => tf.transpose(a!, [0, 2, 1, 3]));
+  };
+
+  // Attention with a residual.
+  const h1 = layerNorm('x');
+  const [q, k, v] = [0, 1, 2].map(() => splitHeads(linear(h1, D, D)));
+  let scores: string;
+  if (rng.int(2) === 0) {
+    const kt = d.op('Transpose', [k!], { perm: [0, 1, 3, 2] }, ([a]) => tf.transpose(a!, [0, 1, 3, 2]));
+    scores = d.op('MatMul', [q!, kt], {}, ([a, b]) => tf.matMul(a!, b!));
+  } else {
+    scores = d.op('Einsum', [q!, k!], { equation: 'bhqd,bhkd->bhqk' }, ([a, b]) => tf.matMul(a!, b!, false, true));
+  }
+  scores = d.op('Div', [scores, scalar(Math.sqrt(dh))], {}, ([a, b]) => tf.div(a!, b!));
+  if (rng.int(2) === 0) {
+    // A causal mask as a constant condition.
+    const mask = Array.from({ length: S * S }, (_, i) => (Math.floor(i / S) >= i % S ? 1 : 0));
+    const cond = d.b.init([S, S], mask, undefined, 9);
+    const maskT = tf.tensor(mask, [S, S], 'bool');
+    constants.set(cond, maskT);
+    scores = d.op('Where', [cond, scores, scalar(-1e4)], {}, ([m, a, b]) => tf.where(tf.broadcastTo(m!, a!.shape) as tf.Tensor, a!, tf.broadcastTo(b!, a!.shape)));
+  }
+  const p = d.op('Softmax', [scores], { axis: -1 }, ([a]) => tf.softmax(a!));
+  const ctxv = d.op('MatMul', [p, v!], {}, ([a, b]) => tf.matMul(a!, b!));
+  const merged = d.op('Reshape', [d.op('Transpose', [ctxv], { perm: [0, 2, 1, 3] }, ([a]) => tf.transpose(a!, [0, 2, 1, 3])), ints([0, S, D])], {}, ([a]) => tf.reshape(a!, [-1, S, D]));
+  const r1 = add('x', linear(merged, D, D));
+
+  // MLP with a residual.
+  const h2 = layerNorm(r1);
+  const up = linear(h2, D, 2 * D);
+  let act: string;
+  switch (rng.int(3)) {
+    case 0: {
+      const erf = d.op('Erf', [d.op('Div', [up, scalar(Math.SQRT2)], {}, ([a, b]) => tf.div(a!, b!))], {}, ([a]) => tf.erf(a!));
+      act = mul(mul(up, add(erf, scalar(1))), scalar(0.5));
+      break;
+    }
+    case 1: {
+      const cube = d.op('Pow', [up, scalar(3)], {}, ([a]) => tf.pow(a!, 3));
+      const inner = mul(add(up, mul(cube, scalar(0.044715))), scalar(Math.sqrt(2 / Math.PI)));
+      const th = d.op('Tanh', [inner], {}, ([a]) => tf.tanh(a!));
+      act = mul(mul(up, add(th, scalar(1))), scalar(0.5));
+      break;
+    }
+    default:
+      act = mul(up, d.op('Sigmoid', [up], {}, ([a]) => tf.sigmoid(a!)));
+  }
+  let out = add(r1, linear(act, 2 * D, D));
+
+  // Head.
+  let tokens = S;
+  if (rng.int(2) === 0) {
+    out = d.op('Slice', [out, ints([1]), ints([S]), ints([1])], {}, ([a]) => tf.slice(a!, [0, 1, 0], [-1, S - 1, -1]));
+    tokens = S - 1;
+  }
+  const pooled =
+    rng.int(2) === 0
+      ? d.op('Gather', [out, d.b.init([], [0], undefined, 7)], { axis: 1 }, ([a]) => tf.squeeze(tf.gather(a!, [0], 1), [1]))
+      : d.op('ReduceMean', [out], { axes: [1], keepdims: 0 }, ([a]) => tf.mean(a!, 1));
+  void tokens;
+  let logits = gemm(d, pooled, D, classes);
+  if (loss === 'ce-logsoftmax') logits = d.op('LogSoftmax', [logits], { axis: -1 }, ([a]) => tf.logSoftmax(a!));
+  d.b.output(logits);
+  return { d, inputDims: [N, S, D], output: logits, classes, loss };
+}
+
 function tfLoss(kind: ProbeLossKind, y: T, labels: number[], targets: T | undefined, classes: number): T {
   if (kind === 'mse') return tf.div(tf.sum(tf.square(tf.sub(y, targets!))), classes);
   const oneHot = tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), classes), 'float32');
@@ -342,8 +459,8 @@ describe('whole-model gradients against tfjs autodiff', () => {
   });
 
   /** Builds seed's architecture (at `opset`), compares the gradient and loss with tfjs; returns the gradient model. */
-  async function compare(seed: number, opset = 17, only?: (arch: Arch) => boolean): Promise<ModelProto | undefined> {
-    const arch = randomArch(seed);
+  async function compare(seed: number, opset = 17, only?: (arch: Arch) => boolean, make: (seed: number) => Arch = randomArch): Promise<ModelProto | undefined> {
+    const arch = make(seed);
     if (only && !only(arch)) return undefined;
     for (const op of arch.d.ops) seen.add(op);
     const model = arch.d.b.build(opset);
@@ -382,6 +499,12 @@ describe('whole-model gradients against tfjs autodiff', () => {
   for (let seed = 0; seed < 60; seed++) {
     it(`random architecture #${seed}`, async () => {
       await compare(seed);
+    });
+  }
+
+  for (let seed = 0; seed < 16; seed++) {
+    it(`random transformer block #${seed}`, async () => {
+      await compare(seed, 17, undefined, transformerArch);
     });
   }
 

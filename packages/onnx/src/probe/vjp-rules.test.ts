@@ -7,6 +7,10 @@ import { Rng } from '@gradmax/core';
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT, checkAgainstFiniteDifferences } from './__tests__/fd.js';
 import type { FdInput } from './__tests__/fd.js';
+import { TensorProto_DataType } from 'onnx-buf';
+import { makeTensor } from '../model.js';
+
+const INT64 = TensorProto_DataType.INT64;
 import { buildVjpModel, supportedOps } from './index.js';
 
 interface Built {
@@ -68,6 +72,17 @@ for (const op of ['Relu', 'Sigmoid', 'Tanh', 'Identity', 'Dropout']) cases.push(
 cases.push(unary('LeakyRelu', { alpha: { float: 0.13 } }, true));
 cases.push(unary('HardSigmoid', { alpha: { float: 0.3 }, beta: { float: 0.4 } }, false, away([-4 / 3, 2], 3)));
 cases.push(unary('HardSwish', {}, false, away([-3, 3], 4)));
+cases.push({
+  name: 'Dropout in training mode with ratio 0 (a Constant node) is the identity',
+  ops: ['Dropout'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3]);
+    const ratio = b.op1('Constant', [], { value: makeTensor('r', b.dtype, [], [0]) });
+    const mode = b.op1('Constant', [], { value: makeTensor('m', TensorProto_DataType.BOOL, [], [1]) });
+    b.output(b.op1('Tanh', [b.op1('Dropout', ['x', ratio, mode])]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
 cases.push({
   name: 'Clip (min and max inputs)',
   ops: ['Clip'],
@@ -237,6 +252,25 @@ const convPaths: { name: string; x: number[]; w: number[]; attrs: Record<string,
   { name: 'strides 2×1, dilations 1×2, groups 2', x: [2, 4, 9, 8], w: [4, 2, 3, 3], attrs: { strides: [2, 1], dilations: [1, 2], group: 2, pads: [1, 0, 0, 2] }, op: 'ConvTranspose' },
   { name: 'strides 2, depthwise', x: [2, 4, 8, 8], w: [4, 1, 3, 3], attrs: { strides: [2, 2], group: 4, pads: [1, 1, 0, 0] }, op: 'ConvTranspose' },
 ];
+// Spatial sizes known only at run time (an audio or segmentation export): ConvTranspose with the largest output
+// padding, cropped to the input's size.
+for (const [name, x, w, attrs] of [
+  ['1-D stride 2, pads 1, dynamic length', [2, 3, 11], [4, 3, 3], { strides: [2], pads: [1, 1] }],
+  ['2-D strides 2×3, dilations 1×2, dynamic H and W', [2, 2, 9, 10], [3, 2, 3, 2], { strides: [2, 3], dilations: [1, 2], pads: [1, 0, 0, 1] }],
+  ['2-D strides 2, dilations 3 (padded tail), dynamic H and W', [2, 2, 11, 12], [2, 2, 3, 3], { strides: [2, 2], dilations: [3, 3] }],
+] as [string, number[], number[], Record<string, number[]>][]) {
+  cases.push({
+    name: `Conv ${name}`,
+    ops: ['Conv'],
+    dtypes: [FLOAT],
+    build(b, rng) {
+      b.input('x', x.map((d, i) => (i < 2 ? d : `s${i}`)));
+      const xi = { name: 'x', dims: x, values: rand(rng, x) };
+      b.output(b.op1('Conv', ['x', b.init(w, rand(rng, w))], attrs));
+      return { inputs: [xi], wrt: ['x'], linear: true };
+    },
+  });
+}
 for (const c of convPaths) {
   cases.push({
     name: `Conv ${c.name} (${c.op})`,
@@ -389,6 +423,332 @@ cases.push({
     b.output(b.op1('Tanh', [s0!]));
     b.output(s2!);
     return { inputs: [x, y], wrt: ['x', 'y'] };
+  },
+});
+
+// ---- Reductions, elementwise functions, indexing, resampling, attention and normalisation (issue 12) ----
+const positive = (v: number) => Math.abs(v) + 0.5;
+for (const op of ['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL1', 'ReduceL2', 'ReduceLogSumExp']) {
+  for (const [axes, keepdims] of [[[1], 1], [[0, 2], 0], [[-1], 0], [undefined, 1], [undefined, 0]] as [number[] | undefined, number][]) {
+    for (const opset of [13, 18]) {
+      cases.push({
+        name: `${op} axes ${JSON.stringify(axes ?? 'all')} keepdims ${keepdims} opset ${opset}`,
+        ops: [op],
+        opset,
+        build(b, rng) {
+          const x = inp(b, rng, 'x', [2, 3, 4], op === 'ReduceL1' ? away([0]) : undefined);
+          const axesAsInput = op === 'ReduceSum' ? opset >= 13 : opset >= 18;
+          const ins = ['x'];
+          const attrs: Record<string, number | number[]> = { keepdims };
+          if (axes && axesAsInput) ins.push(b.init([axes.length], axes, `axes`, INT64));
+          else if (axes) attrs.axes = axes;
+          b.output(b.op1(op, ins, attrs));
+          return { inputs: [x], wrt: ['x'], linear: op === 'ReduceSum' || op === 'ReduceMean' };
+        },
+      });
+    }
+  }
+}
+cases.push({
+  name: 'ReduceSum noop_with_empty_axes',
+  ops: ['ReduceSum'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3]);
+    b.output(b.op1('ReduceSum', ['x'], { noop_with_empty_axes: 1 }));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+for (const [op, f] of [
+  ['Neg', undefined],
+  ['Exp', undefined],
+  ['Log', positive],
+  ['Sqrt', positive],
+  ['Reciprocal', away([0], 2)],
+  ['Abs', away([0])],
+  ['Erf', undefined],
+  ['Softplus', undefined],
+] as [string, ((v: number) => number) | undefined][]) {
+  cases.push(unary(op, {}, op === 'Neg', f));
+}
+cases.push(unary('Elu', { alpha: { float: 0.7 } }, false, away([0])));
+for (const [name, exponent, dims] of [
+  ['Pow by a constant 2', [2], []],
+  ['Pow by a constant 3 (INT64)', [3], []],
+  ['Pow by a constant 1', [1], []],
+  ['Pow by a computed exponent (broadcast)', undefined, [3, 1]],
+] as [string, number[] | undefined, number[]][]) {
+  cases.push({
+    name,
+    ops: ['Pow'],
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 4], positive);
+      if (exponent) {
+        const e = b.init(dims, exponent, 'e', name.includes('INT64') ? INT64 : undefined);
+        b.output(b.op1('Pow', ['x', e]));
+        return { inputs: [x], wrt: ['x'], linear: exponent[0] === 1 };
+      }
+      const e = inp(b, rng, 'e', dims, (v) => v * 0.5);
+      b.output(b.op1('Pow', ['x', 'e']));
+      return { inputs: [x, e], wrt: ['x', 'e'] };
+    },
+  });
+}
+cases.push({
+  name: 'Cast between float types, and to INT64 (a constant)',
+  ops: ['Cast'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 4], away([-2, -1, 0, 1, 2]));
+    const wide = b.op1('Cast', ['x'], { to: DOUBLE });
+    const back = b.op1('Cast', [b.op1('Mul', [wide, wide])], { to: b.dtype });
+    const steps = b.op1('Cast', [b.op1('Cast', ['x'], { to: INT64 })], { to: b.dtype });
+    b.output(b.op1('Mul', [back, steps]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+for (const op of ['Max', 'Min']) {
+  cases.push({
+    name: `${op} of three broadcast inputs`,
+    ops: [op],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', [2, 3, 4]), inp(b, rng, 'b', [3, 1]), inp(b, rng, 'c', [4])];
+      b.output(b.op1(op, ['a', 'b', 'c']));
+      return { inputs, wrt: ['a', 'b', 'c'], linear: true, eps: 1e-3 };
+    },
+  });
+}
+for (const op of ['Sum', 'Mean']) {
+  cases.push({
+    name: `${op} of broadcast inputs`,
+    ops: [op],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', [2, 3]), inp(b, rng, 'b', [3]), inp(b, rng, 'c', [2, 1])];
+      b.output(b.op1(op, ['a', 'b', 'c']));
+      return { inputs, wrt: ['a', 'b', 'c'], linear: true };
+    },
+  });
+}
+cases.push({
+  name: 'Where (condition from a comparison: a constant)',
+  ops: ['Where'],
+  build(b, rng) {
+    const inputs = [inp(b, rng, 'a', [2, 3, 4], away([0])), inp(b, rng, 'b', [3, 1])];
+    const cond = b.op1('Greater', ['a', b.init([], [0])]);
+    b.output(b.op1('Where', [cond, 'a', 'b']));
+    return { inputs, wrt: ['a', 'b'], linear: true };
+  },
+});
+cases.push({
+  name: 'Expand',
+  ops: ['Expand'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [3, 1]);
+    b.output(b.op1('Expand', ['x', b.init([3], [2, 3, 4], 'shape', INT64)]));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+cases.push({
+  name: 'Tile',
+  ops: ['Tile'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 1]);
+    b.output(b.op1('Tile', ['x', b.init([3], [2, 1, 3], 'repeats', INT64)]));
+    return { inputs: [x], wrt: ['x'], linear: true };
+  },
+});
+for (const [name, starts, ends, axes, steps] of [
+  ['Slice of two axes', [1, 0], [3, -1], [1, 2], undefined],
+  ['Slice with steps 2 and −1', [0, -1], [4, -100], [2, 1], [2, -1]],
+  ['Slice past the end, default axes', [0, 1, 1], [9, 99, 3], undefined, undefined],
+] as [string, number[], number[], number[] | undefined, number[] | undefined][]) {
+  cases.push({
+    name,
+    ops: ['Slice'],
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 5]);
+      const ins = ['x', b.init([starts.length], starts, 'starts', INT64), b.init([ends.length], ends, 'ends', INT64)];
+      if (axes || steps) ins.push(axes ? b.init([axes.length], axes, 'axes', INT64) : '');
+      if (steps) ins.push(b.init([steps.length], steps, 'steps', INT64));
+      b.output(b.op1('Slice', ins));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (const opset of [13, 16]) {
+  for (const [name, idxDims, idx, axis] of [
+    ['repeated and negative indices, axis 1', [2, 2], [0, 2, -1, 0], 1],
+    ['a scalar index, axis 1 (a token)', [], [0], 1],
+    ['axis 0', [3], [1, 1, 0], 0],
+  ] as [string, number[], number[], number][]) {
+    cases.push({
+      name: `Gather ${name} opset ${opset}`,
+      ops: ['Gather'],
+      opset,
+      build(b, rng) {
+        const x = inp(b, rng, 'x', [2, 3, 4]);
+        b.output(b.op1('Gather', ['x', b.init(idxDims, idx, 'idx', INT64)], { axis }));
+        return { inputs: [x], wrt: ['x'], linear: true };
+      },
+    });
+  }
+}
+cases.push({
+  name: 'Gather of distinct constant indices with dynamic dims, opset 13 (no one-hot, no accumulation)',
+  ops: ['Gather'],
+  opset: 13,
+  build(b, rng) {
+    const dims = [3, 2, 4];
+    b.input('x', [3, 'B', 'T']);
+    b.output(b.op1('Gather', ['x', b.init([], [1], 'idx', INT64)], { axis: 0 }));
+    return { inputs: [{ name: 'x', dims, values: rand(rng, dims) }], wrt: ['x'], linear: true };
+  },
+});
+for (const [name, attrs, scales, sizes, dims] of [
+  ['nearest ×2 (asymmetric, floor)', { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 1, 2, 2], undefined, [1, 2, 3, 4]],
+  ['nearest to sizes 5×3 (half_pixel, round_prefer_floor)', { mode: 'nearest' }, undefined, [1, 2, 5, 3], [1, 2, 7, 4]],
+  ['linear ×2 (half_pixel)', { mode: 'linear' }, [1, 1, 2, 2], undefined, [2, 2, 3, 4]],
+  ['linear ×1.5×0.5 (pytorch_half_pixel)', { mode: 'linear', coordinate_transformation_mode: 'pytorch_half_pixel' }, [1, 1, 1.5, 0.5], undefined, [1, 2, 4, 6]],
+  ['linear to sizes 5×7 (align_corners)', { mode: 'linear', coordinate_transformation_mode: 'align_corners' }, undefined, [1, 2, 5, 7], [1, 2, 3, 4]],
+] as [string, Record<string, string>, number[] | undefined, number[] | undefined, number[]][]) {
+  cases.push({
+    name: `Resize ${name}`,
+    ops: ['Resize'],
+    opset: 13,
+    build(b, rng) {
+      const x = inp(b, rng, 'x', dims);
+      const ins = ['x', '', scales ? b.init([4], scales, 'scales', FLOAT) : ''];
+      if (sizes) ins.push(b.init([4], sizes, 'sizes', INT64));
+      b.output(b.op1('Resize', ins, attrs));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+// Spatial sizes unknown until run time (a segmentation export): the resampling matrices are built in the graph.
+for (const [name, attrs, sizesFromShape] of [
+  ['linear ×2, dynamic H and W', { mode: 'linear' }, false],
+  ['nearest, sizes computed from Shape (2H, W + 1), dynamic H and W', { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, true],
+] as [string, Record<string, string>, boolean][]) {
+  cases.push({
+    name: `Resize ${name}`,
+    ops: ['Resize'],
+    opset: 13,
+    build(b, rng) {
+      const dims = [1, 2, 3, 4];
+      b.input('x', [1, 2, 'H', 'W']);
+      const x = { name: 'x', dims, values: rand(rng, dims) };
+      let ins: string[];
+      if (sizesFromShape) {
+        const shape = b.op1('Shape', ['x']);
+        const hw = b.op1('Slice', [shape, b.init([1], [2], 's', INT64), b.init([1], [4], 'e', INT64)]);
+        const scaled = b.op1('Add', [b.op1('Mul', [hw, b.init([2], [2, 1], 'm', INT64)]), b.init([2], [0, 1], 'a', INT64)]);
+        const sizes = b.op1('Concat', [b.init([2], [1, 2], 'nc', INT64), scaled], { axis: 0 });
+        ins = ['x', '', '', sizes];
+      } else ins = ['x', '', b.init([4], [1, 1, 2, 2], 'scales', FLOAT)];
+      b.output(b.op1('Resize', ins, attrs));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (const [name, x, w, attrs] of [
+  ['strides 2, pads 1, output_padding 1', [2, 4, 3, 4], [4, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }],
+  ['stride 1, dilations 2, groups 2', [2, 4, 4, 3], [4, 2, 2, 3], { dilations: [2, 2], group: 2, pads: [0, 1, 1, 0] }],
+  ['strides 3×2, kernel 2×2 (upsampling head)', [1, 3, 3, 3], [3, 2, 2, 2], { strides: [3, 2] }],
+] as [string, number[], number[], Record<string, number[] | number>][]) {
+  cases.push({
+    name: `ConvTranspose ${name}`,
+    ops: ['ConvTranspose'],
+    dtypes: [FLOAT],
+    build(b, rng) {
+      const xi = inp(b, rng, 'x', x);
+      const wt = b.init(w, rand(rng, w));
+      const bias = b.init([w[1]! * ((attrs.group as number | undefined) ?? 1)], rand(rng, [w[1]! * ((attrs.group as number | undefined) ?? 1)]));
+      b.output(b.op1('ConvTranspose', ['x', wt, bias], attrs));
+      return { inputs: [xi], wrt: ['x'], linear: true };
+    },
+  });
+}
+for (const [eq, da, db] of [
+  ['bij,bjk->bik', [2, 3, 4], [2, 4, 5]],
+  ['ij,kj->ik', [3, 4], [5, 4]],
+  ['bhqd,bhkd->bhqk', [2, 2, 3, 4], [2, 2, 5, 4]],
+  ['ij,jk', [3, 4], [4, 2]],
+] as [string, number[], number[]][]) {
+  cases.push({
+    name: `Einsum ${eq}`,
+    ops: ['Einsum'],
+    build(b, rng) {
+      const inputs = [inp(b, rng, 'a', da), inp(b, rng, 'b', db)];
+      b.output(b.op1('Einsum', ['a', 'b'], { equation: eq }));
+      return { inputs, wrt: ['a', 'b'], linear: true };
+    },
+  });
+}
+for (const [axis, wrtParams] of [[-1, false], [1, true]] as [number, boolean][]) {
+  cases.push({
+    name: `LayerNormalization axis ${axis}${wrtParams ? ' (scale and bias computed)' : ''}`,
+    ops: ['LayerNormalization'],
+    opset: 17,
+    build(b, rng) {
+      const dims = [2, 3, 4];
+      const norm = dims.slice(axis < 0 ? axis + 3 : axis);
+      const x = inp(b, rng, 'x', dims);
+      const inputs = [x];
+      let scale: string;
+      let bias: string;
+      if (wrtParams) {
+        inputs.push(inp(b, rng, 'scale', norm), inp(b, rng, 'bias', norm));
+        scale = 'scale';
+        bias = 'bias';
+      } else {
+        scale = b.init(norm, rand(rng, norm));
+        bias = b.init(norm, rand(rng, norm));
+      }
+      b.output(b.op1('LayerNormalization', ['x', scale, bias], { axis, epsilon: { float: 1e-3 } }));
+      return { inputs, wrt: inputs.map((i) => i.name) };
+    },
+  });
+}
+for (const [name, pads, mode, opset] of [
+  ['Pad constant (pads and crops)', [0, 1, -1, 0, 2, 1], 'constant', 13],
+  ['Pad reflect', [0, 1, 2, 0, 1, 1], 'reflect', 16],
+  ['Pad edge', [1, 0, 2, 0, 2, 1], 'edge', 16],
+] as [string, number[], string, number][]) {
+  cases.push({
+    name,
+    ops: ['Pad'],
+    opset,
+    build(b, rng) {
+      const x = inp(b, rng, 'x', [2, 3, 4]);
+      b.output(b.op1('Pad', ['x', b.init([6], pads, 'pads', INT64), b.init([], [0.5], 'value')], { mode }));
+      return { inputs: [x], wrt: ['x'], linear: true };
+    },
+  });
+}
+cases.push({
+  name: 'Decomposed LayerNorm (ReduceMean, Sub, Pow, Add, Sqrt, Div) on a shape computed from the input',
+  ops: ['ReduceMean', 'Sub', 'Pow', 'Sqrt', 'Div', 'Reshape'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4]);
+    const mu = b.op1('ReduceMean', ['x'], { axes: [-1], keepdims: 1 });
+    const c = b.op1('Sub', ['x', mu]);
+    const v = b.op1('ReduceMean', [b.op1('Pow', [c, b.init([], [2])])], { axes: [-1], keepdims: 1 });
+    const n = b.op1('Div', [c, b.op1('Sqrt', [b.op1('Add', [v, b.init([], [1e-3])])])]);
+    // A Reshape to Shape(x) (Shape is not differentiable: a constant for the backward pass).
+    const flat = b.op1('Reshape', [n, b.init([2], [6, 4], 'flat', INT64)]);
+    b.output(b.op1('Reshape', [b.op1('Tanh', [flat]), b.op1('Shape', ['x'])]));
+    return { inputs: [x], wrt: ['x'] };
+  },
+});
+cases.push({
+  name: 'Attention: MatMul of two computed operands, Softmax, MatMul',
+  ops: ['MatMul', 'Softmax', 'Transpose'],
+  build(b, rng) {
+    const x = inp(b, rng, 'x', [2, 3, 4]);
+    const q = b.op1('MatMul', ['x', b.init([4, 4], rand(rng, [4, 4]))]);
+    const k = b.op1('MatMul', ['x', b.init([4, 4], rand(rng, [4, 4]))]);
+    const v = b.op1('MatMul', ['x', b.init([4, 4], rand(rng, [4, 4]))]);
+    const s = b.op1('Softmax', [b.op1('MatMul', [q, b.op1('Transpose', [k], { perm: [0, 2, 1] })])], { axis: -1 });
+    b.output(b.op1('MatMul', [s, v]));
+    return { inputs: [x], wrt: ['x'] };
   },
 });
 

@@ -13,6 +13,7 @@ import { BackwardPass, emitLoss, lossSeed, planBackward } from './build.js';
 import type { ProbeLoss } from './build.js';
 import { Emitter } from './emitter.js';
 import { defaultOpset } from './onnx-util.js';
+import { sortTopologically } from './prepare.js';
 import { discoverShapes } from './shapes.js';
 import type { TensorInfo } from './shapes.js';
 
@@ -51,6 +52,7 @@ export async function buildVjpModel(model: ModelProto, options: VjpModelOptions)
   const proto = clone(ModelProtoSchema, model);
   const graph = proto.graph;
   if (!graph) throw new InvalidArgumentError('model has no graph');
+  sortTopologically(graph.node);
   const nodes = graph.node;
   const outputs = options.outputs ?? graph.output.map((o) => o.name);
   const names = new Set<string>();

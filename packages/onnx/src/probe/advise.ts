@@ -1,0 +1,151 @@
+/**
+ * Which layers of a model are most starved for width: every growable site's growth matrix M = E[g hᵀ] from
+ * labelled data (through the probe), its leading singular values and GradMax's first-order gain of adding k units.
+ * @packageDocumentation
+ */
+import { InvalidArgumentError, frobeniusNorm, topKSvd } from '@gradmax/core';
+import type { ModelProto } from 'onnx-buf';
+import { OnnxModel, loadModel } from '../model.js';
+import { findSites } from '../sites.js';
+import { probeSiteOf } from './build.js';
+import type { ProbeLoss } from './build.js';
+import { computeStatistics } from './compute.js';
+import type { ComputeStatisticsOptions, ProbeBatch, ProbeProgress } from './compute.js';
+
+/** The growth outlook of one site (see {@link adviseGrowth}). */
+export interface GrowthAdvice {
+  /** Site name. */
+  site: string;
+  /** `"dense"` or `"conv"`. */
+  kind: 'dense' | 'conv';
+  /** Current units of the layer that grows. */
+  units: number | undefined;
+  /** Shape of M, `[rows, cols]` (dense: `[fanOut, fanIn]`; conv: next-kernel taps × current-kernel taps). */
+  shape: [number, number];
+  /** Leading singular values of M, descending (at most `top`, or `k` when larger). */
+  singularValues: number[];
+  /** ‖M‖_F², the gain of adding as many units as M has singular values. */
+  total: number;
+  /** Units the gain is computed for (`k`, capped by the number of singular values). */
+  k: number;
+  /**
+   * GradMax's objective at its optimum for k new units with unit-norm outgoing weights Ω = U_k: ‖ΩᵀM‖²_F =
+   * Σ_{i≤k} σᵢ². One SGD step of size η on the new (zero) incoming weights lowers the loss by about η·c²·gain, where
+   * c is the outgoing norm the strategy gives the new units.
+   */
+  gain: number;
+  /** `gain / k`: the gain per added unit. */
+  gainPerUnit: number;
+  /** `gain / total`: the fraction of the attainable first-order gain that k units capture. */
+  share: number;
+}
+
+/** A site left out of the advice, and why. */
+export interface SkippedSite {
+  /** Site name. */
+  site: string;
+  /** Why (not growable, or refused by the probe). */
+  reason: string;
+  /** Whether the site is growable (then the probe refused it: its M would not be exact). */
+  growable: boolean;
+}
+
+/** Result of {@link adviseGrowth}. */
+export interface GrowthAdviceResult {
+  /** One entry per advised site, largest gain first. */
+  advice: GrowthAdvice[];
+  /** Sites left out, with the reason. */
+  skipped: SkippedSite[];
+  /** Examples the statistics were computed from. */
+  examples: number;
+  /** Mean loss over those examples. */
+  meanLoss: number;
+}
+
+/** Options of {@link adviseGrowth}. */
+export interface AdviseGrowthOptions {
+  /** Labelled minibatches. */
+  data: Iterable<ProbeBatch> | AsyncIterable<ProbeBatch>;
+  /** The loss. */
+  loss: ProbeLoss;
+  /** Units to add per site for the gain (default 8). */
+  k?: number;
+  /** Singular values to report per site (default 3). */
+  top?: number;
+  /** Restrict to these sites (names as `findSites` reports them; default every growable site). */
+  sites?: readonly string[];
+  /** Largest batch sent to onnxruntime at once. */
+  batchSize?: number;
+  /** onnxruntime execution provider (default cpu). */
+  executionProvider?: string;
+  /** Called after every minibatch. */
+  onProgress?: (progress: ProbeProgress) => void;
+  /** Values of named symbolic input dims other than the batch (shape discovery). */
+  fixedDims?: Record<string, number>;
+}
+
+/**
+ * Computes every growable site's growth matrix M from labelled data in one probe run and ranks the sites by
+ * GradMax's first-order gain of adding `k` units (Σ of the k largest σᵢ² of M). Sites the probe cannot take (e.g. a
+ * conv pair whose in-between ops make M inexact) are listed in `skipped` with the reason.
+ */
+export async function adviseGrowth(model: string | Uint8Array | ModelProto | OnnxModel, options: AdviseGrowthOptions): Promise<GrowthAdviceResult> {
+  const k = options.k ?? 8;
+  const top = options.top ?? 3;
+  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`k must be a positive integer, got ${k}`, { k });
+  if (!Number.isInteger(top) || top < 1) throw new InvalidArgumentError(`top must be a positive integer, got ${top}`, { top });
+  const ir = typeof model === 'string' || model instanceof Uint8Array ? loadModel(model) : model instanceof OnnxModel ? model : new OnnxModel(model);
+  const all = findSites(ir);
+  const wanted = options.sites ? new Set(options.sites) : undefined;
+  const skipped: SkippedSite[] = [];
+  const usable: string[] = [];
+  for (const s of all) {
+    if (wanted && !wanted.has(s.name)) continue;
+    if (!s.growable) {
+      skipped.push({ site: s.name, reason: s.reason ?? 'not growable', growable: false });
+      continue;
+    }
+    try {
+      probeSiteOf(ir, s.name);
+      usable.push(s.name);
+    } catch (e) {
+      skipped.push({ site: s.name, reason: (e as Error).message, growable: true });
+    }
+  }
+  if (wanted) for (const name of wanted) if (!all.some((s) => s.name === name)) throw new InvalidArgumentError(`no site named "${name}" in the model`, { site: name });
+  if (!usable.length) throw new InvalidArgumentError(`no site of the model can be probed${skipped.length ? `: ${skipped.map((s) => `${s.site}: ${s.reason}`).join('; ')}` : ''}`);
+  const computeOptions: ComputeStatisticsOptions = {
+    sites: usable,
+    loss: options.loss,
+    data: options.data,
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.fixedDims ? { fixedDims: options.fixedDims } : {}),
+  };
+  const res = await computeStatistics(ir, computeOptions);
+  const advice: GrowthAdvice[] = usable.map((name) => {
+    const site = all.find((s) => s.name === name)!;
+    const m = res.statistics.get(name)!.snapshot().moment;
+    const p = Math.min(m.rows, m.cols);
+    const want = Math.min(Math.max(k, top), p);
+    const s = Array.from(topKSvd(m, want).s);
+    const total = frobeniusNorm(m) ** 2;
+    const kk = Math.min(k, p);
+    const gain = s.slice(0, kk).reduce((a, v) => a + v * v, 0);
+    return {
+      site: name,
+      kind: site.kind,
+      units: site.units,
+      shape: [m.rows, m.cols],
+      singularValues: s.slice(0, Math.max(top, 1)),
+      total,
+      k: kk,
+      gain,
+      gainPerUnit: gain / kk,
+      share: total > 0 ? gain / total : 0,
+    };
+  });
+  advice.sort((a, b) => b.gain - a.gain);
+  return { advice, skipped, examples: res.examples, meanLoss: res.meanLoss };
+}
