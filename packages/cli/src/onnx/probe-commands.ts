@@ -6,9 +6,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InvalidArgumentError, ShapeMismatchError, createStrategy, listStrategies, type GrowthStrategy } from '@gradmax/core';
+import { InvalidArgumentError, ShapeMismatchError, UnsupportedError, createStrategy, listStrategies, type GrowthStrategy, type SiteStatistics } from '@gradmax/core';
 import {
   FileAccessError,
+  findGroup,
+  findGroups,
   findSite,
   findSites,
   growModel,
@@ -19,10 +21,11 @@ import {
   writeNpy,
   type GrowRequest,
   type NpyArray,
+  type OnnxGroup,
   type OnnxModel,
   type VerifyReport,
 } from '@gradmax/onnx';
-import { adviseGrowth, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
+import { adviseGrowth, computeGroupStatistics, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
 import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
 import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
@@ -49,7 +52,8 @@ merged into the exact mean over all examples. Writes DIR/<site>.M.npy (the growt
 {"sites": {NAME: {"moment": FILE, "count": N}}} that "gradmax onnx widen --stats DIR/stats.json" accepts.
 
 Options:
-  --site NAME                 site name from "gradmax onnx inspect" (or its current layer's node name); repeatable
+  --site NAME                 group from "gradmax onnx inspect" (its name, a producer's name, or PRODUCER->CONSUMER);
+                              repeatable
   -o, --out-dir DIR           output folder (created if missing)
   --output NAME               same as --loss-output
 ${DATA_OPTIONS}
@@ -191,6 +195,49 @@ async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec
 }
 
 /**
+ * Statistics of channel groups (names as `--site` takes them): the stacked growth matrix of each group from one probe
+ * run over its (producer, consumer) pairs. A group whose matrix would not be exact falls back to the pair site of the
+ * same layers when the probe can take it (same layouts); otherwise the reason is an error.
+ */
+async function groupStatistics(io: CliIO, model: OnnxModel, names: string[], spec: DataSpec): Promise<{ stats: Map<string, SiteStatistics>; groups: OnnxGroup[]; examples: number; meanLoss: number }> {
+  const all = findGroups(model);
+  const groups = names.map((n) => findGroup(model, n, all));
+  const unique = [...new Set(groups.filter((g) => g.growable).map((g) => g.name))];
+  const total = spec.x.shape[0]!;
+  const bar = createProgressBar(io, 'statistics', total, { unit: 'examples' });
+  const data = { [Symbol.iterator]: () => batches(model, spec) };
+  const res = unique.length
+    ? await computeGroupStatistics(model, {
+        groups: unique,
+        loss: { kind: spec.loss, ...(spec.lossOutput ? { output: spec.lossOutput } : {}) },
+        data,
+        batchSize: spec.batchSize,
+        ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}),
+        onProgress: (p: { examples: number }) => bar.update(p.examples),
+      })
+    : { statistics: new Map<string, SiteStatistics>(), refused: new Map<string, string>(), examples: 0, meanLoss: NaN };
+  bar.finish();
+  const stats = new Map(res.statistics);
+  let { examples, meanLoss } = res;
+  const sites = findSites(model);
+  const fallback: { group: OnnxGroup; site: string }[] = [];
+  for (const g of groups) {
+    if (stats.has(g.name)) continue;
+    const why = g.growable ? res.refused.get(g.name) : g.reason;
+    const pair = g.growable && g.members.producers.length === 1 && g.members.consumers.length === 1 ? sites.find((x) => x.growable && x.current === g.members.producers[0] && x.next === g.members.consumers[0] && x.fanIn === g.fanIn && x.fanOut === g.fanOut) : undefined;
+    if (!pair) throw new UnsupportedError(`group "${g.name}": no exact statistics: ${why ?? 'unknown reason'}`, { group: g.name });
+    fallback.push({ group: g, site: pair.name });
+  }
+  if (fallback.length) {
+    const legacy = await statistics(io, model, [...new Set(fallback.map((f) => f.site))], spec);
+    for (const f of fallback) stats.set(f.group.name, legacy.stats.get(f.site)!.snapshot());
+    examples = legacy.examples;
+    meanLoss = legacy.meanLoss;
+  }
+  return { stats, groups, examples, meanLoss };
+}
+
+/**
  * File name stems for the sites' statistics: the site name with every run of characters other than letters, digits,
  * `_`, `.` and `-` replaced by `_`; names that would then meet (also when compared without case, for case-insensitive
  * file systems) get a short hash of the site name appended, so no two sites share a file.
@@ -223,9 +270,8 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
   if (typeof values['out-dir'] !== 'string') throw new UsageError(`${cmd}: -o DIR is required`);
   const spec = parseData(cmd, io, values);
   const model = loadModel(resolvePath(io, positionals[0]!));
-  const all = findSites(model);
-  const siteNames = sitesArg.map((s) => findSite(model, s, all).name);
-  const { stats, examples, meanLoss } = await statistics(io, model, siteNames, spec);
+  const { stats, groups, examples, meanLoss } = await groupStatistics(io, model, sitesArg, spec);
+  const siteNames = [...new Set(groups.map((g) => g.name))];
   const dir = resolvePath(io, values['out-dir']);
   try {
     fs.mkdirSync(dir, { recursive: true });
@@ -234,14 +280,18 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
   }
   const manifest: { sites: Record<string, { moment: string; count: number }> } = { sites: {} };
   const rows: (string | number)[][] = [];
+  // One file per group; the manifest is keyed by the names given to --site (which "widen --stats" looks up).
   const stems = statisticsFileStems(siteNames);
   for (const name of siteNames) {
-    const snap = stats.get(name)!.snapshot();
+    const snap = stats.get(name)!;
     const file = `${stems.get(name)!}.M.npy`;
     writeNpy(path.join(dir, file), snap.moment.data, [snap.moment.rows, snap.moment.cols]);
-    manifest.sites[name] = { moment: file, count: snap.count };
     rows.push([name, `[${snap.moment.rows}, ${snap.moment.cols}]`, snap.count, file]);
   }
+  groups.forEach((g, i) => {
+    const snap = stats.get(g.name)!;
+    manifest.sites[sitesArg[i]!] = { moment: `${stems.get(g.name)!}.M.npy`, count: snap.count };
+  });
   const manifestPath = path.join(dir, 'stats.json');
   const tmp = `${manifestPath}.tmp-${process.pid}-${Date.now()}`;
   try {
@@ -254,7 +304,7 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ model: positionals[0], examples, meanLoss, manifest: path.relative(io.cwd ?? process.cwd(), manifestPath), sites: manifest.sites }, null, 2)}\n`);
   } else {
-    io.stdout.write(formatTable(['site', 'M shape', 'examples', 'file'], rows));
+    io.stdout.write(formatTable(['group', 'M shape', 'examples', 'file'], rows));
     io.stdout.write(`mean loss ${formatNumber(meanLoss)} over ${examples} examples; wrote ${path.relative(io.cwd ?? process.cwd(), manifestPath) || manifestPath}\n`);
   }
   return EXIT_OK;
@@ -291,14 +341,15 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
   const dims = parsePairs(cmd, '--dim', stringList(values.dim));
 
   const model = loadModel(input);
-  const all = findSites(model);
-  const siteNames = sitesArg.map((s) => findSite(model, s, all).name);
-  const requests: GrowRequest[] = siteNames.map((site, i) => ({ site, count: counts[i]! }));
+  const all = findGroups(model);
+  const targets = sitesArg.map((s) => findGroup(model, s, all));
+  const requests: GrowRequest[] = targets.map((g, i) => ({ site: g.growable ? g.name : sitesArg[i]!, count: counts[i]! }));
   let meanLoss: number | undefined;
   if (strategy.needs.moment) {
-    const res = await statistics(io, model, [...new Set(siteNames)], spec);
+    if (new Set(targets.map((g) => g.name)).size !== targets.length) throw new UsageError(`${cmd}: a group may appear once when its statistics come from --data (statistics are computed before widening)`);
+    const res = await groupStatistics(io, model, sitesArg, spec);
     meanLoss = res.meanLoss;
-    for (const r of requests) r.statistics = res.stats.get(r.site)!.snapshot();
+    requests.forEach((r, i) => (r.statistics = res.stats.get(res.groups[i]!.name)!));
   } else if (strategy.needs.samples) {
     throw new InvalidArgumentError(`strategy "${strategy.name}" needs retained (h, g) samples, which the probe does not produce; use --stats with sample files`, { strategy: strategy.name });
   }
@@ -336,7 +387,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
       )}\n`,
     );
   } else {
-    io.stdout.write(formatTable(['site', 'strategy', 'units', 'added'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore])));
+    io.stdout.write(formatTable(['group', 'strategy', 'units', 'added'], results.map((r) => [r.site, strategy.name, `${r.unitsBefore} -> ${r.unitsAfter}`, r.unitsAfter - r.unitsBefore])));
     for (const r of results) for (const n of r.newUnits.report.notes) io.stdout.write(`note (${r.site}): ${n}\n`);
     if (meanLoss !== undefined) io.stdout.write(`statistics from ${spec.x.shape[0]} examples (mean loss ${formatNumber(meanLoss)})\n`);
     if (report) {
