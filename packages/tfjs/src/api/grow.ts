@@ -12,6 +12,7 @@ import {
   type GrowthRequest,
   type SiteStatistics,
 } from '@gradmax/core';
+import { withInputShape } from '../model/shapes.js';
 import { findGrowthSites } from '../sites/find.js';
 import { toCoreSite } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
@@ -104,6 +105,11 @@ export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSit
  *   ShapeMismatchError, MissingStatisticError, UnsupportedError (e.g. GradMax with f'(0) = 0 at this site).
  */
 export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
+  // Models with dynamic input sizes: shapes are those of the grow batch (nominal without one).
+  return withInputShape(model, options.batch?.xs?.shape, () => growInScope(model, options));
+}
+
+function growInScope(model: tfl.LayersModel, options: GrowOptions): GrowResult {
   const site = requireSite(model, options.site);
   if (!Number.isInteger(options.units) || options.units <= 0) {
     throw new InvalidArgumentError(`site "${site.name}": units must be a positive integer, got ${options.units}`, { site: site.name, units: options.units });

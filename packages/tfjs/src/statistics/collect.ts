@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ConvStatistics, DenseStatistics, InvalidArgumentError, type SiteStatistics } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
+import { withInputShape } from '../model/shapes.js';
 import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
@@ -80,18 +81,19 @@ export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGr
   const loss = resolveLoss(options.loss, model);
   const result = options.into ?? new Map<string, SiteAccumulator>();
   for (const site of sites) {
-    if (!result.has(site.name)) result.set(site.name, createAccumulator(model, site, options));
+    if (!result.has(site.name)) result.set(site.name, withInputShape(model, batch.xs.shape, () => createAccumulator(model, site, options)));
     const acc = result.get(site.name)!;
     const ok = site.kind === 'dense' ? acc instanceof DenseStatistics : acc instanceof RoutedConvStatistics || (acc instanceof ConvStatistics && acc.retainSamples === 0);
     if (!ok) throw new InvalidArgumentError(`site "${site.name}": the accumulator in \`into\` does not fit this site (dense sites need DenseStatistics, conv sites RoutedConvStatistics or a ConvStatistics without samples)`, { site: site.name });
   }
   if (sites.length === 0) return result;
-  const step = chunkSize(model, sites, size);
+  const step = withInputShape(model, batch.xs.shape, () => chunkSize(model, sites, size));
   for (let start = 0; start < size; start += step) {
     const n = Math.min(step, size - start);
     const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
     const ys = n === size ? batch.ys : tf.slice(batch.ys, start, n);
-    collectChunk(model, sites, xs, ys, loss, result);
+    // Models with dynamic input sizes: every shape below is the one of this chunk.
+    withInputShape(model, xs.shape, () => collectChunk(model, sites, xs, ys, loss, result));
     if (xs !== batch.xs) xs.dispose();
     if (ys !== batch.ys) ys.dispose();
   }

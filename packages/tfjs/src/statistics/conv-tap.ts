@@ -63,7 +63,10 @@ export function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSit
  */
 export function spatialRouting(model: tfl.LayersModel, site: TfjsGrowthSite, nextInput: [number, number]): { matrix: Float32Array; rows: number; cols: number } {
   // The routing depends only on the spatial layers' configs and map sizes, which growth never changes.
-  const key = `${site.name}|${site.between.map((b) => b.name).join(',')}|${nextInput.join('x')}|${tf.getBackend()}`;
+  // Map sizes are part of the key: models with dynamic input sizes see several.
+  const graph = modelGraph(model);
+  const sizes = site.between.map((b) => `${b.name}:${inputShapeOf(graph.byName.get(b.name)!.layer).join('x')}`).join(',');
+  const key = `${site.name}|${sizes}|${nextInput.join('x')}|${tf.getBackend()}`;
   let perModel = routingCache.get(model);
   if (!perModel) routingCache.set(model, (perModel = new Map()));
   const hit = perModel.get(key);
