@@ -27,30 +27,24 @@ function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 }
 
+/** Activation-type layer classes and how each maps to an entry of the activation table (`activation/info.ts`). */
+const ACTIVATION_LAYERS: Record<string, (c: Config) => ScalarActivation | string> = {
+  Activation: (c) => {
+    const name = activationOf(c['activation']);
+    return scalarActivation(name) ?? `activation "${name}" is not element-wise or not known to gradmax`;
+  },
+  ReLU: (c) => (c['maxValue'] != null ? scalarActivation('reluMax', Number(c['maxValue']))! : scalarActivation('relu')!),
+  Relu1: (c) => (c['maxValue'] != null ? scalarActivation('relu1Max', Number(c['maxValue']))! : scalarActivation('relu1')!),
+  LeakyReLU: (c) => scalarActivation('leakyReLU', Number(c['alpha'] ?? 0.3))!,
+  ELU: (c) => scalarActivation('elu', Number(c['alpha'] ?? 1))!,
+  ThresholdedReLU: (c) => scalarActivation('thresholdedReLU', Number(c['theta'] ?? 1))!,
+  Softmax: () => 'Softmax normalises over the channel axis: appending channels changes the existing channels\' outputs',
+};
+
 /** Element-wise activation applied by an activation-type layer, or a reason it is not usable. */
 function layerActivation(node: GraphNode): ScalarActivation | string {
-  const c = config(node);
-  switch (node.className) {
-    case 'Activation': {
-      const name = activationOf(c['activation']);
-      return scalarActivation(name) ?? `activation "${name}" is not element-wise or not known to gradmax`;
-    }
-    case 'ReLU':
-      if (c['maxValue'] != null) return 'ReLU with maxValue is not supported';
-      return scalarActivation('relu')!;
-    case 'Relu1':
-      return scalarActivation('relu1')!;
-    case 'LeakyReLU': {
-      const alpha = Number(c['alpha'] ?? 0.3);
-      return { name: `leakyReLU(${alpha})`, f: (v) => (v > 0 ? v : alpha * v), df: (v) => (v > 0 ? 1 : alpha) };
-    }
-    case 'ELU': {
-      const alpha = Number(c['alpha'] ?? 1);
-      return { name: `elu(${alpha})`, f: (v) => (v > 0 ? v : alpha * Math.expm1(v)), df: (v) => (v > 0 ? 1 : alpha * Math.exp(v)) };
-    }
-    default:
-      return `layer class ${node.className} is not an element-wise activation`;
-  }
+  const rule = ACTIVATION_LAYERS[node.className];
+  return rule ? rule(config(node)) : `layer class ${node.className} is not an element-wise activation`;
 }
 
 /** Checks that a Dense/Conv2D layer can take part in a site; returns a reason when it cannot. */
@@ -150,7 +144,7 @@ function walk(graph: ReturnType<typeof modelGraph>, start: GraphNode): TfjsGrowt
     } else {
       const act = layerActivation(next);
       if (typeof act === 'string') {
-        if (['Activation', 'ReLU', 'Relu1', 'LeakyReLU', 'ELU'].includes(next.className)) return `layer "${next.name}": ${act}`;
+        if (next.className in ACTIVATION_LAYERS) return `layer "${next.name}": ${act}`;
         return `layer "${next.name}" (${next.className}) on the path is not known to act per channel (custom or unsupported layer)`;
       }
       entry.role = 'activation';
@@ -166,8 +160,9 @@ function composite(chain: ScalarActivation[]): TfjsGrowthSite['activation'] {
   let v = 0;
   let d = 1;
   for (const a of chain) {
-    d *= a.df(v);
-    v = a.f(v);
+    // At 0 the declared values (exact, as tfjs's gradient computes them); elsewhere the functions.
+    d *= v === 0 ? a.df0 : a.df(v);
+    v = v === 0 ? a.f0 : a.f(v);
   }
   const name = chain.map((a) => a.name).filter((n) => n !== 'linear').join('∘') || 'linear';
   return { name, f0: v, df0: d };
