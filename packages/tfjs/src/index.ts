@@ -17,6 +17,7 @@ export {
   restoreStockConvBackpropFilter,
   hasConvBackpropFilterReplacement,
 } from './backend/conv2d-backprop-filter.js';
+export { depthwiseBackpropInputViaOps, depthwiseBackpropFilterViaOps, registerDepthwiseBackprop, hasDepthwiseBackprop } from './backend/depthwise-backprop.js';
 export { maxPoolGradViaSlices, registerMaxPoolGrad, restoreStockMaxPoolGrad, hasMaxPoolGradReplacement } from './backend/max-pool-grad.js';
 export { relu1, RELU1, Relu1Activation, Relu1Layer, relu1Layer } from './activation/relu1.js';
 export type { Relu1LayerArgs } from './activation/relu1.js';
