@@ -7,6 +7,8 @@ import { naiveConv2dBackpropFilter } from '@gradmax/core/reference';
 import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError } from './helpers.js';
 import { checkSite } from './gradient-check.js';
 import { cnnWithBnPool, cnnWithDepthwise } from './models.js';
+import { mobilenetV2Style } from './architectures.js';
+import { checkGroup } from './group-check.js';
 
 type DwCase = { x: [number, number, number, number]; k: [number, number]; m: number; s: [number, number]; pad: Pad; d?: [number, number] };
 const dwConfigs: DwCase[] = [
@@ -128,6 +130,19 @@ describe('wasm backend', () => {
     const loss = (await model.trainOnBatch(xs, ys)) as number;
     expect(Number.isFinite(loss)).toBe(true);
     checkSite(model, 'c1->c2', xs, ys, (a, b) => tf.losses.meanSquaredError(a, b));
+    model.dispose();
+    tf.dispose([xs, ys]);
+  });
+
+  it('a MobileNetV2-style channel group grows on wasm: function preserved, GradMax matches wasm autodiff', () => {
+    const model = mobilenetV2Style();
+    const xs = randomTensor([4, 8, 8, 3], 71);
+    const ys = oneHotTargets(4, 3, 72);
+    const loss = (a: tf.Tensor, b: tf.Tensor) => tf.losses.softmaxCrossEntropy(a, b);
+    const before = outputOf(model, xs);
+    const name = findGrowthSites(model).groups[0]!.name;
+    checkGroup(model, name, xs, ys, loss);
+    expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
     model.dispose();
     tf.dispose([xs, ys]);
   });

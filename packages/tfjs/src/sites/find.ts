@@ -4,6 +4,10 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { scalarActivation, type ScalarActivation } from '../activation/info.js';
 import { modelGraph, type GraphNode } from '../model/graph.js';
+import { ACTIVATION_LAYERS } from '../groups/rules.js';
+import { traceGroup } from '../groups/find.js';
+import { layerRule } from '../groups/rules.js';
+import type { ChannelGroup } from '../groups/types.js';
 import type { BetweenLayer, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from './types.js';
 
 type Config = Record<string, unknown>;
@@ -26,20 +30,6 @@ function activationOf(value: unknown): string {
 function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 }
-
-/** Activation-type layer classes and how each maps to an entry of the activation table (`activation/info.ts`). */
-const ACTIVATION_LAYERS: Record<string, (c: Config) => ScalarActivation | string> = {
-  Activation: (c) => {
-    const name = activationOf(c['activation']);
-    return scalarActivation(name) ?? `activation "${name}" is not element-wise or not known to gradmax`;
-  },
-  ReLU: (c) => (c['maxValue'] != null ? scalarActivation('reluMax', Number(c['maxValue']))! : scalarActivation('relu')!),
-  Relu1: (c) => (c['maxValue'] != null ? scalarActivation('relu1Max', Number(c['maxValue']))! : scalarActivation('relu1')!),
-  LeakyReLU: (c) => scalarActivation('leakyReLU', Number(c['alpha'] ?? 0.3))!,
-  ELU: (c) => scalarActivation('elu', Number(c['alpha'] ?? 1))!,
-  ThresholdedReLU: (c) => scalarActivation('thresholdedReLU', Number(c['theta'] ?? 1))!,
-  Softmax: () => 'Softmax normalises over the channel axis: appending channels changes the existing channels\' outputs',
-};
 
 /** Element-wise activation applied by an activation-type layer, or a reason it is not usable. */
 function layerActivation(node: GraphNode): ScalarActivation | string {
@@ -169,20 +159,37 @@ function composite(chain: ScalarActivation[]): TfjsGrowthSite['activation'] {
 }
 
 /**
- * Finds every growable layer pair of `model`: Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten/global pooling→Dense, with
- * Dropout, activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling allowed in between. Inner layers
- * of residual blocks grow (their output does not feed the Add); layers whose output feeds a merge layer, a model
- * output, LayerNormalization or an unknown/custom layer are listed in `notGrowable` with the reason.
+ * Finds everything of `model` that can grow:
+ * - `sites`: plain layer pairs — Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten/global pooling→Dense, with Dropout,
+ *   activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling in between (fast exact statistics);
+ * - `groups`: channel groups — every other producer (Dense, Conv1D/2D/3D, SeparableConv2D, Conv2DTranspose) with
+ *   the layers its channels reach: per-channel layers (also UpSampling, padding, cropping, PReLU, Reshape), joins
+ *   (Add, Subtract, Multiply, Maximum, Minimum, Average, Concatenate along channels, squeeze-excitation gates, whose
+ *   other inputs' producers join the group) and consumers. A residual stage is one group;
+ * - `notGrowable`: every other producer with the reason (a model output, LayerNormalization, an unknown or custom
+ *   layer, the model input joined to the channels, ...).
  */
 export function findGrowthSites(model: tfl.LayersModel): GrowthSiteScan {
   const graph = modelGraph(model);
   const sites: TfjsGrowthSite[] = [];
+  const groups: ChannelGroup[] = [];
   const notGrowable: NotGrowable[] = [];
+  const grouped = new Set<string>();
   for (const node of graph.nodes) {
-    if (!GROWABLE.has(node.className)) continue;
-    const result = walk(graph, node);
-    if (typeof result === 'string') notGrowable.push({ layer: node.name, className: node.className, reason: result });
-    else sites.push(result);
+    if (!layerRule(node.className)?.producer || grouped.has(node.name)) continue;
+    // A plain pair (one producer, per-channel layers, one Dense/Conv2D consumer) keeps the fast pair statistics.
+    const pair = GROWABLE.has(node.className) ? walk(graph, node) : undefined;
+    if (pair && typeof pair !== 'string') {
+      sites.push(pair);
+      continue;
+    }
+    const traced = traceGroup(graph, node);
+    if ('group' in traced) {
+      groups.push(traced.group);
+      for (const p of traced.group.producers) grouped.add(p.name);
+    } else {
+      notGrowable.push({ layer: node.name, className: node.className, reason: traced.reason });
+    }
   }
-  return { sites, notGrowable };
+  return { sites, groups, notGrowable };
 }
