@@ -201,7 +201,7 @@ class Tracer {
 }
 
 /** Scalar value and per-producer derivatives of a new channel at a layer's output. */
-interface Dual {
+export interface Dual {
   v: number;
   d: Map<string, number>;
 }
@@ -222,12 +222,15 @@ function passActivation(node: GraphNode): ScalarActivation | undefined {
   return typeof act === 'string' ? undefined : act;
 }
 
-/** f(0) and f'(0) of a group: dual numbers pushed from each producer's pre-activation to every consumer. */
-function groupActivation(graph: ModelGraph, members: Map<string, GroupMember>): ChannelGroup['activation'] {
+/**
+ * Dual numbers pushed from each producer's pre-activation (seed 1 at its own activation's f'(0)) through the group's
+ * per-channel layers and joins: for every consumer, the value a new unit with zero incoming weights shows it and
+ * the derivative of that value with respect to each producer's new pre-activation.
+ */
+export function groupDuals(graph: ModelGraph, members: ReadonlyMap<string, GroupMember>): { consumers: Map<string, Dual>; names: string[] } {
   const duals = new Map<string, Dual>();
+  const consumers = new Map<string, Dual>();
   const names = new Set<string>();
-  let f0 = 0;
-  let df0 = 0;
   for (const node of graph.nodes) {
     const m = members.get(node.name);
     if (!m) continue;
@@ -238,10 +241,7 @@ function groupActivation(graph: ModelGraph, members: Map<string, GroupMember>): 
       names.add(act.name);
       out = { v: act.f0, d: new Map([[node.name, act.df0]]) };
     } else if (m.role === 'consumer') {
-      for (const x of inputs) {
-        if (Math.abs(x.v) > Math.abs(f0)) f0 = x.v;
-        for (const v of x.d.values()) if (Math.abs(v) > Math.abs(df0)) df0 = v;
-      }
+      consumers.set(node.name, inputs[0]!);
       continue;
     } else if (m.role === 'pass') {
       const act = passActivation(node);
@@ -253,7 +253,19 @@ function groupActivation(graph: ModelGraph, members: Map<string, GroupMember>): 
     }
     duals.set(node.name, out);
   }
-  return { name: [...names].join('·'), f0, df0 };
+  return { consumers, names: [...names] };
+}
+
+/** f(0) and f'(0) of a group (see {@link ChannelGroup.activation}) from {@link groupDuals}. */
+function groupActivation(graph: ModelGraph, members: Map<string, GroupMember>): ChannelGroup['activation'] {
+  const { consumers, names } = groupDuals(graph, members);
+  let f0 = 0;
+  let df0 = 0;
+  for (const x of consumers.values()) {
+    if (Math.abs(x.v) > Math.abs(f0)) f0 = x.v;
+    for (const v of x.d.values()) if (Math.abs(v) > Math.abs(df0)) df0 = v;
+  }
+  return { name: names.join('·'), f0, df0 };
 }
 
 function joinDual(kind: string, xs: Dual[]): Dual {

@@ -11,14 +11,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { DenseStatistics, InvalidArgumentError, Matrix, UnsupportedError, type NewUnits } from '@gradmax/core';
+import { DenseStatistics, InvalidArgumentError, Matrix, ShapeMismatchError, UnsupportedError, type NewUnits } from '@gradmax/core';
+import { collectStatistics } from '../statistics/collect.js';
+import { pairBlocks, type PairBlock } from './pairs.js';
 import { withInputShape } from '../model/shapes.js';
 import { modelGraph } from '../model/graph.js';
 import { outputShapeOf } from '../sites/core-site.js';
 import { validateBatch, type Batch } from '../statistics/batch.js';
 import { runGraph } from '../statistics/executor.js';
-import { resolveLoss, type LossSpec } from '../statistics/loss.js';
-import { groupLayout } from './layout.js';
+import { resolveLoss, type LossSpec, type MeanLoss } from '../statistics/loss.js';
+import { groupLayout, type GroupLayout } from './layout.js';
 import { layerRule, type Config } from './rules.js';
 import type { ChannelGroup } from './types.js';
 import { widenGroup } from './widen.js';
@@ -29,6 +31,13 @@ export interface GroupStatisticsOptions {
   loss?: LossSpec;
   /** An accumulator to add to (from an earlier batch); a new one otherwise. */
   into?: DenseStatistics;
+  /**
+   * `pairs`: one pass of the unwidened model, each (producer, consumer) block as a pair statistic (groups of Dense /
+   * undilated Conv2D layers with Add, Average or Concatenate joins and the pair statistics' in-between layers);
+   * `virtual`: autodiff through a temporary widening by Σ(consumer fan-outs) virtual units (any group);
+   * `auto` (default): `pairs` where it applies, else `virtual`. Both are exact.
+   */
+  method?: 'auto' | 'pairs' | 'virtual';
 }
 
 /** Largest number of floats of one widened intermediate tensor before the batch is processed in chunks. */
@@ -55,6 +64,12 @@ export function collectGroupStatistics(model: tfl.LayersModel, group: ChannelGro
     if (problem) {
       throw new UnsupportedError(`group "${group.name}": layer "${m.name}": ${problem}, so its growth statistics cannot be computed; strategies that read no statistics (random, randomOutgoingZero, allZero, net2net) still grow it`, { group: group.name, layer: m.name });
     }
+  }
+  const method = options.method ?? 'auto';
+  if (method !== 'virtual') {
+    const blocks = pairBlocks(model, group);
+    if (blocks) return collectByPairs(model, group, layout, blocks, batch, loss, acc);
+    if (method === 'pairs') throw new UnsupportedError(`group "${group.name}": its statistics cannot be split into pair statistics (it needs the virtual-unit method)`, { group: group.name });
   }
   const df0 = group.activation.df0 === 0 ? 1 : group.activation.df0;
   const identity = new Matrix(F, F);
@@ -89,6 +104,24 @@ export function collectGroupStatistics(model: tfl.LayersModel, group: ChannelGro
     widening.undo();
   }
   acc.addSum({ rows: F, cols: fanIn, data: sum }, size);
+  return acc;
+}
+
+/** The `pairs` method: one pass for every (producer, consumer) pair site, blocks scaled by their path factors. */
+function collectByPairs(model: tfl.LayersModel, group: ChannelGroup, layout: GroupLayout, blocks: PairBlock[], batch: Batch, loss: MeanLoss, acc: DenseStatistics): DenseStatistics {
+  const pairs = collectStatistics(model, blocks.map((b) => b.site), batch, { loss });
+  const fanIn = layout.fanIn;
+  const sum = new Float64Array(layout.fanOut * fanIn);
+  for (const b of blocks) {
+    const m = pairs.get(b.site.name)!.sumMatrix();
+    const p = layout.producers[b.producer]!;
+    const c = layout.consumers[b.consumer]!;
+    if (m.rows !== c.fanOut || m.cols !== p.fanIn) {
+      throw new ShapeMismatchError(`group "${group.name}": pair block ${b.site.name}`, [c.fanOut, p.fanIn], [m.rows, m.cols], { group: group.name });
+    }
+    for (let r = 0; r < m.rows; r++) for (let i = 0; i < m.cols; i++) sum[(c.row0 + r) * fanIn + p.col0 + i]! += b.factor * m.data[r * m.cols + i]!;
+  }
+  acc.addSum({ rows: layout.fanOut, cols: fanIn, data: sum }, pairs.get(blocks[0]!.site.name)?.count ?? 0);
   return acc;
 }
 
