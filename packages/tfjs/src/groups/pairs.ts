@@ -10,7 +10,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { scalarActivation } from '../activation/info.js';
 import { modelGraph, type GraphNode, type ModelGraph } from '../model/graph.js';
-import type { BetweenLayer, BetweenRole, TfjsGrowthSite } from '../sites/types.js';
+import type { BetweenLayer, TfjsGrowthSite } from '../sites/types.js';
 import { groupDuals } from './find.js';
 import { layerRule, ownActivation, type Config } from './rules.js';
 import type { ChannelGroup, GroupMember } from './types.js';
@@ -27,22 +27,6 @@ export interface PairBlock {
   factor: number;
 }
 
-const ROLES: Record<string, BetweenRole> = {
-  Dropout: 'identity',
-  SpatialDropout1D: 'identity',
-  Activation: 'activation',
-  ReLU: 'activation',
-  Relu1: 'activation',
-  LeakyReLU: 'activation',
-  ELU: 'activation',
-  BatchNormalization: 'batchnorm',
-  DepthwiseConv2D: 'depthwise',
-  MaxPooling2D: 'pool',
-  AveragePooling2D: 'pool',
-  Flatten: 'flatten',
-  GlobalAveragePooling2D: 'global-pool',
-  GlobalMaxPooling2D: 'global-pool',
-};
 const CONSTANT_JOINS = new Set(['add', 'average', 'concatenate']);
 
 function undilated2d(node: GraphNode): boolean {
@@ -77,7 +61,8 @@ export function pairBlocks(model: tfl.LayersModel, group: ChannelGroup): PairBlo
   const node = (m: GroupMember) => graph.byName.get(m.name)!;
   if (![...group.producers, ...group.consumers].every((m) => undilated2d(node(m)))) return undefined;
   if (!group.joins.every((m) => CONSTANT_JOINS.has(layerRule(m.className)?.join ?? ''))) return undefined;
-  if (!group.passThrough.every((m) => m.className in ROLES && (m.className !== 'DepthwiseConv2D' || undilated2d({ ...node(m), className: 'Conv2D' })))) return undefined;
+  const pairRole = (m: GroupMember) => layerRule(m.className)?.pass?.pairRole;
+  if (!group.passThrough.every((m) => pairRole(m) !== undefined && (m.className !== 'DepthwiseConv2D' || undilated2d({ ...node(m), className: 'Conv2D' })))) return undefined;
   const members = new Map([...group.producers, ...group.passThrough, ...group.joins, ...group.consumers].map((m) => [m.name, m]));
   const { consumers: duals } = groupDuals(graph, members);
   const df0 = group.activation.df0 === 0 ? 1 : group.activation.df0;
@@ -89,7 +74,7 @@ export function pairBlocks(model: tfl.LayersModel, group: ChannelGroup): PairBlo
       if (found.length > 1) return undefined;
       const trail = found[0]!;
       const between: BetweenLayer[] = trail.map((n) => {
-        const entry: BetweenLayer = { name: n.name, className: n.className, role: ROLES[n.className]! };
+        const entry: BetweenLayer = { name: n.name, className: n.className, role: pairRole(members.get(n.name)!)! };
         return entry;
       });
       const flattened = between.some((b) => b.role === 'flatten' || b.role === 'global-pool');

@@ -13,6 +13,7 @@
  */
 import { scalarActivation, type ScalarActivation } from '../activation/info.js';
 import type { AnyLayer } from '../model/graph.js';
+import type { BetweenRole } from '../sites/types.js';
 
 /** A layer config. */
 export type Config = Record<string, unknown>;
@@ -72,6 +73,8 @@ export type PassKind =
 /** A per-channel pass-through layer. */
 export interface PassRule {
   kind: PassKind;
+  /** The role the fast pair statistics give this layer between two layers, when they know it. */
+  pairRole?: BetweenRole;
   /** Per-channel parameters and the fill of a new channel. */
   params?: PerChannelParam[];
   /** Element-wise activation the layer applies to a new channel (activations, depthwise conv's own activation). */
@@ -151,8 +154,8 @@ export function preluNewSlope(old: Float32Array): number {
   return old.length ? s / old.length : 0;
 }
 
-const spatial = (): LayerRule => ({ pass: { kind: 'spatial', problem: channelsLast } });
-const flatten = (): LayerRule => ({ pass: { kind: 'flatten', problem: channelsLast } });
+const spatial = (pairRole?: BetweenRole): LayerRule => ({ pass: { kind: 'spatial', problem: channelsLast, ...(pairRole ? { pairRole } : {}) } });
+const flatten = (pairRole?: BetweenRole): LayerRule => ({ pass: { kind: 'flatten', problem: channelsLast, ...(pairRole ? { pairRole } : {}) } });
 
 /** The table. */
 export const LAYER_RULES: Record<string, LayerRule> = {
@@ -183,6 +186,7 @@ export const LAYER_RULES: Record<string, LayerRule> = {
     noGradient: dilated,
     pass: {
       kind: 'parameters',
+      pairRole: 'depthwise',
       params: [
         { role: 'depthwise_kernel', view: inSecondLast, fill: centreDelta },
         { role: 'bias', view: perChannelVector, fill: () => 0 },
@@ -194,6 +198,7 @@ export const LAYER_RULES: Record<string, LayerRule> = {
   BatchNormalization: {
     pass: {
       kind: 'parameters',
+      pairRole: 'batchnorm',
       params: [
         { role: 'gamma', view: perChannelVector, fill: () => 1 },
         { role: 'beta', view: perChannelVector, fill: () => 0 },
@@ -215,29 +220,29 @@ export const LAYER_RULES: Record<string, LayerRule> = {
       problem: (c) => (Array.isArray(c['sharedAxes']) && (c['sharedAxes'] as number[]).includes(-1) ? 'PReLU shares its slope over the channel axis' : undefined),
     },
   },
-  Dropout: { pass: { kind: 'identity' } },
-  SpatialDropout1D: { pass: { kind: 'identity' } },
-  Activation: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['Activation'] } },
-  ReLU: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['ReLU'] } },
-  Relu1: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['Relu1'] } },
-  LeakyReLU: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['LeakyReLU'] } },
-  ELU: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['ELU'] } },
+  Dropout: { pass: { kind: 'identity', pairRole: 'identity' } },
+  SpatialDropout1D: { pass: { kind: 'identity', pairRole: 'identity' } },
+  Activation: { pass: { kind: 'activation', pairRole: 'activation', activation: ACTIVATION_LAYERS['Activation'] } },
+  ReLU: { pass: { kind: 'activation', pairRole: 'activation', activation: ACTIVATION_LAYERS['ReLU'] } },
+  Relu1: { pass: { kind: 'activation', pairRole: 'activation', activation: ACTIVATION_LAYERS['Relu1'] } },
+  LeakyReLU: { pass: { kind: 'activation', pairRole: 'activation', activation: ACTIVATION_LAYERS['LeakyReLU'] } },
+  ELU: { pass: { kind: 'activation', pairRole: 'activation', activation: ACTIVATION_LAYERS['ELU'] } },
   ThresholdedReLU: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['ThresholdedReLU'] }, noGradient: () => 'tfjs 4.22 has no gradient for ThresholdedReLU (its Greater op has none)' },
   Softmax: { pass: { kind: 'activation', activation: ACTIVATION_LAYERS['Softmax'] } },
   MaxPooling1D: spatial(),
-  MaxPooling2D: spatial(),
+  MaxPooling2D: spatial('pool'),
   MaxPooling3D: spatial(),
   AveragePooling1D: spatial(),
-  AveragePooling2D: spatial(),
+  AveragePooling2D: spatial('pool'),
   AveragePooling3D: spatial(),
   UpSampling2D: spatial(),
   ZeroPadding2D: spatial(),
   Cropping2D: spatial(),
-  Flatten: flatten(),
+  Flatten: flatten('flatten'),
   GlobalAveragePooling1D: flatten(),
-  GlobalAveragePooling2D: flatten(),
+  GlobalAveragePooling2D: flatten('global-pool'),
   GlobalMaxPooling1D: flatten(),
-  GlobalMaxPooling2D: flatten(),
+  GlobalMaxPooling2D: flatten('global-pool'),
   Reshape: { pass: { kind: 'reshape' } },
   LayerNormalization: { refusal: "normalises over the channel axis: appending channels changes the existing channels' outputs" },
   Add: { join: 'add' },

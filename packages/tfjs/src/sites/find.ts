@@ -4,7 +4,6 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { scalarActivation, type ScalarActivation } from '../activation/info.js';
 import { modelGraph, type GraphNode } from '../model/graph.js';
-import { ACTIVATION_LAYERS } from '../groups/rules.js';
 import { traceGroup } from '../groups/find.js';
 import { layerRule } from '../groups/rules.js';
 import type { ChannelGroup } from '../groups/types.js';
@@ -12,8 +11,6 @@ import type { BetweenLayer, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from '
 
 type Config = Record<string, unknown>;
 
-const IDENTITY_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D']);
-const POOL_LAYERS = new Set(['MaxPooling2D', 'AveragePooling2D']);
 const GROWABLE = new Set(['Dense', 'Conv2D']);
 
 function config(node: GraphNode): Config {
@@ -29,12 +26,6 @@ function activationOf(value: unknown): string {
 
 function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
-}
-
-/** Element-wise activation applied by an activation-type layer, or a reason it is not usable. */
-function layerActivation(node: GraphNode): ScalarActivation | string {
-  const rule = ACTIVATION_LAYERS[node.className];
-  return rule ? rule(config(node)) : `layer class ${node.className} is not an element-wise activation`;
 }
 
 /** Checks that a Dense/Conv2D layer can take part in a site; returns a reason when it cannot. */
@@ -96,51 +87,25 @@ function walk(graph: ReturnType<typeof modelGraph>, start: GraphNode): TfjsGrowt
       const kind = !isConv ? 'dense' : flattened ? 'conv-dense' : 'conv';
       return { name: `${start.name}->${next.name}`, kind, current: start.name, next: next.name, between, units: unitsOf(start), activation, activationChain: chain };
     }
-    const entry: BetweenLayer = { name: next.name, className: next.className, role: 'identity' };
+    // In-between layers of a pair: the ones the rule table gives a pair role (one place that knows each layer).
     const c = config(next);
-    if (IDENTITY_LAYERS.has(next.className)) {
-      entry.role = 'identity';
-    } else if (next.className === 'BatchNormalization') {
-      if (flattened) return `BatchNormalization "${next.name}" after Flatten is not supported`;
-      const axis = Number(c['axis'] ?? -1);
-      if (axis !== -1 && axis !== (isConv ? 3 : 1)) return `BatchNormalization "${next.name}" normalises axis ${axis}, not the channel axis`;
-      entry.role = 'batchnorm';
-    } else if (next.className === 'DepthwiseConv2D') {
-      if (!isConv || flattened) return `DepthwiseConv2D "${next.name}" outside a conv path`;
-      if (Number(c['depthMultiplier'] ?? 1) !== 1) return `DepthwiseConv2D "${next.name}" has depthMultiplier ≠ 1`;
-      const [dh, dw] = pair(c['dilationRate'] ?? 1);
-      if (dh !== 1 || dw !== 1) return `DepthwiseConv2D "${next.name}" is dilated`;
-      const name = activationOf(c['activation']);
-      const act = scalarActivation(name);
-      if (!act) return `DepthwiseConv2D "${next.name}" activation "${name}" is not element-wise or not known`;
-      entry.role = 'depthwise';
-      entry.activation = act;
-      chain.push(act);
-    } else if (POOL_LAYERS.has(next.className)) {
-      if (!isConv || flattened) return `${next.className} "${next.name}" outside a conv path`;
-      if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return `${next.className} "${next.name}" is not channelsLast`;
-      entry.role = 'pool';
-    } else if (next.className === 'Flatten') {
-      if (!isConv || flattened) return `Flatten "${next.name}" after a Dense layer or a second Flatten`;
-      entry.role = 'flatten';
-      flattened = true;
-    } else if (next.className === 'GlobalAveragePooling2D' || next.className === 'GlobalMaxPooling2D') {
-      if (!isConv || flattened) return `${next.className} "${next.name}" outside a conv path`;
-      if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return `${next.className} "${next.name}" is not channelsLast`;
-      entry.role = 'global-pool';
-      flattened = true;
-    } else if (next.className === 'LayerNormalization') {
-      return `LayerNormalization "${next.name}" normalises over the channel axis: appending channels changes the existing channels' outputs`;
-    } else {
-      const act = layerActivation(next);
-      if (typeof act === 'string') {
-        if (next.className in ACTIVATION_LAYERS) return `layer "${next.name}": ${act}`;
-        return `layer "${next.name}" (${next.className}) on the path is not known to act per channel (custom or unsupported layer)`;
-      }
-      entry.role = 'activation';
+    const table = layerRule(next.className);
+    const rule = table?.pass;
+    const role = rule?.pairRole;
+    if (!rule || !role) return `layer "${next.name}" (${next.className}) cannot sit between the two layers of a pair`;
+    const problem = rule.problem?.(c, next.layer) ?? table.noGradient?.(c);
+    if (problem) return `layer "${next.name}": ${problem}`;
+    const spatial = role === 'pool' || role === 'depthwise' || role === 'flatten' || role === 'global-pool';
+    if (spatial && (!isConv || flattened)) return `${next.className} "${next.name}" outside a conv path`;
+    if (role === 'batchnorm' && flattened) return `BatchNormalization "${next.name}" after Flatten is not supported`;
+    const entry: BetweenLayer = { name: next.name, className: next.className, role };
+    const act = rule.activation?.(c, next.layer);
+    if (typeof act === 'string') return `layer "${next.name}": ${act}`;
+    if (act) {
       entry.activation = act;
       chain.push(act);
     }
+    if (role === 'flatten' || role === 'global-pool') flattened = true;
     between.push(entry);
     cur = next;
   }
@@ -164,7 +129,7 @@ function composite(chain: ScalarActivation[]): TfjsGrowthSite['activation'] {
  *   activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling in between (fast exact statistics);
  * - `groups`: channel groups — every other producer (Dense, Conv1D/2D/3D, SeparableConv2D, Conv2DTranspose) with
  *   the layers its channels reach: per-channel layers (also UpSampling, padding, cropping, PReLU, Reshape), joins
- *   (Add, Subtract, Multiply, Maximum, Minimum, Average, Concatenate along channels, squeeze-excitation gates, whose
+ *   (Add, Multiply, Maximum, Minimum, Average, Concatenate along channels, squeeze-excitation gates, whose
  *   other inputs' producers join the group) and consumers. A residual stage is one group;
  * - `notGrowable`: every other producer with the reason (a model output, LayerNormalization, an unknown or custom
  *   layer, the model input joined to the channels, ...).
