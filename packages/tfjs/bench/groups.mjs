@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { createRng } from '@gradmax/core';
-import { RELU1, collectGroupStatistics, collectStatistics, findGrowthSites, relu1Layer, setupBackend } from '../dist/index.js';
+import { RELU1, collectGrowthStatistics, findGrowthSites, relu1Layer, setupBackend } from '../dist/index.js';
 
 const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu').split(',').map((s) => s.trim()).filter(Boolean);
 const PRODUCERS = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D', 'SeparableConv2D', 'Conv2DTranspose']);
@@ -120,7 +120,7 @@ async function time(fn, repeats) {
 for (const backend of backends) {
   await setupBackend(backend, { log: false, fastCpuConvBackward: true });
   console.log(`\n## backend ${tf.getBackend()}\n`);
-  console.log('| model | conv/dense layers | growable (all / excluding the output layer) | sites | groups | training step (ms) | statistics, all sites and groups (ms) | ratio |');
+  console.log('| model | conv/dense layers | growable (all / excluding the output layer) | sites | groups | training step (ms) | statistics of all sites and groups (ms) | ratio |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const [name, build, shape, batchSize] of MODELS) {
     const model = build();
@@ -132,10 +132,7 @@ for (const backend of backends) {
     const growable = new Set([...scan.sites.map((s) => s.current), ...scan.groups.flatMap((g) => g.producers.map((p) => p.name))]);
     const inner = layers.filter((l) => !outputs.has(l.name));
     const step = await time(() => model.trainOnBatch(batch.xs, batch.ys), 3);
-    const stats = await time(() => {
-      collectStatistics(model, scan.sites, batch);
-      for (const g of scan.groups) collectGroupStatistics(model, g, batch);
-    }, 1);
+    const stats = await time(() => collectGrowthStatistics(model, [...scan.sites, ...scan.groups], batch), 1);
     const pct = (a, b) => `${((100 * a) / b).toFixed(0)} %`;
     console.log(`| ${name} | ${layers.length} | ${pct(growable.size, layers.length)} / ${pct(growable.size, inner.length)} | ${scan.sites.length} | ${scan.groups.length} | ${step.toFixed(0)} | ${stats.toFixed(0)} | ${(stats / step).toFixed(1)} |`);
     tf.dispose([batch.xs, batch.ys]);

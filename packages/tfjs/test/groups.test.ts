@@ -7,6 +7,7 @@ import { strategyCatalog } from '@gradmax/strategies';
 import {
   GrowthController,
   collectGroupStatistics,
+  collectGrowthStatistics,
   collectStatistics,
   findGrowthSites,
   grow,
@@ -172,6 +173,29 @@ describe('channel groups', () => {
         }
         const pairs = collectGroupStatistics(model, g, { xs, ys }, { loss: arch.loss, method: 'pairs' }).snapshot().moment;
         expect(relativeError(pairs.data, virtual.data)).toBeLessThan(2e-5);
+      }
+      model.dispose();
+      tf.dispose([xs, ys]);
+    }
+  });
+
+  it('collectGrowthStatistics: one shared pass for all sites and pair-able groups gives each one\'s own statistics', () => {
+    for (const arch of [ARCHS[0]!, ARCHS[4]!]) {
+      const model = arch.build();
+      perturbBatchNorm(model, 19);
+      const { xs, ys } = batchFor(arch, 3, 71);
+      const scan = findGrowthSites(model);
+      const before = tf.memory().numTensors;
+      const all = collectGrowthStatistics(model, [...scan.sites, ...scan.groups], { xs, ys }, { loss: arch.loss });
+      expect(tf.memory().numTensors).toBe(before);
+      expect([...all.keys()].sort()).toEqual([...scan.sites, ...scan.groups].map((t) => t.name).sort());
+      for (const site of scan.sites) {
+        const own = collectStatistics(model, [site], { xs, ys }, { loss: arch.loss }).get(site.name)!.snapshot().moment;
+        expect(relativeError(all.get(site.name)!.moment.data, own.data)).toBeLessThan(1e-6);
+      }
+      for (const g of scan.groups) {
+        const own = collectGroupStatistics(model, g, { xs, ys }, { loss: arch.loss }).snapshot().moment;
+        expect(relativeError(all.get(g.name)!.moment.data, own.data)).toBeLessThan(1e-6);
       }
       model.dispose();
       tf.dispose([xs, ys]);

@@ -11,8 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { DenseStatistics, InvalidArgumentError, Matrix, ShapeMismatchError, UnsupportedError, type NewUnits } from '@gradmax/core';
-import { collectStatistics } from '../statistics/collect.js';
+import { DenseStatistics, InvalidArgumentError, Matrix, ShapeMismatchError, UnsupportedError, type NewUnits, type SiteStatistics } from '@gradmax/core';
+import { collectStatistics, createAccumulator, type SiteAccumulator } from '../statistics/collect.js';
+import type { TfjsGrowthSite } from '../sites/types.js';
 import { pairBlocks, type PairBlock } from './pairs.js';
 import { withInputShape } from '../model/shapes.js';
 import { modelGraph } from '../model/graph.js';
@@ -110,6 +111,11 @@ export function collectGroupStatistics(model: tfl.LayersModel, group: ChannelGro
 /** The `pairs` method: one pass for every (producer, consumer) pair site, blocks scaled by their path factors. */
 function collectByPairs(model: tfl.LayersModel, group: ChannelGroup, layout: GroupLayout, blocks: PairBlock[], batch: Batch, loss: MeanLoss, acc: DenseStatistics): DenseStatistics {
   const pairs = collectStatistics(model, blocks.map((b) => b.site), batch, { loss });
+  return assemblePairs(group, layout, blocks, pairs, acc);
+}
+
+/** Adds the group's M assembled from its pair blocks' accumulators to `acc`. */
+function assemblePairs(group: ChannelGroup, layout: GroupLayout, blocks: PairBlock[], pairs: Map<string, SiteAccumulator>, acc: DenseStatistics): DenseStatistics {
   const fanIn = layout.fanIn;
   const sum = new Float64Array(layout.fanOut * fanIn);
   for (const b of blocks) {
@@ -123,6 +129,52 @@ function collectByPairs(model: tfl.LayersModel, group: ChannelGroup, layout: Gro
   }
   acc.addSum({ rows: layout.fanOut, cols: fanIn, data: sum }, pairs.get(blocks[0]!.site.name)?.count ?? 0);
   return acc;
+}
+
+/** Options of {@link collectGrowthStatistics}. */
+export interface GrowthStatisticsOptions {
+  /** Loss (a tfjs-layers loss name or `(yTrue, yPred) => scalar`); defaults to the model's compiled loss. */
+  loss?: LossSpec;
+  /** Raw samples retained per layer-pair site (strategies that read samples; groups retain none). Default 0. */
+  retainSamples?: number;
+  /** Seed of the sample reservoirs. */
+  seed?: number;
+}
+
+/**
+ * Statistics of several sites and groups of the same (unchanged) model at once: every layer-pair site and every
+ * pair block of the groups that allow the `pairs` method share ONE forward/backward pass; the other groups take one
+ * virtual-unit pass each. Returns the statistics strategies read, by site or group name. Use it when all targets
+ * grow from the same model (statistics of a model change once any of its targets has grown).
+ */
+export function collectGrowthStatistics(model: tfl.LayersModel, targets: readonly (TfjsGrowthSite | ChannelGroup)[], batch: Batch, options: GrowthStatisticsOptions = {}): Map<string, SiteStatistics> {
+  validateBatch(model, batch);
+  const loss = resolveLoss(options.loss, model);
+  const sites: TfjsGrowthSite[] = [];
+  const split: { group: ChannelGroup; layout: GroupLayout; blocks: PairBlock[] }[] = [];
+  const virtual: ChannelGroup[] = [];
+  for (const t of targets) {
+    if ('current' in t) sites.push(t);
+    else {
+      const blocks = pairBlocks(model, t);
+      if (blocks) split.push({ group: t, layout: groupLayout(model, t), blocks });
+      else virtual.push(t);
+    }
+  }
+  // Pair blocks of groups retain no samples; their accumulators are created here, the sites' by collectStatistics.
+  const accumulators = new Map<string, SiteAccumulator>();
+  withInputShape(model, batch.xs.shape, () => {
+    for (const { blocks } of split) for (const b of blocks) accumulators.set(b.site.name, createAccumulator(model, b.site, { retainSamples: 0 }));
+  });
+  const pairSites = [...sites, ...split.flatMap((s) => s.blocks.map((b) => b.site))];
+  collectStatistics(model, pairSites, batch, { loss, into: accumulators, retainSamples: options.retainSamples ?? 0, seed: options.seed ?? 0 });
+  const out = new Map<string, SiteStatistics>();
+  for (const site of sites) out.set(site.name, accumulators.get(site.name)!.snapshot());
+  for (const { group, layout, blocks } of split) {
+    out.set(group.name, assemblePairs(group, layout, blocks, accumulators, new DenseStatistics(layout.fanOut, layout.fanIn, { retainSamples: 0 }, group.name)).snapshot());
+  }
+  for (const group of virtual) out.set(group.name, collectGroupStatistics(model, group, batch, { loss, method: 'virtual' }).snapshot());
+  return out;
 }
 
 /** Examples per chunk, from the largest widened map of the group (shapes are read while the group is widened). */

@@ -44,7 +44,8 @@ type Config = Record<string, unknown>;
 /** Largest number of floats of one intermediate tensor before the batch is processed in chunks. */
 const CHUNK_FLOATS = 1 << 23;
 
-function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options: CollectOptions): SiteAccumulator {
+/** A new accumulator for `site` (dense or routed conv statistics), for the shapes of the active input-shape scope. */
+export function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options: CollectOptions): SiteAccumulator {
   const stats = { retainSamples: options.retainSamples ?? 0, seed: options.seed ?? 0 };
   if (site.kind === 'dense') {
     const { current, next } = siteLayers(model, site);
