@@ -72,3 +72,34 @@ describe('models with dynamic input sizes ([null, null, null, C])', () => {
     tf.dispose([a, b]);
   });
 });
+
+describe('channel groups with dynamic input sizes', () => {
+  beforeAll(async () => {
+    await setupBackend('cpu', { log: false });
+  });
+
+  it('a residual group of a [null, null, 3] model grows with GradMax on two image sizes, function preserved', () => {
+    const input = tfl.input({ shape: [null, null, 3], name: 'img' });
+    const stem = tfl.layers.conv2d({ ...seeded(11), filters: 4, kernelSize: 3, padding: 'same', name: 'stem' }).apply(input) as tfl.SymbolicTensor;
+    const a = tfl.layers.conv2d({ ...seeded(12), filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'a' }).apply(stem) as tfl.SymbolicTensor;
+    const b = tfl.layers.conv2d({ ...seeded(13), filters: 4, kernelSize: 3, strides: 1, padding: 'same', name: 'b' }).apply(a) as tfl.SymbolicTensor;
+    const sum = tfl.layers.add({ name: 'add' }).apply([stem, b]) as tfl.SymbolicTensor;
+    const pooled = tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(sum) as tfl.SymbolicTensor;
+    const c = tfl.layers.conv2d({ ...seeded(14), filters: 3, kernelSize: 3, padding: 'same', activation: RELU1, name: 'c' }).apply(pooled) as tfl.SymbolicTensor;
+    const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(c) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: tfl.layers.dense({ ...seeded(15), units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor });
+    const group = findGrowthSites(model).groups.map((g) => g.name);
+    expect(group).toEqual(['stem+b->a+c']);
+    for (const [h, w, seed] of [[8, 6, 1], [11, 9, 2]] as const) {
+      const xs = randomTensor([3, h, w, 3], seed);
+      const ys = oneHotTargets(3, 3, seed);
+      const before = outputOf(model, xs);
+      const name = findGrowthSites(model).groups[0]!.name;
+      grow(model, { site: name, units: 2, strategy: 'gradmax', batch: { xs, ys }, loss: softmaxCrossEntropy, seed });
+      expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
+      tf.dispose([xs, ys]);
+    }
+    expect(findGrowthSites(model).groups[0]!.units).toBe(8);
+    model.dispose();
+  });
+});
