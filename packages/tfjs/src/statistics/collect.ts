@@ -17,7 +17,7 @@ import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
 import { convDenseSum } from './conv-dense.js';
-import { convTapGradientFolded, convTapParts, tapGradientOf } from './conv-tap.js';
+import { convTapGradientsShared, convTapParts, sharedTapKey, tapGradientOf } from './conv-tap.js';
 import { convDenseRows, tensorRows, transposeFlat } from './rows.js';
 import { RoutedConvStatistics } from './routed-statistics.js';
 import { runGraph } from './executor.js';
@@ -125,6 +125,19 @@ function collectChunk(
       // The chunk's loss is a mean over the chunk; scale so that the gradient is Σ over examples of each one's own loss.
       return tf.mul(loss(ys, run.outputs[0]!), n) as tf.Scalar;
     })(probes);
+    // Conv sites without samples that share the current layer and the next layers' geometry (a group's blocks) share
+    // one routed-patch build and one weight gradient.
+    const shared = new Map<string, TfjsGrowthSite[]>();
+    for (const site of sites) {
+      if (site.kind !== 'conv' || result.get(site.name)!.retainSamples > 0) continue;
+      const key = sharedTapKey(model, site);
+      shared.set(key, [...(shared.get(key) ?? []), site]);
+    }
+    const taps = new Map<string, tf.Tensor2D>();
+    for (const bucket of shared.values()) {
+      const out = convTapGradientsShared(model, bucket, recorded.get(bucket[0]!.current)! as tf.Tensor4D, bucket.map((s) => grads[nextNames.indexOf(s.next)]! as tf.Tensor4D));
+      bucket.forEach((s, i) => taps.set(s.name, out[i]!));
+    }
     for (const site of sites) {
       const g = grads[nextNames.indexOf(site.next)]!;
       const h = recorded.get(site.current)!;
@@ -155,7 +168,7 @@ function collectChunk(
           routed.accumulateRows(tap.dataSync(), tensorRows(parts.routed, parts.patches), n);
           tf.dispose([tap, parts.patches, parts.routed]);
         } else {
-          const tap = convTapGradientFolded(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
+          const tap = taps.get(site.name)!;
           routed.accumulateTapGradient(tap.dataSync(), n);
           tap.dispose();
         }

@@ -319,3 +319,33 @@ export function convTapGradientFolded(model: tfl.LayersModel, site: TfjsGrowthSi
     return tf.reshape(tf.transpose(dw, [2, 0, 1, 3]), [fanIn, k2h * k2w * m2]) as tf.Tensor2D;
   });
 }
+
+/**
+ * {@link convTapGradientFolded} for several conv sites that share the current layer, the in-between spatial layers
+ * and the next layers' geometry (kernel, strides, padding, input and output sizes) — the (producer, consumer) blocks
+ * of a channel group: the routed patches are built once and one weight gradient runs over the next layers' output
+ * gradients side by side. Returns one tap gradient per site, in order.
+ */
+export function convTapGradientsShared(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], x: tf.Tensor4D, gs: readonly tf.Tensor4D[]): tf.Tensor2D[] {
+  if (sites.length === 1) return [convTapGradientFolded(model, sites[0]!, x, gs[0]!)];
+  return tf.tidy(() => {
+    const { next } = siteLayers(model, sites[0]!);
+    const c2 = next.getConfig() as Config;
+    const nIn = inputShapeOf(next);
+    const q = routedPatches(model, sites[0]!, x, [Number(nIn[1]), Number(nIn[2])]);
+    const fanIn = q.shape[3];
+    const [k2h, k2w] = pair(c2['kernelSize']);
+    const widths = gs.map((g) => g.shape[3]);
+    const total = widths.reduce((a, b) => a + b, 0);
+    const dw = conv2dBackpropFilterViaConv(q, tf.concat(gs as tf.Tensor4D[], 3), [k2h, k2w, fanIn, total], pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same');
+    return tf.split(dw, widths, 3).map((part, i) => tf.reshape(tf.transpose(part, [2, 0, 1, 3]), [fanIn, k2h * k2w * widths[i]!]) as tf.Tensor2D);
+  });
+}
+
+/** Sites that {@link convTapGradientsShared} can serve together share this key. */
+export function sharedTapKey(model: tfl.LayersModel, site: TfjsGrowthSite): string {
+  const { next } = siteLayers(model, site);
+  const c2 = next.getConfig() as Config;
+  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise' || b.role === 'global-pool').map((b) => b.name);
+  return JSON.stringify([site.current, spatial, pair(c2['kernelSize']), pair(c2['strides'] ?? 1), c2['padding'] ?? 'valid', inputShapeOf(next).slice(1, 3), outputShapeOf(next).slice(1, 3)]);
+}
