@@ -18,6 +18,7 @@ export {
   hasConvBackpropFilterReplacement,
 } from './backend/conv2d-backprop-filter.js';
 export { depthwiseBackpropInputViaOps, depthwiseBackpropFilterViaOps, registerDepthwiseBackprop, hasDepthwiseBackprop } from './backend/depthwise-backprop.js';
+export type { DepthwiseBackpropAttrs } from './backend/depthwise-backprop.js';
 export { maxPoolGradViaSlices, registerMaxPoolGrad, restoreStockMaxPoolGrad, hasMaxPoolGradReplacement } from './backend/max-pool-grad.js';
 export { relu1, RELU1, Relu1Activation, Relu1Layer, relu1Layer } from './activation/relu1.js';
 export type { Relu1LayerArgs } from './activation/relu1.js';
@@ -40,7 +41,7 @@ export { validateBatch } from './statistics/batch.js';
 export type { Batch } from './statistics/batch.js';
 export { resolveLoss } from './statistics/loss.js';
 export type { LossSpec, MeanLoss } from './statistics/loss.js';
-export { widenSite } from './widen/apply.js';
+export { widenSite, refuseConstantUnits } from './widen/apply.js';
 export type { WidenOptions } from './widen/apply.js';
 export { grow, requireSite, requireTarget } from './api/grow.js';
 export type { GrowOptions, GrowResult, GrowEventReport, GrowthTarget } from './api/grow.js';

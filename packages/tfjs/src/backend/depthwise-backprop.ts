@@ -11,13 +11,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, UnsupportedError } from '@gradmax/core';
 
-type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
-/** Attributes the engine passes to the two kernels. */
-interface DepthwiseBackpropAttrs {
+/** Attributes of the two depthwise backprop kernels (as the engine passes them, or given directly). */
+export interface DepthwiseBackpropAttrs {
+  /** Conv strides. */
   strides: number | [number, number];
-  pad: Pad;
+  /** Conv padding as `tf.depthwiseConv2d` takes it. */
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  /** Conv dilations (default 1). */
   dilations?: number | [number, number];
+  /** Rounding mode for numeric padding. */
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
   /** BackpropInput only. */
   inputShape?: [number, number, number, number];
