@@ -306,7 +306,7 @@ describe('channel groups', () => {
     tf.dispose([xs, ys, soft]);
   });
 
-  it('strategies that read samples, dilated convs (GradMax) and f(0) ≠ 0 groups are refused with typed errors; nothing changes', () => {
+  it("strategies that read samples, dilated convs (GradMax), f'(0) = 0 (GradMax) and f(0) ≠ 0 groups are refused with typed errors; nothing changes", () => {
     const { xs, ys } = batchFor(ARCHS[0]!, 3, 51);
     const model = resnetStyle();
     const before = outputOf(model, xs);
@@ -320,6 +320,17 @@ describe('channel groups', () => {
     grow(dilated, { site: 'dilated->separable', units: 1, strategy: 'randomOutgoingZero', seed: 2 });
     dilated.dispose();
     tf.dispose([b.xs, b.ys]);
+    const relu = tfl.input({ shape: [3] });
+    const ra = tfl.layers.dense({ units: 2, activation: 'relu', name: 'ra' }).apply(relu) as tfl.SymbolicTensor;
+    const rb = tfl.layers.dense({ units: 2, activation: 'relu', name: 'rb' }).apply(relu) as tfl.SymbolicTensor;
+    const rsum = tfl.layers.add({ name: 'rsum' }).apply([ra, rb]) as tfl.SymbolicTensor;
+    const plain = tfl.model({ inputs: relu, outputs: tfl.layers.dense({ units: 2, name: 'ro' }).apply(rsum) as tfl.SymbolicTensor });
+    const rx = randomTensor([3, 3], 53);
+    const ry = oneHotTargets(3, 2, 54);
+    expect(findGrowthSites(plain).groups[0]!.activation.df0).toBe(0);
+    expect(() => grow(plain, { site: 'ra+rb->ro', units: 1, strategy: 'gradmax', batch: { xs: rx, ys: ry }, loss: 'meanSquaredError' })).toThrow(/f'\(0\) = 0.*relu1/);
+    plain.dispose();
+    tf.dispose([rx, ry]);
     const x0 = tfl.input({ shape: [3] });
     const a = tfl.layers.dense({ units: 2, activation: 'sigmoid', name: 'a' }).apply(x0) as tfl.SymbolicTensor;
     const c = tfl.layers.dense({ units: 2, activation: 'sigmoid', name: 'c' }).apply(x0) as tfl.SymbolicTensor;
