@@ -2,9 +2,9 @@
  * `@gradmax/tfjs`: grow TensorFlow.js layers models while they train.
  *
  * - {@link setupBackend} picks native / wasm / cpu and registers the kernels growth needs.
- * - {@link findGrowthSites} lists growable layer pairs (and why other layers are not growable).
+ * - {@link findGrowthSites} lists growable layer pairs and channel groups (and why other layers are not growable).
  * - {@link collectStatistics} computes growth statistics on a grow batch.
- * - {@link grow} widens one site with any strategy, in place, carrying optimizer state.
+ * - {@link grow} widens one site or channel group with any strategy, in place, carrying optimizer state.
  * - {@link GrowthController} and {@link growthCallback} run a growth schedule in a custom loop or in `model.fit`.
  * - {@link relu1} is the ReLU with derivative 1 at 0 that GradMax needs on grown layers.
  * @packageDocumentation
@@ -17,12 +17,21 @@ export {
   restoreStockConvBackpropFilter,
   hasConvBackpropFilterReplacement,
 } from './backend/conv2d-backprop-filter.js';
+export { depthwiseBackpropInputViaOps, depthwiseBackpropFilterViaOps, registerDepthwiseBackprop, hasDepthwiseBackprop } from './backend/depthwise-backprop.js';
+export type { DepthwiseBackpropAttrs } from './backend/depthwise-backprop.js';
 export { maxPoolGradViaSlices, registerMaxPoolGrad, restoreStockMaxPoolGrad, hasMaxPoolGradReplacement } from './backend/max-pool-grad.js';
 export { relu1, RELU1, Relu1Activation, Relu1Layer, relu1Layer } from './activation/relu1.js';
 export type { Relu1LayerArgs } from './activation/relu1.js';
 export { scalarActivation, knownActivations } from './activation/info.js';
 export type { ScalarActivation } from './activation/info.js';
 export { findGrowthSites } from './sites/find.js';
+export type { ChannelGroup, GroupMember, GroupRole } from './groups/types.js';
+export { groupToCoreSite } from './groups/core-group.js';
+export { collectGroupStatistics, collectGrowthStatistics } from './groups/statistics.js';
+export type { GroupStatisticsOptions, GrowthStatisticsOptions } from './groups/statistics.js';
+export { widenGroup } from './groups/widen.js';
+export type { GroupWidening } from './groups/widen.js';
+export { layerRoles } from './groups/rules.js';
 export type { BetweenLayer, BetweenRole, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from './sites/types.js';
 export { toCoreSite, siteGeometry } from './sites/core-site.js';
 export { collectStatistics, snapshotStatistics } from './statistics/collect.js';
@@ -32,10 +41,10 @@ export { validateBatch } from './statistics/batch.js';
 export type { Batch } from './statistics/batch.js';
 export { resolveLoss } from './statistics/loss.js';
 export type { LossSpec, MeanLoss } from './statistics/loss.js';
-export { widenSite } from './widen/apply.js';
+export { widenSite, refuseConstantUnits } from './widen/apply.js';
 export type { WidenOptions } from './widen/apply.js';
-export { grow, requireSite } from './api/grow.js';
-export type { GrowOptions, GrowResult, GrowEventReport } from './api/grow.js';
+export { grow, requireSite, requireTarget } from './api/grow.js';
+export type { GrowOptions, GrowResult, GrowEventReport, GrowthTarget } from './api/grow.js';
 export { resolveStrategy } from './api/strategy.js';
 export { makeLossOracle } from './api/loss-oracle.js';
 export { withTemporaryUnits } from './widen/temporary.js';

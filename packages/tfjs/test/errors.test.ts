@@ -16,8 +16,11 @@ describe('bad input gives typed errors naming what and where', () => {
     expect(() => grow(model, { site: 'nope->h2', units: 1, strategy: 'random' })).toThrow(UnknownNameError);
     expect(() => grow(model, { site: 'nope->h2', units: 1, strategy: 'random' })).toThrow(/h1->h2, h2->out/);
     const res = residual();
-    expect(() => grow(res, { site: 'b->out', units: 1, strategy: 'random' })).toThrow(UnsupportedError);
-    expect(() => grow(res, { site: 'b->out', units: 1, strategy: 'random' })).toThrow(/merge layer "add"/);
+    expect(() => grow(res, { site: 'out->x', units: 1, strategy: 'random' })).toThrow(UnsupportedError);
+    expect(() => grow(res, { site: 'out->x', units: 1, strategy: 'random' })).toThrow(/layer "out" its output is a model output/);
+    // A layer that grows as part of a channel group: the error names the group.
+    expect(() => grow(res, { site: 'b->out', units: 1, strategy: 'random' })).toThrow(InvalidArgumentError);
+    expect(() => grow(res, { site: 'b->out', units: 1, strategy: 'random' })).toThrow(/channel group "stem\+b->a\+out"/);
     model.dispose();
     res.dispose();
   });

@@ -33,15 +33,16 @@ describe('findGrowthSites', () => {
     expect(site.activation.df0).toBe(1);
   });
 
-  it('residual block: the inner width grows; layers feeding the Add are listed with the reason', () => {
+  it('residual block: the inner width is a site; the layers feeding the Add form one channel group', () => {
     const scan = findGrowthSites(residual());
     expect(scan.sites.map((s) => s.name)).toEqual(['a->b']);
-    const reasons = Object.fromEntries(scan.notGrowable.map((n) => [n.layer, n.reason]));
-    expect(reasons['stem']).toMatch(/consumed by several layers/);
-    expect(reasons['b']).toMatch(/merge layer "add"/);
+    expect(scan.groups.map((g) => [g.name, g.producers.map((m) => m.name), g.joins.map((m) => m.name), g.consumers.map((m) => m.name)])).toEqual([
+      ['stem+b->a+out', ['stem', 'b'], ['add'], ['a', 'out']],
+    ]);
+    expect(scan.notGrowable.map((n) => n.layer)).toEqual(['out']);
   });
 
-  it('LayerNormalization, Concatenate, custom and unknown layers block growth with a reason', () => {
+  it('LayerNormalization, custom and unknown layers block growth with a reason; a Concatenate makes a group', () => {
     const input = tfl.input({ shape: [4] });
     const d1 = tfl.layers.dense({ kernelInitializer: tfl.initializers.glorotUniform({ seed: 101 }), units: 3, activation: RELU1, name: 'd1' }).apply(input) as tfl.SymbolicTensor;
     const ln = tfl.layers.layerNormalization({ name: 'ln' }).apply(d1) as tfl.SymbolicTensor;
@@ -55,10 +56,11 @@ describe('findGrowthSites', () => {
     const model = tfl.model({ inputs: input, outputs: d6 });
     const scan = findGrowthSites(model);
     expect(scan.sites.map((s) => s.name)).toEqual(['d3->d4']);
+    // d4's channels pass the Concatenate at offset 0 to d5: a channel group.
+    expect(scan.groups.map((g) => [g.name, g.consumers.map((m) => [m.name, m.offset, m.channels])])).toEqual([['d4->d5', [['d5', 0, 7]]]]);
     const reasons = Object.fromEntries(scan.notGrowable.map((n) => [n.layer, n.reason]));
     expect(reasons['d1']).toMatch(/LayerNormalization "ln"/);
     expect(reasons['d2']).toMatch(/custom or unsupported layer/);
-    expect(reasons['d4']).toMatch(/Concatenate/);
     expect(reasons['d5']).toMatch(/activation "softmax"/);
     expect(reasons['d6']).toMatch(/model output/);
   });

@@ -2,11 +2,30 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '@gradmax/strategies/register';
-import { RELU1, conv2dBackpropFilterViaConv, findGrowthSites, grow, hasConvBackpropFilterReplacement, hasMaxPoolGradReplacement, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend } from '@gradmax/tfjs';
+import { RELU1, conv2dBackpropFilterViaConv, hasDepthwiseBackprop, findGrowthSites, grow, hasConvBackpropFilterReplacement, hasMaxPoolGradReplacement, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend } from '@gradmax/tfjs';
 import { naiveConv2dBackpropFilter } from '@gradmax/core/reference';
 import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError } from './helpers.js';
 import { checkSite } from './gradient-check.js';
-import { cnnWithBnPool } from './models.js';
+import { cnnWithBnPool, cnnWithDepthwise } from './models.js';
+import { mobilenetV2Style } from './architectures.js';
+import { checkGroup } from './group-check.js';
+
+type DwCase = { x: [number, number, number, number]; k: [number, number]; m: number; s: [number, number]; pad: Pad; d?: [number, number] };
+const dwConfigs: DwCase[] = [
+  { x: [2, 7, 7, 3], k: [3, 3], m: 1, s: [1, 1], pad: 'same' },
+  { x: [2, 8, 7, 2], k: [3, 3], m: 2, s: [2, 2], pad: 'same' },
+  { x: [1, 9, 6, 2], k: [2, 3], m: 1, s: [2, 1], pad: 'valid' },
+  { x: [2, 6, 6, 3], k: [3, 3], m: 3, s: [1, 1], pad: 'valid' },
+  { x: [2, 8, 8, 2], k: [5, 5], m: 1, s: [2, 2], pad: 'same' },
+];
+
+/** Depthwise conv gradients with respect to x and the filter, through tf.grad (the backend's registered kernels). */
+function depthwiseGrads(x: tf.Tensor4D, w: tf.Tensor4D, dy: tf.Tensor4D, c: DwCase): [Float32Array, Float32Array] {
+  return tf.tidy(() => {
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad))([x, w], dy);
+    return [gx!.dataSync() as Float32Array, gw!.dataSync() as Float32Array];
+  });
+}
 
 type Pad = 'valid' | 'same';
 const configs: { x: [number, number, number, number]; k: [number, number]; co: number; s: [number, number]; pad: Pad }[] = [
@@ -31,9 +50,20 @@ describe('wasm backend', () => {
   const inputs: { x: Float32Array; dy: Float32Array; dyShape: number[] }[] = [];
   const poolCases: { x: Float32Array; shape: [number, number, number, number]; dy: Float32Array; dyShape: number[]; cpu: Float32Array; k: number; s: number; pad: 'valid' | 'same' }[] = [];
 
+  const dwData: { x: Float32Array; w: Float32Array; dy: Float32Array; dyShape: number[]; cpu: [Float32Array, Float32Array] }[] = [];
+
   beforeAll(async () => {
     // Reference values from the stock cpu kernel first.
     await setupBackend('cpu', { log: false });
+    dwConfigs.forEach((c, i) => {
+      const x = randomTensor(c.x, 300 + i) as tf.Tensor4D;
+      const w = randomTensor([c.k[0], c.k[1], c.x[3], c.m], 400 + i) as tf.Tensor4D;
+      const y = tf.depthwiseConv2d(x, w, c.s, c.pad);
+      const dy = randomTensor(y.shape, 500 + i) as tf.Tensor4D;
+      const cpu = depthwiseGrads(x, w, dy, c);
+      dwData.push({ x: x.dataSync() as Float32Array, w: w.dataSync() as Float32Array, dy: dy.dataSync() as Float32Array, dyShape: dy.shape, cpu });
+      tf.dispose([x, w, y, dy]);
+    });
     expect(hasConvBackpropFilterReplacement('cpu')).toBe(false);
     configs.forEach((c, i) => {
       const x = randomTensor(c.x, 100 + i) as tf.Tensor4D;
@@ -76,6 +106,45 @@ describe('wasm backend', () => {
       expect(relativeError(wasm, cpuResults[i]!)).toBeLessThan(1e-5);
       tf.dispose([x, dy]);
     });
+  });
+
+  it('the registered depthwise backprop kernels (absent in stock wasm) match the stock cpu kernels', () => {
+    expect(hasDepthwiseBackprop('wasm')).toBe(true);
+    dwConfigs.forEach((c, i) => {
+      const d = dwData[i]!;
+      const x = tf.tensor4d(d.x, c.x);
+      const w = tf.tensor4d(d.w, [c.k[0], c.k[1], c.x[3], c.m]);
+      const dy = tf.tensor(d.dy, d.dyShape) as tf.Tensor4D;
+      const [gx, gw] = depthwiseGrads(x, w, dy, c);
+      expect(relativeError(gx, d.cpu[0])).toBeLessThan(1e-5);
+      expect(relativeError(gw, d.cpu[1])).toBeLessThan(1e-5);
+      tf.dispose([x, w, dy]);
+    });
+  });
+
+  it('trains and grows a depthwise model on wasm; GradMax matches wasm autodiff through the depthwise conv', async () => {
+    const model = cnnWithDepthwise();
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
+    const xs = randomTensor([6, 7, 7, 2], 61);
+    const ys = oneHotTargets(6, 2, 62);
+    const loss = (await model.trainOnBatch(xs, ys)) as number;
+    expect(Number.isFinite(loss)).toBe(true);
+    checkSite(model, 'c1->c2', xs, ys, (a, b) => tf.losses.meanSquaredError(a, b));
+    model.dispose();
+    tf.dispose([xs, ys]);
+  });
+
+  it('a MobileNetV2-style channel group grows on wasm: function preserved, GradMax matches wasm autodiff', () => {
+    const model = mobilenetV2Style();
+    const xs = randomTensor([4, 8, 8, 3], 71);
+    const ys = oneHotTargets(4, 3, 72);
+    const loss = (a: tf.Tensor, b: tf.Tensor) => tf.losses.softmaxCrossEntropy(a, b);
+    const before = outputOf(model, xs);
+    const name = findGrowthSites(model).groups[0]!.name;
+    checkGroup(model, name, xs, ys, loss);
+    expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
+    model.dispose();
+    tf.dispose([xs, ys]);
   });
 
   it('the registered MaxPoolGrad kernel matches the cpu kernel on tied windows (the stock wasm kernel drops them)', () => {

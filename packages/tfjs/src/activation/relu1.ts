@@ -16,6 +16,20 @@ const relu1Op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   };
 });
 
+/** relu1 clipped at `maxValue` (ReLU6-style): forward `min(max(x, 0), maxValue)`, backward `dy · [0 ≤ x ≤ maxValue]`. */
+function relu1Max(x: tf.Tensor, maxValue: number): tf.Tensor {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const t = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    save([t]);
+    return {
+      value: tf.clipByValue(t, 0, maxValue),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.mul(dy, tf.cast(tf.logicalAnd(tf.greaterEqual(saved[0]!, 0), tf.lessEqual(saved[0]!, maxValue)), dy.dtype)),
+    };
+  })(x);
+}
+
 /**
  * ReLU with a derivative of 1 at 0: forward `max(x, 0)`, backward `dy · [x ≥ 0]`. GradMax needs f'(0) ≠ 0 on
  * grown layers, because new units start with zero incoming weights (pre-activation exactly 0).
@@ -47,21 +61,35 @@ export class Relu1Activation extends tf.serialization.Serializable {
   }
 }
 
-/** Layer arguments of {@link Relu1Layer} (those of any tfjs layer). */
-export type Relu1LayerArgs = ConstructorParameters<typeof tfl.layers.Layer>[0];
+/** Layer arguments of {@link Relu1Layer}: those of any tfjs layer, plus an optional `maxValue`. */
+export type Relu1LayerArgs = ConstructorParameters<typeof tfl.layers.Layer>[0] & {
+  /** Clip the output at this value (ReLU6 style: `maxValue: 6`); the derivative is 1 on [0, maxValue]. */
+  maxValue?: number;
+};
 
-/** A layer applying {@link relu1} element-wise (the relu1 counterpart of `tf.layers.reLU()`). */
+/**
+ * A layer applying {@link relu1} element-wise (the relu1 counterpart of `tf.layers.reLU()`); with `maxValue` it is the
+ * relu1 counterpart of ReLU6 (`tf.layers.reLU({ maxValue: 6 })`, every MobileNet), whose derivative at 0 tfjs sets to 0.
+ */
 export class Relu1Layer extends tfl.layers.Layer {
   /** Serialization class name. */
   static readonly className = 'Relu1';
+  /** Clip value, or undefined for no clipping. */
+  readonly maxValue: number | undefined;
   constructor(args?: Relu1LayerArgs) {
-    super(args ?? {});
+    const { maxValue, ...rest } = args ?? {};
+    super(rest);
     this.supportsMasking = true;
+    this.maxValue = maxValue ?? undefined;
   }
-  /** Applies {@link relu1} to the single input. */
+  /** Applies {@link relu1} (clipped at `maxValue` when set) to the single input. */
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-    return relu1(x);
+    return this.maxValue == null ? relu1(x) : relu1Max(x, this.maxValue);
+  }
+  /** Layer configuration, with `maxValue` when set. */
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ...(this.maxValue == null ? {} : { maxValue: this.maxValue }) };
   }
   /** Output shape equals the input shape. */
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {

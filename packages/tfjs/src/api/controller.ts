@@ -43,9 +43,10 @@ export interface ControllerStep {
   grown: GrowEventReport[];
 }
 
-/** The schedule's view of a model's sites: name and current width (use at the start of training). */
+/** The schedule's view of a model's sites and channel groups: name and current width (use at the start of training). */
 export function scheduledSites(model: tfl.LayersModel): ScheduledSite[] {
-  return findGrowthSites(model).sites.map((s) => ({ name: s.name, initialWidth: s.units }));
+  const scan = findGrowthSites(model);
+  return [...scan.sites, ...scan.groups].map((s) => ({ name: s.name, initialWidth: s.units }));
 }
 
 /**

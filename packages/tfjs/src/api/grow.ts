@@ -8,10 +8,16 @@ import {
   UnknownNameError,
   UnsupportedError,
   createRng,
+  requireNonZeroSlopeAtZero,
   type GrowthReport,
   type GrowthRequest,
   type SiteStatistics,
 } from '@gradmax/core';
+import { withInputShape } from '../model/shapes.js';
+import { groupToCoreSite } from '../groups/core-group.js';
+import { collectGroupStatistics } from '../groups/statistics.js';
+import type { ChannelGroup } from '../groups/types.js';
+import { widenGroup } from '../groups/widen.js';
 import { findGrowthSites } from '../sites/find.js';
 import { toCoreSite } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
@@ -25,7 +31,7 @@ import { resolveStrategy, type StrategySpec } from './strategy.js';
 
 /** Options of {@link grow}. */
 export interface GrowOptions {
-  /** Site name (`"dense_1->dense_2"`, see {@link findGrowthSites}). */
+  /** Site or channel-group name (`"dense_1->dense_2"`, `"stem+b->a+out"`, see {@link findGrowthSites}). */
   site: string;
   /** Number of new units (positive integer). */
   units: number;
@@ -77,16 +83,35 @@ export interface GrowResult {
   report: GrowEventReport;
 }
 
-/** Finds a site by name, or throws a typed error naming the known sites (and why a non-growable layer is not one). */
-export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSite {
-  if (typeof name !== 'string') throw new InvalidArgumentError(`site must be a site name string, got ${typeof name}`);
+/** A growth target: a layer pair or a channel group. */
+export type GrowthTarget = { site: TfjsGrowthSite; group?: undefined } | { group: ChannelGroup; site?: undefined };
+
+/**
+ * Finds a site or channel group by name, or throws a typed error naming the known ones (and why a non-growable layer
+ * is not one).
+ */
+export function requireTarget(model: tfl.LayersModel, name: string): GrowthTarget {
+  if (typeof name !== 'string') throw new InvalidArgumentError(`site must be a site or group name string, got ${typeof name}`);
   const scan = findGrowthSites(model);
   const site = scan.sites.find((s) => s.name === name);
-  if (site) return site;
-  const current = name.split('->')[0];
-  const blocked = scan.notGrowable.find((n) => n.layer === current);
+  if (site) return { site };
+  const group = scan.groups.find((g) => g.name === name);
+  if (group) return { group };
+  const layers = name.split('->')[0]!.split('+');
+  const owner = scan.groups.find((g) => g.producers.some((p) => layers.includes(p.name)));
+  if (owner) {
+    throw new InvalidArgumentError(`site "${name}" does not exist: its layers grow together as channel group "${owner.name}"; grow that name`, { site: name, group: owner.name });
+  }
+  const blocked = scan.notGrowable.find((n) => layers.includes(n.layer));
   if (blocked) throw new UnsupportedError(`site "${name}" cannot be grown: layer "${blocked.layer}" ${blocked.reason}`, { site: name, layer: blocked.layer, reason: blocked.reason });
-  throw new UnknownNameError('site', name, scan.sites.map((s) => s.name));
+  throw new UnknownNameError('site', name, [...scan.sites.map((s) => s.name), ...scan.groups.map((g) => g.name)]);
+}
+
+/** Finds a layer-pair site by name (see {@link requireTarget} for groups too), or throws a typed error. */
+export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSite {
+  const target = requireTarget(model, name);
+  if (!target.site) throw new InvalidArgumentError(`"${name}" is a channel group, not a layer pair`, { site: name });
+  return target.site;
 }
 
 /**
@@ -104,7 +129,14 @@ export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSit
  *   ShapeMismatchError, MissingStatisticError, UnsupportedError (e.g. GradMax with f'(0) = 0 at this site).
  */
 export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
-  const site = requireSite(model, options.site);
+  // Models with dynamic input sizes: shapes are those of the grow batch (nominal without one).
+  return withInputShape(model, options.batch?.xs?.shape, () => growInScope(model, options));
+}
+
+function growInScope(model: tfl.LayersModel, options: GrowOptions): GrowResult {
+  const target = requireTarget(model, options.site);
+  if (target.group) return growGroup(model, target.group, options);
+  const site = target.site;
   if (!Number.isInteger(options.units) || options.units <= 0) {
     throw new InvalidArgumentError(`site "${site.name}": units must be a positive integer, got ${options.units}`, { site: site.name, units: options.units });
   }
@@ -134,6 +166,49 @@ export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
       unitsAdded: added,
       widthBefore: site.units,
       widthAfter: site.units + added,
+      functionPreserving: strategy.functionPreserving,
+      statisticsExamples: statistics?.count ?? 0,
+      strategyReport: units.report,
+      timings: { statistics: t1 - t0, strategy: t2 - t1, widen: t3 - t2 },
+    },
+  };
+}
+
+/** Strategies that need no retained samples (what channel groups provide). */
+const GROUP_STRATEGY_HINT = 'gradmax, gradmaxOpt, random, randomOutgoingZero, allZero or net2net';
+
+function growGroup(model: tfl.LayersModel, group: ChannelGroup, options: GrowOptions): GrowResult {
+  if (!Number.isInteger(options.units) || options.units <= 0) {
+    throw new InvalidArgumentError(`group "${group.name}": units must be a positive integer, got ${options.units}`, { site: group.name, units: options.units });
+  }
+  const strategy = resolveStrategy(options.strategy, options.strategyOptions);
+  if (strategy.needs.samples) {
+    throw new UnsupportedError(`${strategy.name} on group "${group.name}": the strategy reads retained (h, g) samples, which channel groups do not provide; use ${GROUP_STRATEGY_HINT}`, { site: group.name, strategy: strategy.name });
+  }
+  const t0 = performance.now();
+  let statistics = options.statistics;
+  const core = groupToCoreSite(model, group);
+  if (!statistics && strategy.needs.moment) {
+    if (!options.batch) throw new MissingStatisticError(strategy.name, 'a grow batch (options.batch) to compute the growth matrix', group.name);
+    // GradMax refuses f'(0) = 0 before the (costlier) statistics pass.
+    if (core.activation.df0 === 0) requireNonZeroSlopeAtZero(strategy.name, core);
+    statistics = collectGroupStatistics(model, group, options.batch, options.loss === undefined ? {} : { loss: options.loss }).snapshot();
+  }
+  const t1 = performance.now();
+  const request: GrowthRequest = { site: core, count: options.units, rng: createRng(options.seed ?? 0) };
+  if (statistics) request.statistics = statistics;
+  const units = strategy.grow(request);
+  const t2 = performance.now();
+  const { added } = widenGroup(model, group, units, { resetOptimizer: options.resetOptimizer ?? false });
+  const t3 = performance.now();
+  return {
+    model,
+    report: {
+      site: group.name,
+      strategy: strategy.name,
+      unitsAdded: added,
+      widthBefore: group.units,
+      widthAfter: group.units + added,
       functionPreserving: strategy.functionPreserving,
       statisticsExamples: statistics?.count ?? 0,
       strategyReport: units.report,

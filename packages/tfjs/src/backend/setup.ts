@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { InvalidArgumentError, UnknownNameError } from '@gradmax/core';
 import { registerConvBackpropFilter } from './conv2d-backprop-filter.js';
+import { registerDepthwiseBackprop } from './depthwise-backprop.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
 
 /** Backend requested from {@link setupBackend}. `auto` tries native GPU, native CPU, wasm, then cpu. */
@@ -67,6 +68,7 @@ async function tryWasm(): Promise<void> {
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   registerConvBackpropFilter('wasm');
   registerMaxPoolGrad('wasm');
+  registerDepthwiseBackprop('wasm');
 }
 
 async function tryCpu(options: SetupBackendOptions): Promise<void> {
@@ -81,7 +83,8 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   wasm, then cpu. The first that initialises wins; the message lists what was skipped and why.
  * - `"tensorflow"`: a native package or an error (no silent fallback when asked explicitly).
  * - `"wasm"`: also registers a `Conv2DBackpropFilter` kernel, which the wasm backend lacks (conv training needs it),
- *   and a `MaxPoolGrad` kernel that keeps the gradient of windows tied at 0 (the stock one drops it).
+ *   a `MaxPoolGrad` kernel that keeps the gradient of windows tied at 0 (the stock one drops it), and the two
+ *   depthwise conv backprop kernels it lacks (training and statistics of MobileNet-style models).
  * - `"cpu"`: the pure-JS backend; with `fastCpuConvBackward` the conv weight gradient uses the conv2d-based kernel.
  *
  * @throws `UnknownNameError` (from `@gradmax/core`) for an unknown choice; {@link InvalidArgumentError} when an explicitly requested
@@ -125,7 +128,7 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
     chosen === 'tensorflow'
       ? `native TensorFlow via ${nativePackage}`
       : chosen === 'wasm'
-        ? 'wasm (single-threaded, SIMD; conv weight gradient and max-pool gradient via gradmax kernels)'
+        ? 'wasm (single-threaded, SIMD; conv weight gradient, depthwise conv gradients and max-pool gradient via gradmax kernels)'
         : `cpu (pure JavaScript${options.fastCpuConvBackward ? '; conv weight gradient via the gradmax conv2d-based kernel' : ''})`;
   const message = `@gradmax/tfjs: running on the ${detail}${tried}`;
   if (options.log !== false) {

@@ -5,6 +5,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { Matrix, UnsupportedError, makeConvPairGeometry, type ConvPairGeometry, type GrowthSite } from '@gradmax/core';
 import { modelGraph, type AnyLayer } from '../model/graph.js';
+import { recordedOrConcrete, withInputShape } from '../model/shapes.js';
 import { findVariable, readValues, requireVariable } from '../model/weights.js';
 import type { TfjsGrowthSite } from './types.js';
 
@@ -14,18 +15,21 @@ function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 }
 
-/** The (single) input shape of a layer in its model, batch dimension included (null). */
+/**
+ * The (first) input shape of a layer in its model, batch dimension included (null). Sizes the model leaves open
+ * (`[null, null, null, C]` inputs) are those of the active `withInputShape` scope.
+ */
 export function inputShapeOf(layer: AnyLayer): (number | null)[] {
   const s = layer.inboundNodes[0]?.inputShapes as unknown;
   if (!Array.isArray(s)) throw new UnsupportedError(`layer "${layer.name}" has no known input shape`, { layer: layer.name });
-  return (Array.isArray(s[0]) ? s[0] : s) as (number | null)[];
+  return recordedOrConcrete(layer, 'input', (Array.isArray(s[0]) ? s[0] : s) as (number | null)[]);
 }
 
-/** The (single) output shape of a layer in its model, batch dimension included (null). */
+/** The (single) output shape of a layer in its model, batch dimension included (null); see {@link inputShapeOf}. */
 export function outputShapeOf(layer: AnyLayer): (number | null)[] {
   const s = layer.inboundNodes[0]?.outputShapes as unknown;
   if (!Array.isArray(s)) throw new UnsupportedError(`layer "${layer.name}" has no known output shape`, { layer: layer.name });
-  return (Array.isArray(s[0]) ? s[0] : s) as (number | null)[];
+  return recordedOrConcrete(layer, 'output', (Array.isArray(s[0]) ? s[0] : s) as (number | null)[]);
 }
 
 /** Layers of a site, resolved in `model`. */
@@ -144,6 +148,7 @@ export function toCoreSite(model: tfl.LayersModel, site: TfjsGrowthSite): Growth
     activation: site.activation,
   };
   if (bias1) core.incomingBias = Float64Array.from(readValues(bias1));
-  if (site.kind !== 'dense') core.conv = siteGeometry(model, site);
+  // With dynamic input sizes and no enclosing batch scope the geometry is nominal (strategies read only the matrices).
+  if (site.kind !== 'dense') core.conv = withInputShape(model, undefined, () => siteGeometry(model, site));
   return core;
 }

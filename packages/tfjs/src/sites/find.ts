@@ -4,12 +4,13 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { scalarActivation, type ScalarActivation } from '../activation/info.js';
 import { modelGraph, type GraphNode } from '../model/graph.js';
+import { traceGroup } from '../groups/find.js';
+import { layerRule } from '../groups/rules.js';
+import type { ChannelGroup } from '../groups/types.js';
 import type { BetweenLayer, GrowthSiteScan, NotGrowable, TfjsGrowthSite } from './types.js';
 
 type Config = Record<string, unknown>;
 
-const IDENTITY_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D']);
-const POOL_LAYERS = new Set(['MaxPooling2D', 'AveragePooling2D']);
 const GROWABLE = new Set(['Dense', 'Conv2D']);
 
 function config(node: GraphNode): Config {
@@ -25,32 +26,6 @@ function activationOf(value: unknown): string {
 
 function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
-}
-
-/** Element-wise activation applied by an activation-type layer, or a reason it is not usable. */
-function layerActivation(node: GraphNode): ScalarActivation | string {
-  const c = config(node);
-  switch (node.className) {
-    case 'Activation': {
-      const name = activationOf(c['activation']);
-      return scalarActivation(name) ?? `activation "${name}" is not element-wise or not known to gradmax`;
-    }
-    case 'ReLU':
-      if (c['maxValue'] != null) return 'ReLU with maxValue is not supported';
-      return scalarActivation('relu')!;
-    case 'Relu1':
-      return scalarActivation('relu1')!;
-    case 'LeakyReLU': {
-      const alpha = Number(c['alpha'] ?? 0.3);
-      return { name: `leakyReLU(${alpha})`, f: (v) => (v > 0 ? v : alpha * v), df: (v) => (v > 0 ? 1 : alpha) };
-    }
-    case 'ELU': {
-      const alpha = Number(c['alpha'] ?? 1);
-      return { name: `elu(${alpha})`, f: (v) => (v > 0 ? v : alpha * Math.expm1(v)), df: (v) => (v > 0 ? 1 : alpha * Math.exp(v)) };
-    }
-    default:
-      return `layer class ${node.className} is not an element-wise activation`;
-  }
 }
 
 /** Checks that a Dense/Conv2D layer can take part in a site; returns a reason when it cannot. */
@@ -112,51 +87,25 @@ function walk(graph: ReturnType<typeof modelGraph>, start: GraphNode): TfjsGrowt
       const kind = !isConv ? 'dense' : flattened ? 'conv-dense' : 'conv';
       return { name: `${start.name}->${next.name}`, kind, current: start.name, next: next.name, between, units: unitsOf(start), activation, activationChain: chain };
     }
-    const entry: BetweenLayer = { name: next.name, className: next.className, role: 'identity' };
+    // In-between layers of a pair: the ones the rule table gives a pair role (one place that knows each layer).
     const c = config(next);
-    if (IDENTITY_LAYERS.has(next.className)) {
-      entry.role = 'identity';
-    } else if (next.className === 'BatchNormalization') {
-      if (flattened) return `BatchNormalization "${next.name}" after Flatten is not supported`;
-      const axis = Number(c['axis'] ?? -1);
-      if (axis !== -1 && axis !== (isConv ? 3 : 1)) return `BatchNormalization "${next.name}" normalises axis ${axis}, not the channel axis`;
-      entry.role = 'batchnorm';
-    } else if (next.className === 'DepthwiseConv2D') {
-      if (!isConv || flattened) return `DepthwiseConv2D "${next.name}" outside a conv path`;
-      if (Number(c['depthMultiplier'] ?? 1) !== 1) return `DepthwiseConv2D "${next.name}" has depthMultiplier ≠ 1`;
-      const [dh, dw] = pair(c['dilationRate'] ?? 1);
-      if (dh !== 1 || dw !== 1) return `DepthwiseConv2D "${next.name}" is dilated`;
-      const name = activationOf(c['activation']);
-      const act = scalarActivation(name);
-      if (!act) return `DepthwiseConv2D "${next.name}" activation "${name}" is not element-wise or not known`;
-      entry.role = 'depthwise';
-      entry.activation = act;
-      chain.push(act);
-    } else if (POOL_LAYERS.has(next.className)) {
-      if (!isConv || flattened) return `${next.className} "${next.name}" outside a conv path`;
-      if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return `${next.className} "${next.name}" is not channelsLast`;
-      entry.role = 'pool';
-    } else if (next.className === 'Flatten') {
-      if (!isConv || flattened) return `Flatten "${next.name}" after a Dense layer or a second Flatten`;
-      entry.role = 'flatten';
-      flattened = true;
-    } else if (next.className === 'GlobalAveragePooling2D' || next.className === 'GlobalMaxPooling2D') {
-      if (!isConv || flattened) return `${next.className} "${next.name}" outside a conv path`;
-      if ((c['dataFormat'] ?? 'channelsLast') !== 'channelsLast') return `${next.className} "${next.name}" is not channelsLast`;
-      entry.role = 'global-pool';
-      flattened = true;
-    } else if (next.className === 'LayerNormalization') {
-      return `LayerNormalization "${next.name}" normalises over the channel axis: appending channels changes the existing channels' outputs`;
-    } else {
-      const act = layerActivation(next);
-      if (typeof act === 'string') {
-        if (['Activation', 'ReLU', 'Relu1', 'LeakyReLU', 'ELU'].includes(next.className)) return `layer "${next.name}": ${act}`;
-        return `layer "${next.name}" (${next.className}) on the path is not known to act per channel (custom or unsupported layer)`;
-      }
-      entry.role = 'activation';
+    const table = layerRule(next.className);
+    const rule = table?.pass;
+    const role = rule?.pairRole;
+    if (!rule || !role) return `layer "${next.name}" (${next.className}) cannot sit between the two layers of a pair`;
+    const problem = rule.problem?.(c, next.layer) ?? table.noGradient?.(c);
+    if (problem) return `layer "${next.name}": ${problem}`;
+    const spatial = role === 'pool' || role === 'depthwise' || role === 'flatten' || role === 'global-pool';
+    if (spatial && (!isConv || flattened)) return `${next.className} "${next.name}" outside a conv path`;
+    if (role === 'batchnorm' && flattened) return `BatchNormalization "${next.name}" after Flatten is not supported`;
+    const entry: BetweenLayer = { name: next.name, className: next.className, role };
+    const act = rule.activation?.(c, next.layer);
+    if (typeof act === 'string') return `layer "${next.name}": ${act}`;
+    if (act) {
       entry.activation = act;
       chain.push(act);
     }
+    if (role === 'flatten' || role === 'global-pool') flattened = true;
     between.push(entry);
     cur = next;
   }
@@ -166,28 +115,46 @@ function composite(chain: ScalarActivation[]): TfjsGrowthSite['activation'] {
   let v = 0;
   let d = 1;
   for (const a of chain) {
-    d *= a.df(v);
-    v = a.f(v);
+    // At 0 the declared values (exact, as tfjs's gradient computes them); elsewhere the functions.
+    d *= v === 0 ? a.df0 : a.df(v);
+    v = v === 0 ? a.f0 : a.f(v);
   }
   const name = chain.map((a) => a.name).filter((n) => n !== 'linear').join('∘') || 'linear';
   return { name, f0: v, df0: d };
 }
 
 /**
- * Finds every growable layer pair of `model`: Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten/global pooling→Dense, with
- * Dropout, activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling allowed in between. Inner layers
- * of residual blocks grow (their output does not feed the Add); layers whose output feeds a merge layer, a model
- * output, LayerNormalization or an unknown/custom layer are listed in `notGrowable` with the reason.
+ * Finds everything of `model` that can grow:
+ * - `sites`: plain layer pairs — Dense→Dense, Conv2D→Conv2D and Conv2D→…→Flatten/global pooling→Dense, with Dropout,
+ *   activation layers, BatchNormalization, DepthwiseConv2D and 2-D pooling in between (fast exact statistics);
+ * - `groups`: channel groups — every other producer (Dense, Conv1D/2D/3D, SeparableConv2D, Conv2DTranspose) with
+ *   the layers its channels reach: per-channel layers (also UpSampling, padding, cropping, PReLU, Reshape), joins
+ *   (Add, Multiply, Maximum, Minimum, Average, Concatenate along channels, squeeze-excitation gates, whose
+ *   other inputs' producers join the group) and consumers. A residual stage is one group;
+ * - `notGrowable`: every other producer with the reason (a model output, LayerNormalization, an unknown or custom
+ *   layer, the model input joined to the channels, ...).
  */
 export function findGrowthSites(model: tfl.LayersModel): GrowthSiteScan {
   const graph = modelGraph(model);
   const sites: TfjsGrowthSite[] = [];
+  const groups: ChannelGroup[] = [];
   const notGrowable: NotGrowable[] = [];
+  const grouped = new Set<string>();
   for (const node of graph.nodes) {
-    if (!GROWABLE.has(node.className)) continue;
-    const result = walk(graph, node);
-    if (typeof result === 'string') notGrowable.push({ layer: node.name, className: node.className, reason: result });
-    else sites.push(result);
+    if (!layerRule(node.className)?.producer || grouped.has(node.name)) continue;
+    // A plain pair (one producer, per-channel layers, one Dense/Conv2D consumer) keeps the fast pair statistics.
+    const pair = GROWABLE.has(node.className) ? walk(graph, node) : undefined;
+    if (pair && typeof pair !== 'string') {
+      sites.push(pair);
+      continue;
+    }
+    const traced = traceGroup(graph, node);
+    if ('group' in traced) {
+      groups.push(traced.group);
+      for (const p of traced.group.producers) grouped.add(p.name);
+    } else {
+      notGrowable.push({ layer: node.name, className: node.className, reason: traced.reason });
+    }
   }
-  return { sites, notGrowable };
+  return { sites, groups, notGrowable };
 }

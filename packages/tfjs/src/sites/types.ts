@@ -3,6 +3,7 @@
  */
 import type { ActivationInfo } from '@gradmax/core';
 import type { ScalarActivation } from '../activation/info.js';
+import type { ChannelGroup } from '../groups/types.js';
 
 /** How a layer between the two layers of a site treats a new channel. */
 export type BetweenRole =
@@ -65,8 +66,10 @@ export interface NotGrowable {
 
 /** Result of {@link findGrowthSites}. */
 export interface GrowthSiteScan {
-  /** Growable sites in network order. */
+  /** Growable layer pairs in network order. */
   sites: TfjsGrowthSite[];
-  /** Dense/Conv2D layers that are not growable, and every unsupported layer met on a path, with reasons. */
+  /** Growable channel groups in network order (of their first producer); grown by name like sites. */
+  groups: ChannelGroup[];
+  /** Layers that could gain channels but cannot grow, each with the reason. */
   notGrowable: NotGrowable[];
 }

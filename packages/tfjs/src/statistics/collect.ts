@@ -12,11 +12,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ConvStatistics, DenseStatistics, InvalidArgumentError, type SiteStatistics } from '@gradmax/core';
 import { modelGraph } from '../model/graph.js';
+import { withInputShape } from '../model/shapes.js';
 import { inputShapeOf, outputShapeOf, siteGeometry, siteLayers } from '../sites/core-site.js';
 import type { TfjsGrowthSite } from '../sites/types.js';
 import { validateBatch, type Batch } from './batch.js';
 import { convDenseSum } from './conv-dense.js';
-import { convTapGradientFolded, convTapParts, tapGradientOf } from './conv-tap.js';
+import { convTapGradientsShared, convTapParts, sharedTapKey, tapGradientOf } from './conv-tap.js';
 import { convDenseRows, tensorRows, transposeFlat } from './rows.js';
 import { RoutedConvStatistics } from './routed-statistics.js';
 import { runGraph } from './executor.js';
@@ -43,7 +44,8 @@ type Config = Record<string, unknown>;
 /** Largest number of floats of one intermediate tensor before the batch is processed in chunks. */
 const CHUNK_FLOATS = 1 << 23;
 
-function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options: CollectOptions): SiteAccumulator {
+/** A new accumulator for `site` (dense or routed conv statistics), for the shapes of the active input-shape scope. */
+export function createAccumulator(model: tfl.LayersModel, site: TfjsGrowthSite, options: CollectOptions): SiteAccumulator {
   const stats = { retainSamples: options.retainSamples ?? 0, seed: options.seed ?? 0 };
   if (site.kind === 'dense') {
     const { current, next } = siteLayers(model, site);
@@ -80,18 +82,19 @@ export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGr
   const loss = resolveLoss(options.loss, model);
   const result = options.into ?? new Map<string, SiteAccumulator>();
   for (const site of sites) {
-    if (!result.has(site.name)) result.set(site.name, createAccumulator(model, site, options));
+    if (!result.has(site.name)) result.set(site.name, withInputShape(model, batch.xs.shape, () => createAccumulator(model, site, options)));
     const acc = result.get(site.name)!;
     const ok = site.kind === 'dense' ? acc instanceof DenseStatistics : acc instanceof RoutedConvStatistics || (acc instanceof ConvStatistics && acc.retainSamples === 0);
     if (!ok) throw new InvalidArgumentError(`site "${site.name}": the accumulator in \`into\` does not fit this site (dense sites need DenseStatistics, conv sites RoutedConvStatistics or a ConvStatistics without samples)`, { site: site.name });
   }
   if (sites.length === 0) return result;
-  const step = chunkSize(model, sites, size);
+  const step = withInputShape(model, batch.xs.shape, () => chunkSize(model, sites, size));
   for (let start = 0; start < size; start += step) {
     const n = Math.min(step, size - start);
     const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
     const ys = n === size ? batch.ys : tf.slice(batch.ys, start, n);
-    collectChunk(model, sites, xs, ys, loss, result);
+    // Models with dynamic input sizes: every shape below is the one of this chunk.
+    withInputShape(model, xs.shape, () => collectChunk(model, sites, xs, ys, loss, result));
     if (xs !== batch.xs) xs.dispose();
     if (ys !== batch.ys) ys.dispose();
   }
@@ -122,6 +125,19 @@ function collectChunk(
       // The chunk's loss is a mean over the chunk; scale so that the gradient is Σ over examples of each one's own loss.
       return tf.mul(loss(ys, run.outputs[0]!), n) as tf.Scalar;
     })(probes);
+    // Conv sites without samples that share the current layer and the next layers' geometry (a group's blocks) share
+    // one routed-patch build and one weight gradient.
+    const shared = new Map<string, TfjsGrowthSite[]>();
+    for (const site of sites) {
+      if (site.kind !== 'conv' || result.get(site.name)!.retainSamples > 0) continue;
+      const key = sharedTapKey(model, site);
+      shared.set(key, [...(shared.get(key) ?? []), site]);
+    }
+    const taps = new Map<string, tf.Tensor2D>();
+    for (const bucket of shared.values()) {
+      const out = convTapGradientsShared(model, bucket, recorded.get(bucket[0]!.current)! as tf.Tensor4D, bucket.map((s) => grads[nextNames.indexOf(s.next)]! as tf.Tensor4D));
+      bucket.forEach((s, i) => taps.set(s.name, out[i]!));
+    }
     for (const site of sites) {
       const g = grads[nextNames.indexOf(site.next)]!;
       const h = recorded.get(site.current)!;
@@ -152,7 +168,7 @@ function collectChunk(
           routed.accumulateRows(tap.dataSync(), tensorRows(parts.routed, parts.patches), n);
           tf.dispose([tap, parts.patches, parts.routed]);
         } else {
-          const tap = convTapGradientFolded(model, site, h as tf.Tensor4D, g as tf.Tensor4D);
+          const tap = taps.get(site.name)!;
           routed.accumulateTapGradient(tap.dataSync(), n);
           tap.dispose();
         }

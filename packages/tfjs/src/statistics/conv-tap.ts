@@ -63,7 +63,10 @@ export function throughSpatialLayers(model: tfl.LayersModel, site: TfjsGrowthSit
  */
 export function spatialRouting(model: tfl.LayersModel, site: TfjsGrowthSite, nextInput: [number, number]): { matrix: Float32Array; rows: number; cols: number } {
   // The routing depends only on the spatial layers' configs and map sizes, which growth never changes.
-  const key = `${site.name}|${site.between.map((b) => b.name).join(',')}|${nextInput.join('x')}|${tf.getBackend()}`;
+  // Map sizes are part of the key: models with dynamic input sizes see several.
+  const graph = modelGraph(model);
+  const sizes = site.between.map((b) => `${b.name}:${inputShapeOf(graph.byName.get(b.name)!.layer).join('x')}`).join(',');
+  const key = `${site.name}|${sizes}|${nextInput.join('x')}|${tf.getBackend()}`;
   let perModel = routingCache.get(model);
   if (!perModel) routingCache.set(model, (perModel = new Map()));
   const hit = perModel.get(key);
@@ -315,4 +318,34 @@ export function convTapGradientFolded(model: tfl.LayersModel, site: TfjsGrowthSi
     // [k2h, k2w, fanIn, m2] → [fanIn, (b_r, b_c, o)]
     return tf.reshape(tf.transpose(dw, [2, 0, 1, 3]), [fanIn, k2h * k2w * m2]) as tf.Tensor2D;
   });
+}
+
+/**
+ * {@link convTapGradientFolded} for several conv sites that share the current layer, the in-between spatial layers
+ * and the next layers' geometry (kernel, strides, padding, input and output sizes) — the (producer, consumer) blocks
+ * of a channel group: the routed patches are built once and one weight gradient runs over the next layers' output
+ * gradients side by side. Returns one tap gradient per site, in order.
+ */
+export function convTapGradientsShared(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], x: tf.Tensor4D, gs: readonly tf.Tensor4D[]): tf.Tensor2D[] {
+  if (sites.length === 1) return [convTapGradientFolded(model, sites[0]!, x, gs[0]!)];
+  return tf.tidy(() => {
+    const { next } = siteLayers(model, sites[0]!);
+    const c2 = next.getConfig() as Config;
+    const nIn = inputShapeOf(next);
+    const q = routedPatches(model, sites[0]!, x, [Number(nIn[1]), Number(nIn[2])]);
+    const fanIn = q.shape[3];
+    const [k2h, k2w] = pair(c2['kernelSize']);
+    const widths = gs.map((g) => g.shape[3]);
+    const total = widths.reduce((a, b) => a + b, 0);
+    const dw = conv2dBackpropFilterViaConv(q, tf.concat(gs as tf.Tensor4D[], 3), [k2h, k2w, fanIn, total], pair(c2['strides'] ?? 1), (c2['padding'] ?? 'valid') as 'valid' | 'same');
+    return tf.split(dw, widths, 3).map((part, i) => tf.reshape(tf.transpose(part, [2, 0, 1, 3]), [fanIn, k2h * k2w * widths[i]!]) as tf.Tensor2D);
+  });
+}
+
+/** Sites that {@link convTapGradientsShared} can serve together share this key. */
+export function sharedTapKey(model: tfl.LayersModel, site: TfjsGrowthSite): string {
+  const { next } = siteLayers(model, site);
+  const c2 = next.getConfig() as Config;
+  const spatial = site.between.filter((b) => b.role === 'pool' || b.role === 'depthwise' || b.role === 'global-pool').map((b) => b.name);
+  return JSON.stringify([site.current, spatial, pair(c2['kernelSize']), pair(c2['strides'] ?? 1), c2['padding'] ?? 'valid', inputShapeOf(next).slice(1, 3), outputShapeOf(next).slice(1, 3)]);
 }

@@ -5,7 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { InvalidArgumentError, ShapeMismatchError, assertFinite, type NewUnits } from '@gradmax/core';
+import { InvalidArgumentError, ShapeMismatchError, UnsupportedError, assertFinite, type ActivationInfo, type NewUnits } from '@gradmax/core';
 import { functionalOf, type AnyLayer } from '../model/graph.js';
 import { findVariable, readValues, replaceVariable, requireVariable, type LayerVariable } from '../model/weights.js';
 import { assertKnownOptimizer, padOptimizerSlots, resetOptimizerSlots } from '../optimizer/slots.js';
@@ -70,11 +70,43 @@ function setInputSpecAxis(layer: AnyLayer, old: number, now: number): void {
   }
 }
 
+/** Strategies that keep the function whatever f(0) is (zero or copied outgoing weights). */
+const ANY_ACTIVATION_STRATEGIES = 'randomOutgoingZero, allZero, north or net2net';
+
+/**
+ * Refuses new units that would change the network function through an activation with f(0) ≠ 0: a unit with zero
+ * incoming weights and bias outputs the constant f(0), which its non-zero outgoing weights pass on (sigmoid,
+ * softplus, hardSigmoid with gradmax or random). Throws before anything is changed.
+ *
+ * @throws UnsupportedError naming the site, the layer, the activation and strategies that keep the function.
+ */
+export function refuseConstantUnits(site: string, layer: string, activation: ActivationInfo, units: NewUnits): void {
+  if (activation.f0 === 0) return;
+  const k = units.incoming.rows;
+  const fanIn = units.incoming.cols;
+  for (let j = 0; j < k; j++) {
+    if (units.sourceUnits && units.sourceUnits[j]! >= 0) continue;
+    let incomingZero = units.incomingBias[j] === 0;
+    for (let i = 0; incomingZero && i < fanIn; i++) if (units.incoming.data[j * fanIn + i] !== 0) incomingZero = false;
+    if (!incomingZero) continue;
+    let outgoing = false;
+    for (let f = 0; !outgoing && f < units.outgoing.rows; f++) if (units.outgoing.data[f * k + j] !== 0) outgoing = true;
+    if (!outgoing) continue;
+    throw new UnsupportedError(
+      `site "${site}": layer "${layer}" feeds its new units through activation "${activation.name}" with f(0) = ${activation.f0} ≠ 0; ` +
+        `new unit ${j} has zero incoming weights and non-zero outgoing weights, so it would add the constant f(0)·(outgoing weights) and change the model's predictions. ` +
+        `Use a strategy with zero or copied outgoing weights (${ANY_ACTIVATION_STRATEGIES}), or an activation with f(0) = 0 on "${layer}"`,
+      { site, layer, activation: activation.name, f0: activation.f0 },
+    );
+  }
+}
+
 /**
  * Applies `units` to `site` of `model`, in place. Returns the number of units added.
  *
  * @throws `ShapeMismatchError` (from `@gradmax/core`) when `units` does not fit the site; {@link InvalidArgumentError} for a bad
- *   `sourceUnits`/`existingOutgoingScale`.
+ *   `sourceUnits`/`existingOutgoingScale`; `UnsupportedError` for incoming-zero units through an activation with
+ *   f(0) ≠ 0 (see {@link refuseConstantUnits}).
  */
 export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: NewUnits, options: WidenOptions = {}): number {
   const { current, next, between } = siteLayers(model, site);
@@ -100,6 +132,7 @@ export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: N
     for (const s of sources) if (!Number.isInteger(s) || s < -1 || s >= n1) throw new InvalidArgumentError(`site "${site.name}": sourceUnits entry ${s} is not -1 or an existing unit`, where);
   }
   const src = (j: number) => (sources ? sources[j]! : -1);
+  refuseConstantUnits(site.name, site.current, site.activation, units);
 
   const changes: Change[] = [];
   const inc = units.incoming.data;

@@ -2,12 +2,25 @@
  * Appending entries along one axis of a flat row-major array viewed as `[outer, C, inner]`.
  */
 
-/** Describes how an array grows: `[outer, channels, inner]` → `[outer, channels + added, inner]`. */
+/**
+ * Describes how an array grows: `[outer, channels, inner]` → `[outer, channels + added, inner]`, the new channels
+ * inserted before channel `at` (default: appended after the last one).
+ */
 export interface AxisExtension {
   outer: number;
   channels: number;
   inner: number;
   added: number;
+  /** Insertion point on the channel axis (0 … channels); default `channels`. */
+  at?: number;
+}
+
+/** The old channel at new channel position c, or −1 for an inserted one. */
+function oldChannel(e: AxisExtension, c: number): number {
+  const at = e.at ?? e.channels;
+  if (c < at) return c;
+  if (c < at + e.added) return -1;
+  return c - e.added;
 }
 
 /**
@@ -19,7 +32,8 @@ export function extensionSourceIndex(e: AxisExtension): Int32Array {
   for (let o = 0; o < e.outer; o++) {
     for (let c = 0; c < width; c++) {
       for (let i = 0; i < e.inner; i++) {
-        out[(o * width + c) * e.inner + i] = c < e.channels ? (o * e.channels + c) * e.inner + i : -1;
+        const old = oldChannel(e, c);
+        out[(o * width + c) * e.inner + i] = old >= 0 ? (o * e.channels + old) * e.inner + i : -1;
       }
     }
   }
@@ -27,8 +41,8 @@ export function extensionSourceIndex(e: AxisExtension): Int32Array {
 }
 
 /**
- * Builds the extended array: old entries copied (channel c multiplied by `oldScale[c]` when given), new entries
- * from `fill(outer, newChannel, inner)`.
+ * Builds the extended array: old entries copied (old channel c multiplied by `oldScale[c]` when given), new entries
+ * from `fill(outer, newChannel, inner)` (newChannel counts the inserted channels from 0).
  */
 export function extendAxis(
   old: ArrayLike<number>,
@@ -40,10 +54,11 @@ export function extendAxis(
   const out = new Float32Array(e.outer * width * e.inner);
   for (let o = 0; o < e.outer; o++) {
     for (let c = 0; c < width; c++) {
-      const s = c < e.channels && oldScale ? oldScale[c]! : 1;
+      const oc = oldChannel(e, c);
+      const s = oc >= 0 && oldScale ? oldScale[oc]! : 1;
       for (let i = 0; i < e.inner; i++) {
         const dst = (o * width + c) * e.inner + i;
-        out[dst] = c < e.channels ? old[(o * e.channels + c) * e.inner + i]! * s : fill(o, c - e.channels, i);
+        out[dst] = oc >= 0 ? old[(o * e.channels + oc) * e.inner + i]! * s : fill(o, c - (e.at ?? e.channels), i);
       }
     }
   }
