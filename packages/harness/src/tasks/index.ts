@@ -7,9 +7,10 @@ import { mnistCnn } from './mnist-cnn.js';
 import { mnistMlp } from './mnist-mlp.js';
 import { teacherStudent } from './teacher-student.js';
 
-export { mnistCnn, type MnistCnnConfig } from './mnist-cnn.js';
-export { mnistMlp, evaluateMlp, type MnistMlpConfig } from './mnist-mlp.js';
-export { teacherStudent, teacherStudentStrategyOptions, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
+export { mnistCnn, describeMnistCnn, type MnistCnnConfig } from './mnist-cnn.js';
+export { mnistMlp, evaluateMlp, describeMnistMlp, type MnistMlpConfig } from './mnist-mlp.js';
+export { teacherStudent, teacherStudentStrategyOptions, describeTeacherStudent, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
+export { teacherStudentReport } from './teacher-student-report.js';
 
 const registry = new Map<string, Task<any>>([
   [teacherStudent.name, teacherStudent],

