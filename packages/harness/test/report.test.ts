@@ -58,7 +58,7 @@ describe('reports', () => {
     expect(row).toContain(`${(((1 / 100 + 1 / 100 + 4 / 103) / 3) * 100).toFixed(2)}%`);
     expect(report.markdown.split('\n').find((l) => l.startsWith('| small |'))).toContain('| 1 | 5 |');
     expect(report.summary).toMatch(/gradmax\s+3\s+2 ± 1/);
-    expect(Object.keys(report.svgs)).toEqual(['teacher-student-wasm-cafe0001-loss.svg']);
+    expect(Object.keys(report.svgs)).toEqual(['teacher-student-wasm-cafe0001-highlight.svg', 'teacher-student-wasm-cafe0001-loss.svg']);
   });
 
   it('never mixes backends: separate labelled sections, each with its own means', () => {

@@ -10,7 +10,7 @@ import { listTasks } from '../tasks/index.js';
 import { ALPHA, comparisonSection } from './compare.js';
 import { table, textTable } from './markdown.js';
 import { aggregateCurves, fmt, fmtP, mean, meanStd, windowMean } from './stats.js';
-import { lineChart } from './svg.js';
+import { HIGHLIGHT, lineChart } from './svg.js';
 
 /** Results of one (task, backend, config). */
 export interface ReportGroup {
@@ -214,9 +214,34 @@ function buildGroup(g: ReportGroup): GroupSection {
       return { name: arm, x: agg.step, y: agg.mean, band: agg.std };
     });
   const growthSteps = [...new Set(g.results.flatMap((r) => (r.growths ?? []).map((x) => x.step)))].sort((a, b) => a - b);
+  const growthLines = growthSteps.map((x, i) => ({ x, label: `growth ${i + 1}` }));
+  const seedsOf = (arm: string) => arms.get(arm)?.length ?? 0;
+  const highlighted = lossSeries.filter((s) => s.name in HIGHLIGHT);
+  if (highlighted.length >= 2) {
+    const name = `${g.key}-highlight.svg`;
+    // From half-way to the first growth: the initial drop would squeeze the part where the arms differ.
+    const from = growthSteps.length ? Math.floor(growthSteps[0]! / 2) : 0;
+    const cut = (s: (typeof highlighted)[number]) => {
+      const keep = s.x.map((x, i) => (x >= from ? i : -1)).filter((i) => i >= 0);
+      return { ...s, x: keep.map((i) => s.x[i]!), y: keep.map((i) => s.y[i]!), band: keep.map((i) => s.band[i]!) };
+    };
+    svgs[name] = lineChart({
+      title: `${g.task}: ${Object.keys(HIGHLIGHT).filter((a) => arms.has(a)).map((a) => HIGHLIGHT[a]!.label).join(' vs ')}${from > 0 ? ` from step ${from}` : ''} (${g.backend.name})`,
+      xLabel: 'training step',
+      yLabel: 'training loss (linear scale)',
+      series: Object.keys(HIGHLIGHT)
+        .map((arm) => highlighted.find((s) => s.name === arm))
+        .filter((s): s is (typeof highlighted)[number] => !!s)
+        .map((s) => ({ ...cut(s), name: `${HIGHLIGHT[s.name]!.label}, n=${seedsOf(s.name)}`, color: HIGHLIGHT[s.name]!.color, strokeWidth: HIGHLIGHT[s.name]!.strokeWidth, ...(HIGHLIGHT[s.name]!.dash ? { dash: HIGHLIGHT[s.name]!.dash } : {}) })),
+      vlines: growthLines,
+      note: 'bands: mean ± std over seeds',
+    });
+    md.push(`![highlighted training loss](${name})`);
+    md.push('');
+  }
   if (lossSeries.length) {
     const name = `${g.key}-loss.svg`;
-    svgs[name] = lineChart({ title: `${g.task}: training loss (mean ± std over seeds, ${g.backend.name})`, xLabel: 'step', yLabel: 'training loss', series: lossSeries, logY: true, vlines: growthSteps });
+    svgs[name] = lineChart({ title: `${g.task}: training loss, every arm (${g.backend.name})`, xLabel: 'training step', yLabel: 'training loss', series: lossSeries, logY: true, vlines: growthLines, note: 'bands: mean ± std over seeds' });
     md.push(`![training loss](${name})`);
     md.push('');
   }
@@ -234,7 +259,7 @@ function buildGroup(g: ReportGroup): GroupSection {
     });
   if (accSeries.length) {
     const name = `${g.key}-accuracy-vs-width.svg`;
-    svgs[name] = lineChart({ title: `${g.task}: test accuracy vs width (${g.backend.name})`, xLabel: 'width of the first grown layer', yLabel: 'test accuracy', series: accSeries, markers: true });
+    svgs[name] = lineChart({ title: `${g.task}: test accuracy vs width (${g.backend.name})`, xLabel: 'width of the first grown layer (units)', yLabel: 'test accuracy (fraction correct)', series: accSeries, markers: true, note: 'bands: mean ± std over seeds' });
     md.push(`![test accuracy vs width](${name})`);
     md.push('');
   }
