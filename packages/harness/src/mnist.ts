@@ -41,6 +41,26 @@ export interface MnistTrainingConfig {
   logEvery: number;
   /** Outgoing-norm multiplier for strategies taking `scale` (reference configs: 0.5). */
   scale: number;
+  /** Nesterov momentum (reference CIFAR configs: true). */
+  nesterov: boolean;
+  /** `cosine` (one global cosine decay to 0 over `steps`, unchanged by growth, as the reference) or `constant`. */
+  lrSchedule: string;
+}
+
+/** The learning-rate schedules of the image tasks. */
+export const LR_SCHEDULES = ['cosine', 'constant'] as const;
+
+/** Learning rate at `step` (0-based) of `steps`: `lr·½(1 + cos(π·step/steps))` for `cosine`, `lr` for `constant`. */
+export function learningRateAt(c: Pick<MnistTrainingConfig, 'learningRate' | 'lrSchedule' | 'steps'>, step: number): number {
+  if (c.lrSchedule === 'constant') return c.learningRate;
+  if (c.lrSchedule === 'cosine') return c.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / c.steps));
+  throw new InvalidArgumentError(`unknown lrSchedule "${c.lrSchedule}" (use ${LR_SCHEDULES.join(' or ')})`, { lrSchedule: c.lrSchedule });
+}
+
+/** Card text for the optimiser of an image task (from the config). */
+export function optimizerSentence(c: MnistTrainingConfig): string {
+  const rate = c.lrSchedule === 'cosine' ? `lr ${c.learningRate} with one global cosine decay to 0 over the ${c.steps} steps (unchanged by growth)` : `lr ${c.learningRate} (constant)`;
+  return `SGD, ${rate}, ${c.nesterov ? 'Nesterov ' : ''}momentum ${c.momentum} (new weights start with zero momentum), batch ${c.batch}`;
 }
 
 export interface MnistSplit {

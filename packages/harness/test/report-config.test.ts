@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { buildReport, comparisonSection, mnistMlp, teacherStudent, type RunResult } from '@gradmax/harness';
+import { buildReport, comparisonSection, getTask, learningRateAt, mnistMlp, teacherStudent, type RunResult } from '@gradmax/harness';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -48,11 +48,34 @@ describe('reports follow the resolved config', () => {
   it('mnist-mlp: budget, widths and schedule follow overrides', () => {
     const c = { preset: 'default', ...mnistMlp.resolveConfig('default', { steps: 2000, growStart: 260, growEvery: 40, growTimes: 4, hidden: 128, scale: 0.25 }) };
     const md = buildReport([result('mnist-mlp', 'big', 0, c, { finalTestAccuracy: 0.9 })]).markdown;
-    expect(md).toContain('2000 steps of SGD');
+    expect(md).toContain('Budget: 2000 steps; SGD, lr 0.05 with one global cosine decay to 0 over the 2000 steps (unchanged by growth), Nesterov momentum 0.9');
     expect(md).toContain('4 growth events at steps 260, 300, 340, 380 (window 13 %–19 % of the 2000 steps; full width for the last 81 %)');
     expect(md).toContain('start 32 units (0.25·h), +24 per layer per event');
     expect(md).toContain('full h = 128');
     expect(md).toContain('get 0.25 × mean outgoing norm');
+  });
+
+  it('image tasks follow the reference timing by default: growth from ~13 % to ≤ 50 % of training, cosine decay, Nesterov', () => {
+    for (const name of ['mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn']) {
+      const task = getTask(name);
+      const c = task.resolveConfig('default') as Record<string, number | string | boolean>;
+      const steps = c['steps'] as number;
+      const first = c['growStart'] as number;
+      const last = first + ((c['growTimes'] as number) - 1) * (c['growEvery'] as number);
+      expect(first / steps).toBeGreaterThanOrEqual(0.12);
+      expect(first / steps).toBeLessThanOrEqual(0.14);
+      expect(last / steps).toBeLessThanOrEqual(0.5);
+      expect(c['lrSchedule']).toBe('cosine');
+      expect(c['nesterov']).toBe(true);
+      expect(task.protocol).toContain('one global cosine decay to 0');
+    }
+    expect(getTask('mnist-mlp').protocol).toContain('12 growth events at steps 520, 650, 780, …, 1950 (window 13 %–49 % of the 4000 steps; full width for the last 51 %)');
+    const c = { learningRate: 0.1, lrSchedule: 'cosine', steps: 100 };
+    expect(learningRateAt(c, 0)).toBeCloseTo(0.1, 15);
+    expect(learningRateAt(c, 50)).toBeCloseTo(0.05, 15);
+    expect(learningRateAt(c, 100)).toBeCloseTo(0, 15);
+    expect(learningRateAt({ ...c, lrSchedule: 'constant' }, 70)).toBe(0.1);
+    expect(() => getTask('mnist-mlp').resolveConfig('default', { lrSchedule: 'step' })).toThrow(/lrSchedule/);
   });
 
   it('the generic report builder names no task and hard-codes no arm order', () => {

@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
-import { BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, loadImages, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { BatchStream, DATA_NAME, DATA_SOURCE, LR_SCHEDULES, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -29,7 +29,7 @@ const DEFAULTS: MnistCnnConfig = {
   dense: 64,
   startFraction: 0.25,
   growTimes: 3,
-  growStart: 150,
+  growStart: 120,
   growEvery: 150,
   steps: 900,
   batch: 64,
@@ -41,6 +41,8 @@ const DEFAULTS: MnistCnnConfig = {
   evalEvery: 300,
   logEvery: 10,
   scale: 0.5,
+  nesterov: true,
+  lrSchedule: 'cosine',
 };
 
 const PRESETS: Record<string, Partial<MnistCnnConfig>> = {
@@ -170,7 +172,8 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
   const test = takeMnist(loadImages(dataset, 'test'), c.testSize);
   const root = new Rng(seed);
   const model = buildCnn(c, kind === 'big' ? 1 : c.startFraction, root.fork(kind === 'big' ? 'init-big' : 'init'));
-  model.compile({ optimizer: tf.train.momentum(c.learningRate, c.momentum), loss: 'categoricalCrossentropy' });
+  const optimizer = tf.train.momentum(learningRateAt(c, 0), c.momentum, c.nesterov);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy' });
   const growRng = root.fork('grow-batches');
   const growths: GrowthRecord[] = [];
   const widthCurve: Curve = { step: [0], value: [findGrowthSites(model).sites[0]!.units] };
@@ -241,6 +244,7 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
       if (step > 0 && step % c.evalEvery === 0) evaluate(step);
       const ts = performance.now();
       const b = imageBatch(tf, train, stream.next());
+      optimizer.setLearningRate(learningRateAt(c, step));
       const loss = await model.trainOnBatch(b.xs as tfc.Tensor, b.ys as tfc.Tensor);
       tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
       controller?.advance();
@@ -278,7 +282,7 @@ export function describeMnistCnn(c: MnistCnnConfig, data: ImageDataset = 'mnist'
     '- Claim tested (paper §4.2–4.3, convolutional networks): GradMax growth of conv and dense layers beats Random growth and approaches the big network.',
     `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
     `- Model (tfjs-layers, grown with the \`@gradmax/tfjs\` GrowthController): conv1 3×3 same (${c.conv1}) – BN – relu1 – maxpool 2 – conv2 3×3 same (${c.conv2}) – BN – relu1 – maxpool 2 – flatten – dense ${c.dense} relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.`,
-    `- Budget: ${c.steps} \`trainOnBatch\` steps, SGD momentum ${c.momentum}, lr ${c.learningRate} (constant), batch ${c.batch}.`,
+    `- Budget: ${c.steps} \`trainOnBatch\` steps; ${optimizerSentence(c)}.`,
     `- Schedule (all three sites at once: conv1→conv2, conv2→fc1, fc1→out): start ${w(c.conv1)}/${w(c.conv2)}/${w(c.dense)} (${c.startFraction}×), ${scheduleSentence(within, c.steps)}, to ${c.conv1}/${c.conv2}/${c.dense}; a fresh random grow batch of ${c.growBatch} per event. BN identity-extended, optimizer slots padded with zeros; max-pooling statistics routed back through pool1.`,
     `- Scale: strategies taking \`scale\` get ${c.scale} × mean outgoing norm.`,
     `- Baselines: \`small\` (${c.startFraction}×) and \`big\` (1×) without growth. Test loss and accuracy every ${c.evalEvery} steps and at the end.`,
@@ -314,6 +318,7 @@ function imageCnnTask(name: string, dataset: ImageDataset): Task<MnistCnnConfig>
       if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
       if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
       if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+      if (!(LR_SCHEDULES as readonly string[]).includes(c.lrSchedule)) throw new InvalidArgumentError(`task "${name}" config "lrSchedule" must be ${LR_SCHEDULES.join(' or ')}, got "${c.lrSchedule}"`, { key: 'lrSchedule' });
       return c;
     },
     run: (ctx) => runImageCnn(dataset, () => task, ctx),

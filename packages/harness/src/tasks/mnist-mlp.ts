@@ -6,7 +6,7 @@ import { InvalidArgumentError, Rng, type GrowthStrategy } from '@gradmax/core';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp } from '../mlp.js';
-import { BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, loadImages, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { BatchStream, DATA_NAME, DATA_SOURCE, LR_SCHEDULES, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind, makeStrategy } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -22,8 +22,8 @@ const DEFAULTS: MnistMlpConfig = {
   hidden: 256,
   startFraction: 0.25,
   growTimes: 12,
-  growStart: 500,
-  growEvery: 250,
+  growStart: 520,
+  growEvery: 130,
   steps: 4000,
   batch: 128,
   growBatch: 128,
@@ -34,6 +34,8 @@ const DEFAULTS: MnistMlpConfig = {
   evalEvery: 500,
   logEvery: 10,
   scale: 0.5,
+  nesterov: true,
+  lrSchedule: 'cosine',
 };
 
 const PRESETS: Record<string, Partial<MnistMlpConfig>> = {
@@ -74,7 +76,7 @@ async function runImageMlp(dataset: ImageDataset, self: () => Task<MnistMlpConfi
   const root = new Rng(seed);
   const { start, perGrowth } = mlpPlan(c);
   const width = kind === 'big' ? c.hidden : start;
-  const model = new GrowableMlp(tf, glorotMlp([784, width, width, 10], root.fork(kind === 'big' ? 'init-big' : 'init'), true), { loss: 'softmaxCrossEntropy', momentum: c.momentum });
+  const model = new GrowableMlp(tf, glorotMlp([784, width, width, 10], root.fork(kind === 'big' ? 'init-big' : 'init'), true), { loss: 'softmaxCrossEntropy', momentum: c.momentum, nesterov: c.nesterov });
   const strategy: GrowthStrategy | undefined = kind === 'strategy' ? makeStrategy(arm, SCALED.includes(arm) ? { scale: c.scale } : {}) : undefined;
   const schedule = new Map<number, number>();
   if (strategy) for (let i = 0; i < c.growTimes; i++) schedule.set(c.growStart + i * c.growEvery, i);
@@ -110,7 +112,7 @@ async function runImageMlp(dataset: ImageDataset, self: () => Task<MnistMlpConfi
       const { x, y } = gatherBatch(train, stream.next());
       const xt = tf.tensor2d(x, [c.batch, 784]);
       const yt = tf.tensor2d(y, [c.batch, 10]);
-      const loss = model.step(xt, yt, c.learningRate);
+      const loss = model.step(xt, yt, learningRateAt(c, step));
       if (step % c.logEvery === 0) pushPoint(trainLoss, step, loss.dataSync()[0]!);
       loss.dispose();
       xt.dispose();
@@ -153,7 +155,7 @@ export function describeMnistMlp(c: MnistMlpConfig, data: ImageDataset = 'mnist'
     '- Claim tested (paper §4.2, MLP on MNIST-like data): a network grown with GradMax from a small start reaches better test accuracy than one grown with Random, approaching the big network trained at full width.',
     `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
     `- Model (harness MLP, float32 tfjs): 784-h-h-10, relu1 hidden layers with biases, softmax cross-entropy, Glorot-uniform init; full h = ${c.hidden}.`,
-    `- Budget: ${c.steps} steps of SGD, lr ${c.learningRate} (constant), momentum ${c.momentum} (new weights start with zero momentum), batch ${c.batch}, reshuffled every epoch.`,
+    `- Budget: ${c.steps} steps; ${optimizerSentence(c)}, reshuffled every epoch.`,
     `- Schedule (all at once, both hidden layers): start ${plan.start} units (${c.startFraction}·h), +${plan.perGrowth} per layer per event, ${scheduleSentence(plan.steps, c.steps)}, to ${end} units; grown in network order on one shared random grow batch of ${c.growBatch} (not used for training).`,
     `- Scale: strategies taking \`scale\` get ${c.scale} × mean outgoing norm.`,
     `- Baselines: \`small\` (${plan.start} units) and \`big\` (${c.hidden} units) trained ${c.steps} steps without growth. Test loss and accuracy every ${c.evalEvery} steps and at the end.`,
@@ -187,6 +189,7 @@ function imageMlpTask(name: string, dataset: ImageDataset): Task<MnistMlpConfig>
       if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
       if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
       if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+      if (!(LR_SCHEDULES as readonly string[]).includes(c.lrSchedule)) throw new InvalidArgumentError(`task "${name}" config "lrSchedule" must be ${LR_SCHEDULES.join(' or ')}, got "${c.lrSchedule}"`, { key: 'lrSchedule' });
       return c;
     },
     run: (ctx) => runImageMlp(dataset, () => task, ctx),
