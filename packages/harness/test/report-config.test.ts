@@ -112,6 +112,22 @@ describe('comparison tables', () => {
     expect(comparisonSection(metric, arms({ gradmax, random, small, big })).markdown).toEqual(r.markdown);
   });
 
+  it('post-growth loss windows carry a paired p-value against random', () => {
+    const runs = ['gradmax', 'random'].flatMap((arm) =>
+      seeds.map((seed) => {
+        const r = result('teacher-student', arm, seed, { preset: 'tiny' }, { finalTrainLoss: 0.1 });
+        const level = (arm === 'gradmax' ? 1 : 1.5) + 0.01 * seed;
+        r.curves = { trainLoss: { step: [0, 10, 20, 30], value: [2, level, level, level] } };
+        r.growths = [{ step: 10, site: 'hidden0', strategy: arm, unitsBefore: 3, unitsAfter: 4, durationMs: 1 }];
+        return r;
+      }),
+    );
+    const md = buildReport(runs).markdown;
+    expect(md).toContain('| gradmax | 1.025 ± 0.019 (p 0.031) |');
+    expect(md).toContain('| random | 1.525 ± 0.019 |');
+    expect(md).toContain('paired sign-flip permutation test against `random`');
+  });
+
   it('says when the task cannot rank strategies, and when too few seeds make significance impossible', () => {
     const small = [0.9, 0.95, 0.9];
     const big = [0.91, 0.94, 0.9];

@@ -7,9 +7,9 @@ import type { RunResult, Task } from '../types.js';
 import { collectResults, writeFileAtomic } from '../results.js';
 import { BASELINE_ARMS, strategyNames } from '../strategies.js';
 import { listTasks } from '../tasks/index.js';
-import { ALPHA, comparisonSection } from './compare.js';
+import { ALPHA, PAIRED_REFERENCE, comparisonSection } from './compare.js';
 import { table, textTable } from './markdown.js';
-import { aggregateCurves, fmt, fmtP, mean, meanStd, windowMean } from './stats.js';
+import { aggregateCurves, fmt, fmtP, mean, meanStd, pairedPermutationTest, windowMean } from './stats.js';
 import { HIGHLIGHT, lineChart } from './svg.js';
 
 /** Results of one (task, backend, config). */
@@ -268,12 +268,30 @@ function buildGroup(g: ReportGroup): GroupSection {
   if (growthSteps.length) {
     const ends = [...growthSteps.slice(1), Infinity];
     const prow: string[][] = [];
+    const windowsOf = (rs: readonly RunResult[], i: number) => new Map(rs.map((r) => [r.seed, windowMean(r.curves!.trainLoss!, growthSteps[i]!, ends[i]!)] as const));
+    const reference = arms.get(PAIRED_REFERENCE);
     for (const [arm, rs] of training) {
       if (analysis.has(arm) || !rs.every((r) => r.curves?.trainLoss)) continue;
-      prow.push([arm, ...growthSteps.map((s, i) => meanStd(rs.map((r) => windowMean(r.curves!.trainLoss!, s, ends[i]!))))]);
+      prow.push([
+        arm,
+        ...growthSteps.map((_, i) => {
+          const mine = windowsOf(rs, i);
+          const cell = meanStd([...mine.values()]);
+          if (!reference || arm === PAIRED_REFERENCE || !reference.every((r) => r.curves?.trainLoss)) return cell;
+          const theirs = windowsOf(reference, i);
+          const seeds = [...mine.keys()].filter((k) => theirs.has(k) && Number.isFinite(mine.get(k)!) && Number.isFinite(theirs.get(k)!));
+          if (!seeds.length) return cell;
+          const t = pairedPermutationTest(seeds.map((k) => mine.get(k)!), seeds.map((k) => theirs.get(k)!));
+          return `${cell} (p ${fmtP(t.p)})`;
+        }),
+      ]);
     }
     md.push('### Mean training loss after each growth (until the next growth; mean ± std over seeds)');
     md.push('');
+    if (reference) {
+      md.push(`p = two-sided paired sign-flip permutation test against \`${PAIRED_REFERENCE}\` on the same seeds (uncorrected).`);
+      md.push('');
+    }
     md.push(table(['arm', ...growthSteps.map((s, i) => `growth ${i + 1} (step ${s})`)], prow));
     md.push('');
     const overhead = g.results.flatMap((r) => r.growths ?? []).map((x) => x.durationMs);

@@ -11,6 +11,9 @@ import { bootstrapCi, bootstrapStatisticCi, fmt, fmtInterval, fmtP, mean, paired
 /** Significance level of the paired tests. */
 export const ALPHA = 0.05;
 
+/** The growing arm every strategy is tested against (the paper's baseline for growth). */
+export const PAIRED_REFERENCE = 'random';
+
 /** Seed of every bootstrap in reports (same results → same intervals). */
 export const REPORT_BOOTSTRAP_SEED = 0;
 
@@ -120,7 +123,7 @@ export function comparisonSection(metric: ReportMetric, arms: ReadonlyMap<string
   const values = new Map([...arms.entries()].map(([arm, rs]) => [arm, perSeed(rs, metric.key)] as const));
   const present = [...values.entries()].filter(([, v]) => v.size > 0);
   if (!present.length) return { markdown: [], comparisons: [], gap: [] };
-  const random = values.get('random');
+  const random = values.get(PAIRED_REFERENCE);
   const small = values.get('small');
   const big = values.get('big');
   const comparisons: Comparison[] = [];
@@ -130,7 +133,7 @@ export function comparisonSection(metric: ReportMetric, arms: ReadonlyMap<string
   for (const [arm, v] of present) {
     const xs = [...v.entries()].sort((a, b) => a[0] - b[0]).map(([, x]) => x);
     const ci = bootstrapCi(xs, { seed: REPORT_BOOTSTRAP_SEED });
-    const vsRandom = random && arm !== 'random' ? compare(arm, 'random', v, random) : undefined;
+    const vsRandom = random && arm !== PAIRED_REFERENCE ? compare(arm, PAIRED_REFERENCE, v, random) : undefined;
     const vsSmall = small && arm !== 'small' ? compare(arm, 'small', v, small) : undefined;
     // Sentences for growing arms only (the baselines' rows are the same pairs seen from the other side; big vs
     // small is the discrimination check).

@@ -2,7 +2,7 @@
  * Reports: Markdown tables, SVG plots and terminal summaries from result files.
  */
 export { buildReport, writeReport, reportFromPaths, groupResults, compareArms, resolveStoredConfig, type BuiltReport, type ReportGroup } from './build.js';
-export { comparisonSection, ALPHA, REPORT_BOOTSTRAP_SEED, type Comparison, type ComparisonResult, type GapRecovered } from './compare.js';
+export { comparisonSection, ALPHA, PAIRED_REFERENCE, REPORT_BOOTSTRAP_SEED, type Comparison, type ComparisonResult, type GapRecovered } from './compare.js';
 export { table, textTable, check, stepList, scheduleSentence } from './markdown.js';
 export { lineChart, barChart, niceTicks, seriesColor, PALETTE, HIGHLIGHT, type LineChartOptions, type LineSeries, type VLine, type BarChartOptions } from './svg.js';
 export {

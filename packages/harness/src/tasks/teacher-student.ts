@@ -268,7 +268,7 @@ export const teacherStudent: Task<TeacherStudentConfig> = {
   describe: describeTeacherStudent,
   metric: { key: 'finalTrainLoss', label: 'final training loss', higherIsBetter: false },
   report: (input) => teacherStudentReport(input as TaskReportInput<Record<string, unknown>>),
-  defaultSeeds: 5,
+  defaultSeeds: 6,
   presets: Object.keys(PRESETS),
   analysisArms: ['growth-gain'],
   relativeCost: (arm) => (arm === 'growth-gain' ? 12 : 1),
