@@ -130,6 +130,17 @@ describe('plots', () => {
     expect(fine).not.toContain('clipped');
   });
 
+  it('dense growth schedules keep every line but only labels that do not overlap', () => {
+    const vlines = Array.from({ length: 12 }, (_, i) => ({ x: 80 + 20 * i, label: `growth ${i + 1}` }));
+    const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', x: [0, 600], y: [1, 0] }], vlines });
+    expect((svg.match(/stroke-dasharray="4 3"/g) ?? []).length).toBe(12);
+    const xs = [...svg.matchAll(/class="vline-label" x="([\d.]+)"/g)].map((m) => Number(m[1]));
+    expect(xs.length).toBeGreaterThan(1);
+    expect(xs.length).toBeLessThan(12);
+    expect(svg).toContain('>growth 1</text>');
+    for (let i = 1; i < xs.length; i++) expect(xs[i]! - xs[i - 1]!).toBeGreaterThanOrEqual('growth 10'.length * 5.6);
+  });
+
   it.skipIf(!rsvg)('renders to PNG (rsvg-convert) with the highlighted lines visible', () => {
     const r = spawnSync('rsvg-convert', ['-f', 'png'], { input: highlight, maxBuffer: 1 << 26 });
     expect(r.status).toBe(0);

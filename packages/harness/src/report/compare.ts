@@ -174,7 +174,8 @@ export function comparisonSection(metric: ReportMetric, arms: ReadonlyMap<string
   md.push(
     `Per arm over seeds: mean, sample standard deviation and a 95 % percentile bootstrap interval of the mean (10 000 resamples, seed ${REPORT_BOOTSTRAP_SEED}: ` +
       'the same results always give the same interval). Δ columns are the mean paired difference (same seeds) with the two-sided p-value of a paired ' +
-      `sign-flip permutation test (exact over all 2ⁿ sign patterns up to 16 pairs). Gap recovered = (arm − small) / (big − small) of the seed means, with a paired bootstrap interval over seeds. p-values are not corrected for multiple comparisons.`,
+      `sign-flip permutation test (exact over all 2ⁿ sign patterns up to 16 pairs). Gap recovered = (arm − small) / (big − small) of the seed means, with a paired bootstrap interval over seeds. p-values are not corrected for multiple comparisons. ` +
+      'Significance is decided by the permutation test alone: with under ~10 seeds percentile bootstrap intervals are too narrow (they can exclude 0 while p > 0.05).',
   );
   md.push('');
   md.push(table(['arm', 'seeds', `mean ${metric.label}`, 'std', '95 % CI', 'Δ vs random (p)', 'Δ vs small (p)', 'small→big gap recovered [95 % CI]'], rows));

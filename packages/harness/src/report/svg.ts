@@ -190,11 +190,17 @@ export function lineChart(options: LineChartOptions): string {
     body.push(`<line x1="${m.left}" y1="${num(Yt(t))}" x2="${m.left + pw}" y2="${num(Yt(t))}" stroke="#e4e4e4"/>`);
     body.push(`<text x="${m.left - 6}" y="${num(Yt(t) + 4)}" text-anchor="end">${tickLabel(options.logY ? Number((10 ** t).toPrecision(3)) : t)}</text>`);
   }
+  // Labels that would overlap the previous one are left out (dense schedules): every line is drawn, and the
+  // labels kept (e.g. growth 1, 4, 7, 10) still number them.
+  let labelEnd = -Infinity;
   for (const raw of options.vlines ?? []) {
     const v = typeof raw === 'number' ? { x: raw } : raw;
     if (v.x < xmin || v.x > xmax) continue;
     body.push(`<line x1="${num(X(v.x))}" y1="${m.top}" x2="${num(X(v.x))}" y2="${m.top + ph}" stroke="#777" stroke-dasharray="4 3"/>`);
-    if (v.label) body.push(`<text class="vline-label" x="${num(X(v.x) + 3)}" y="${m.top + 12}" font-size="10" fill="#555">${esc(v.label)}</text>`);
+    if (v.label && X(v.x) + 3 >= labelEnd) {
+      body.push(`<text class="vline-label" x="${num(X(v.x) + 3)}" y="${m.top + 12}" font-size="10" fill="#555">${esc(v.label)}</text>`);
+      labelEnd = X(v.x) + 3 + v.label.length * 5.6 + 6;
+    }
   }
   body.push(`<text x="${m.left + pw / 2}" y="${height - 12}" text-anchor="middle">${esc(options.xLabel)}</text>`);
   body.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(options.yLabel)}${options.logY ? ' (log scale)' : ''}</text>`);
