@@ -131,6 +131,9 @@ function gainSection(g: GroupView, runs: readonly RunResult[], arms: Map<string,
     const rows: string[][] = [];
     let allGain = true;
     let allLoss = true;
+    let gainWinsTotal = 0;
+    let lossWinsTotal = 0;
+    let pairsTotal = 0;
     let optTotal = 0;
     let optBetween = 0;
     let optTies = 0;
@@ -174,6 +177,9 @@ function gainSection(g: GroupView, runs: readonly RunResult[], arms: Map<string,
       }
       if (gainWins < n) allGain = false;
       if (lossWins < n) allLoss = false;
+      gainWinsTotal += gainWins;
+      lossWinsTotal += lossWins;
+      pairsTotal += n;
       rows.push([
         String(gr),
         `${gainWins}/${n}`,
@@ -204,8 +210,15 @@ function gainSection(g: GroupView, runs: readonly RunResult[], arms: Map<string,
       ),
     );
     md.push('');
-    lines.push(`${check(allGain)} GradMax's new-weight gradient norm exceeds Random's best of ${repeats} ${allGain ? 'at every growth in every seed' : 'NOT at every growth in every seed (see the table)'}.`);
-    lines.push(`${check(allLoss)} GradMax's mean loss over the next ${stepsAfter} steps is lower than Random's ${allLoss ? 'at every growth in every seed' : 'NOT at every growth in every seed (see the table)'}.`);
+    const count = (wins: number) => `${wins}/${pairsTotal} (growth, seed) cases`;
+    lines.push(
+      `${check(allGain)} GradMax's new-weight gradient norm exceeds Random's best of ${repeats} ` +
+        `${allGain ? `at every growth in every seed (${count(gainWinsTotal)})` : `in ${count(gainWinsTotal)}, NOT at every growth in every seed (see the table)`}.`,
+    );
+    lines.push(
+      `${check(allLoss)} GradMax's mean loss over the next ${stepsAfter} steps is lower than Random's ` +
+        `${allLoss ? `at every growth in every seed (${count(lossWinsTotal)})` : `in ${count(lossWinsTotal)}, NOT at every growth in every seed (see the table)`}.`,
+    );
     if (optTotal) {
       lines.push(
         `${check(optBetween === optTotal)} GradMax-Opt's new-weight gradient norm lies between Random's (mean of repeats) and GradMax's in ${optBetween}/${optTotal} (growth, seed) cases; ` +
