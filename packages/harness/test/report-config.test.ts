@@ -128,6 +128,17 @@ describe('comparison tables', () => {
     expect(md).toContain('paired sign-flip permutation test against `random`');
   });
 
+  it('strategy notes (e.g. directions beyond the fan-out are not orthogonal) reach the report with counts', () => {
+    const note = '5 units requested but fan-out is 3: 2 direction(s) are random unit vectors, not orthogonal to the others';
+    const runs = [0, 1].map((seed) => {
+      const r = result('teacher-student', 'gradmax', seed, { preset: 'tiny' }, { finalTrainLoss: 0.1 });
+      r.growths = [{ step: 10, site: 'hidden0', strategy: 'gradmax', unitsBefore: 3, unitsAfter: 8, durationMs: 1, notes: [note] }];
+      return r;
+    });
+    const md = buildReport(runs).markdown;
+    expect(md).toContain(`- \`gradmax\` (2×): ${note}`);
+  });
+
   it('says when the task cannot rank strategies, and when too few seeds make significance impossible', () => {
     const small = [0.9, 0.95, 0.9];
     const big = [0.91, 0.94, 0.9];

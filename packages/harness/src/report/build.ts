@@ -113,6 +113,31 @@ function values(rs: readonly RunResult[], key: string): number[] {
   return rs.map((r) => r.summary?.[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
 }
 
+/**
+ * What strategies said about their growths (e.g. directions filled at random beyond the growth matrix's rank or
+ * beyond the fan-out, which are then not orthogonal), per arm with how many growths said it; at most 12 lines.
+ */
+function strategyNotes(rs: readonly RunResult[]): string[] {
+  const counts = new Map<string, number>();
+  let total = 0;
+  for (const r of rs) {
+    for (const gr of r.growths ?? []) {
+      total++;
+      for (const n of gr.notes ?? []) counts.set(`${r.arm}\u0000${n}`, (counts.get(`${r.arm}\u0000${n}`) ?? 0) + 1);
+    }
+  }
+  if (!counts.size) return [];
+  const rows = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const out = [`**Strategy notes** (from the strategies' growth reports; count of ${total} growth records):`, ''];
+  for (const [key, n] of rows.slice(0, 12)) {
+    const [arm, note] = key.split('\u0000') as [string, string];
+    out.push(`- \`${arm}\` (${n}×): ${note}`);
+  }
+  if (rows.length > 12) out.push(`- … and ${rows.length - 12} more distinct notes.`);
+  out.push('');
+  return out;
+}
+
 /** Run time of a group: the sum of the runs' wall times, their mean, and the span from first start to last end. */
 function runTime(rs: readonly RunResult[]): string {
   const total = rs.reduce((s, r) => s + (r.timings?.totalMs ?? 0), 0) / 1000;
@@ -297,6 +322,7 @@ function buildGroup(g: ReportGroup): GroupSection {
     const overhead = g.results.flatMap((r) => r.growths ?? []).map((x) => x.durationMs);
     if (overhead.length) md.push(`Growth events: ${overhead.length}, mean ${fmt(mean(overhead), 3)} ms each (max ${fmt(Math.max(...overhead), 3)} ms).`);
     md.push('');
+    md.push(...strategyNotes(g.results));
   }
 
   if (task?.report) {
