@@ -43,7 +43,7 @@ export interface BuiltReport {
 }
 
 /**
- * Sort key for arms: registered strategies in registry order, then unknown arms, then the baselines (`small`,
+ * Sort key for arms: registered strategies in the strategy catalog's order (see `strategyNames`), then unknown arms, then the baselines (`small`,
  * `big`), then every task's analysis arms. No arm is special-cased by name.
  */
 export function compareArms(a: string, b: string): number {
