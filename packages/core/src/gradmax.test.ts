@@ -94,6 +94,43 @@ function moment(W1: Matrix, W2: Matrix, H: Matrix, Y: Matrix): Matrix {
   return M;
 }
 
+/**
+ * Rank of M from the eigenvalues of MᵀM by cyclic two-sided Jacobi (independent of the library's SVD): the
+ * number of σ = √λ above `tol × σ₁`.
+ */
+function jacobiRank(M: Matrix, tol: number): number {
+  const n = M.cols;
+  const A = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => {
+    let s = 0;
+    for (let t = 0; t < M.rows; t++) s += M.get(t, i) * M.get(t, j);
+    return s;
+  }));
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += A[p]![q]! ** 2;
+    if (off < 1e-300) break;
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) {
+      const apq = A[p]![q]!;
+      if (Math.abs(apq) < 1e-300) continue;
+      const theta = (A[q]![q]! - A[p]![p]!) / (2 * apq);
+      const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+      const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+      for (let k = 0; k < n; k++) {
+        const akp = A[k]![p]!, akq = A[k]![q]!;
+        A[k]![p] = c * akp - s * akq;
+        A[k]![q] = s * akp + c * akq;
+      }
+      for (let k = 0; k < n; k++) {
+        const apk = A[p]![k]!, aqk = A[q]![k]!;
+        A[p]![k] = c * apk - s * aqk;
+        A[q]![k] = s * apk + c * aqk;
+      }
+    }
+  }
+  const sigma = A.map((row, i) => Math.sqrt(Math.max(0, row[i]!))).sort((x, y) => y - x);
+  return sigma.filter((x) => x > tol * sigma[0]!).length;
+}
+
 function appendUnits(W1: Matrix, W2: Matrix, incoming: Matrix, outgoing: Matrix): [Matrix, Matrix] {
   const k = incoming.rows;
   const W1g = new Matrix(W1.rows + k, W1.cols);
@@ -190,6 +227,59 @@ describe('gradmax (closed form)', () => {
     // k beyond fan-out: random unit vectors, flagged.
     const many = gradmax({ scaleMethod: 'fixed', scale: 1 }).grow({ site, count: 8, statistics: { moment: M, count: 1 }, rng });
     expect(many.report.notes.join(' ')).toMatch(/fan-out is 6: 2 direction/);
+  });
+
+  it('predictedGradientNorm equals the finite-difference gradient norm also when k exceeds the fan-out', () => {
+    const rng = new Rng(21);
+    const [n0, n1, n2, B, k] = [5, 3, 3, 10, 5];
+    const site = denseSite(n0, n1, n2, rng);
+    const H = randomMatrix(B, n0, rng);
+    const Y = randomMatrix(B, n2, rng);
+    const M = moment(site.incoming, site.outgoing, H, Y);
+    const units = gradmax({ scaleMethod: 'fixed', scale: 0.7 }).grow({ site, count: k, statistics: { moment: M, count: B }, rng: new Rng(4) });
+    expect(units.report.notes.join(' ')).toMatch(/fan-out is 3: 2 direction\(s\) are random unit vectors, not orthogonal/);
+    const [W1g, W2g] = appendUnits(site.incoming, site.outgoing, units.incoming, units.outgoing);
+    let fdNormSq = 0;
+    for (let j = 0; j < k; j++) for (let q = 0; q < n0; q++) {
+      const idx = (n1 + j) * n0 + q;
+      const eps = 1e-6;
+      const plus = W1g.clone(); plus.data[idx]! += eps;
+      const minus = W1g.clone(); minus.data[idx]! -= eps;
+      const fd = (loss(plus, W2g, H, Y) - loss(minus, W2g, H, Y)) / (2 * eps);
+      fdNormSq += fd * fd;
+    }
+    // The realised norm (finite differences) and the naive ‖ΩᵀM‖ agree with the report, not the singular-value sum.
+    expect(units.report.predictedGradientNorm!).toBeCloseTo(Math.sqrt(fdNormSq), 6);
+    expect(units.report.predictedGradientNorm!).toBeCloseTo(gainOf(units.outgoing, M), 12);
+    const s = units.report.singularValues!;
+    const fromSingular = 0.7 * Math.hypot(...s);
+    expect(Math.abs(units.report.predictedGradientNorm! - fromSingular)).toBeGreaterThan(1e-6);
+  });
+
+  it('numericalRank is the rank of M, also when fewer units than the rank are asked (Jacobi eigenvalues of MᵀM in the test)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), (seed) => {
+        const rng = new Rng(seed);
+        const rows = 4 + rng.int(6);
+        const cols = 4 + rng.int(6);
+        const r = 1 + rng.int(Math.min(rows, cols));
+        const a = randomMatrix(rows, r, rng), b = randomMatrix(r, cols, rng);
+        const M = new Matrix(rows, cols);
+        for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
+          let v = 0;
+          for (let t = 0; t < r; t++) v += a.get(i, t) * b.get(t, j);
+          M.set(i, j, v);
+        }
+        const site = denseSite(cols, 2, rows, rng);
+        const expected = jacobiRank(M, 1e-6);
+        expect(expected).toBe(r);
+        for (const k of [1, Math.max(1, r - 1), r, Math.min(rows, r + 1)]) {
+          const units = gradmax({ scaleMethod: 'fixed', scale: 1 }).grow({ site, count: k, statistics: { moment: M, count: 1 }, rng: new Rng(seed + k) });
+          expect(units.report.numericalRank).toBe(expected);
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('keepSingularValues scales directions by σⱼ/σ₁', () => {

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, UnsupportedError } from './errors.js';
 import { completeOrthonormal } from './linalg/index.js';
-import { topKSvd, type TopKSvdOptions } from './linalg/index.js';
+import { svd, topKSvd, type TopKSvdOptions } from './linalg/index.js';
 import { Matrix } from './matrix.js';
 import type { Rng } from './rng.js';
 import type { GrowthRequest, GrowthSite, GrowthStrategy, NewUnits } from './site.js';
@@ -150,12 +150,10 @@ export function gradmax(options: GradMaxOptions = {}): GrowthStrategy {
       applySignConvention(directions.u, options.sign ?? 'largestPositive', rng);
       const outgoing = new Matrix(site.fanOut, count);
       const sigma1 = directions.singularValues[0] ?? 0;
-      let predictedSq = 0;
       for (let j = 0; j < count; j++) {
         const sj = directions.singularValues[j] ?? 0;
         const weight = options.keepSingularValues ? (sigma1 > 0 ? sj / sigma1 : 0) : 1;
         for (let i = 0; i < site.fanOut; i++) outgoing.data[i * count + j] = c * weight * directions.u.data[i * count + j]!;
-        predictedSq += (c * weight * sj) ** 2;
       }
       const notes = [...directions.notes];
       return {
@@ -168,7 +166,7 @@ export function gradmax(options: GradMaxOptions = {}): GrowthStrategy {
           count,
           singularValues: directions.singularValues.slice(0, count),
           numericalRank: directions.rank,
-          predictedGradientNorm: Math.abs(site.activation.df0) * Math.sqrt(predictedSq),
+          predictedGradientNorm: Math.abs(site.activation.df0) * projectedNorm(outgoing, stats.moment),
           filledAtRandom: directions.filled,
           outgoingNorm: c,
           notes,
@@ -179,13 +177,41 @@ export function gradmax(options: GradMaxOptions = {}): GrowthStrategy {
   return strategy;
 }
 
+/**
+ * ‖Ωᵀ M‖_F for `omega` `[rows × k]` and `m` `[rows × cols]`: the Frobenius norm of the new units' incoming
+ * gradient at the next step, divided by |f'(0)|. Computed from the outgoing weights actually returned, so it
+ * is the realised value also for filled directions (beyond the numerical rank or beyond the fan-out, where the
+ * extra directions are random and not orthogonal to the singular ones).
+ */
+export function projectedNorm(omega: Matrix, m: Matrix): number {
+  if (omega.rows !== m.rows) throw new InvalidArgumentError(`projectedNorm: omega has ${omega.rows} rows, the growth matrix ${m.rows}`, { omegaRows: omega.rows, rows: m.rows });
+  const k = omega.cols;
+  const row = new Float64Array(m.cols);
+  let total = 0;
+  for (let j = 0; j < k; j++) {
+    row.fill(0);
+    for (let i = 0; i < m.rows; i++) {
+      const w = omega.data[i * k + j]!;
+      if (w === 0) continue;
+      const base = i * m.cols;
+      for (let q = 0; q < m.cols; q++) row[q] += w * m.data[base + q]!;
+    }
+    for (let q = 0; q < m.cols; q++) total += row[q]! * row[q]!;
+  }
+  return Math.sqrt(total);
+}
+
 /** Result of {@link topLeftSingularDirections}. */
 export interface SingularDirections {
   /** `[rows × count]` unit-norm directions: top left singular vectors, then random fill. */
   u: Matrix;
   /** Singular values of the computed directions (0 for filled ones). */
   singularValues: number[];
-  /** Numerical rank of the matrix (σ above tolerance × σ₁). */
+  /**
+   * Numerical rank of the whole matrix (number of singular values above tolerance × σ₁), not only of the
+   * top `count`: when all `count` computed singular values are above tolerance and `count < min(rows, cols)`,
+   * the remaining singular values come from a full SVD (one-sided Jacobi).
+   */
   rank: number;
   /** Number of directions filled at random. */
   filled: number;
@@ -211,6 +237,13 @@ export function topLeftSingularDirections(m: Matrix, count: number, rng: Rng, ra
     const s1 = res.s[0] ?? 0;
     for (let j = 0; j < kSvd; j++) if (res.s[j]! > rankTolerance * s1 && s1 > 0) rank++;
     kept = rank;
+    // All top-k values are above tolerance: the rank of m may be larger; count the rest from the full spectrum.
+    if (rank === kSvd && kSvd < Math.min(m.rows, m.cols)) {
+      const all = svd(m).s;
+      rank = 0;
+      for (let j = 0; j < all.length; j++) if (all[j]! > rankTolerance * s1) rank++;
+      rank = Math.max(rank, kept);
+    }
     basis = new Matrix(m.rows, kept);
     for (let i = 0; i < m.rows; i++) for (let j = 0; j < kept; j++) basis.data[i * kept + j] = res.u.data[i * res.u.cols + j]!;
     for (let j = 0; j < kept; j++) singularValues.push(res.s[j]!);

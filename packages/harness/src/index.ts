@@ -8,7 +8,24 @@ export { setupBackend, activeBackend, parseBackendRequest, BACKEND_REQUESTS } fr
 export { resolveFlatConfig, configHash, canonicalJson, type ConfigValue } from './config.js';
 export { GrowableMlp, glorotMlp, uniformMlp, type DenseWeights, type MlpLoss, type GradientNorms } from './mlp.js';
 export { growMlpSite } from './growth.js';
-export { loadMnist, takeMnist, gatherBatch, BatchStream, type MnistSplit, type MnistTrainingConfig } from './mnist.js';
+export {
+  loadMnist,
+  loadImages,
+  hasFashionMnist,
+  fashionMnistDir,
+  FASHION_MNIST_DIR,
+  DATA_NAME,
+  DATA_SOURCE,
+  LR_SCHEDULES,
+  learningRateAt,
+  optimizerSentence,
+  takeMnist,
+  gatherBatch,
+  BatchStream,
+  type ImageDataset,
+  type MnistSplit,
+  type MnistTrainingConfig,
+} from './mnist.js';
 export { expandGrid, shardGrid, parseShard, parseSeeds, type GridCell, type Shard } from './grid.js';
 export {
   writeResult,

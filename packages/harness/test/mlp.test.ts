@@ -35,6 +35,30 @@ describe('GrowableMlp', () => {
   });
   afterAll(() => undefined);
 
+  it('Nesterov momentum with a changing learning rate matches tfjs\'s own MomentumOptimizer(useNesterov)', () => {
+    const rng = new Rng(3);
+    const layers = glorotMlp([5, 4, 3], rng, true);
+    const { x, y } = data(rng, 8, 5, 3);
+    const ours = new GrowableMlp(tf, layers, { loss: 'mse', momentum: 0.9, nesterov: true });
+    const theirs = new GrowableMlp(tf, layers, { loss: 'mse' });
+    const vars = (m: GrowableMlp) => (m as unknown as { trainable(): tf.Variable[] }).trainable();
+    const rates = [0.1, 0.07, 0.03, 0.01];
+    const opt = tf.train.momentum(rates[0]!, 0.9, true);
+    for (const lr of rates) {
+      ours.step(x, y, lr).dispose();
+      opt.setLearningRate(lr);
+      const loss = opt.minimize(() => theirs.lossOf(theirs.forward(x), y), true, vars(theirs));
+      loss?.dispose();
+    }
+    const a = vars(ours).map((v) => v.dataSync());
+    const b = vars(theirs).map((v) => v.dataSync());
+    a.forEach((arr, i) => arr.forEach((v, j) => expect(v).toBeCloseTo(b[i]![j]!, 5)));
+    opt.dispose();
+    ours.dispose();
+    theirs.dispose();
+    tf.dispose([x, y]);
+  });
+
   it('computes the growth matrix M = E[g hᵀ] like an independent float64 computation', () => {
     const rng = new Rng(3);
     const [n, d, h, o] = [64, 6, 4, 3];

@@ -58,7 +58,7 @@ describe('reports', () => {
     expect(row).toContain(`${(((1 / 100 + 1 / 100 + 4 / 103) / 3) * 100).toFixed(2)}%`);
     expect(report.markdown.split('\n').find((l) => l.startsWith('| small |'))).toContain('| 1 | 5 |');
     expect(report.summary).toMatch(/gradmax\s+3\s+2 ± 1/);
-    expect(Object.keys(report.svgs)).toEqual(['teacher-student-wasm-cafe0001-loss.svg']);
+    expect(Object.keys(report.svgs)).toEqual(['teacher-student-wasm-cafe0001-highlight.svg', 'teacher-student-wasm-cafe0001-loss.svg']);
   });
 
   it('never mixes backends: separate labelled sections, each with its own means', () => {
@@ -92,7 +92,7 @@ describe('reports', () => {
       }),
     );
     const ok = buildReport(good).markdown;
-    expect(ok).toContain("✅ GradMax's new-weight gradient norm exceeds Random's best of 2 at every growth in every seed.");
+    expect(ok).toContain("✅ GradMax's new-weight gradient norm exceeds Random's best of 2 at every growth in every seed (4/4 (growth, seed) cases).");
     expect(ok).toContain('| 1 | 2/2 | 2–2 | 2/2 | 2/2 | 0/2 | 2/2 |');
     expect(ok).toContain("✅ GradMax-Opt's new-weight gradient norm lies between Random's (mean of repeats) and GradMax's in 4/4 (growth, seed) cases; it ties GradMax in 0/4");
     expect(ok).toContain('### Reference notebook vs ours');
@@ -102,7 +102,7 @@ describe('reports', () => {
       fixture('growth-gain', 1, 1, { gain: [1, 2].flatMap((g) => [gain(g, 'gradmax', [0.1, 0.1], 0.5), gain(g, 'gradmaxOpt', [0.3, 0.3], 0.32), gain(g, 'random', [0.2, 0.3], 0.35)]) }),
     ];
     const md = buildReport(bad).markdown;
-    expect(md).toContain("❌ GradMax's new-weight gradient norm exceeds Random's best of 2 NOT at every growth in every seed");
+    expect(md).toContain("❌ GradMax's new-weight gradient norm exceeds Random's best of 2 in 2/4 (growth, seed) cases, NOT at every growth in every seed");
     expect(md).toContain('| 1 | 1/2 |');
     expect(md).toContain('**Where ours disagree with the notebook:**');
     expect(md).toContain("growth 1: our mean loss after GradMax-Opt (0.32) is below GradMax's (0.4)");

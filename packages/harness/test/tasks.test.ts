@@ -25,8 +25,8 @@ function decreasing(values: number[]): boolean {
 }
 
 describe('tasks end to end (tiny settings)', () => {
-  it('lists the three tasks with presets and arms', () => {
-    expect(listTasks().map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn']);
+  it('lists the tasks with presets and arms', () => {
+    expect(listTasks().map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn']);
     for (const t of listTasks()) {
       expect(t.presets).toContain('tiny');
       expect(defaultArms(t)).toEqual(expect.arrayContaining(['gradmax', 'random', 'small', 'big']));

@@ -13,6 +13,20 @@ export interface LineSeries {
   y: number[];
   /** Optional band half-width (e.g. std) per point. */
   band?: number[];
+  /** Line colour (default: the palette colour of the series index). */
+  color?: string;
+  /** SVG dash pattern, e.g. `"6 4"` (default solid). */
+  dash?: string;
+  /** Line width in pixels (default 1.6). */
+  strokeWidth?: number;
+}
+
+/** A vertical marker line, optionally labelled at the top of the plot (e.g. `growth 1`). */
+export interface VLine {
+  /** x position. */
+  x: number;
+  /** Label drawn next to the line's top end. */
+  label?: string;
 }
 
 /** Options of {@link lineChart}. */
@@ -25,12 +39,17 @@ export interface LineChartOptions {
   yLabel: string;
   /** The lines. */
   series: LineSeries[];
-  /** Logarithmic y axis (non-positive values are clipped). */
+  /**
+   * Logarithmic y axis. Band ends at or below 0 cannot be drawn: they are clipped at the axis floor and the chart
+   * says so in a note under the legend.
+   */
   logY?: boolean;
   /** Draw markers at every point (for short series). */
   markers?: boolean;
-  /** Vertical dashed lines (e.g. growth steps). */
-  vlines?: number[];
+  /** Vertical dashed lines (e.g. growth steps), plain x values or labelled {@link VLine}s. */
+  vlines?: (number | VLine)[];
+  /** Short note drawn under the legend (e.g. what the bands are). */
+  note?: string;
   /** Width in pixels (default 760). */
   width?: number;
   /** Height in pixels (default 440). */
@@ -39,10 +58,26 @@ export interface LineChartOptions {
   maxPoints?: number;
 }
 
-/** Colour of series i (a colour-blind-friendly palette, cycled). */
+/**
+ * The colour-blind-safe palette of every chart (Okabe & Ito 2008, without yellow, which is unreadable on white,
+ * then two greys): blue, vermillion, bluish green, reddish purple, orange, sky blue, black, grey.
+ */
+export const PALETTE: readonly string[] = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#7F7F7F', '#BBBBBB'];
+
+/**
+ * The highlighted view's styles (GradMax vs Random vs the small/big baselines): one place that names the arms
+ * the paper compares, so that every chart draws them alike.
+ */
+export const HIGHLIGHT: Readonly<Record<string, { color: string; dash?: string; strokeWidth: number; label: string }>> = {
+  gradmax: { color: '#0072B2', strokeWidth: 2.8, label: 'GradMax' },
+  random: { color: '#D55E00', strokeWidth: 2, label: 'Random' },
+  small: { color: '#7F7F7F', dash: '7 4', strokeWidth: 1.8, label: 'small' },
+  big: { color: '#000000', dash: '2 3', strokeWidth: 1.8, label: 'big' },
+};
+
+/** Colour of series i (from {@link PALETTE}, cycled). */
 export function seriesColor(i: number): string {
-  const palette = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442', '#8C564B', '#7F7F7F', '#17BECF', '#BCBD22'];
-  return palette[i % palette.length]!;
+  return PALETTE[i % PALETTE.length]!;
 }
 
 function esc(text: string): string {
@@ -112,7 +147,9 @@ export function lineChart(options: LineChartOptions): string {
       const b = s.band?.[i] ?? 0;
       xmin = Math.min(xmin, x);
       xmax = Math.max(xmax, x);
-      const lo = options.logY ? Math.max(y - b, y * 0.2, 1e-12) : y - b;
+      // On a log axis band ends do not set the floor (the means do, down to half the smallest); a band end below
+      // it is clipped there and the note says so.
+      const lo = options.logY ? y * 0.5 : y - b;
       ymin = Math.min(ymin, ty(lo));
       ymax = Math.max(ymax, ty(y + b));
     });
@@ -153,33 +190,48 @@ export function lineChart(options: LineChartOptions): string {
     body.push(`<line x1="${m.left}" y1="${num(Yt(t))}" x2="${m.left + pw}" y2="${num(Yt(t))}" stroke="#e4e4e4"/>`);
     body.push(`<text x="${m.left - 6}" y="${num(Yt(t) + 4)}" text-anchor="end">${tickLabel(options.logY ? Number((10 ** t).toPrecision(3)) : t)}</text>`);
   }
-  for (const v of options.vlines ?? []) {
-    if (v < xmin || v > xmax) continue;
-    body.push(`<line x1="${num(X(v))}" y1="${m.top}" x2="${num(X(v))}" y2="${m.top + ph}" stroke="#999" stroke-dasharray="4 3"/>`);
+  // Labels that would overlap the previous one are left out (dense schedules): every line is drawn, and the
+  // labels kept (e.g. growth 1, 4, 7, 10) still number them.
+  let labelEnd = -Infinity;
+  for (const raw of options.vlines ?? []) {
+    const v = typeof raw === 'number' ? { x: raw } : raw;
+    if (v.x < xmin || v.x > xmax) continue;
+    body.push(`<line x1="${num(X(v.x))}" y1="${m.top}" x2="${num(X(v.x))}" y2="${m.top + ph}" stroke="#777" stroke-dasharray="4 3"/>`);
+    if (v.label && X(v.x) + 3 >= labelEnd) {
+      body.push(`<text class="vline-label" x="${num(X(v.x) + 3)}" y="${m.top + 12}" font-size="10" fill="#555">${esc(v.label)}</text>`);
+      labelEnd = X(v.x) + 3 + v.label.length * 5.6 + 6;
+    }
   }
   body.push(`<text x="${m.left + pw / 2}" y="${height - 12}" text-anchor="middle">${esc(options.xLabel)}</text>`);
   body.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(options.yLabel)}${options.logY ? ' (log scale)' : ''}</text>`);
+  let clipped = false;
+  const floorY = m.top + ph;
   options.series.forEach((s, si) => {
-    const color = seriesColor(si);
+    const color = s.color ?? seriesColor(si);
     const idx = subsample(s.x.length, options.maxPoints ?? 400).filter((i) => Number.isFinite(s.x[i]!) && Number.isFinite(s.y[i]!));
     if (s.band && idx.length > 1) {
-      const upper = idx.map((i) => `${num(X(s.x[i]!))},${num(Y(s.y[i]! + s.band![i]!))}`);
+      const upper = idx.map((i) => `${num(X(s.x[i]!))},${num(Math.max(m.top, Y(s.y[i]! + s.band![i]!)))}`);
       const lower = idx
         .slice()
         .reverse()
         .map((i) => {
           const lo = s.y[i]! - s.band![i]!;
-          return `${num(X(s.x[i]!))},${num(Y(options.logY ? Math.max(lo, s.y[i]! * 0.2) : lo))}`;
+          let y = options.logY && !(lo > 0) ? floorY : Y(lo);
+          if (y > floorY) y = floorY;
+          if (y === floorY && (options.logY ? !(lo > 0) || ty(lo) < ymin : lo < ymin)) clipped = true;
+          return `${num(X(s.x[i]!))},${num(y)}`;
         });
-      body.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+      body.push(`<polygon class="band" points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
     }
     const pts = idx.map((i) => `${num(X(s.x[i]!))},${num(Y(s.y[i]!))}`).join(' ');
-    body.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.6"/>`);
+    body.push(`<polyline class="series" data-name="${esc(s.name)}" points="${pts}" fill="none" stroke="${color}" stroke-width="${s.strokeWidth ?? 1.6}"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
     if (options.markers) for (const i of idx) body.push(`<circle cx="${num(X(s.x[i]!))}" cy="${num(Y(s.y[i]!))}" r="2.5" fill="${color}"/>`);
     const ly = m.top + 8 + si * 18;
-    body.push(`<line x1="${width - legendW}" y1="${ly}" x2="${width - legendW + 22}" y2="${ly}" stroke="${color}" stroke-width="3"/>`);
-    body.push(`<text x="${width - legendW + 28}" y="${ly + 4}">${esc(s.name)}</text>`);
+    body.push(`<line x1="${width - legendW}" y1="${ly}" x2="${width - legendW + 22}" y2="${ly}" stroke="${color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    body.push(`<text class="legend" x="${width - legendW + 28}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
+  const notes = [...(options.note ? [options.note] : []), ...(clipped ? ['bands clipped at the axis floor'] : [])];
+  notes.forEach((n, i) => body.push(`<text class="note" x="${width - legendW}" y="${m.top + 16 + options.series.length * 18 + i * 14}" font-size="10" fill="#555">${esc(n)}</text>`));
   return frame(width, height, options.title, body);
 }
 

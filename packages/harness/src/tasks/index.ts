@@ -3,18 +3,21 @@
  */
 import { UnknownNameError } from '@gradmax/core';
 import type { Task } from '../types.js';
-import { mnistCnn } from './mnist-cnn.js';
-import { mnistMlp } from './mnist-mlp.js';
+import { fashionMnistCnn, mnistCnn } from './mnist-cnn.js';
+import { fashionMnistMlp, mnistMlp } from './mnist-mlp.js';
 import { teacherStudent } from './teacher-student.js';
 
-export { mnistCnn, type MnistCnnConfig } from './mnist-cnn.js';
-export { mnistMlp, evaluateMlp, type MnistMlpConfig } from './mnist-mlp.js';
-export { teacherStudent, teacherStudentStrategyOptions, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
+export { mnistCnn, fashionMnistCnn, describeMnistCnn, type MnistCnnConfig } from './mnist-cnn.js';
+export { mnistMlp, fashionMnistMlp, evaluateMlp, describeMnistMlp, type MnistMlpConfig } from './mnist-mlp.js';
+export { teacherStudent, teacherStudentStrategyOptions, describeTeacherStudent, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
+export { teacherStudentReport } from './teacher-student-report.js';
 
 const registry = new Map<string, Task<any>>([
   [teacherStudent.name, teacherStudent],
   [mnistMlp.name, mnistMlp],
   [mnistCnn.name, mnistCnn],
+  [fashionMnistMlp.name, fashionMnistMlp],
+  [fashionMnistCnn.name, fashionMnistCnn],
 ]);
 
 /** All built-in and registered tasks, in registration order. */

