@@ -10,7 +10,8 @@ Run with Debian's interpreter, which sees python3-torch (1.13), python3-torchvis
 Every model is built with ``weights=None`` (random weights, fixed seed), then given non-trivial normalisation
 parameters: BatchNorm/LayerNorm/GroupNorm affine weights and biases are drawn at random, and BatchNorm running
 statistics are calibrated on random inputs (train-mode forward passes with a cumulative average), so that BN is
-neither the identity nor blowing activations up. The model is exported in eval mode with
+neither the identity nor blowing activations up. Weights torchvision initialises to zero (ViT's head) get random
+values and ConvNeXt's layer scales (1e-6 at init) values in [0.1, 1), so that the output depends on every layer. The model is exported in eval mode with
 ``training=TrainingMode.PRESERVE``: torch's default (EVAL) export folds BatchNormalization into the preceding Conv,
 which would hide the per-channel ops this corpus exists to exercise.
 
@@ -203,13 +204,22 @@ MODELS = {
 
 
 def make_nontrivial(model, input_shape):
-    """Random affine params for every norm layer; BatchNorm running statistics calibrated on random inputs."""
+    """Random affine params for every norm layer; BatchNorm running statistics calibrated on random inputs; no weight
+    left all zero and no near-zero layer scale."""
     import torch
     import torch.nn as nn
 
     g = torch.Generator().manual_seed(SEED + 1)
     bns = []
     with torch.no_grad():
+        for pname, p in model.named_parameters():
+            # Zero-initialised weights (ViT's head) would make the output blind to every upstream change; ConvNeXt's
+            # layer scale (1e-6 at init) nearly so. Give them values a trained model could have.
+            if p.dim() >= 2 and not bool(p.any()):
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
+            elif pname.endswith("layer_scale"):
+                p.copy_(torch.rand(p.shape, generator=g) * 0.9 + 0.1)  # U(0.1, 1)
         for m in model.modules():
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
                 w = getattr(m, "weight", None)
