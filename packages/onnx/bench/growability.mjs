@@ -18,6 +18,7 @@
 // Usage: pnpm --filter @gradmax/onnx bench   or   node packages/onnx/bench/growability.mjs [--json out.json]
 // Env:   GROWABILITY_MODELS=resnet18,mobilenet_v2   GROWABILITY_OPSETS=13   GROWABILITY_MAX_GROUPS=N (widen at most N
 //        growable groups per model, spread evenly; default all)   GROWABILITY_BATCH (verification batch, default 2)
+//        GROWABILITY_SOURCE=sites (pair sites even when findGroups exists; "groups" requires findGroups)
 //        GRADMAX_CORPUS_DIR (corpus cache)   GRADMAX_PYTHON (interpreter with torch, default /usr/bin/python3)
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -86,7 +87,10 @@ function ensureCorpus() {
   }
   const have = new Set(known(manifest));
   const missing = names.filter((n) => opsets.some((o) => !have.has(`${n}@${o}`)));
-  if (missing.length) {
+  if (names.length === 0) {
+    log(`growability: the corpus ${corpusDir} is empty and ${python} cannot run ${exportScript}`);
+    log('growability: it needs python3-torch, python3-torchvision and python3-onnx (Debian: apt-get install python3-torch python3-torchvision python3-onnx)');
+  } else if (missing.length) {
     if (!fs.existsSync(python) || !pythonHasTorch()) {
       log(`growability: ${python} cannot import torch, torchvision and onnx (Debian: apt-get install python3-torch python3-torchvision python3-onnx),`);
       log(`growability: so the corpus cannot be built; ${missing.length} model(s) missing from ${corpusDir}: ${missing.join(', ')}`);
@@ -116,9 +120,19 @@ const probe = await import(path.join(here, '..', 'dist', 'probe', 'index.js'));
 await import('@gradmax/strategies/register');
 const { Matrix, Rng } = await import('@gradmax/core');
 
-const hasGroups = typeof onnx.findGroups === 'function';
+// GROWABILITY_SOURCE=sites forces the pair-site view even when findGroups exists (to compare the two).
+const forceSites = process.env.GROWABILITY_SOURCE === 'sites';
+if (process.env.GROWABILITY_SOURCE && !['sites', 'groups'].includes(process.env.GROWABILITY_SOURCE)) {
+  log(`growability: GROWABILITY_SOURCE must be "groups" or "sites", got "${process.env.GROWABILITY_SOURCE}"`);
+  process.exit(2);
+}
+const hasGroups = typeof onnx.findGroups === 'function' && !forceSites;
+if (process.env.GROWABILITY_SOURCE === 'groups' && !hasGroups) {
+  log('growability: GROWABILITY_SOURCE=groups, but @gradmax/onnx has no findGroups yet');
+  process.exit(2);
+}
 const hasGroupStats = typeof probe.computeGroupStatistics === 'function';
-const source = hasGroups ? 'findGroups' : 'FALLBACK: findSites pair sites (no findGroups yet)';
+const source = hasGroups ? 'findGroups' : forceSites ? 'findSites pair sites (GROWABILITY_SOURCE=sites)' : 'FALLBACK: findSites pair sites (no findGroups yet)';
 // gradmax statistics: per group from computeGroupStatistics; in the pair-site fallback the existing per-site probe
 // (computeStatistics) serves, since there a group is a site; with groups but no group statistics: not run.
 const gradmaxVia = hasGroupStats ? 'computeGroupStatistics' : hasGroups ? undefined : 'computeStatistics (pair sites)';
