@@ -11,7 +11,9 @@ Every model is built with ``weights=None`` (random weights, fixed seed), then gi
 parameters: BatchNorm/LayerNorm/GroupNorm affine weights and biases are drawn at random, and BatchNorm running
 statistics are calibrated on random inputs (train-mode forward passes with a cumulative average), so that BN is
 neither the identity nor blowing activations up. Weights torchvision initialises to zero (ViT's head) get random
-values and ConvNeXt's layer scales (1e-6 at init) values in [0.1, 1), so that the output depends on every layer. The model is exported in eval mode with
+values and ConvNeXt's layer scales (1e-6 at init) values in [0.1, 1), so that the output depends on every layer;
+constant (zero-initialised) biases get small random values, as in a trained model (equal initializers would be
+deduplicated by the exporter into Identity nodes). The model is exported in eval mode with
 ``training=TrainingMode.PRESERVE``: torch's default (EVAL) export folds BatchNormalization into the preceding Conv,
 which would hide the per-channel ops this corpus exists to exercise.
 
@@ -220,6 +222,10 @@ def make_nontrivial(model, input_shape):
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
             elif pname.endswith("layer_scale"):
                 p.copy_(torch.rand(p.shape, generator=g) * 0.9 + 0.1)  # U(0.1, 1)
+            elif pname.endswith("bias") and p.numel() > 1 and bool((p == p.flatten()[0]).all()):
+                # Constant (zero-initialised) biases: torch's exporter deduplicates equal initializers and feeds the
+                # copies through Identity nodes, which a trained model (distinct biases) never shows.
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
         for m in model.modules():
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
                 w = getattr(m, "weight", None)
