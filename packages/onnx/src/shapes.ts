@@ -86,6 +86,18 @@ function windowOutput(node: NodeProto, input: Shape, kernel: number[], channels:
   return out;
 }
 
+/** The elements of the stored tensor (initializer or Constant) named `name` as numbers; undefined when computed or unreadable. */
+export function constantNumbers(model: OnnxModel, name: string | undefined): number[] | undefined {
+  if (!name) return undefined;
+  const w = model.weight(name);
+  if (!w) return undefined;
+  try {
+    return Array.from(model.readNumbers(w.tensor));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Infers shapes of every value of the main graph it can. */
 export function inferShapes(model: OnnxModel): Map<string, Shape> {
   const shapes = new Map<string, Shape>();
@@ -98,16 +110,7 @@ export function inferShapes(model: OnnxModel): Map<string, Shape> {
       shapes.set(t.name, undefined);
     }
   }
-  const constInts = (name: string | undefined): number[] | undefined => {
-    if (!name) return undefined;
-    const w = model.weight(name);
-    if (!w) return undefined;
-    try {
-      return Array.from(model.readNumbers(w.tensor));
-    } catch {
-      return undefined;
-    }
-  };
+  const constInts = (name: string | undefined): number[] | undefined => constantNumbers(model, name);
   for (const node of g.node) {
     let out: Shape;
     try {

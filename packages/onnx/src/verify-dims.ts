@@ -7,7 +7,7 @@
 import type { TensorShapeProto_Dimension, ValueInfoProto } from 'onnx-buf';
 import { attrInt } from './attributes.js';
 import { makeValueInfo, valueInfoShape, type OnnxModel } from './model.js';
-import { inferShapes, type Dim, type Shape } from './shapes.js';
+import { constantNumbers, inferShapes, type Dim, type Shape } from './shapes.js';
 
 /** What a symbolic dimension is taken to be. */
 export type DimKind = 'batch' | 'spatial' | 'sequence' | 'other';
@@ -293,16 +293,7 @@ export function symbolicDims(model: OnnxModel): SymbolicDim[] {
   return dims;
 }
 
-function numericConst(model: OnnxModel, name: string | undefined): number[] | undefined {
-  if (!name) return undefined;
-  const w = model.weight(name);
-  if (!w) return undefined;
-  try {
-    return Array.from(model.readNumbers(w.tensor));
-  } catch {
-    return undefined;
-  }
-}
+const numericConst = constantNumbers;
 
 /** Pairs of dimensions that must be equal for the node to run (only those the static shapes can show). */
 function equalities(node: OnnxModel['graph']['node'][number], shapeOf: (i: number) => Shape): [Dim, Dim][] {

@@ -12,7 +12,7 @@ import { functionalOf, type AnyLayer } from '../model/graph.js';
 import { readValues, replaceVariable, type LayerVariable } from '../model/weights.js';
 import { assertKnownOptimizer, padOptimizerSlots, resetOptimizerSlots } from '../optimizer/slots.js';
 import { extendAxis, extensionSourceIndex } from '../widen/extend-axis.js';
-import { refuseConstantUnits, type WidenOptions } from '../widen/apply.js';
+import { applyVariableChanges, refuseConstantUnits, type WidenOptions } from '../widen/apply.js';
 import { groupLayout, type AxisView } from './layout.js';
 import { layerRule } from './rules.js';
 import type { ChannelGroup } from './types.js';
@@ -163,19 +163,7 @@ export function widenGroup(model: tfl.LayersModel, group: ChannelGroup, units: N
     }
   }
 
-  const compiled = functionalOf(model) as unknown as { optimizer_?: tf.Optimizer; collectedTrainableWeights?: LayerVariable[] };
-  const optimizer = options.skipOptimizer ? undefined : compiled.optimizer_;
-  const trainable = compiled.collectedTrainableWeights ?? model.trainableWeights;
-  if (optimizer && !options.resetOptimizer) assertKnownOptimizer(optimizer);
-
-  for (const c of changes) {
-    replaceVariable(c.variable, c.shape, c.values);
-    if (optimizer && !options.resetOptimizer) {
-      const index = trainable.indexOf(c.variable);
-      if (index >= 0) padOptimizerSlots(optimizer, index, c.shape, c.source);
-    }
-  }
-  if (optimizer && options.resetOptimizer) resetOptimizerSlots(optimizer);
+  applyVariableChanges(model, changes, options);
 
   const journal = new Journal();
   for (const p of layout.producers) {

@@ -21,11 +21,32 @@ export interface WidenOptions {
   skipOptimizer?: boolean;
 }
 
-interface Change {
+/** A variable's new shape and values, and for each new element the old element it continues (-1 for new). */
+export interface VariableChange {
   variable: LayerVariable;
   shape: number[];
   values: Float32Array;
   source: Int32Array;
+}
+type Change = VariableChange;
+
+/**
+ * Replaces every changed variable and carries the optimizer's slots along (zeros for new entries), or resets them,
+ * as `options` say. Optimizer positions are looked up before any variable changes.
+ */
+export function applyVariableChanges(model: tfl.LayersModel, changes: readonly VariableChange[], options: WidenOptions): void {
+  const compiled = functionalOf(model) as unknown as { optimizer_?: tf.Optimizer; collectedTrainableWeights?: LayerVariable[] };
+  const optimizer = options.skipOptimizer ? undefined : compiled.optimizer_;
+  const trainable = compiled.collectedTrainableWeights ?? model.trainableWeights;
+  if (optimizer && !options.resetOptimizer) assertKnownOptimizer(optimizer);
+  for (const c of changes) {
+    replaceVariable(c.variable, c.shape, c.values);
+    if (optimizer && !options.resetOptimizer) {
+      const index = trainable.indexOf(c.variable);
+      if (index >= 0) padOptimizerSlots(optimizer, index, c.shape, c.source);
+    }
+  }
+  if (optimizer && options.resetOptimizer) resetOptimizerSlots(optimizer);
 }
 
 type Config = Record<string, unknown>;
@@ -185,20 +206,7 @@ export function widenSite(model: tfl.LayersModel, site: TfjsGrowthSite, units: N
     changes.push(change(kernel2, { outer: kh * kw, channels: n1, inner: m2, added: k }, [kh, kw, n1 + k, m2], (b, j, i) => out[(b * m2 + i) * k + j]!, scale));
   }
 
-  // Optimizer positions are looked up before any variable changes.
-  const compiled = functionalOf(model) as unknown as { optimizer_?: tf.Optimizer; collectedTrainableWeights?: LayerVariable[] };
-  const optimizer = options.skipOptimizer ? undefined : compiled.optimizer_;
-  const trainable = compiled.collectedTrainableWeights ?? model.trainableWeights;
-  if (optimizer && !options.resetOptimizer) assertKnownOptimizer(optimizer);
-
-  for (const c of changes) {
-    replaceVariable(c.variable, c.shape, c.values);
-    if (optimizer && !options.resetOptimizer) {
-      const index = trainable.indexOf(c.variable);
-      if (index >= 0) padOptimizerSlots(optimizer, index, c.shape, c.source);
-    }
-  }
-  if (optimizer && options.resetOptimizer) resetOptimizerSlots(optimizer);
+  applyVariableChanges(model, changes, options);
 
   setSiteWidth(model, site, n1, n1 + k, positions);
   return k;
