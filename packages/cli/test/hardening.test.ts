@@ -46,3 +46,62 @@ describe('stdout closed early (issue 15 item 14)', () => {
     expect(r.status).toBe(0);
   });
 });
+
+/** A process id that no longer runs (a child that has exited). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+describe('temporary files after SIGTERM/SIGINT/SIGKILL (issue 15 item 11)', () => {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
+    it(`${signal} during widen removes the staging folder and exits ${code}`, async () => {
+      const dir = tmpDir('gradmax-cli-signal-');
+      const b = new GraphBuilder(new Rng(4));
+      const x = b.input('x', [64, 256]);
+      let h = x;
+      for (let i = 0; i < 12; i++) h = b.op('Relu', [b.op('Gemm', [h, b.weight([256, 256], 0.05), b.weight([256])], {}, 1, `fc${i}`)]);
+      b.output(h, [64, 256]);
+      const file = path.join(dir, 'm.onnx');
+      fs.writeFileSync(file, serializeModel(b.model()));
+      const child = spawn(process.execPath, [BIN, 'onnx', 'widen', file, '--site', 'fc0', '--add', '4', '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'w.onnx')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      // wait until the staging folder exists, then interrupt
+      let sent = false;
+      for (let i = 0; i < 4000 && !sent; i++) {
+        if (fs.readdirSync(dir).some((f) => f.startsWith('.w.onnx.tmp-'))) {
+          child.kill(signal);
+          sent = true;
+        } else await new Promise((r) => setTimeout(r, 2));
+      }
+      const status = await exited;
+      expect(sent).toBe(true);
+      expect(status).toBe(code);
+      expect(err).toMatch(new RegExp(`interrupted \\(${signal}\\)`));
+      expect(fs.readdirSync(dir)).toEqual(['m.onnx']);
+    });
+  }
+
+  it('the next run sweeps temporary files of dead processes beside OUT, not those of live ones or other names', async () => {
+    const dir = tmpDir('gradmax-cli-sweep-');
+    const file = saveModelFile(dir, 'm.onnx');
+    const dead = deadPid();
+    const stale = [`.w.onnx.tmp-${dead}-aB3xYz`, `w.onnx.tmp-${dead}-1700000000000`, `w.onnx.data.tmp-${dead}-1700000000001`];
+    fs.mkdirSync(path.join(dir, stale[0]!));
+    fs.writeFileSync(path.join(dir, stale[0]!, 'w.onnx'), 'partial');
+    fs.writeFileSync(path.join(dir, stale[1]!), 'partial');
+    fs.writeFileSync(path.join(dir, stale[2]!), 'partial');
+    const keep = [`.w.onnx.tmp-${process.pid}-qwerty`, `other.onnx.tmp-${dead}-1700000000000`, `w.onnx.tmp-notapid-1`];
+    fs.mkdirSync(path.join(dir, keep[0]!));
+    for (const k of keep.slice(1)) fs.writeFileSync(path.join(dir, k), 'x');
+    const r = await run(['onnx', 'widen', file, '--site', 'fc0', '--add', '1', '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'w.onnx')]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(EXIT_OK);
+    expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', 'w.onnx', ...keep].sort());
+  });
+});
