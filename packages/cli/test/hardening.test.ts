@@ -105,3 +105,56 @@ describe('temporary files after SIGTERM/SIGINT/SIGKILL (issue 15 item 11)', () =
     expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', 'w.onnx', ...keep].sort());
   });
 });
+
+describe('input-driven allocations are bounded (issue 15 item 12)', () => {
+  it('--add 1000000000 / 100000000 is refused before anything is allocated; 1e9 is no integer', async () => {
+    const dir = tmpDir('gradmax-cli-add-');
+    const file = saveModelFile(dir, 'm.onnx');
+    for (const add of ['1000000000', '100000000']) {
+      const t0 = Date.now();
+      const r = await run(['onnx', 'widen', file, '--site', 'fc0', '--add', add, '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'w.onnx')]);
+      expect(r.code, add).toBe(EXIT_USAGE);
+      expect(r.err, add).toMatch(new RegExp(`^gradmax onnx widen: --add ${add} at fc0 adds .* weights, about .* GiB of working memory in all, above --max-memory 4.0 GiB; add fewer units or raise --max-memory\\n$`));
+      expect(Date.now() - t0).toBeLessThan(5000);
+    }
+    const sci = await run(['onnx', 'widen', file, '--site', 'fc0', '--add', '1e9', '-o', path.join(dir, 'w.onnx')]);
+    expect([sci.code, sci.err]).toEqual([EXIT_USAGE, 'gradmax onnx widen: --add expects an integer, got "1e9"\n']);
+    // a lower limit refuses a small growth; a bad size is a usage error
+    const low = await run(['onnx', 'widen', file, '--site', 'fc0', '--add', '1000', '--max-memory', '100K', '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'w.onnx')]);
+    expect(low.err).toMatch(/above --max-memory 0\.1 MiB/);
+    const bad = await run(['onnx', 'widen', file, '--site', 'fc0', '--add', '1', '--max-memory', 'lots', '-o', path.join(dir, 'w.onnx')]);
+    expect(bad.err).toMatch(/--max-memory expects a size such as 4G/);
+    const ok = await run(['onnx', 'widen', file, '--site', 'fc0', '--add', '1000', '--max-memory', '1G', '--strategy', 'randomOutgoingZero', '-o', path.join(dir, 'w.onnx')]);
+    expect(ok.err).toBe('');
+    expect(ok.code).toBe(EXIT_OK);
+    expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', 'w.onnx']);
+  });
+
+  it('/dev/zero or a FIFO as model, --inputs or --stats is refused without reading it', async () => {
+    const dir = tmpDir('gradmax-cli-devzero-');
+    const file = saveModelFile(dir, 'm.onnx');
+    const fifo = path.join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    const out = path.join(dir, 'w.onnx');
+    const widen = ['onnx', 'widen', file, '--site', 'fc0', '--add', '1', '-o', out];
+    for (const [argv, re] of [
+      [['onnx', 'inspect', '/dev/zero'], /^gradmax onnx inspect: cannot read model file "\/dev\/zero": it is a character device, not a regular file\n$/],
+      [['onnx', 'inspect', fifo], /cannot read model file ".*fifo": it is a FIFO, not a regular file/],
+      [['onnx', 'inspect', dir], /it is a folder, not a regular file/],
+      [['onnx', 'verify', file, '/dev/zero'], /cannot read model file "\/dev\/zero": it is a character device/],
+      [[...widen, '--strategy', 'randomOutgoingZero', '--inputs', '/dev/zero'], /cannot read "\/dev\/zero": it is a character device, not a regular file/],
+      [[...widen, '--strategy', 'randomOutgoingZero', '--inputs', `x=${fifo}`], /it is a FIFO, not a regular file/],
+      [[...widen, '--stats', '/dev/zero'], /cannot read statistics manifest "\/dev\/zero": it is a character device, not a regular file/],
+      [[...widen, '--stats', fifo], /cannot read statistics manifest ".*fifo": it is a FIFO/],
+    ] as const) {
+      const r = await run([...argv]);
+      expect(r.code, argv.join(' ')).toBe(EXIT_USAGE);
+      expect(r.err, argv.join(' ')).toMatch(re);
+    }
+    // the npy form of --stats
+    fs.symlinkSync('/dev/zero', path.join(dir, 'zero.npy'));
+    const npy = await run([...widen, '--stats', path.join(dir, 'zero.npy')]);
+    expect(npy.err).toMatch(/zero\.npy": it is a character device, not a regular file/);
+    expect(fs.readdirSync(dir).sort()).toEqual(['fifo', 'm.onnx', 'zero.npy']);
+  });
+});

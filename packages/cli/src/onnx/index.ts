@@ -26,7 +26,7 @@ import { UsageError, parseCommand, parseIntegerFlag, parseNumberFlag, parsePairs
 import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
 import { formatNumber, formatTable } from '../shared/table.js';
-import { parseWidenTargets } from './widen-targets.js';
+import { DEFAULT_MAX_MEMORY, checkGrowthBudget, parseSize, parseWidenTargets } from './widen-targets.js';
 import { describeVerification, loadWithProgress, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
 
 
@@ -82,6 +82,7 @@ Options:
                               batch-like dims hold all 8 samples, others come from the model's weights or a
                               default such as 32 for image sizes); a dim without a name is INPUT:AXIS
   --execution-provider EP     onnxruntime execution provider (default: cpu)
+  --max-memory SIZE           refuse growth whose new weights need more working memory than SIZE (default 4G)
   --json                      print the summary as JSON
   -h, --help                  show this help
 `;
@@ -305,6 +306,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       inputs: { type: 'string', multiple: true },
       dim: { type: 'string', multiple: true },
       'execution-provider': { type: 'string' },
+      'max-memory': { type: 'string' },
       json: { type: 'boolean' },
     },
     { min: 1, max: 1, names: 'MODEL' },
@@ -323,6 +325,8 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
   const model = loadWithProgress(io, input);
   const allGroups = findGroups(model);
   const targets = sitesArg.map((s) => findGroup(model, s, allGroups));
+  const maxMemory = typeof values['max-memory'] === 'string' ? parseSize(cmd, '--max-memory', values['max-memory']) : DEFAULT_MAX_MEMORY;
+  checkGrowthBudget(cmd, targets, counts, maxMemory);
   const requests: GrowRequest[] = targets.map((g, i) => ({ site: g.growable ? g.name : sitesArg[i]!, count: counts[i]! }));
   if (typeof values.stats === 'string') {
     const statsFile = resolvePath(io, values.stats);
