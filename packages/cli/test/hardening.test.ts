@@ -4,10 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Rng } from '@gradmax/core';
+import { InvalidArgumentError, Rng } from '@gradmax/core';
 import { serializeModel } from '@gradmax/onnx';
 import { EXIT_OK, EXIT_USAGE, main, memoryIO } from '@gradmax/cli';
 import { GraphBuilder, tmpDir } from '../../onnx/test/helpers.js';
+import { reportError } from '../src/shared/errors.js';
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 
@@ -156,5 +157,53 @@ describe('input-driven allocations are bounded (issue 15 item 12)', () => {
     const npy = await run([...widen, '--stats', path.join(dir, 'zero.npy')]);
     expect(npy.err).toMatch(/zero\.npy": it is a character device, not a regular file/);
     expect(fs.readdirSync(dir).sort()).toEqual(['fifo', 'm.onnx', 'zero.npy']);
+  });
+});
+
+describe('gradmax bench run --seeds bounds (issue 15 item 13)', () => {
+  it('a huge range is a usage error, not a heap abort or a stack overflow', async () => {
+    for (const seeds of ['0-1000000000', '0-1000000']) {
+      const t0 = Date.now();
+      const r = await run(['bench', 'run', '--seeds', seeds, '--out', tmpDir('gradmax-cli-seeds-')]);
+      expect(r.code, seeds).toBe(EXIT_USAGE);
+      expect(r.err, seeds).toMatch(new RegExp(`^gradmax bench run: --seeds ${seeds} selects \\d+ seeds, more than 100000; split the study`));
+      expect(Date.now() - t0).toBeLessThan(5000);
+    }
+  });
+});
+
+describe('small ones (issue 15 item 16)', () => {
+  it('verify --atol/--rtol must not be negative', async () => {
+    const dir = tmpDir('gradmax-cli-atol-');
+    const file = saveModelFile(dir, 'm.onnx');
+    for (const flag of ['--atol=-1', '--rtol=-0.5']) {
+      const r = await run(['onnx', 'verify', file, file, flag]);
+      expect(r.code, flag).toBe(EXIT_USAGE);
+      expect(r.err, flag).toMatch(/^gradmax onnx verify: --[ar]tol must be >= 0, got -[\d.]+\n$/);
+    }
+  });
+
+  it('bench run/report --out FILE is a usage error (exit 2) before anything runs, with the command prefix', async () => {
+    const dir = tmpDir('gradmax-cli-benchout-');
+    const file = path.join(dir, 'file');
+    fs.writeFileSync(file, 'x');
+    const runOut = await run(['bench', 'run', '--task', 'teacher-student', '--preset', 'tiny', '--seeds', '1', '--workers', '0', '--out', file]);
+    expect([runOut.code, runOut.err]).toEqual([EXIT_USAGE, `gradmax bench run: --out ${file} is a file; give a folder (it is created if missing)\n`]);
+    const results = tmpDir('gradmax-cli-benchres-');
+    const rep = await run(['bench', 'report', results, '--out', file]);
+    expect([rep.code, rep.err]).toEqual([EXIT_USAGE, `gradmax bench report: --out ${file} is a file; give a folder (it is created if missing)\n`]);
+    const under = await run(['bench', 'report', results, '--out', path.join(file, 'sub')]);
+    expect(under.code).toBe(EXIT_USAGE);
+    expect(under.err).toMatch(/^gradmax bench report: cannot create the output folder .*: (ENOTDIR|EEXIST)\n$/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('x');
+  });
+
+  it('bench run --task nope and other typed errors carry the command prefix once', async () => {
+    const r = await run(['bench', 'run', '--task', 'nope']);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.err).toMatch(/^gradmax bench run: unknown task "nope"/);
+    const io = memoryIO({});
+    expect(reportError(io, new InvalidArgumentError('gradmax onnx stats: --labels must hold integer class labels'), 'gradmax onnx stats')).toBe(EXIT_USAGE);
+    expect(io.err).toBe('gradmax onnx stats: --labels must hold integer class labels\n');
   });
 });

@@ -9,7 +9,7 @@ export { resolveFlatConfig, configHash, canonicalJson, type ConfigValue } from '
 export { GrowableMlp, glorotMlp, uniformMlp, type DenseWeights, type MlpLoss, type GradientNorms } from './mlp.js';
 export { growMlpSite } from './growth.js';
 export { loadMnist, takeMnist, gatherBatch, BatchStream, type MnistSplit, type MnistTrainingConfig } from './mnist.js';
-export { expandGrid, shardGrid, parseShard, parseSeeds, type GridCell, type Shard } from './grid.js';
+export { expandGrid, shardGrid, parseShard, parseSeeds, MAX_SEEDS, type GridCell, type Shard } from './grid.js';
 export {
   writeResult,
   readResult,

@@ -273,8 +273,8 @@ function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, 
   }
   if (typeof values.seed === 'string') opts.seed = parseIntegerFlag(cmd, '--seed', values.seed);
   if (typeof values['execution-provider'] === 'string') opts.executionProvider = values['execution-provider'];
-  if (typeof values.atol === 'string') opts.atol = parseNumberFlag(cmd, '--atol', values.atol);
-  if (typeof values.rtol === 'string') opts.rtol = parseNumberFlag(cmd, '--rtol', values.rtol);
+  if (typeof values.atol === 'string') opts.atol = parseNumberFlag(cmd, '--atol', values.atol, 0);
+  if (typeof values.rtol === 'string') opts.rtol = parseNumberFlag(cmd, '--rtol', values.rtol, 0);
   return opts;
 }
 

@@ -6,6 +6,11 @@ import { GradmaxError } from '@gradmax/core';
 import { UsageError } from './args.js';
 import { EXIT_USAGE, type CliIO } from './io.js';
 
+/** `message` with `prefix: ` in front, unless it already names a gradmax command (no repeated prefixes). */
+function prefixed(prefix: string, message: string): string {
+  return /^gradmax( [a-z-]+)*: /.test(message) ? message : `${prefix}: ${message}`;
+}
+
 /**
  * Prints `error` as one line on stderr and returns the exit code: usage errors and gradmax's typed input errors
  * give 2. Unexpected errors also give 2, with the stack when `GRADMAX_DEBUG` is set.
@@ -16,7 +21,7 @@ export function reportError(io: CliIO, error: unknown, prefix = 'gradmax'): numb
     return EXIT_USAGE;
   }
   if (error instanceof GradmaxError) {
-    io.stderr.write(`${prefix}: ${error.message.split('\n')[0]}\n`);
+    io.stderr.write(`${prefixed(prefix, error.message.split('\n')[0]!)}\n`);
     return EXIT_USAGE;
   }
   const e = error as Error;
