@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, Rng } from '@gradmax/core';
-import { serializeModel } from '@gradmax/onnx';
+import { encodeNpy, serializeModel } from '@gradmax/onnx';
 import { EXIT_OK, EXIT_USAGE, main, memoryIO } from '@gradmax/cli';
 import { GraphBuilder, tmpDir } from '../../onnx/test/helpers.js';
 import { reportError } from '../src/shared/errors.js';
@@ -205,5 +205,45 @@ describe('small ones (issue 15 item 16)', () => {
     const io = memoryIO({});
     expect(reportError(io, new InvalidArgumentError('gradmax onnx stats: --labels must hold integer class labels'), 'gradmax onnx stats')).toBe(EXIT_USAGE);
     expect(io.err).toBe('gradmax onnx stats: --labels must hold integer class labels\n');
+  });
+});
+
+describe('gradmax in a clone (issue 15 item 17)', () => {
+  it('pnpm gradmax runs the command line, resolving relative paths against the folder it is called from', () => {
+    const dir = tmpDir('gradmax-cli-pnpm-');
+    saveModelFile(dir, 'm.onnx');
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    const r = spawnSync('pnpm', ['-C', root, '--silent', 'gradmax', 'onnx', 'inspect', 'm.onnx'], { cwd: dir, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^m\.onnx: 3 groups/);
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('widen with the default strategy and no statistics (issue 15 item 18)', () => {
+  it('fails with the exact command lines that work, and both work as printed', async () => {
+    const dir = tmpDir('gradmax-cli-default-');
+    saveModelFile(dir, 'model.onnx');
+    const pasted = ['onnx', 'widen', 'model.onnx', '--site', 'fc1', '--add', '8', '-o', 'wider.onnx'];
+    const r = await run(pasted, dir);
+    expect(r.code).toBe(EXIT_USAGE);
+    const lines = r.err.trim().split('\n');
+    expect(lines[0]).toBe('gradmax onnx widen: strategy "gradmax" needs the growth matrix M of "fc1" (--stats FILE, or computed from labelled data with --data); for example:');
+    const withData = /with data: +(.*?) {3}\(/.exec(lines[1]!)![1]!;
+    const withoutData = /without data: +(.*?) {3}\(/.exec(lines[2]!)![1]!;
+    expect(withoutData).toBe('gradmax onnx widen model.onnx --site fc1 --add 8 -o wider.onnx --strategy randomOutgoingZero');
+    expect(withData).toBe('gradmax onnx widen model.onnx --site fc1 --add 8 -o wider.onnx --data X.npy --labels Y.npy --loss ce');
+    expect(fs.readdirSync(dir)).toEqual(['model.onnx']);
+    // X.npy / Y.npy: 32 examples of the model's input, integer labels of its 4 outputs
+    const rng = new Rng(5);
+    fs.writeFileSync(path.join(dir, 'X.npy'), encodeNpy(Float32Array.from({ length: 32 * 4 }, () => rng.normal()), [32, 4]));
+    fs.writeFileSync(path.join(dir, 'Y.npy'), encodeNpy(Float64Array.from({ length: 32 }, (_, i) => i % 4), [32]));
+    for (const line of [withoutData, withData]) {
+      fs.rmSync(path.join(dir, 'wider.onnx'), { force: true });
+      const ok = await run(line.split(' ').slice(1), dir);
+      expect(ok.err, line).not.toMatch(/gradmax onnx widen:|error/);
+      expect(ok.code, line).toBe(EXIT_OK);
+      expect(fs.existsSync(path.join(dir, 'wider.onnx')), line).toBe(true);
+    }
   });
 });

@@ -72,7 +72,9 @@ Options:
                               repeatable; grouped convs need K in multiples of the group's "step"
   --add K                     units to add at the matching --site; repeatable
   -o, --output OUT            output model path (required)
-  --strategy NAME             growth strategy (default: gradmax); registered: {strategies}
+  --strategy NAME             growth strategy (default: gradmax, which needs statistics: --stats, or --data to compute
+                              them; without data use a strategy that needs none, e.g. randomOutgoingZero);
+                              registered: {strategies}
   --stats FILE                statistics: a JSON manifest {"sites": {NAME: {"moment": "M.npy", ...}}}
                               or, with a single --site, the growth matrix M as a .npy file [fanOut x fanIn]
   --seed N                    seed of the strategy and of random verification inputs (default 0)
@@ -345,6 +347,8 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       });
     }
   }
+  const missing = requests.filter((r) => !r.statistics);
+  if (strategy.needs.moment && missing.length) throw new UsageError(statisticsHint(cmd, strategyName, missing.map((r) => r.site), argv));
   const inputNames = modelInputNames(model);
   const vopts = verify ? verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames, model) : undefined;
   const results = growModel(model, requests, { strategy, seed });
@@ -389,6 +393,30 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
     if (failure === undefined) io.stdout.write(`wrote ${values.output}${fs.existsSync(`${output}.data`) && model.externalSources.size ? ` (+ ${path.basename(output)}.data)` : ''}\n`);
   }
   return failure ?? EXIT_OK;
+}
+
+/** `arg` quoted for a POSIX shell when it holds anything but plain path characters. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The error for a strategy that needs the growth matrix M when neither --stats nor --data gave it: the exact command
+ * lines that work, i.e. the same widen with labelled data (--data/--labels/--loss), or with a strategy that needs no
+ * statistics.
+ */
+function statisticsHint(cmd: string, strategy: string, sites: string[], argv: string[]): string {
+  const base = ['gradmax', 'onnx', 'widen', ...argv].map(shellQuote).join(' ');
+  const withoutStrategy: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--strategy') i++;
+    else if (!argv[i]!.startsWith('--strategy=')) withoutStrategy.push(argv[i]!);
+  }
+  return [
+    `${cmd}: strategy "${strategy}" needs the growth matrix M of ${sites.map((s) => `"${s}"`).join(', ')} (--stats FILE, or computed from labelled data with --data); for example:`,
+    `  with data:    ${base} --data X.npy --labels Y.npy --loss ce   (Y: integer class labels; --loss mse for regression targets)`,
+    `  without data: ${['gradmax', 'onnx', 'widen', ...withoutStrategy].map(shellQuote).join(' ')} --strategy randomOutgoingZero   (function-preserving, no statistics)`,
+  ].join('\n');
 }
 
 async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
