@@ -247,3 +247,21 @@ describe('widen with the default strategy and no statistics (issue 15 item 18)',
     }
   });
 });
+
+describe('gradmax onnx does not load the benchmark harness (issue 15 item 19)', () => {
+  it('gradmax onnx inspect loads no tfjs, MNIST or harness module', () => {
+    const dir = tmpDir('gradmax-cli-lazy-');
+    const file = saveModelFile(dir, 'm.onnx');
+    fs.writeFileSync(
+      path.join(dir, 'hooks.mjs'),
+      "export async function resolve(s, c, next) { const r = await next(s, c); if (/tfjs|mnist|harness/.test(r.url)) process.stderr.write(`LOADED ${r.url}\\n`); return r; }\n",
+    );
+    fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
+    const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), BIN, 'onnx', 'inspect', file], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    // the hook sees the bench path load the harness (the check works)
+    const b = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), BIN, 'bench', 'list'], { encoding: 'utf8' });
+    expect(b.stderr).toMatch(/LOADED .*harness/);
+  });
+});
