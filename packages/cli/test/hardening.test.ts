@@ -265,3 +265,21 @@ describe('gradmax onnx does not load the benchmark harness (issue 15 item 19)', 
     expect(b.stderr).toMatch(/LOADED .*harness/);
   });
 });
+
+describe('typedoc names every main entry point (issue 15 item 20)', () => {
+  it('a package with several entry points names its main module with @module (else typedoc shows "Module ")', () => {
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    const multi: string[] = [];
+    for (const name of fs.readdirSync(path.join(root, 'packages'))) {
+      const pkgFile = path.join(root, 'packages', name, 'package.json');
+      if (!fs.existsSync(pkgFile)) continue;
+      const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { name: string; exports?: Record<string, unknown> };
+      const entries = Object.keys(pkg.exports ?? {}).filter((k) => k !== './package.json');
+      if (entries.length < 2) continue;
+      multi.push(pkg.name);
+      const head = /^\/\*\*[\s\S]*?\*\//.exec(fs.readFileSync(path.join(root, 'packages', name, 'src', 'index.ts'), 'utf8'))?.[0] ?? '';
+      expect(head, pkg.name).toContain(`@module ${pkg.name}`);
+    }
+    expect(multi.sort()).toEqual(['@gradmax/core', '@gradmax/onnx', '@gradmax/strategies']);
+  });
+});
