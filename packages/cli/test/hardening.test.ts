@@ -9,6 +9,7 @@ import { encodeNpy, serializeModel } from '@gradmax/onnx';
 import { EXIT_OK, EXIT_USAGE, main, memoryIO } from '@gradmax/cli';
 import { GraphBuilder, tmpDir } from '../../onnx/test/helpers.js';
 import { reportError } from '../src/shared/errors.js';
+import { isExpectedNoise } from '../../../test/noise.js';
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 
@@ -281,5 +282,16 @@ describe('typedoc names every main entry point (issue 15 item 20)', () => {
       expect(head, pkg.name).toContain(`@module ${pkg.name}`);
     }
     expect(multi.sort()).toEqual(['@gradmax/core', '@gradmax/onnx', '@gradmax/strategies']);
+  });
+});
+
+describe('test output noise (issue 15 item 21)', () => {
+  it('the tfjs Node.js banner is expected noise; other warnings are not', () => {
+    const banner =
+      '\n============================\nHi, looks like you are running TensorFlow.js in Node.js. To speed things up dramatically, install our node backend, visit https://github.com/tensorflow/tfjs-node for more details. \n============================\n';
+    expect(isExpectedNoise(banner)).toBe(true);
+    expect(isExpectedNoise(`${banner}\nWarning: something real`)).toBe(false);
+    expect(isExpectedNoise('Warning: tf.someOp is deprecated')).toBe(false);
+    expect(isExpectedNoise('MaxListenersExceededWarning: Possible EventEmitter memory leak detected')).toBe(false);
   });
 });
