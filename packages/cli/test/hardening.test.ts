@@ -84,7 +84,7 @@ describe('temporary files after SIGTERM/SIGINT/SIGKILL (issue 15 item 11)', () =
       const status = await exited;
       expect(sent).toBe(true);
       expect(status).toBe(code);
-      expect(err).toMatch(new RegExp(`interrupted \\(${signal}\\)`));
+      expect(err).toMatch(new RegExp(`interrupted \\(${signal}\\); temporary files removed`));
       expect(fs.readdirSync(dir)).toEqual(['m.onnx']);
     });
   }

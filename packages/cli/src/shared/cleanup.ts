@@ -17,8 +17,9 @@ export function onInterrupt(fn: () => void): () => void {
   };
 }
 
-/** Runs and forgets every registered cleanup (errors ignored). */
-export function runCleanups(): void {
+/** Runs and forgets every registered cleanup (errors ignored); returns how many ran. */
+export function runCleanups(): number {
+  const n = cleanups.size;
   for (const fn of [...cleanups]) {
     cleanups.delete(fn);
     try {
@@ -27,6 +28,7 @@ export function runCleanups(): void {
       // best effort: the next run sweeps what is left (see sweepStaleTemps)
     }
   }
+  return n;
 }
 
 let installed = false;
@@ -40,13 +42,13 @@ export function installProcessHandlers(proc: NodeJS.Process = process): void {
   if (installed) return;
   installed = true;
   const onSignal = (signal: NodeJS.Signals, code: number) => () => {
-    runCleanups();
-    proc.stderr.write(`gradmax: interrupted (${signal}); temporary files removed\n`);
+    const removed = runCleanups();
+    proc.stderr.write(`gradmax: interrupted (${signal})${removed ? '; temporary files removed' : ''}\n`);
     proc.exit(code);
   };
   proc.on('SIGINT', onSignal('SIGINT', 130));
   proc.on('SIGTERM', onSignal('SIGTERM', 143));
-  proc.on('exit', runCleanups);
+  proc.on('exit', () => void runCleanups());
   proc.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') {
       runCleanups();
