@@ -347,7 +347,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       });
     }
   }
-  const missing = requests.filter((r) => !r.statistics);
+  const missing = requests.filter((r, i) => !r.statistics && targets[i]!.growable); // a group that cannot grow gets its own error from growModel
   if (strategy.needs.moment && missing.length) throw new UsageError(statisticsHint(cmd, strategyName, missing.map((r) => r.site), argv));
   const inputNames = modelInputNames(model);
   const vopts = verify ? verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames, model) : undefined;
