@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { isExpectedNoise } from './test/noise.js';
 
 const packages = ['core', 'strategies', 'tfjs', 'onnx', 'harness', 'cli'];
 const root = fileURLToPath(new URL('.', import.meta.url));
@@ -19,6 +20,8 @@ export default defineConfig({
     ...(jsonReport ? { reporters: ['default', 'json'], outputFile: { json: jsonReport } } : {}),
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // known, expected console output (tfjs's Node.js banner) is dropped; everything else is shown
+    onConsoleLog: (log) => (isExpectedNoise(log) ? false : undefined),
     projects: [
       ...packages.map((name) => ({
         resolve: { alias },
@@ -28,6 +31,7 @@ export default defineConfig({
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          ...(name === 'onnx' || name === 'cli' ? { setupFiles: [`${root}test/setup-onnxruntime.ts`] } : {}),
         },
       })),
       {

@@ -155,7 +155,6 @@ describe('gradmax onnx widen', () => {
     const dir = path.dirname(file);
     const out = path.join(dir, 'x.onnx');
     const cases: [string[], RegExp][] = [
-      [['onnx', 'widen', file, '--site', 'fc2', '--add', '1', '-o', out], /needs the growth matrix M/],
       [['onnx', 'widen', file, '--site', 'fc1', '--add', '1', '-o', file, '--strategy', 'randomOutgoingZero'], /refusing to overwrite the input/],
       [['onnx', 'widen', file, '--site', 'nope', '--add', '1', '-o', out, '--strategy', 'randomOutgoingZero'], /no group named "nope"/],
       [['onnx', 'widen', file, '--site', 'fc1', '--add', '0', '-o', out], /--add must be an integer >= 1/],
@@ -173,6 +172,11 @@ describe('gradmax onnx widen', () => {
       expect(r.err, argv.join(' ')).toMatch(re);
       expect(fs.existsSync(out), argv.join(' ')).toBe(false);
     }
+    // no statistics for the default strategy: the error line, then the command lines that work (issue 15 item 18)
+    const noStats = await run(['onnx', 'widen', file, '--site', 'fc2', '--add', '1', '-o', out]);
+    expect(noStats.code).toBe(EXIT_USAGE);
+    expect(noStats.err).toMatch(/needs the growth matrix M .*\n  with data: .*\n  without data: /);
+    expect(fs.existsSync(out)).toBe(false);
     // gradmax with zero incoming weights through a Sigmoid (f(0) = 0.5) would change the function
     const m = Matrix.from(2, 5, new Rng(2).fillNormal(new Float64Array(10)));
     fs.writeFileSync(path.join(dir, 'M3.npy'), encodeNpy(m.data, [2, 5]));

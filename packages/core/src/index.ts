@@ -2,6 +2,7 @@
  * `@gradmax/core`: framework-agnostic, dependency-free growth of neural networks as linear algebra over
  * gradient statistics. Statistics in, new weights out.
  * @packageDocumentation
+ * @module @gradmax/core
  */
 export * from './errors.js';
 export * from './rng.js';

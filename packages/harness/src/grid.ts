@@ -53,18 +53,35 @@ export function shardGrid<T>(cells: readonly T[], shard: Shard): T[] {
   return cells.filter((_, p) => p % shard.count === shard.index);
 }
 
-/** Parses `--seeds`: a count `N` (seeds 0..N−1), a range `a-b`, or a comma list `0,3,7`. */
+/** Most seeds one `--seeds` may select (a count or the length of a range); larger studies split into several runs. */
+export const MAX_SEEDS = 100_000;
+
+/**
+ * Parses `--seeds`: a count `N` (seeds 0..N−1), a range `a-b`, or a comma list `0,3,7`. Seeds are integers in
+ * [0, 2^53); at most {@link MAX_SEEDS} of them, checked before any list is built. Throws {@link InvalidArgumentError}.
+ */
 export function parseSeeds(text: string): number[] {
   const t = text.trim();
+  const tooMany = (n: number) =>
+    new InvalidArgumentError(`--seeds ${t} selects ${n} seeds, more than ${MAX_SEEDS}; split the study into several runs (e.g. --seeds 0-${MAX_SEEDS - 1}, then --seeds ${MAX_SEEDS}-${2 * MAX_SEEDS - 1})`, { seeds: t, count: n });
+  const checkSafe = (v: number) => {
+    if (!Number.isSafeInteger(v)) throw new InvalidArgumentError(`--seeds ${t}: seeds must be integers below 2^53, got ${v}`, { seeds: t });
+    return v;
+  };
   let seeds: number[];
-  if (/^\d+$/.test(t)) seeds = Array.from({ length: Number(t) }, (_, i) => i);
-  else if (/^\d+-\d+$/.test(t)) {
-    const [a, b] = t.split('-').map(Number) as [number, number];
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (n > MAX_SEEDS) throw tooMany(n);
+    seeds = Array.from({ length: n }, (_, i) => i);
+  } else if (/^\d+-\d+$/.test(t)) {
+    const [a, b] = t.split('-').map((x) => checkSafe(Number(x))) as [number, number];
     if (b < a) throw new InvalidArgumentError(`--seeds range ${t} is empty`, { seeds: t });
+    if (b - a + 1 > MAX_SEEDS) throw tooMany(b - a + 1);
     seeds = Array.from({ length: b - a + 1 }, (_, i) => a + i);
-  } else if (/^\d+(,\d+)+$/.test(t)) seeds = t.split(',').map(Number);
-  else throw new InvalidArgumentError(`--seeds must be a count (5), a range (0-9) or a list (0,3,7), got "${text}"`, { seeds: text });
+  } else if (/^\d+(,\d+)+$/.test(t)) {
+    seeds = t.split(',').map((x) => checkSafe(Number(x)));
+    if (seeds.length > MAX_SEEDS) throw tooMany(seeds.length);
+  } else throw new InvalidArgumentError(`--seeds must be a count (5), a range (0-9) or a list (0,3,7), got "${text}"`, { seeds: text });
   if (!seeds.length) throw new InvalidArgumentError('--seeds selects no seed', { seeds: text });
-  if (seeds.some((s) => !Number.isSafeInteger(s))) throw new InvalidArgumentError(`--seeds ${text}: seeds must be safe integers`, { seeds: text });
   return seeds;
 }

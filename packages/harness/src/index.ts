@@ -26,7 +26,7 @@ export {
   type MnistSplit,
   type MnistTrainingConfig,
 } from './mnist.js';
-export { expandGrid, shardGrid, parseShard, parseSeeds, type GridCell, type Shard } from './grid.js';
+export { expandGrid, shardGrid, parseShard, parseSeeds, MAX_SEEDS, type GridCell, type Shard } from './grid.js';
 export {
   writeResult,
   readResult,

@@ -67,6 +67,11 @@ export function parseResult(file: string, text: string): RunResult {
   if (typeof r.seed !== 'number') throw new ResultFileError(file, 'field "seed" is missing or not a number');
   if (!r.backend || typeof r.backend.name !== 'string') throw new ResultFileError(file, 'field "backend.name" is missing');
   if (r.status === 'ok' && (!r.curves || !r.summary || !r.timings)) throw new ResultFileError(file, 'an "ok" result needs curves, summary and timings');
+  if (r.summary !== undefined) {
+    if (!r.summary || typeof r.summary !== 'object') throw new ResultFileError(file, 'field "summary" is not an object');
+    // null stands for a metric that was NaN (JSON has no NaN); anything else would be half-counted by the report
+    for (const [k, v] of Object.entries(r.summary)) if (v !== null && typeof v !== 'number') throw new ResultFileError(file, `summary field "${k}" is ${JSON.stringify(v)}, not a number`);
+  }
   return r as RunResult;
 }
 

@@ -105,7 +105,7 @@ export async function runBenchmark(options: RunOptions): Promise<RunSummary> {
     const arms = options.arms ?? defaultArms(task);
     for (const arm of arms) armKind(task, arm); // unknown arms fail here, before anything runs
     const seeds = options.seeds ?? Array.from({ length: task.defaultSeeds }, (_, i) => i);
-    cells.push(...expandGrid([task.name], arms, seeds));
+    for (const cell of expandGrid([task.name], arms, seeds)) cells.push(cell); // no spread: a large grid would overflow the stack
   }
   const mine = options.shard ? shardGrid(cells, options.shard) : cells;
   const todo: GridCell[] = [];

@@ -29,6 +29,8 @@ if (process.send) {
     const { id, job } = message;
     let last = 0;
     executeCell(job, (fraction) => {
+      // 'disconnect' only fires between steps of the event loop; a long run checks at every progress report too
+      if (!process.connected) process.exit(0);
       const now = Date.now();
       if (now - last > 250) {
         last = now;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { expandGrid, parseSeeds, parseShard, shardGrid } from '@gradmax/harness';
+import { MAX_SEEDS, expandGrid, parseSeeds, parseShard, shardGrid } from '@gradmax/harness';
 
 describe('grid and sharding', () => {
   it('the union of all shards is the full grid, without duplicates, for any grid and shard count', () => {
@@ -41,5 +41,16 @@ describe('grid and sharding', () => {
     expect(parseSeeds('4-6')).toEqual([4, 5, 6]);
     expect(parseSeeds('0,7,2')).toEqual([0, 7, 2]);
     for (const bad of ['0', '5-2', 'x', '1,,2']) expect(() => parseSeeds(bad)).toThrow(/--seeds/);
+  });
+
+  it('--seeds ranges and counts are bounded before anything is allocated (issue 15 item 13)', () => {
+    for (const huge of ['0-1000000000', '0-1000000', '1000000000', `${MAX_SEEDS}`.replace(/^/, '1')]) {
+      expect(() => parseSeeds(huge)).toThrow(/selects \d+ seeds, more than 100000; split the study into several runs/);
+    }
+    expect(parseSeeds(`0-${MAX_SEEDS - 1}`)).toHaveLength(MAX_SEEDS);
+    expect(parseSeeds('1000000000-1000000002')).toEqual([1e9, 1e9 + 1, 1e9 + 2]);
+    expect(() => parseSeeds('0-99999999999999999999')).toThrow(/seeds must be integers below 2\^53/);
+    // a large grid expands without overflowing the stack
+    expect(expandGrid(['t'], Array.from({ length: 10 }, (_, i) => `a${i}`), parseSeeds(`${MAX_SEEDS}`))).toHaveLength(10 * MAX_SEEDS);
   });
 });

@@ -147,4 +147,16 @@ describe('reports', () => {
     expect(written).toEqual(['report.md', 'results', 'teacher-student-wasm-cafe0001-loss.svg']);
     expect(await readFile(path.join(a, 'report.md'), 'utf8')).toBe(out.markdown);
   });
+
+  it('a result whose summary holds a non-number is skipped with the reason, not half-counted (issue 15 item 16)', async () => {
+    const a = await mkdtemp(path.join(os.tmpdir(), 'gradmax-rep-'));
+    dirs.push(a);
+    await writeResult(a, fixture('gradmax', 0, 1));
+    const bad = fixture('gradmax', 1, 3);
+    (bad.summary as Record<string, unknown>).finalTrainLoss = 'oops';
+    await writeResult(a, bad);
+    const out = await reportFromPaths([a], a);
+    expect(out.groups[0]!.results).toHaveLength(1);
+    expect(out.markdown).toMatch(/summary field "finalTrainLoss" is "oops", not a number/);
+  });
 });

@@ -43,6 +43,16 @@ export class FileAccessError extends GradmaxError {
   }
 }
 
+/**
+ * Throws {@link FileAccessError} unless `st` describes a regular file: a character device (`/dev/zero`), a FIFO, a
+ * socket or a folder would be read without end or block. `what` names the file in the message, e.g. `model file "m"`.
+ */
+export function assertRegularFile(st: { isFile(): boolean; isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }, what: string, file: string): void {
+  if (st.isFile()) return;
+  const kind = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+  throw new FileAccessError(`cannot read ${what}: it is ${kind}, not a regular file`, { file });
+}
+
 /** Running a model in onnxruntime failed (session creation or inference). */
 export class RuntimeError extends GradmaxError {
   constructor(message: string, details: Record<string, unknown> = {}) {

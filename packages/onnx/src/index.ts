@@ -2,6 +2,7 @@
  * `@gradmax/onnx`: widen layers of exported ONNX models without changing what they compute.
  * The public surface is listed here explicitly; internal plans stay internal.
  * @packageDocumentation
+ * @module @gradmax/onnx
  */
 export { OnnxFormatError, ExternalDataError, NpyFormatError, ExecutionProviderError, FileAccessError, RuntimeError } from './errors.js';
 export { halfToNumber, numberToHalf, halfTable } from './fp16.js';

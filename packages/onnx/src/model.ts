@@ -39,7 +39,7 @@ import {
   type ValueInfoProto,
 } from 'onnx-buf';
 import { InvalidArgumentError } from '@gradmax/core';
-import { ExternalDataError, FileAccessError, OnnxFormatError } from './errors.js';
+import { ExternalDataError, FileAccessError, OnnxFormatError, assertRegularFile } from './errors.js';
 import { TensorBuffer, dataTypeName, elementCount, elementSize, setTypedFieldBytes, tensorDims, typedFieldBytes } from './tensor.js';
 import { FIELD, encodeVarint, scanModelFile, type FileRange } from './deferred.js';
 
@@ -480,6 +480,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
     sourcePath = path.resolve(source);
     try {
       const st = fs.statSync(sourcePath);
+      assertRegularFile(st, `model file "${source}"`, source);
       stamp = { size: st.size, mtimeMs: st.mtimeMs };
       const threshold = options.deferThreshold ?? DEFAULT_DEFER_THRESHOLD;
       if (!(threshold >= 0)) throw new InvalidArgumentError(`deferThreshold must be a non-negative number of bytes, got ${threshold}`, { deferThreshold: threshold });
@@ -494,7 +495,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
         bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
       }
     } catch (e) {
-      if (e instanceof InvalidArgumentError) throw e;
+      if (e instanceof InvalidArgumentError || e instanceof FileAccessError) throw e;
       throw new FileAccessError(`cannot read model file "${source}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: source });
     }
     baseDir ??= path.dirname(sourcePath);

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import * as fs from 'node:fs';
-import { FileAccessError, NpyFormatError } from './errors.js';
+import { FileAccessError, NpyFormatError, assertRegularFile } from './errors.js';
 import { halfToNumber } from './fp16.js';
 
 /** A decoded `.npy` array. */
@@ -87,8 +87,10 @@ export function parseNpy(bytes: Uint8Array, label = '<npy>'): NpyArray {
 export function readNpy(file: string): NpyArray {
   let bytes: Uint8Array;
   try {
+    assertRegularFile(fs.statSync(file), `"${file}"`, file);
     bytes = fs.readFileSync(file);
   } catch (e) {
+    if (e instanceof FileAccessError) throw e;
     throw new FileAccessError(`cannot read "${file}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
   }
   return parseNpy(bytes, file);

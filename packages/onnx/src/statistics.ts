@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, Matrix, ShapeMismatchError, assertFinite, type SiteStatistics } from '@gradmax/core';
-import { FileAccessError } from './errors.js';
+import { FileAccessError, assertRegularFile } from './errors.js';
 import { npyToFloat64, readNpy } from './npy.js';
 
 /** Files (and numbers) describing one site's statistics. */
@@ -72,6 +72,9 @@ export function statisticsFromNpy(target: StatisticsTarget, spec: NpyStatisticsS
   return stats;
 }
 
+/** Largest statistics manifest read (it names .npy files; the arrays are in those files). */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
 /**
  * Reads a statistics manifest (JSON, see the module documentation) and returns the spec per site name with paths
  * resolved against the manifest's folder.
@@ -79,8 +82,12 @@ export function statisticsFromNpy(target: StatisticsTarget, spec: NpyStatisticsS
 export function readStatisticsManifest(file: string): Map<string, NpyStatisticsSpec> {
   let json: unknown;
   try {
+    const st = fs.statSync(file);
+    assertRegularFile(st, `statistics manifest "${file}"`, file);
+    if (st.size > MAX_MANIFEST_BYTES) throw new FileAccessError(`statistics manifest "${file}" has ${st.size} bytes, more than a manifest of file names needs (${MAX_MANIFEST_BYTES}); give the JSON manifest or a .npy file`, { file });
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
+    if (e instanceof FileAccessError) throw e;
     throw new FileAccessError(`cannot read statistics manifest "${file}": ${(e as Error).message}`, { file });
   }
   const sites = (json as { sites?: unknown })?.sites;

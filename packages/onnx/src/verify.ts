@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, Rng } from '@gradmax/core';
 import { TensorProto_DataLocation, type TensorProto, type ValueInfoProto } from 'onnx-buf';
-import { ExecutionProviderError, RuntimeError } from './errors.js';
+import { ExecutionProviderError, FileAccessError, RuntimeError, assertRegularFile } from './errors.js';
 import { halfToNumber, numberToHalf } from './fp16.js';
 import { loadModel, valueInfoElemType, valueInfoShape, type OnnxModel } from './model.js';
 import { npyToFloat64, readNpy, type NpyArray } from './npy.js';
@@ -321,7 +321,17 @@ class ModelSession {
   ) {}
 
   static async open(model: string | OnnxModel, executionProvider: string): Promise<ModelSession> {
-    if (typeof model === 'string') return new ModelSession(await createSession(model, executionProvider, model), model);
+    if (typeof model === 'string') {
+      // onnxruntime would read /dev/zero or a FIFO without end
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(model);
+      } catch (e) {
+        throw new FileAccessError(`cannot read model file "${model}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: model });
+      }
+      assertRegularFile(st, `model file "${model}"`, model);
+      return new ModelSession(await createSession(model, executionProvider, model), model);
+    }
     // A loaded model runs as it is now (it may have been edited since it was read from its file). External tensors
     // rewritten in memory are inlined for the session (their data file still holds the old bytes); the others stay
     // external and are read from the model's own folder.

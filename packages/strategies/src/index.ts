@@ -3,6 +3,7 @@
  * GradMax-Opt, Random, Random outgoing-zero, All-zero, Firefly, Net2Net, NORTH, TINY). Named exports only; call
  * {@link registerAllStrategies} or import `@gradmax/strategies/register` to use them by name.
  * @packageDocumentation
+ * @module @gradmax/strategies
  */
 export { gradmax, gradmaxOpt } from '@gradmax/core';
 export type { GradMaxOptions, GradMaxOptOptions, OutgoingScaleOptions, ScaleMethod } from '@gradmax/core';

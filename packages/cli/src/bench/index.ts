@@ -2,7 +2,7 @@
  * `gradmax bench run | report | list`: the harness on the command line.
  * Exit codes: 0 success, 1 runtime failure (a run failed, unreadable results), 2 usage error.
  */
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   BACKEND_REQUESTS,
@@ -97,10 +97,26 @@ function str(v: string | boolean | (string | boolean)[] | undefined): string | u
   return typeof v === 'string' ? v : undefined;
 }
 
-function usageFromGradmax(error: unknown): never {
+function usageFromGradmax(cmd: string, error: unknown): never {
   // Typed argument errors raised while resolving flags (bad seed list, unknown task, bad config value) are usage errors.
-  if (error instanceof GradmaxError && (error.code === 'invalid-argument' || error.code === 'unknown-name')) throw new UsageError(error.message);
+  if (error instanceof GradmaxError && (error.code === 'invalid-argument' || error.code === 'unknown-name')) throw new UsageError(withPrefix(cmd, error.message));
   throw error;
+}
+
+/** Creates `out` (a folder) if needed; a file there, or a folder that cannot be created, is a usage error. */
+async function ensureOutputDir(cmd: string, out: string, shown: string): Promise<void> {
+  const st = await stat(out).catch(() => undefined);
+  if (st && !st.isDirectory()) throw new UsageError(`${cmd}: --out ${shown} is a file; give a folder (it is created if missing)`);
+  try {
+    await mkdir(out, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`${cmd}: cannot create the output folder ${shown}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** `message` prefixed with `cmd: ` unless it already starts with the command name (no repeated prefixes). */
+function withPrefix(cmd: string, message: string): string {
+  return message.startsWith('gradmax ') ? message : `${cmd}: ${message}`;
 }
 
 async function runCommand(argv: string[], io: CliIO): Promise<number> {
@@ -133,11 +149,13 @@ async function runCommand(argv: string[], io: CliIO): Promise<number> {
       }
     }
   } catch (error) {
-    usageFromGradmax(error);
+    usageFromGradmax(cmd, error);
   }
   const workersText = str(values['workers']);
   const workers = workersText !== undefined ? parseIntegerFlag(cmd, '--workers', workersText, 0) : undefined;
   const out = path.resolve(io.cwd ?? process.cwd(), str(values['out']) ?? 'gradmax-report');
+  // before any run: an --out that is a file (or cannot be created) would fail every run
+  await ensureOutputDir(cmd, out, str(values['out']) ?? 'gradmax-report');
   const progress = createProgress(io.stderr, { tty: canAnimate(io) });
   const onEvent = (e: RunnerEvent) => {
     if (e.type === 'backend') {
@@ -195,6 +213,7 @@ async function reportCommand(argv: string[], io: CliIO): Promise<number> {
     if (!(await stat(inputs[0]!)).isDirectory()) throw new UsageError(`${cmd}: ${positionals[0]} is a file; give --out DIR for the report`);
     out = inputs[0]!;
   }
+  await ensureOutputDir(cmd, out, outFlag ?? positionals[0]!);
   const title = str(values['title']);
   const report = await reportFromPaths(inputs, out, title);
   io.stdout.write(`${report.summary}\n\nreport: ${path.join(out, 'report.md')} (${report.files.length - 1} SVG plot(s))\n`);
@@ -266,8 +285,11 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
       io.stderr.write(`${error.message}\n`);
       return EXIT_USAGE;
     }
-    io.stderr.write(`gradmax bench ${sub}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}\n`);
+    const cmd = `gradmax bench ${sub}`;
+    const e = error as NodeJS.ErrnoException;
+    io.stderr.write(`${withPrefix(cmd, error instanceof Error ? error.message.split('\n')[0]! : String(error))}\n`);
     if ((io.env ?? process.env)['GRADMAX_DEBUG'] && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
-    return EXIT_FAILED;
+    // a file-system refusal (read-only target, permission, a file where a folder belongs) is an input error
+    return typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code) ? EXIT_USAGE : EXIT_FAILED;
   }
 }

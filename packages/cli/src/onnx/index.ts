@@ -27,7 +27,7 @@ import { reportError } from '../shared/errors.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIO } from '../shared/io.js';
 import { formatNumber, formatTable } from '../shared/table.js';
 import { registerAllStrategies } from '@gradmax/strategies';
-import { parseWidenTargets } from './widen-targets.js';
+import { DEFAULT_MAX_MEMORY, checkGrowthBudget, parseSize, parseWidenTargets } from './widen-targets.js';
 import { describeVerification, loadWithProgress, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
 
 
@@ -74,7 +74,9 @@ Options:
                               repeatable; grouped convs need K in multiples of the group's "step"
   --add K                     units to add at the matching --site; repeatable
   -o, --output OUT            output model path (required)
-  --strategy NAME             growth strategy (default: gradmax); registered: {strategies}
+  --strategy NAME             growth strategy (default: gradmax, which needs statistics: --stats, or --data to compute
+                              them; without data use a strategy that needs none, e.g. randomOutgoingZero);
+                              registered: {strategies}
   --stats FILE                statistics: a JSON manifest {"sites": {NAME: {"moment": "M.npy", ...}}}
                               or, with a single --site, the growth matrix M as a .npy file [fanOut x fanIn]
   --seed N                    seed of the strategy and of random verification inputs (default 0)
@@ -84,6 +86,7 @@ Options:
                               batch-like dims hold all 8 samples, others come from the model's weights or a
                               default such as 32 for image sizes); a dim without a name is INPUT:AXIS
   --execution-provider EP     onnxruntime execution provider (default: cpu)
+  --max-memory SIZE           refuse growth whose new weights need more working memory than SIZE (default 4G)
   --json                      print the summary as JSON
   -h, --help                  show this help
 `;
@@ -275,8 +278,8 @@ function verifyOptions(cmd: string, io: CliIO, values: Record<string, unknown>, 
   }
   if (typeof values.seed === 'string') opts.seed = parseIntegerFlag(cmd, '--seed', values.seed);
   if (typeof values['execution-provider'] === 'string') opts.executionProvider = values['execution-provider'];
-  if (typeof values.atol === 'string') opts.atol = parseNumberFlag(cmd, '--atol', values.atol);
-  if (typeof values.rtol === 'string') opts.rtol = parseNumberFlag(cmd, '--rtol', values.rtol);
+  if (typeof values.atol === 'string') opts.atol = parseNumberFlag(cmd, '--atol', values.atol, 0);
+  if (typeof values.rtol === 'string') opts.rtol = parseNumberFlag(cmd, '--rtol', values.rtol, 0);
   return opts;
 }
 
@@ -308,6 +311,7 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       inputs: { type: 'string', multiple: true },
       dim: { type: 'string', multiple: true },
       'execution-provider': { type: 'string' },
+      'max-memory': { type: 'string' },
       json: { type: 'boolean' },
     },
     { min: 1, max: 1, names: 'MODEL' },
@@ -326,6 +330,8 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
   const model = loadWithProgress(io, input);
   const allGroups = findGroups(model);
   const targets = sitesArg.map((s) => findGroup(model, s, allGroups));
+  const maxMemory = typeof values['max-memory'] === 'string' ? parseSize(cmd, '--max-memory', values['max-memory']) : DEFAULT_MAX_MEMORY;
+  checkGrowthBudget(cmd, targets, counts, maxMemory);
   const requests: GrowRequest[] = targets.map((g, i) => ({ site: g.growable ? g.name : sitesArg[i]!, count: counts[i]! }));
   if (typeof values.stats === 'string') {
     const statsFile = resolvePath(io, values.stats);
@@ -344,6 +350,8 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
       });
     }
   }
+  const missing = requests.filter((r, i) => !r.statistics && targets[i]!.growable); // a group that cannot grow gets its own error from growModel
+  if (strategy.needs.moment && missing.length) throw new UsageError(statisticsHint(cmd, strategyName, missing.map((r) => r.site), argv));
   const inputNames = modelInputNames(model);
   const vopts = verify ? verifyOptions(cmd, io, { ...values, seed: String(seed) }, inputNames, model) : undefined;
   const results = growModel(model, requests, { strategy, seed });
@@ -388,6 +396,30 @@ async function widenCommand(argv: string[], io: CliIO): Promise<number> {
     if (failure === undefined) io.stdout.write(`wrote ${values.output}${fs.existsSync(`${output}.data`) && model.externalSources.size ? ` (+ ${path.basename(output)}.data)` : ''}\n`);
   }
   return failure ?? EXIT_OK;
+}
+
+/** `arg` quoted for a POSIX shell when it holds anything but plain path characters. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The error for a strategy that needs the growth matrix M when neither --stats nor --data gave it: the exact command
+ * lines that work, i.e. the same widen with labelled data (--data/--labels/--loss), or with a strategy that needs no
+ * statistics.
+ */
+function statisticsHint(cmd: string, strategy: string, sites: string[], argv: string[]): string {
+  const base = ['gradmax', 'onnx', 'widen', ...argv].map(shellQuote).join(' ');
+  const withoutStrategy: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--strategy') i++;
+    else if (!argv[i]!.startsWith('--strategy=')) withoutStrategy.push(argv[i]!);
+  }
+  return [
+    `${cmd}: strategy "${strategy}" needs the growth matrix M of ${sites.map((s) => `"${s}"`).join(', ')} (--stats FILE, or computed from labelled data with --data); for example:`,
+    `  with data:    ${base} --data X.npy --labels Y.npy --loss ce   (Y: integer class labels; --loss mse for regression targets)`,
+    `  without data: ${['gradmax', 'onnx', 'widen', ...withoutStrategy].map(shellQuote).join(' ')} --strategy randomOutgoingZero   (function-preserving, no statistics)`,
+  ].join('\n');
 }
 
 async function verifyCommand(argv: string[], io: CliIO): Promise<number> {

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GrowthStrategy } from '@gradmax/core';
 import { FileAccessError, loadModel, saveModel, type OnnxModel, type VerifyReport } from '@gradmax/onnx';
+import { onInterrupt } from '../shared/cleanup.js';
 import { EXIT_FAILED, type CliIO } from '../shared/io.js';
 import { createProgressBar, type ProgressBar } from '../shared/progress.js';
 import { formatNumber } from '../shared/table.js';
@@ -102,6 +103,7 @@ export function saveStaged(io: CliIO, model: OnnxModel, input: string, output: s
   const own = new Set<string>([...model.externalSources.values()].map((s) => realOrResolved(s.file)));
   if (model.sourcePath) own.add(realOrResolved(model.sourcePath));
   for (const f of [output, dataPath]) if (own.has(realOrResolved(f))) throw new FileAccessError(`refusing to overwrite "${f}", which the input model reads; choose another output name`, { file: f });
+  sweepStaleTemps(output);
   let tmp: string;
   try {
     tmp = fs.mkdtempSync(path.join(path.dirname(output), `.${path.basename(output)}.tmp-${process.pid}-`));
@@ -110,9 +112,12 @@ export function saveStaged(io: CliIO, model: OnnxModel, input: string, output: s
   }
   const file = path.join(tmp, path.basename(output));
   let done = false;
+  // SIGINT/SIGTERM (and process exit) remove the temporary folder; after SIGKILL the next run sweeps it
+  const unregister = onInterrupt(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const discard = () => {
     if (done) return;
     done = true;
+    unregister();
     fs.rmSync(tmp, { recursive: true, force: true });
   };
   try {
@@ -137,6 +142,50 @@ export function saveStaged(io: CliIO, model: OnnxModel, input: string, output: s
     },
     discard,
   };
+}
+
+/** True when a process with this id runs on this machine (EPERM: it runs under another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary files and folders that an earlier, killed run left beside `output` (SIGKILL, power loss): the
+ * staging folder `.OUT.tmp-PID-XXXXXX` and the files `OUT.tmp-PID-TIME` / `OUT.data.tmp-PID-TIME`, but only those
+ * whose process `PID` no longer runs on this machine. Only names derived from this `output` are touched; a file system
+ * shared with other machines may hold temps of live processes there whose ids are free here: such runs should not
+ * write the same OUT. Returns the removed paths; errors are ignored (best effort).
+ */
+export function sweepStaleTemps(output: string): string[] {
+  const dir = path.dirname(output);
+  const base = path.basename(output);
+  const esc = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^(?:\\.${esc}\\.tmp-(\\d+)-[A-Za-z0-9]{6}|${esc}(?:\\.data)?\\.tmp-(\\d+)-\\d+)$`);
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of entries) {
+    const m = pattern.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1] ?? m[2]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    try {
+      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      removed.push(path.join(dir, name));
+    } catch {
+      // best effort
+    }
+  }
+  return removed;
 }
 
 /** Says on stderr that verification starts (only for large inputs, where it takes a while). */

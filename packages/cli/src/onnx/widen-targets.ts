@@ -52,3 +52,40 @@ export function parseWidenTargets(
   checkOutputPath(output, values.output);
   return { sites, counts, input, output };
 }
+
+/** Default of `--max-memory`: working memory a widen may use for the new units' weights. */
+export const DEFAULT_MAX_MEMORY = 4 * 1024 ** 3;
+
+/** Bytes of working memory per new weight: float64 matrices of the strategy, the model's tensor copy, the written file. */
+const BYTES_PER_NEW_WEIGHT = 8 * 3;
+
+/** Parses a size such as `4G`, `512M`, `1.5GiB` or `1000000` (bytes); throws {@link UsageError}. */
+export function parseSize(cmd: string, flag: string, text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) throw new UsageError(`${cmd}: ${flag} expects a size such as 4G, 512M or a number of bytes, got "${text}"`);
+  const v = Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+  if (!(v >= 1) || !Number.isFinite(v)) throw new UsageError(`${cmd}: ${flag} must be at least 1 byte, got "${text}"`);
+  return v;
+}
+
+function gib(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/**
+ * Refuses, before anything is allocated, a growth whose new weights would need more working memory than `maxMemory`
+ * bytes: `count × (fanIn + fanOut + 1)` new weights per site, {@link BYTES_PER_NEW_WEIGHT} bytes each. Keeps
+ * `--add 100000000` from running for minutes and dying of heap exhaustion. Throws {@link UsageError}.
+ */
+export function checkGrowthBudget(cmd: string, sites: readonly { name: string; fanIn?: number; fanOut?: number }[], counts: readonly number[], maxMemory: number): void {
+  let total = 0;
+  for (const [i, g] of sites.entries()) {
+    const weights = counts[i]! * ((g.fanIn ?? 0) + (g.fanOut ?? 0) + 1);
+    total += weights * BYTES_PER_NEW_WEIGHT;
+    if (total > maxMemory) {
+      throw new UsageError(
+        `${cmd}: --add ${counts[i]} at ${g.name} adds ${weights.toExponential(2)} weights, about ${gib(total)} of working memory in all, above --max-memory ${gib(maxMemory)}; add fewer units or raise --max-memory`,
+      );
+    }
+  }
+}

@@ -61,10 +61,11 @@ export function parseIntegerFlag(command: string, flag: string, text: string, mi
   return v;
 }
 
-/** Parses a finite number flag value, or throws a {@link UsageError}. */
-export function parseNumberFlag(command: string, flag: string, text: string): number {
+/** Parses a finite number flag value (at least `min` when given), or throws a {@link UsageError}. */
+export function parseNumberFlag(command: string, flag: string, text: string, min?: number): number {
   const v = Number(text);
   if (text.trim() === '' || !Number.isFinite(v)) throw new UsageError(`${command}: ${flag} expects a number, got "${text}"`);
+  if (min !== undefined && v < min) throw new UsageError(`${command}: ${flag} must be >= ${min}, got ${text}`);
   return v;
 }
 

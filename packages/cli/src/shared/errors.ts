@@ -6,6 +6,11 @@ import { GradmaxError } from '@gradmax/core';
 import { UsageError } from './args.js';
 import { EXIT_USAGE, type CliIO } from './io.js';
 
+/** `message` with `prefix: ` in front, unless it already names a gradmax command (no repeated prefixes). */
+function prefixed(prefix: string, message: string): string {
+  return /^gradmax( [a-z-]+)*: /.test(message) ? message : `${prefix}: ${message}`;
+}
+
 /**
  * Prints `error` as one message on stderr and returns the exit code: usage errors and gradmax's typed input errors
  * give 2. A typed error's message is printed whole (an onnxruntime failure passed through can span several lines;
@@ -17,7 +22,7 @@ export function reportError(io: CliIO, error: unknown, prefix = 'gradmax'): numb
     return EXIT_USAGE;
   }
   if (error instanceof GradmaxError) {
-    io.stderr.write(`${prefix}: ${error.message.trimEnd().replace(/\n/g, '\n  ')}\n`);
+    io.stderr.write(`${prefixed(prefix, error.message.trimEnd().replace(/\n/g, '\n  '))}\n`);
     return EXIT_USAGE;
   }
   const e = error as Error;
