@@ -295,3 +295,41 @@ describe('test output noise (issue 15 item 21)', () => {
     expect(isExpectedNoise('MaxListenersExceededWarning: Possible EventEmitter memory leak detected')).toBe(false);
   });
 });
+
+describe('widen --data and stats share the guards (issue 15 items 11, 12)', () => {
+  function data(dir: string): void {
+    const rng = new Rng(4);
+    fs.writeFileSync(path.join(dir, 'x.npy'), encodeNpy(Float32Array.from({ length: 8 * 4 }, () => rng.normal()), [8, 4]));
+    fs.writeFileSync(path.join(dir, 'y.npy'), encodeNpy(Float64Array.from({ length: 8 }, (_, i) => i % 4), [8]));
+  }
+
+  it('widen --data refuses --add 100000000 before computing statistics or allocating', async () => {
+    const dir = tmpDir('gradmax-cli-data-add-');
+    const file = saveModelFile(dir, 'm.onnx');
+    data(dir);
+    const t0 = Date.now();
+    const r = await run(['onnx', 'widen', file, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc0', '--add', '100000000', '-o', path.join(dir, 'w.onnx')]);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.err).toMatch(/--add 100000000 at fc0 adds .* above --max-memory 4\.0 GiB/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(fs.existsSync(path.join(dir, 'w.onnx'))).toBe(false);
+  });
+
+  it('stats sweeps manifests half-written by dead processes, not those of live ones', async () => {
+    const dir = tmpDir('gradmax-cli-stats-sweep-');
+    const file = saveModelFile(dir, 'm.onnx');
+    data(dir);
+    const out = path.join(dir, 'stats');
+    fs.mkdirSync(out);
+    const stale = `stats.json.tmp-${deadPid()}-1700000000000`;
+    const live = `stats.json.tmp-${process.pid}-1700000000000`;
+    fs.writeFileSync(path.join(out, stale), '{');
+    fs.writeFileSync(path.join(out, live), '{');
+    const r = await run(['onnx', 'stats', file, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc0', '-o', out]);
+    expect(r.code, r.err).toBe(EXIT_OK);
+    const files = fs.readdirSync(out);
+    expect(files).toContain('stats.json');
+    expect(files).toContain(live);
+    expect(files).not.toContain(stale);
+  });
+});

@@ -31,8 +31,8 @@ import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
 import { formatNumber, formatTable } from '../shared/table.js';
 import { ensureStrategies } from './index.js';
-import { parseWidenTargets } from './widen-targets.js';
-import { describeVerification, noteVerifying, saveStaged, verificationFailure } from './model-io.js';
+import { DEFAULT_MAX_MEMORY, checkGrowthBudget, parseSize, parseWidenTargets } from './widen-targets.js';
+import { describeVerification, noteVerifying, saveStaged, sweepStaleTemps, verificationFailure } from './model-io.js';
 
 const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model's single data input)
   --labels Y.npy              integer class labels [N] (ce losses) or targets shaped like the output (mse)
@@ -73,6 +73,7 @@ Options:
   -o, --output OUT            output model path (required; may not be MODEL)
   --strategy NAME             growth strategy (default: gradmax); registered: {strategies}
   --seed N                    seed of the strategy and of the random verification inputs (default 0)
+  --max-memory SIZE           refuse growth whose new weights need more working memory than SIZE (default 4G)
   --no-verify                 skip the onnxruntime check of the widened model
   --dim NAME=VALUE            value of a symbolic input dimension for the verification inputs (default: chosen
                               by verification and printed, as for "gradmax onnx widen")
@@ -293,6 +294,7 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
     manifest.sites[sitesArg[i]!] = { moment: `${stems.get(g.name)!}.M.npy`, count: snap.count };
   });
   const manifestPath = path.join(dir, 'stats.json');
+  sweepStaleTemps(manifestPath); // manifests half-written by processes that were killed
   const tmp = `${manifestPath}.tmp-${process.pid}-${Date.now()}`;
   try {
     fs.writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
@@ -326,6 +328,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
       seed: { type: 'string' },
       'no-verify': { type: 'boolean' },
       dim: { type: 'string', multiple: true },
+      'max-memory': { type: 'string' },
     },
     { min: 1, max: 1, names: 'MODEL' },
   );
@@ -343,6 +346,7 @@ export async function runWidenFromDataCommand(argv: string[], io: CliIO): Promis
   const model = loadModel(input);
   const all = findGroups(model);
   const targets = sitesArg.map((s) => findGroup(model, s, all));
+  checkGrowthBudget(cmd, targets, counts, typeof values['max-memory'] === 'string' ? parseSize(cmd, '--max-memory', values['max-memory']) : DEFAULT_MAX_MEMORY);
   const requests: GrowRequest[] = targets.map((g, i) => ({ site: g.growable ? g.name : sitesArg[i]!, count: counts[i]! }));
   let meanLoss: number | undefined;
   if (strategy.needs.moment) {
