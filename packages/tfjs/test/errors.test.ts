@@ -43,6 +43,17 @@ describe('bad input gives typed errors naming what and where', () => {
     tf.dispose([xs, ys]);
   });
 
+  it('a disposed tensor in the batch is a typed error naming it (issue 15 item 16)', () => {
+    const model = mlpWithBn();
+    const xs = randomTensor([4, 5], 1);
+    const ys = oneHotTargets(4, 3, 1);
+    ys.dispose();
+    expect(() => grow(model, { site: 'h1->h2', units: 1, strategy: 'gradmax', batch: { xs, ys } })).toThrow(InvalidArgumentError);
+    expect(() => grow(model, { site: 'h1->h2', units: 1, strategy: 'gradmax', batch: { xs, ys } })).toThrow(/grow batch targets ys has been disposed/);
+    model.dispose();
+    xs.dispose();
+  });
+
   it('a strategy that needs statistics without a batch', () => {
     const model = mlpWithBn();
     expect(() => grow(model, { site: 'h1->h2', units: 1, strategy: 'gradmax' })).toThrow(MissingStatisticError);

@@ -31,6 +31,9 @@ export function validateBatch(model: tfl.LayersModel, batch: Batch | undefined, 
   if (!batch || !(batch.xs instanceof tf.Tensor) || !(batch.ys instanceof tf.Tensor)) {
     throw new InvalidArgumentError(`${what} must be {xs, ys} tensors`);
   }
+  for (const [name, t] of [['inputs xs', batch.xs], ['targets ys', batch.ys]] as const) {
+    if (t.isDisposed) throw new InvalidArgumentError(`${what} ${name} has been disposed (tensor id ${t.id}); keep the batch alive until grow returns`, { tensor: name });
+  }
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new InvalidArgumentError(`${what}: only single-input, single-output models are supported (model has ${model.inputs.length} inputs, ${model.outputs.length} outputs)`);
   }
