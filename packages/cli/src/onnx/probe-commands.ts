@@ -24,6 +24,8 @@ import {
   type OnnxGroup,
   type OnnxModel,
   type VerifyReport,
+  describePlacement,
+  type NodePlacement,
 } from '@gradmax/onnx';
 import { adviseGrowth, computeGroupStatistics, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
 import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
@@ -179,6 +181,11 @@ function* batches(model: OnnxModel, spec: DataSpec): Generator<ProbeBatch> {
   }
 }
 
+/** Says on stderr where onnxruntime ran the probe's nodes (for a provider other than cpu): which fell back to CPU. */
+function notePlacement(io: CliIO, placement: NodePlacement | undefined): void {
+  if (placement) io.stderr.write(`onnxruntime ${describePlacement(placement)}\n`);
+}
+
 async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec: DataSpec): Promise<{ stats: Map<string, ProbeStatistics>; examples: number; meanLoss: number }> {
   const total = spec.x.shape[0]!;
   const bar = createProgressBar(io, 'statistics', total, { unit: 'examples' });
@@ -191,6 +198,7 @@ async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec
     onProgress: (p: { examples: number }) => bar.update(p.examples),
   });
   bar.finish();
+  notePlacement(io, res.placement);
   return { stats: res.statistics, examples: res.examples, meanLoss: res.meanLoss };
 }
 
@@ -217,6 +225,7 @@ async function groupStatistics(io: CliIO, model: OnnxModel, names: string[], spe
       })
     : { statistics: new Map<string, SiteStatistics>(), refused: new Map<string, string>(), examples: 0, meanLoss: NaN };
   bar.finish();
+  notePlacement(io, 'placement' in res ? res.placement : undefined);
   const stats = new Map(res.statistics);
   let { examples, meanLoss } = res;
   const sites = findSites(model);
@@ -436,6 +445,7 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
     onProgress: (p) => bar.update(p.examples),
   });
   bar.finish();
+  notePlacement(io, res.placement);
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ model: positionals[0], examples: res.examples, meanLoss: res.meanLoss, k, advice: res.advice, skipped: res.skipped }, null, 2)}\n`);
     return EXIT_OK;
