@@ -155,6 +155,8 @@ async function tryWebgpu(options: SetupBackendOptions, allowSoftware: boolean): 
     throw new Error(`the optional peer "@tensorflow/tfjs-backend-webgpu" is not installed (${errorText(error)})`);
   }
   if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend failed to initialise');
+  // The stock webgpu MaxPoolGrad does not follow TF's tie rule on windows tied at 0 (a new, all-zero channel).
+  registerMaxPoolGrad('webgpu');
   webgpuAdapter = info;
   return info;
 }
@@ -190,7 +192,8 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   peers, imported lazily), then wasm, then cpu. The first that initialises wins; the message lists what was
  *   skipped and why. A software WebGPU adapter (SwiftShader) is skipped: it is slower than wasm.
  * - `"tensorflow"`: a native package or an error (no silent fallback when asked explicitly).
- * - `"webgpu"`: `@tensorflow/tfjs-backend-webgpu` on any adapter, software included; in Node `navigator.gpu` comes from
+ * - `"webgpu"`: `@tensorflow/tfjs-backend-webgpu` on any adapter, software included (registers the tie-correct
+ *   `MaxPoolGrad` kernel, as for wasm); in Node `navigator.gpu` comes from
  *   the `webgpu` package (Dawn; needs a Vulkan driver). In Node synchronous reads of webgpu tensors are impossible
  *   (no `OffscreenCanvas`): growth runs through {@link withSyncReads}, which moves the growth step to cpu.
  * - `"wasm"`: also registers a `Conv2DBackpropFilter` kernel, which the wasm backend lacks (conv training needs it),

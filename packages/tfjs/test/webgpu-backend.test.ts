@@ -1,0 +1,47 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { activeAdapter, setupBackend, syncReadsUnavailable, withSyncReads } from '@gradmax/tfjs';
+import { skipReason, vulkanDriver } from './backends.js';
+
+const reason = skipReason('webgpu');
+
+describe.skipIf(reason !== undefined)(`webgpu backend${reason ? ` — skipped: ${reason}` : ''}`, () => {
+  it('by name: runs on the (software) adapter and reports it', async () => {
+    process.env.VK_ICD_FILENAMES = vulkanDriver();
+    const setup = await setupBackend('webgpu', { log: false });
+    expect(setup.backend).toBe('webgpu');
+    expect(setup.adapter).toBeDefined();
+    expect(activeAdapter()).toEqual(setup.adapter);
+    expect(setup.message).toContain('webgpu on');
+    if (/swiftshader/i.test(`${setup.adapter!.architecture} ${setup.adapter!.description}`)) {
+      expect(setup.adapter!.software).toBe(true);
+      expect(setup.message).toMatch(/software rasteriser/);
+    }
+  });
+
+  it('auto: a software adapter is skipped, with the reason', async () => {
+    const setup = await setupBackend('webgpu', { log: false });
+    if (!setup.adapter!.software) return; // a hardware GPU: auto would pick it
+    const auto = await setupBackend('auto', { log: false });
+    expect(auto.backend).not.toBe('webgpu');
+    expect(auto.adapter).toBeUndefined();
+    expect(auto.skipped.find((s) => s.backend === 'webgpu')?.reason).toMatch(/only a software adapter/);
+    expect(activeAdapter()).toBeUndefined();
+  });
+
+  it('synchronous reads throw on webgpu in Node; withSyncReads downloads, runs on cpu and restores webgpu', async () => {
+    await setupBackend('webgpu', { log: false });
+    expect(syncReadsUnavailable()).toBe(true);
+    const a = tf.tensor2d([[1, 2], [3, 4]]);
+    const b = tf.matMul(a, a);
+    expect(() => b.dataSync()).toThrow();
+    const c = tf.matMul(a, a);
+    const values = await withSyncReads([c], () => {
+      expect(tf.getBackend()).toBe('cpu');
+      return Array.from(tf.tidy(() => tf.add(c, 1).dataSync()));
+    });
+    expect(values).toEqual([8, 11, 16, 23]);
+    expect(tf.getBackend()).toBe('webgpu');
+    tf.dispose([a, b, c]);
+  });
+});
