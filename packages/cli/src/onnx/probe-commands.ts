@@ -42,7 +42,7 @@ const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model'
                               ce-logsoftmax (on a LogSoftmax output) or mse
   --loss-output NAME          model output the loss reads (default: the first output)
   --batch-size N              examples per onnxruntime run (default 128)
-  --execution-provider EP     onnxruntime execution provider (default: cpu)`;
+  --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)`;
 
 /** Help of `gradmax onnx stats`. */
 export const STATS_HELP = `Usage: gradmax onnx stats MODEL --data X.npy --labels Y.npy --loss KIND --site NAME [--site NAME ...] -o DIR
