@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { activeAdapter, setupBackend, syncReadsUnavailable, withSyncReads } from '@gradmax/tfjs';
+import { activeAdapter, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend, syncReadsUnavailable, withSyncReads } from '@gradmax/tfjs';
 import { skipReason, vulkanDriver } from './backends.js';
 
 const reason = skipReason('webgpu');
@@ -43,5 +43,28 @@ describe.skipIf(reason !== undefined)(`webgpu backend${reason ? ` — skipped: $
     expect(values).toEqual([8, 11, 16, 23]);
     expect(tf.getBackend()).toBe('webgpu');
     tf.dispose([a, b, c]);
+  });
+
+  it("the registered MaxPoolGrad keeps the gradient of windows tied at 0 (the stock webgpu kernel does not)", async () => {
+    await setupBackend('webgpu', { log: false });
+    // A new, all-zero channel after growth: every 2×2 window is tied at 0.
+    const x = tf.zeros([1, 4, 4, 1]);
+    const dy = tf.ones([1, 2, 2, 1]);
+    const gradOf = async (): Promise<Float32Array> => {
+      const g = tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid'))(x, dy);
+      const values = (await g.data()) as Float32Array;
+      g.dispose();
+      return values;
+    };
+    // TF's rule: the first element of each window in row-major order gets the window's gradient.
+    const expected = [1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0];
+    expect(Array.from(await gradOf())).toEqual(expected);
+    restoreStockMaxPoolGrad('webgpu');
+    try {
+      expect(Array.from(await gradOf())).not.toEqual(expected);
+    } finally {
+      registerMaxPoolGrad('webgpu');
+    }
+    tf.dispose([x, dy]);
   });
 });
