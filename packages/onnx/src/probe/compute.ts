@@ -93,7 +93,8 @@ export async function createProbeSession(
   const known = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
   const entry = known.find((b) => b.name === ep);
   if (!entry) throw new ExecutionProviderError(`execution provider "${ep}" is not supported by onnxruntime-node; available: ${known.map((b) => b.name).join(', ')}`, { executionProvider: ep });
-  const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], ...options.sessionOptions };
+  // logSeverityLevel 3: onnxruntime's warning that some nodes run on the CPU provider is replaced by the placement report.
+  const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], ...(ep !== 'cpu' ? { logSeverityLevel: 3 as const } : {}), ...options.sessionOptions };
   const bytes = toBinary(ModelProtoSchema, model);
   try {
     return await ort.InferenceSession.create(bytes, sessionOptions);
