@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@gradmax/strategies/register';
 import { describe, expect, it } from 'vitest';
-import { activeAdapter, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend, syncReadsUnavailable, withSyncReads } from '@gradmax/tfjs';
+import { RELU1, activeAdapter, grow, growAsync, registerMaxPoolGrad, restoreStockMaxPoolGrad, setupBackend, syncReadsUnavailable, withSyncReads } from '@gradmax/tfjs';
 import { skipReason, vulkanDriver } from './backends.js';
 
 const reason = skipReason('webgpu');
@@ -43,6 +45,16 @@ describe.skipIf(reason !== undefined)(`webgpu backend${reason ? ` — skipped: $
     expect(values).toEqual([8, 11, 16, 23]);
     expect(tf.getBackend()).toBe('webgpu');
     tf.dispose([a, b, c]);
+  });
+
+  it('grow on webgpu in Node: a typed error pointing to growAsync; growAsync grows', async () => {
+    await setupBackend('webgpu', { log: false });
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [2], activation: RELU1, name: 'a' }), tfl.layers.dense({ units: 2, name: 'b' })] });
+    expect(() => grow(model, { site: 'a->b', units: 1, strategy: 'random' })).toThrow(/use growAsync/);
+    const { report } = await growAsync(model, { site: 'a->b', units: 1, strategy: 'random' });
+    expect(report.widthAfter).toBe(4);
+    expect(tf.getBackend()).toBe('webgpu');
+    model.dispose();
   });
 
   it("the registered MaxPoolGrad keeps the gradient of windows tied at 0 (the stock webgpu kernel does not)", async () => {

@@ -27,7 +27,7 @@ import { resolveLoss } from '../statistics/loss.js';
 import { makeLossOracle } from './loss-oracle.js';
 import type { LossSpec } from '../statistics/loss.js';
 import { widenSite } from '../widen/apply.js';
-import { growthTensors, withSyncReads } from '../backend/sync-reads.js';
+import { assertSyncReads, growthTensors, withSyncReads } from '../backend/sync-reads.js';
 import { resolveStrategy, type StrategySpec } from './strategy.js';
 
 /** Options of {@link grow}. */
@@ -130,6 +130,7 @@ export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSit
  *   ShapeMismatchError, MissingStatisticError, UnsupportedError (e.g. GradMax with f'(0) = 0 at this site).
  */
 export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
+  assertSyncReads('grow', 'growAsync, or grow inside withSyncReads');
   // Models with dynamic input sizes: shapes are those of the grow batch (nominal without one).
   return withInputShape(model, options.batch?.xs?.shape, () => growInScope(model, options));
 }

@@ -16,6 +16,16 @@ export function syncReadsUnavailable(): boolean {
   return tf.getBackend() === 'webgpu' && typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined';
 }
 
+/**
+ * Throws {@link UnsupportedError} naming `what` and the async alternative when the active backend cannot read
+ * synchronously (webgpu in Node), instead of tfjs's `OffscreenCanvas is not defined` from deep inside the step.
+ */
+export function assertSyncReads(what: string, alternative: string): void {
+  if (syncReadsUnavailable()) {
+    throw new UnsupportedError(`${what} reads tensors synchronously, which the webgpu backend cannot do in Node (no OffscreenCanvas): use ${alternative}`, { backend: 'webgpu' });
+  }
+}
+
 /** The tensors a growth step reads: every model weight, the optimizer's slots, and the given batches. */
 export function growthTensors(model: tfl.LayersModel, ...batches: (Batch | undefined)[]): tf.Tensor[] {
   const tensors: tf.Tensor[] = model.weights.map((w) => w.read());
