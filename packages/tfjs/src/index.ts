@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 export { BACKENDS, activeAdapter, adapterLabel, describeAdapter, setupBackend, wasmDistPath } from './backend/setup.js';
-export type { BackendChoice, BackendSetup, GpuAdapterInfo, SetupBackendOptions } from './backend/setup.js';
+export type { BackendChoice, BackendSetup, GpuAdapterInfo, GpuAdapterLike, SetupBackendOptions } from './backend/setup.js';
 export { growthTensors, syncReadsUnavailable, withSyncReads } from './backend/sync-reads.js';
 export {
   conv2dBackpropFilterViaConv,

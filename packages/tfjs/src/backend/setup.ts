@@ -82,19 +82,22 @@ async function tryNative(pkg: (typeof NATIVE_PACKAGES)[number]): Promise<void> {
   if (!(await tf.setBackend('tensorflow'))) throw new Error('the "tensorflow" backend failed to initialise');
 }
 
-interface AdapterLike {
+/** The part of a WebGPU `GPUAdapter` that {@link describeAdapter} reads. */
+export interface GpuAdapterLike {
+  /** `GPUAdapter.info` (Chrome ≥ 114, Dawn for Node). */
   info?: { vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean };
+  /** Older browsers: the fallback flag on the adapter itself. */
   isFallbackAdapter?: boolean;
 }
 interface GpuLike {
-  requestAdapter(options?: { powerPreference?: string }): Promise<AdapterLike | null>;
+  requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapterLike | null>;
 }
 
 /** Software rasterisers that expose a WebGPU adapter: fine for tests, not for speed. */
 const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|warp|basic render/i;
 
 /** Reads `GPUAdapter.info` into a {@link GpuAdapterInfo}. */
-export function describeAdapter(adapter: AdapterLike): GpuAdapterInfo {
+export function describeAdapter(adapter: GpuAdapterLike): GpuAdapterInfo {
   const info = adapter.info ?? {};
   const vendor = info.vendor ?? '';
   const architecture = info.architecture ?? '';

@@ -17,7 +17,7 @@ export function syncReadsUnavailable(): boolean {
 }
 
 /**
- * Throws {@link UnsupportedError} naming `what` and the async alternative when the active backend cannot read
+ * Throws `UnsupportedError` (from `@gradmax/core`) naming `what` and the async alternative when the active backend cannot read
  * synchronously (webgpu in Node), instead of tfjs's `OffscreenCanvas is not defined` from deep inside the step.
  */
 export function assertSyncReads(what: string, alternative: string): void {
@@ -39,7 +39,7 @@ export function growthTensors(model: tfl.LayersModel, ...batches: (Batch | undef
  * On webgpu without `OffscreenCanvas` (Node): downloads `tensors` with `await t.data()`, runs `fn` on the cpu backend,
  * then restores webgpu (also when `fn` throws).
  *
- * @throws {@link UnsupportedError} when `fn` touches a webgpu tensor that was not downloaded (name it in `tensors`).
+ * @throws `UnsupportedError` (from `@gradmax/core`) when `fn` touches a webgpu tensor that was not downloaded (name it in `tensors`).
  */
 export async function withSyncReads<T>(tensors: readonly tf.Tensor[], fn: () => T): Promise<T> {
   if (!syncReadsUnavailable()) return fn();
