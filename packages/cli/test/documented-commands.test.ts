@@ -29,6 +29,7 @@ const SKIPS: { match: RegExp; reason: string }[] = [
   { match: /^pnpm install\b/, reason: 'installs the monorepo from the registry; the test itself runs in an installed clone' },
   { match: /^pnpm demo\b/, reason: 'rebuilds every package, then the full teacher-student run (about a minute on 2 cores); its run and report commands are shown in docs/harness.md with a --preset tiny fixture' },
   { match: /^pnpm test\b/, reason: 'runs every test suite, this one included (recursive)' },
+  { match: /^pnpm vitest run packages\//, reason: 'runs a test file of the monorepo (it runs in the suite itself), not a command of the temporary folder' },
   { match: /^npm i @gradmax\/onnx\b/, reason: 'installs from the npm registry (network)' },
   { match: /^gradmax bench run --task teacher-student --out gradmax-report$/, reason: 'the full teacher-student task (about a minute on 2 cores); the same command with --preset tiny runs in docs/getting-started.md and packages/harness/README.md' },
   { match: /^gradmax bench run --task mnist-mlp\b/, reason: 'downloads MNIST and trains for minutes' },
@@ -37,6 +38,11 @@ const SKIPS: { match: RegExp; reason: string }[] = [
   { match: /^pnpm --filter @gradmax\/onnx bench$/, reason: "every benchmark of @gradmax/onnx, including the full growability run over the torchvision corpus (tens of minutes; needs Debian's python3-torch)" },
   { match: /^node packages\/onnx\/bench\/growability\.mjs --json growability\.json$/, reason: 'the full growability benchmark over the exported corpus (tens of minutes; needs the corpus or python3-torch)' },
 ];
+
+/** The Vulkan driver WebGPU commands run on: `VK_ICD_FILENAMES`, else SwiftShader from Debian's chromium when installed. */
+const VULKAN_CANDIDATE = process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
+const VULKAN_DRIVER = VULKAN_CANDIDATE.split(':').every((f) => fs.existsSync(f)) ? VULKAN_CANDIDATE : undefined;
+if (!VULKAN_DRIVER) SKIPS.push({ match: /--execution-provider webgpu\b/, reason: 'needs a Vulkan driver (apt-get install chromium for SwiftShader); none on this machine' });
 
 /** Fixture files per document, beyond {@link writeDocFixtures}. */
 const EXTRA_FIXTURES: Record<string, (dir: string) => void> = {
@@ -132,7 +138,7 @@ describe('documented command lines', () => {
       const bin = path.join(dir, '.bin');
       fs.mkdirSync(bin);
       fs.writeFileSync(path.join(bin, 'gradmax'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
-      const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, CI: '1' };
+      const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, CI: '1', ...(VULKAN_DRIVER ? { VK_ICD_FILENAMES: VULKAN_DRIVER } : {}) };
       let ran = 0;
       for (const command of commands) {
         if (SKIPS.some((s) => s.match.test(normalized(command)))) continue;

@@ -34,6 +34,8 @@ export type { NpyArray } from './npy.js';
 export { statisticsFromNpy, readStatisticsManifest } from './statistics.js';
 export type { NpyStatisticsSpec, StatisticsTarget } from './statistics.js';
 export { makeInputs, executionProviders, runModel, verifyModels, MAX_VERIFY_INPUT_ELEMENTS } from './verify.js';
+export { describePlacement, placementProfile } from './placement.js';
+export type { NodePlacement, PlacementProfile } from './placement.js';
 export type { VerifyOptions, OutputDiff, VerifyReport, Feed, Outputs } from './verify.js';
 export { symbolicDims, chooseDims, DIM_CANDIDATES } from './verify-dims.js';
 export type { SymbolicDim, DimKind, DimSlot, DimAssignment } from './verify-dims.js';

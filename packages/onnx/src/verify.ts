@@ -14,6 +14,7 @@ import { npyToFloat64, readNpy, type NpyArray } from './npy.js';
 import { ortTypeName } from './ort-types.js';
 import { chooseDims, indexBounds, symbolicDims, type DimAssignment, type SymbolicDim } from './verify-dims.js';
 import { dataTypeName } from './tensor.js';
+import { placementProfile, type NodePlacement, type PlacementProfile } from './placement.js';
 
 type Ort = typeof import('onnxruntime-node');
 let ort: Ort | undefined;
@@ -89,6 +90,8 @@ export interface VerifyReport {
   scales: number[];
   /** Execution provider used. */
   executionProvider: string;
+  /** Where the widened model's nodes ran, for a provider other than cpu (which nodes fell back to the CPU provider). */
+  placement?: NodePlacement;
 }
 
 /** One input tensor as handed to onnxruntime. */
@@ -278,7 +281,7 @@ export function executionProviders(): { name: string; bundled: boolean }[] {
   return runtime().listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
 }
 
-async function createSession(file: string | Uint8Array, ep: string, label: string, baseDir?: string) {
+async function createSession(file: string | Uint8Array, ep: string, label: string, baseDir?: string, extra: PlacementProfile['sessionOptions'] = {}) {
   const o = runtime();
   const known = o.listSupportedBackends();
   const entry = known.find((b) => b.name === ep);
@@ -291,6 +294,7 @@ async function createSession(file: string | Uint8Array, ep: string, label: strin
       executionProviders: [ep],
       graphOptimizationLevel: 'disabled',
       logSeverityLevel: 4,
+      ...extra,
       ...(typeof file !== 'string' && baseDir ? { extra: { session: { model_external_initializers_file_folder_path: path.resolve(baseDir) } } } : {}),
     } as const;
     return typeof file === 'string' ? await o.InferenceSession.create(file, options) : await o.InferenceSession.create(file, options);
@@ -320,7 +324,8 @@ class ModelSession {
     readonly label: string,
   ) {}
 
-  static async open(model: string | OnnxModel, executionProvider: string): Promise<ModelSession> {
+  static async open(model: string | OnnxModel, executionProvider: string, profile?: PlacementProfile): Promise<ModelSession> {
+    const extra = profile?.sessionOptions ?? {};
     if (typeof model === 'string') {
       // onnxruntime would read /dev/zero or a FIFO without end
       let st: fs.Stats;
@@ -330,7 +335,7 @@ class ModelSession {
         throw new FileAccessError(`cannot read model file "${model}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: model });
       }
       assertRegularFile(st, `model file "${model}"`, model);
-      return new ModelSession(await createSession(model, executionProvider, model), model);
+      return new ModelSession(await createSession(model, executionProvider, model, undefined, extra), model);
     }
     // A loaded model runs as it is now (it may have been edited since it was read from its file). External tensors
     // rewritten in memory are inlined for the session (their data file still holds the old bytes); the others stay
@@ -349,7 +354,7 @@ class ModelSession {
     } finally {
       for (const [t, v] of saved) Object.assign(t, v);
     }
-    return new ModelSession(await createSession(bytes, executionProvider, model.label, model.baseDir), model.label);
+    return new ModelSession(await createSession(bytes, executionProvider, model.label, model.baseDir, extra), model.label);
   }
 
   async run(feeds: Record<string, Feed>): Promise<Outputs> {
@@ -465,7 +470,8 @@ export async function verifyModels(original: string | OnnxModel, widened: string
       { dims: ask, tried: attempts.map((t) => t.values) },
     );
   }
-  const sb = await ModelSession.open(typeof widened === 'string' ? path.resolve(widened) : widened, ep);
+  const profile = placementProfile(ep);
+  const sb = await ModelSession.open(typeof widened === 'string' ? path.resolve(widened) : widened, ep, profile);
   // per output and input scale: max |Δ| and max |a| (relative differences are taken per scale, so that the large
   // outputs of the scaled samples do not hide a difference in the small ones)
   const acc = new Map<string, { shape: number[]; maxAbs: number[]; scale: number[]; type: string; broken: boolean }>();
@@ -499,6 +505,7 @@ export async function verifyModels(original: string | OnnxModel, widened: string
   } finally {
     await sb.release();
   }
+  const placement = profile.read();
   const outputs: OutputDiff[] = [];
   for (const [name, e] of acc) {
     if (e.broken) {
@@ -522,6 +529,7 @@ export async function verifyModels(original: string | OnnxModel, widened: string
     runs: plan.feeds.length,
     scales: plan.scales,
     executionProvider: ep,
+    ...(placement ? { placement } : {}),
   };
 }
 

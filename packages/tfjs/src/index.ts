@@ -9,8 +9,9 @@
  * - {@link relu1} is the ReLU with derivative 1 at 0 that GradMax needs on grown layers.
  * @packageDocumentation
  */
-export { setupBackend, wasmDistPath } from './backend/setup.js';
-export type { BackendChoice, BackendSetup, SetupBackendOptions } from './backend/setup.js';
+export { BACKENDS, activeAdapter, adapterLabel, describeAdapter, setupBackend, wasmDistPath } from './backend/setup.js';
+export type { BackendChoice, BackendSetup, GpuAdapterInfo, GpuAdapterLike, SetupBackendOptions } from './backend/setup.js';
+export { growthTensors, syncReadsUnavailable, withSyncReads } from './backend/sync-reads.js';
 export {
   conv2dBackpropFilterViaConv,
   registerConvBackpropFilter,
@@ -43,7 +44,7 @@ export { resolveLoss } from './statistics/loss.js';
 export type { LossSpec, MeanLoss } from './statistics/loss.js';
 export { widenSite, refuseConstantUnits } from './widen/apply.js';
 export type { WidenOptions } from './widen/apply.js';
-export { grow, requireSite, requireTarget } from './api/grow.js';
+export { grow, growAsync, requireSite, requireTarget } from './api/grow.js';
 export type { GrowOptions, GrowResult, GrowEventReport, GrowthTarget } from './api/grow.js';
 export { resolveStrategy } from './api/strategy.js';
 export { makeLossOracle } from './api/loss-oracle.js';

@@ -85,7 +85,7 @@ Options:
   --dim NAME=VALUE            value of a symbolic input dimension (default: chosen by verification and printed:
                               batch-like dims hold all 8 samples, others come from the model's weights or a
                               default such as 32 for image sizes); a dim without a name is INPUT:AXIS
-  --execution-provider EP     onnxruntime execution provider (default: cpu)
+  --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)
   --max-memory SIZE           refuse growth whose new weights need more working memory than SIZE (default 4G)
   --json                      print the summary as JSON
   -h, --help                  show this help
@@ -102,7 +102,7 @@ Options:
   --seed N                    seed of the random inputs (default 0)
   --atol X                    allowed max |diff| (default 1e-5; float16 outputs: relative only)
   --rtol X                    allowed max |diff| / max |A| (default 1e-5; float16 outputs: 1e-2)
-  --execution-provider EP     onnxruntime execution provider (default: cpu)
+  --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)
   --json                      print the report as JSON
   -h, --help                  show this help
 `;

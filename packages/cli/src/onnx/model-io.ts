@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GrowthStrategy } from '@gradmax/core';
-import { FileAccessError, loadModel, saveModel, type OnnxModel, type VerifyReport } from '@gradmax/onnx';
+import { FileAccessError, describePlacement, loadModel, saveModel, type OnnxModel, type VerifyReport } from '@gradmax/onnx';
 import { onInterrupt } from '../shared/cleanup.js';
 import { EXIT_FAILED, type CliIO } from '../shared/io.js';
 import { createProgressBar, type ProgressBar } from '../shared/progress.js';
@@ -200,6 +200,7 @@ export function describeVerification(report: VerifyReport): string {
   const dims = Object.entries(report.dims);
   if (dims.length) parts.push(`dims ${dims.map(([k, v]) => `${k}=${v} (${report.dimSources[k] ?? '?'})`).join(' ')}`);
   parts.push(`inputs ${Object.entries(report.inputs).map(([k, v]) => `${k}[${v.join(',')}]`).join(' ')}`);
+  if (report.placement) parts.push(`widened model's nodes: ${describePlacement(report.placement)}`);
   return parts.join(', ');
 }
 

@@ -24,6 +24,8 @@ import {
   type OnnxGroup,
   type OnnxModel,
   type VerifyReport,
+  describePlacement,
+  type NodePlacement,
 } from '@gradmax/onnx';
 import { adviseGrowth, computeGroupStatistics, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
 import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
@@ -40,7 +42,7 @@ const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model'
                               ce-logsoftmax (on a LogSoftmax output) or mse
   --loss-output NAME          model output the loss reads (default: the first output)
   --batch-size N              examples per onnxruntime run (default 128)
-  --execution-provider EP     onnxruntime execution provider (default: cpu)`;
+  --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)`;
 
 /** Help of `gradmax onnx stats`. */
 export const STATS_HELP = `Usage: gradmax onnx stats MODEL --data X.npy --labels Y.npy --loss KIND --site NAME [--site NAME ...] -o DIR
@@ -180,6 +182,11 @@ function* batches(model: OnnxModel, spec: DataSpec): Generator<ProbeBatch> {
   }
 }
 
+/** Says on stderr where onnxruntime ran the probe's nodes (for a provider other than cpu): which fell back to CPU. */
+function notePlacement(io: CliIO, placement: NodePlacement | undefined): void {
+  if (placement) io.stderr.write(`onnxruntime ${describePlacement(placement)}\n`);
+}
+
 async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec: DataSpec): Promise<{ stats: Map<string, ProbeStatistics>; examples: number; meanLoss: number }> {
   const total = spec.x.shape[0]!;
   const bar = createProgressBar(io, 'statistics', total, { unit: 'examples' });
@@ -192,6 +199,7 @@ async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec
     onProgress: (p: { examples: number }) => bar.update(p.examples),
   });
   bar.finish();
+  notePlacement(io, res.placement);
   return { stats: res.statistics, examples: res.examples, meanLoss: res.meanLoss };
 }
 
@@ -218,6 +226,7 @@ async function groupStatistics(io: CliIO, model: OnnxModel, names: string[], spe
       })
     : { statistics: new Map<string, SiteStatistics>(), refused: new Map<string, string>(), examples: 0, meanLoss: NaN };
   bar.finish();
+  notePlacement(io, 'placement' in res ? res.placement : undefined);
   const stats = new Map(res.statistics);
   let { examples, meanLoss } = res;
   const sites = findSites(model);
@@ -440,6 +449,7 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
     onProgress: (p) => bar.update(p.examples),
   });
   bar.finish();
+  notePlacement(io, res.placement);
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ model: positionals[0], examples: res.examples, meanLoss: res.meanLoss, k, advice: res.advice, skipped: res.skipped }, null, 2)}\n`);
     return EXIT_OK;

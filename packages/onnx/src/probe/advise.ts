@@ -11,6 +11,7 @@ import { probeSiteOf } from './build.js';
 import type { ProbeLoss } from './build.js';
 import { computeStatistics } from './compute.js';
 import type { ComputeStatisticsOptions, ProbeBatch, ProbeProgress } from './compute.js';
+import type { NodePlacement } from '../placement.js';
 
 /** The growth outlook of one site (see {@link adviseGrowth}). */
 export interface GrowthAdvice {
@@ -60,6 +61,8 @@ export interface GrowthAdviceResult {
   examples: number;
   /** Mean loss over those examples. */
   meanLoss: number;
+  /** Where the probe's nodes ran, for a provider other than cpu. */
+  placement?: NodePlacement;
 }
 
 /** Options of {@link adviseGrowth}. */
@@ -147,5 +150,5 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
     };
   });
   advice.sort((a, b) => b.gain - a.gain);
-  return { advice, skipped, examples: res.examples, meanLoss: res.meanLoss };
+  return { advice, skipped, examples: res.examples, meanLoss: res.meanLoss, ...(res.placement ? { placement: res.placement } : {}) };
 }

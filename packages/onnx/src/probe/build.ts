@@ -84,6 +84,11 @@ export interface BuildProbeOptions {
    * per-example ones on random inputs).
    */
   relaxBatch?: boolean;
+  /**
+   * The execution provider the probe will run on (default `cpu`). For another provider (WebGPU) the probe avoids Conv
+   * forms that onnxruntime's WebGPU provider computes wrongly (grouped Convs with a channel multiplier).
+   */
+  executionProvider?: string;
 }
 
 /** One statistics output of a probe. */
@@ -766,6 +771,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   }
 
   const e = new Emitter(names, opset);
+  e.gpuSafeConv = (options.executionProvider ?? 'cpu') !== 'cpu';
   const back = new BackwardPass(e, nodes, plan, info, graph.initializer, graph.input.map((i) => i.name));
   const addGrad = (tensor: string, grad: string) => back.addGrad(tensor, grad);
   const finalGrad = (tensor: string) => back.finalGrad(tensor);

@@ -12,6 +12,7 @@ import type { StatisticsOptions } from '@gradmax/core';
 import { ExecutionProviderError, RuntimeError } from '../errors.js';
 import { OnnxModel, loadModel } from '../model.js';
 import { buildProbe } from './build.js';
+import { placementProfile, type NodePlacement } from '../placement.js';
 import type { BuildProbeOptions, ProbeModel } from './build.js';
 
 /** A plain tensor: ORT type name (`"float32"`, `"float64"`, `"int64"`…), row-major data and dims. */
@@ -58,7 +59,7 @@ export interface ComputeStatisticsOptions extends BuildProbeOptions {
   batchSize?: number;
   /** onnxruntime session options (merged; `executionProviders` is set from `executionProvider` unless given here). */
   sessionOptions?: ort.InferenceSession.SessionOptions;
-  /** Execution provider name, e.g. `"cpu"` (default), `"cuda"`. */
+  /** Execution provider name: `"cpu"` (default), `"webgpu"` (needs a Vulkan/Metal/D3D12 driver), `"cuda"`. */
   executionProvider?: string;
   /** Options of the core statistics objects (sample retention is not available from the probe). */
   statisticsOptions?: Omit<StatisticsOptions, 'retainSamples'>;
@@ -79,6 +80,8 @@ export interface ComputeStatisticsResult {
   meanLoss: number;
   /** The probe that was run. */
   probe: ProbeModel;
+  /** Where the probe's nodes ran, for a provider other than cpu (which nodes fell back to the CPU provider). */
+  placement?: NodePlacement;
 }
 
 /** Creates an onnxruntime session for `model` on the requested execution provider. */
@@ -90,7 +93,8 @@ export async function createProbeSession(
   const known = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
   const entry = known.find((b) => b.name === ep);
   if (!entry) throw new ExecutionProviderError(`execution provider "${ep}" is not supported by onnxruntime-node; available: ${known.map((b) => b.name).join(', ')}`, { executionProvider: ep });
-  const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], ...options.sessionOptions };
+  // logSeverityLevel 3: onnxruntime's warning that some nodes run on the CPU provider is replaced by the placement report.
+  const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [ep], ...(ep !== 'cpu' ? { logSeverityLevel: 3 as const } : {}), ...options.sessionOptions };
   const bytes = toBinary(ModelProtoSchema, model);
   try {
     return await ort.InferenceSession.create(bytes, sessionOptions);
@@ -227,13 +231,16 @@ export async function runProbe(
 export async function computeStatistics(model: string | Uint8Array | ModelProto | OnnxModel, options: ComputeStatisticsOptions): Promise<ComputeStatisticsResult> {
   const source = typeof model === 'string' || model instanceof Uint8Array ? loadModel(model) : model;
   const probe = await buildProbe(source, options);
-  const session = await createProbeSession(probe.model, options);
+  const profile = placementProfile(options.executionProvider ?? 'cpu');
+  const session = await createProbeSession(probe.model, { ...options, sessionOptions: { ...profile.sessionOptions, ...options.sessionOptions } });
+  let run: Awaited<ReturnType<typeof runProbe>>;
   try {
     const outInfo = probe.model.graph!.input.find((i) => i.name === probe.labelsInput);
     const dims = outInfo?.type?.value.case === 'tensorType' ? outInfo.type.value.value.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : null)) : undefined;
-    const run = await runProbe(probe, session, options.data, { ...options, outputDims: dims });
-    return { ...run, probe };
+    run = await runProbe(probe, session, options.data, { ...options, outputDims: dims });
   } finally {
     await session.release();
   }
+  const placement = profile.read();
+  return { ...run, probe, ...(placement ? { placement } : {}) };
 }

@@ -30,6 +30,16 @@ export class Emitter {
     this.used = new Set(usedNames);
   }
 
+  /**
+   * Emit Conv forms that onnxruntime's WebGPU provider (1.30) computes correctly: a grouped Conv with a channel
+   * multiplier above 1 (wrong there) becomes a Gather of the input channels and a Conv with one output per group.
+   * Off for the cpu provider (the gathered input is larger). Set before emitting.
+   */
+  gpuSafeConv = false;
+
+  /** Dims of the constants emitted here, by name. */
+  private readonly constantDims = new Map<string, readonly number[]>();
+
   /** A fresh tensor/node name. */
   fresh(hint: string): string {
     for (;;) {
@@ -43,9 +53,49 @@ export class Emitter {
 
   /** Emits a node with `outputs` outputs and returns their names. */
   ops(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs = 1): string[] {
+    if (opType === 'Conv' && outputs === 1) {
+      const out = this.paddedOneByOne(inputs, attrs) ?? (this.gpuSafeConv ? this.groupedWithMultiplier(inputs, attrs) : undefined);
+      if (out) return [out];
+    }
     const outs = Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()));
     this.nodes.push(makeNode(opType, inputs, outs, attrs, this.fresh(`${opType}_node`)));
     return outs;
+  }
+
+  /**
+   * A 1×1 Conv with padding, emitted without pads on the Conv: onnxruntime's WebGPU provider (1.30) computes a 1×1 Conv
+   * whose pads sit only at the end (bottom/right) wrongly. Without bias and with stride 1 the zero border is padded on
+   * the output (Conv then Pad: onnxruntime's Pad→Conv fusion cannot fold it back); otherwise on the input. Both are
+   * the same function on every provider.
+   */
+  private paddedOneByOne(inputs: string[], attrs: Record<string, AttrValue>): string | undefined {
+    const kernel = attrs['kernel_shape'];
+    const pads = attrs['pads'];
+    if (!Array.isArray(kernel) || !Array.isArray(pads) || !kernel.every((k) => k === 1) || !pads.some((p) => p !== 0)) return undefined;
+    const d = kernel.length;
+    const border = this.ints([0, 0, ...(pads as number[]).slice(0, d), 0, 0, ...(pads as number[]).slice(d)]);
+    const unpadded = { ...attrs, pads: new Array<number>(2 * d).fill(0) };
+    const strides = attrs['strides'];
+    const unitStride = !Array.isArray(strides) || strides.every((v) => v === 1);
+    if (inputs.length === 2 && unitStride) return this.op('Pad', [this.op('Conv', inputs, unpadded), border]);
+    return this.op('Conv', [this.op('Pad', [inputs[0]!, border]), ...inputs.slice(1)], unpadded);
+  }
+
+  /**
+   * Conv(x, W, group g) with W `[M, C/g, kh, kw]` a constant of this emitter and M/g > 1 equals
+   * Conv(Gather(x, idx, axis 1), W, group M) where output o reads the C/g channels of its group ⌊o·g/M⌋.
+   */
+  private groupedWithMultiplier(inputs: string[], attrs: Record<string, AttrValue>): string | undefined {
+    const group = typeof attrs['group'] === 'number' ? attrs['group'] : 1;
+    const dims = this.constantDims.get(inputs[1]!);
+    if (group <= 1 || !dims || dims.length !== 4) return undefined;
+    const [m, perGroup] = dims as [number, number];
+    const multiplier = m / group;
+    if (!(multiplier > 1) || !Number.isInteger(multiplier)) return undefined;
+    const idx: number[] = [];
+    for (let o = 0; o < m; o++) for (let i = 0; i < perGroup; i++) idx.push(Math.floor(o / multiplier) * perGroup + i);
+    const gathered = this.op('Gather', [inputs[0]!, this.ints(idx)], { axis: 1 });
+    return this.op('Conv', [gathered, ...inputs.slice(1)], { ...attrs, group: m });
   }
 
   /** Emits a single-output node and returns its output name. */
@@ -57,6 +107,7 @@ export class Emitter {
   constant(dataType: number, dims: readonly number[], values: ArrayLike<number>, hint = 'const'): string {
     const name = this.fresh(hint);
     this.initializers.push(makeTensor(name, dataType, dims, values));
+    this.constantDims.set(name, dims.slice());
     return name;
   }
 
@@ -64,6 +115,7 @@ export class Emitter {
   constantBuffer(buffer: TensorBuffer, hint = 'const'): string {
     const name = this.fresh(hint);
     this.initializers.push(makeTensor(name, buffer.dataType, buffer.dims, buffer));
+    this.constantDims.set(name, buffer.dims.slice());
     return name;
   }
 

@@ -22,6 +22,7 @@ import { computeStatistics, type ComputeStatisticsOptions } from './compute.js';
 import { MissingGradientRuleError } from './errors.js';
 import { resolveNodePads } from './rules.js';
 import { discoverShapes, type TensorInfo } from './shapes.js';
+import type { NodePlacement } from '../placement.js';
 
 /** Options of {@link computeGroupStatistics}: those of `computeStatistics` with groups instead of sites. */
 export interface GroupStatisticsOptions extends Omit<ComputeStatisticsOptions, 'sites'> {
@@ -39,6 +40,8 @@ export interface GroupStatisticsResult {
   examples: number;
   /** Mean loss over the examples. */
   meanLoss: number;
+  /** Where the probe's nodes ran, for a provider other than cpu. */
+  placement?: NodePlacement;
 }
 
 interface PairSpec {
@@ -203,5 +206,5 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     }
     statistics.set(g.name, { moment: m, count });
   }
-  return { statistics, refused, examples: run.examples, meanLoss: run.meanLoss };
+  return { statistics, refused, examples: run.examples, meanLoss: run.meanLoss, ...(run.placement ? { placement: run.placement } : {}) };
 }

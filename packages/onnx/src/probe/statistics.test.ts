@@ -12,9 +12,15 @@ import { naiveConvGrowthMatrix, naiveDenseMoment } from '@gradmax/core/reference
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT } from './__tests__/fd.js';
 import { relErr } from './__tests__/rel-err.js';
+import { describeEachProvider, type TestProvider } from './__tests__/providers.js';
 import { OnnxModel } from '../index.js';
 import { computeStatistics } from './index.js';
 import type { ProbeBatch } from './index.js';
+
+/** float32 tolerance: GPU reductions sum in another order than the CPU provider. */
+function tol(ep: TestProvider, cpu: number): number {
+  return ep === 'webgpu' ? Math.max(cpu, 1e-5) : cpu;
+}
 
 function softmaxMinusOneHot(logits: ArrayLike<number>, n: number, c: number, labels: number[]): Float64Array {
   const g = new Float64Array(n * c);
@@ -35,7 +41,7 @@ async function runForward(model: ReturnType<GraphBuilder['build']>, feeds: Recor
   return out;
 }
 
-describe('dense statistics equal the naive moment', () => {
+describeEachProvider('dense statistics equal the naive moment', (ep) => {
   for (const dtype of [DOUBLE, FLOAT]) {
     it(`Gemm→Relu→Gemm (transB, alpha on the next layer), ${dtype === DOUBLE ? 'float64' : 'float32'}, merged over uneven minibatches`, async () => {
       const rng = new Rng(11);
@@ -63,11 +69,11 @@ describe('dense statistics equal the naive moment', () => {
       for (let k = 0; k + 1 < cuts.length; k++) {
         data.push({ inputs: mk(x.slice(cuts[k]! * n0, cuts[k + 1]! * n0), [cuts[k + 1]! - cuts[k]!, n0]), labels: Int32Array.from(labels.slice(cuts[k], cuts[k + 1])) });
       }
-      const res = await computeStatistics(model, { sites: [{ current: 'fc1', next: 'fc2', name: 'hidden' }], loss: { kind: 'ce-logits' }, data, batchSize: 5 });
+      const res = await computeStatistics(model, { executionProvider: ep, sites: [{ current: 'fc1', next: 'fc2', name: 'hidden' }], loss: { kind: 'ce-logits' }, data, batchSize: 5 });
       const snap = res.statistics.get('hidden')!.snapshot();
       expect(snap.count).toBe(N);
       expect([snap.moment.rows, snap.moment.cols]).toEqual([n2, n0]);
-      expect(relErr(snap.moment.data, expected.data, 1e-300)).toBeLessThan(dtype === DOUBLE ? 1e-12 : 1e-5);
+      expect(relErr(snap.moment.data, expected.data, 1e-300)).toBeLessThan(dtype === DOUBLE ? 1e-12 : tol(ep, 1e-5));
       let loss = 0;
       for (let i = 0; i < N; i++) {
         let max = -Infinity;
@@ -76,12 +82,12 @@ describe('dense statistics equal the naive moment', () => {
         for (let j = 0; j < n2; j++) s += Math.exp(logits[i * n2 + j]! - max);
         loss += Math.log(s) + max - logits[i * n2 + labels[i]!]!;
       }
-      expect(Math.abs(res.meanLoss - loss / N)).toBeLessThan(dtype === DOUBLE ? 1e-12 : 1e-5);
+      expect(Math.abs(res.meanLoss - loss / N)).toBeLessThan(dtype === DOUBLE ? 1e-12 : tol(ep, 1e-5));
     });
   }
 });
 
-describe('MSE loss', () => {
+describeEachProvider('MSE loss', (ep) => {
   it('dense M with targets streamed as plain tensors equals the naive moment of g = 2(y − t)/D', async () => {
     const rng = new Rng(21);
     const [N, n0, n1, n2] = [9, 3, 4, 2];
@@ -98,7 +104,7 @@ describe('MSE loss', () => {
     const yv = (await runForward(model, { x: new ort.Tensor('float64', x, [N, n0]) }))[y]!.data as Float64Array;
     const g = yv.map((v, i) => (2 * (v - t[i]!)) / n2);
     const expected = naiveDenseMoment(Matrix.from(N, n2, g), Matrix.from(N, n0, x));
-    const res = await computeStatistics(model, {
+    const res = await computeStatistics(model, { executionProvider: ep,
       sites: [{ current: 'l1', next: 'l2' }],
       loss: { kind: 'mse' },
       data: [{ inputs: { type: 'float64', data: x, dims: [N, n0] }, labels: { type: 'float64', data: t, dims: [N, n2] } }],
@@ -137,7 +143,7 @@ function toNhwc(data: ArrayLike<number>, [n, c, h, w]: number[]): Float64Array {
   return out;
 }
 
-describe('conv statistics equal the naive exact growth matrix', () => {
+describeEachProvider('conv statistics equal the naive exact growth matrix', (ep) => {
   for (const cc of convCases) {
     it(cc.name, async () => {
       const rng = new Rng(5);
@@ -178,7 +184,7 @@ describe('conv statistics equal the naive exact growth matrix', () => {
           }
         }
       }
-      const res = await computeStatistics(model, {
+      const res = await computeStatistics(model, { executionProvider: ep,
         sites: [{ current: 'conv1', next: 'conv2' }],
         loss: { kind: 'ce-logits', output: logits },
         data: [{ inputs: new ort.Tensor('float32', x, [N, m0, H0, W0]), labels }],
@@ -193,9 +199,9 @@ describe('conv statistics equal the naive exact growth matrix', () => {
       );
       const snap = stats.snapshot();
       expect([snap.moment.rows, snap.moment.cols]).toEqual([expected.rows, expected.cols]);
-      expect(relErr(snap.moment.data, expected.data, 1e-300)).toBeLessThan(2e-6);
+      expect(relErr(snap.moment.data, expected.data, 1e-300)).toBeLessThan(tol(ep, 2e-6));
       // The same site found by the IR's site finder (by name) gives the same geometry and statistics.
-      const byName = await computeStatistics(new OnnxModel(model), {
+      const byName = await computeStatistics(new OnnxModel(model), { executionProvider: ep,
         sites: ['conv1->conv2'],
         loss: { kind: 'ce-logits', output: logits },
         data: [{ inputs: new ort.Tensor('float32', x, [N, m0, H0, W0]), labels }],
@@ -227,12 +233,12 @@ describe('conv statistics equal the naive exact growth matrix', () => {
     const labels = Array.from({ length: N }, () => rng.int(classes));
     const fwd = await runForward(model, feeds);
     const g = softmaxMinusOneHot(fwd[logits]!.data as Float32Array, N, classes, labels);
-    const res = await computeStatistics(model, { sites: [{ current: 'conv1', next: 'fc' }], loss: { kind: 'ce-logits' }, data: [{ inputs: feeds.x, labels }] });
+    const res = await computeStatistics(model, { executionProvider: ep, sites: [{ current: 'conv1', next: 'fc' }], loss: { kind: 'ce-logits' }, data: [{ inputs: feeds.x, labels }] });
     const stats = res.statistics.get('conv1->fc')!;
     const geo = (stats as unknown as { geometry: Parameters<typeof naiveConvGrowthMatrix>[2] }).geometry;
     expect(geo.kernel2).toEqual([midDims[2], midDims[3]]);
     const expected = naiveConvGrowthMatrix({ shape: [N, H0, W0, m0], data: toNhwc(feeds.x.data as Float32Array, [N, m0, H0, W0]) }, { shape: [N, 1, 1, classes], data: g }, geo);
-    expect(relErr(stats.snapshot().moment.data, expected.data, 1e-300)).toBeLessThan(2e-6);
+    expect(relErr(stats.snapshot().moment.data, expected.data, 1e-300)).toBeLessThan(tol(ep, 2e-6));
   });
 
   it('refuses node-pair conv sites with pooling or another branch between the layers (the geometry would be wrong)', async () => {
@@ -249,7 +255,7 @@ describe('conv statistics equal the naive exact growth matrix', () => {
       return b.build();
     };
     const data = [{ inputs: new ort.Tensor('float32', Float32Array.from(rng.fillNormal(new Float64Array(N * m0 * H0 * H0))), [N, m0, H0, H0]), labels: [0, 1, 2] }];
-    const run = (model: ReturnType<typeof make>) => computeStatistics(model, { sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits' }, data });
+    const run = (model: ReturnType<typeof make>) => computeStatistics(model, { executionProvider: ep, sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits' }, data });
     // a 2x2 pool halves the map; a 3x3/1 'same' pool keeps its size but mixes positions; a residual Add joins a branch
     await expect(run(make((b, a) => b.op1('MaxPool', [a], { kernel_shape: [2, 2], strides: [2, 2] })))).rejects.toThrow(/MaxPool .* is not a per-channel op/);
     await expect(run(make((b, a) => b.op1('MaxPool', [a], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })))).rejects.toThrow(/not a per-channel op/);

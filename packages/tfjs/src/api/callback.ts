@@ -30,11 +30,11 @@ export function growthCallback(model: tfl.LayersModel, options: GrowthCallbackOp
   if (controller.model !== model) throw new InvalidArgumentError('growthCallback: the controller belongs to a different model');
   const callback = new tfl.CustomCallback({
     onTrainBegin: async () => {
-      controller.maybeGrow(controller.stepCount);
+      await controller.maybeGrowAsync(controller.stepCount);
     },
     onBatchEnd: async () => {
       controller.advance();
-      controller.maybeGrow(controller.stepCount);
+      await controller.maybeGrowAsync(controller.stepCount);
     },
   }) as tfl.CustomCallback & { controller: GrowthController };
   callback.controller = controller;

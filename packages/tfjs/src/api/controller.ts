@@ -8,6 +8,7 @@ import { findGrowthSites } from '../sites/find.js';
 import { validateBatch, type Batch } from '../statistics/batch.js';
 import type { LossSpec } from '../statistics/loss.js';
 import { grow, type GrowEventReport } from './grow.js';
+import { growthTensors, withSyncReads } from '../backend/sync-reads.js';
 import type { StrategySpec } from './strategy.js';
 
 /** Options of {@link GrowthController}. */
@@ -127,9 +128,26 @@ export class GrowthController {
     return reports;
   }
 
+  /**
+   * {@link GrowthController.maybeGrow} on every backend: on webgpu in Node (no synchronous reads) the growth runs on
+   * cpu after the weights, optimizer slots and grow batch are downloaded (see `withSyncReads`).
+   */
+  async maybeGrowAsync(step: number, batch?: Batch): Promise<GrowEventReport[]> {
+    return this.growWithReads(step, batch, false);
+  }
+
+  private async growWithReads(step: number, batch: Batch | undefined, validate: boolean): Promise<GrowEventReport[]> {
+    if (!this.options.schedule.eventAt(step)) return [];
+    const fixed = typeof this.options.growBatch === 'function' ? undefined : this.options.growBatch;
+    return withSyncReads(growthTensors(this.model, fixed, batch), () => {
+      if (validate && batch) validateBatch(this.model, batch, 'training batch');
+      return this.maybeGrow(step, batch);
+    });
+  }
+
   /** One training step: grow if due (with the grow batch, else this batch), then `trainOnBatch`. */
   async step(batch: Batch): Promise<ControllerStep> {
-    const grown = this.options.schedule.eventAt(this.steps) ? (validateBatch(this.model, batch, 'training batch'), this.maybeGrow(this.steps, batch)) : [];
+    const grown = await this.growWithReads(this.steps, batch, true);
     const loss = await this.model.trainOnBatch(batch.xs, batch.ys);
     this.steps += 1;
     return { loss, grown };

@@ -27,6 +27,7 @@ import { resolveLoss } from '../statistics/loss.js';
 import { makeLossOracle } from './loss-oracle.js';
 import type { LossSpec } from '../statistics/loss.js';
 import { widenSite } from '../widen/apply.js';
+import { assertSyncReads, growthTensors, withSyncReads } from '../backend/sync-reads.js';
 import { resolveStrategy, type StrategySpec } from './strategy.js';
 
 /** Options of {@link grow}. */
@@ -129,6 +130,7 @@ export function requireSite(model: tfl.LayersModel, name: string): TfjsGrowthSit
  *   ShapeMismatchError, MissingStatisticError, UnsupportedError (e.g. GradMax with f'(0) = 0 at this site).
  */
 export function grow(model: tfl.LayersModel, options: GrowOptions): GrowResult {
+  assertSyncReads('grow', 'growAsync, or grow inside withSyncReads');
   // Models with dynamic input sizes: shapes are those of the grow batch (nominal without one).
   return withInputShape(model, options.batch?.xs?.shape, () => growInScope(model, options));
 }
@@ -215,4 +217,13 @@ function growGroup(model: tfl.LayersModel, group: ChannelGroup, options: GrowOpt
       timings: { statistics: t1 - t0, strategy: t2 - t1, widen: t3 - t2 },
     },
   };
+}
+
+/**
+ * {@link grow} on every backend, webgpu included: on a backend that cannot read synchronously (webgpu in Node) the
+ * model's weights, optimizer slots and grow batch are downloaded first and the growth step runs on cpu (see
+ * {@link withSyncReads}); elsewhere it is `grow` itself.
+ */
+export async function growAsync(model: tfl.LayersModel, options: GrowOptions): Promise<GrowResult> {
+  return withSyncReads(growthTensors(model, options.batch), () => grow(model, options));
 }

@@ -80,7 +80,9 @@ function nonOverlapping(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, kh: num
     // Broadcasting comparisons are slow on wasm; arithmetic is not. y − x ≥ 0 with equality at the maxima.
     const hits = tf.sub(1, tf.sign(tf.sub(tf.reshape(y, [B, ho, wo, 1, C]), windows)));
     // First maximum: the running count of maxima is 1 there (relu(2 − count) is 1 for count 1, 0 from 2 on).
-    const first = tf.mul(hits, tf.relu(tf.sub(2, tf.cumsum(hits, 3))));
+    // (cumsum over a rank-4 view: the webgpu backend's cumsum stops at rank 4.)
+    const count = tf.reshape(tf.cumsum(tf.reshape(hits, [B * ho, wo, kh * kw, C]), 2), [B, ho, wo, kh * kw, C]);
+    const first = tf.mul(hits, tf.relu(tf.sub(2, count)));
     const routed = tf.mul(first, tf.reshape(dy, [B, ho, wo, 1, C]));
     const back = tf.reshape(tf.transpose(tf.reshape(routed, [B, ho, wo, kh, kw, C]), [0, 1, 3, 2, 4, 5]), [B, ho * kh, wo * kw, C]);
     return ho * kh === H && wo * kw === W ? back : tf.pad(back, [[0, 0], [0, H - ho * kh], [0, W - wo * kw], [0, 0]]);

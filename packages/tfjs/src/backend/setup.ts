@@ -1,6 +1,7 @@
 /**
- * Picks and initialises a TensorFlow.js backend: native (`@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`,
- * optional peers loaded lazily), then wasm, then cpu.
+ * Picks and initialises a TensorFlow.js backend: native GPU (`@tensorflow/tfjs-node-gpu`), WebGPU on a hardware
+ * adapter (`@tensorflow/tfjs-backend-webgpu`, in Node through the `webgpu` package), native CPU
+ * (`@tensorflow/tfjs-node`), then wasm, then cpu. The native and WebGPU packages are optional peers loaded lazily.
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -11,8 +12,26 @@ import { registerConvBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerDepthwiseBackprop } from './depthwise-backprop.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
 
-/** Backend requested from {@link setupBackend}. `auto` tries native GPU, native CPU, wasm, then cpu. */
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+/**
+ * The backends {@link setupBackend} knows, in the order `auto` tries them (`webgpu` only on a hardware adapter in
+ * `auto`). One table: the CLI, the tests and the messages read it.
+ */
+export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+
+/** Backend requested from {@link setupBackend}: one of {@link BACKENDS}, or `auto`. */
+export type BackendChoice = 'auto' | (typeof BACKENDS)[number];
+
+/** The WebGPU adapter a `webgpu` backend runs on (from `GPUAdapter.info`). */
+export interface GpuAdapterInfo {
+  /** Vendor (`"nvidia"`, `"google"` for SwiftShader, ...); empty when the browser hides it. */
+  vendor: string;
+  /** Architecture (`"ampere"`, `"swiftshader"`, ...); may be empty. */
+  architecture: string;
+  /** Driver description (`"SwiftShader driver 5.0.0"`); may be empty. */
+  description: string;
+  /** Whether the adapter is a software rasteriser (SwiftShader, llvmpipe, lavapipe, or flagged as a fallback adapter). */
+  software: boolean;
+}
 
 /** Options of {@link setupBackend}. */
 export interface SetupBackendOptions {
@@ -21,14 +40,20 @@ export interface SetupBackendOptions {
    * about 20× slower). Off by default: the stock kernel stays in place unless asked.
    */
   fastCpuConvBackward?: boolean;
+  /**
+   * WebGPU power preference passed to `requestAdapter` (default `"high-performance"`).
+   */
+  powerPreference?: 'low-power' | 'high-performance';
   /** Print the one-line message saying which backend runs (default true). */
   log?: boolean | ((message: string) => void);
 }
 
 /** What {@link setupBackend} chose. */
 export interface BackendSetup {
-  /** The tfjs backend name now active (`"tensorflow"`, `"wasm"`, `"cpu"`). */
+  /** The tfjs backend name now active (`"tensorflow"`, `"webgpu"`, `"wasm"`, `"cpu"`). */
   backend: string;
+  /** The WebGPU adapter, when the backend is `"webgpu"`. */
+  adapter?: GpuAdapterInfo;
   /** The native package that was loaded, when the backend is `"tensorflow"`. */
   nativePackage?: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node';
   /** Backends tried before this one, with why each was not used. */
@@ -57,6 +82,93 @@ async function tryNative(pkg: (typeof NATIVE_PACKAGES)[number]): Promise<void> {
   if (!(await tf.setBackend('tensorflow'))) throw new Error('the "tensorflow" backend failed to initialise');
 }
 
+/** The part of a WebGPU `GPUAdapter` that {@link describeAdapter} reads. */
+export interface GpuAdapterLike {
+  /** `GPUAdapter.info` (Chrome ≥ 114, Dawn for Node). */
+  info?: { vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean };
+  /** Older browsers: the fallback flag on the adapter itself. */
+  isFallbackAdapter?: boolean;
+}
+interface GpuLike {
+  requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapterLike | null>;
+}
+
+/** Software rasterisers that expose a WebGPU adapter: fine for tests, not for speed. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|warp|basic render/i;
+
+/** Reads `GPUAdapter.info` into a {@link GpuAdapterInfo}. */
+export function describeAdapter(adapter: GpuAdapterLike): GpuAdapterInfo {
+  const info = adapter.info ?? {};
+  const vendor = info.vendor ?? '';
+  const architecture = info.architecture ?? '';
+  const description = info.description ?? '';
+  const software = Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter) || SOFTWARE_ADAPTER.test(`${vendor} ${architecture} ${description} ${info.device ?? ''}`);
+  return { vendor, architecture, description, software };
+}
+
+/** `vendor architecture (description)`, for messages and reports. */
+export function adapterLabel(adapter: GpuAdapterInfo): string {
+  const name = [adapter.vendor, adapter.architecture].filter(Boolean).join(' ') || 'unknown adapter';
+  return `${name}${adapter.description ? ` (${adapter.description})` : ''}${adapter.software ? ', software' : ''}`;
+}
+
+function globalGpu(): GpuLike | undefined {
+  const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
+  return nav?.gpu;
+}
+
+/**
+ * Gives Node a `navigator.gpu` from the `webgpu` package (Dawn), once. In a browser `navigator.gpu` exists already.
+ */
+async function ensureNavigatorGpu(): Promise<GpuLike> {
+  const existing = globalGpu();
+  if (existing) return existing;
+  if (typeof process === 'undefined' || !process.versions?.node) throw new Error('this browser has no navigator.gpu (WebGPU is not enabled)');
+  const specifier: string = 'webgpu';
+  let dawn: { create(flags: string[]): GpuLike; globals: Record<string, unknown> };
+  try {
+    dawn = (await import(specifier)) as typeof dawn;
+  } catch (error) {
+    throw new Error(`the optional peer "webgpu" is not installed (${errorText(error)})`);
+  }
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  const g = globalThis as { navigator?: Record<string, unknown> };
+  if (g.navigator && typeof g.navigator === 'object') {
+    // Node ≥ 21 has a navigator object of its own: add gpu to it.
+    Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+  } else {
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  }
+  return gpu;
+}
+
+let webgpuAdapter: GpuAdapterInfo | undefined;
+
+async function tryWebgpu(options: SetupBackendOptions, allowSoftware: boolean): Promise<GpuAdapterInfo> {
+  const gpu = await ensureNavigatorGpu();
+  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver found; for a software one set VK_ICD_FILENAMES to SwiftShader)');
+  const info = describeAdapter(adapter);
+  if (info.software && !allowSoftware) throw new Error(`only a software adapter is available (${adapterLabel(info)}); ask for "webgpu" by name to use it`);
+  const specifier: string = '@tensorflow/tfjs-backend-webgpu';
+  try {
+    await import(specifier);
+  } catch (error) {
+    throw new Error(`the optional peer "@tensorflow/tfjs-backend-webgpu" is not installed (${errorText(error)})`);
+  }
+  if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend failed to initialise');
+  // The stock webgpu MaxPoolGrad does not follow TF's tie rule on windows tied at 0 (a new, all-zero channel).
+  registerMaxPoolGrad('webgpu');
+  webgpuAdapter = info;
+  return info;
+}
+
+/** The adapter of the active `webgpu` backend (undefined on other backends). */
+export function activeAdapter(): GpuAdapterInfo | undefined {
+  return tf.getBackend() === 'webgpu' ? webgpuAdapter : undefined;
+}
+
 let wasmPathsSet = false;
 
 async function tryWasm(): Promise<void> {
@@ -79,9 +191,14 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
 /**
  * Selects a backend and waits until it is ready.
  *
- * - `"auto"`: `@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node` (optional peers, imported lazily), then
- *   wasm, then cpu. The first that initialises wins; the message lists what was skipped and why.
+ * - `"auto"`: `@tensorflow/tfjs-node-gpu`, then WebGPU on a hardware adapter, then `@tensorflow/tfjs-node` (optional
+ *   peers, imported lazily), then wasm, then cpu. The first that initialises wins; the message lists what was
+ *   skipped and why. A software WebGPU adapter (SwiftShader) is skipped: it is slower than wasm.
  * - `"tensorflow"`: a native package or an error (no silent fallback when asked explicitly).
+ * - `"webgpu"`: `@tensorflow/tfjs-backend-webgpu` on any adapter, software included (registers the tie-correct
+ *   `MaxPoolGrad` kernel, as for wasm); in Node `navigator.gpu` comes from
+ *   the `webgpu` package (Dawn; needs a Vulkan driver). In Node synchronous reads of webgpu tensors are impossible
+ *   (no `OffscreenCanvas`): growth runs through {@link withSyncReads}, which moves the growth step to cpu.
  * - `"wasm"`: also registers a `Conv2DBackpropFilter` kernel, which the wasm backend lacks (conv training needs it),
  *   a `MaxPoolGrad` kernel that keeps the gradient of windows tied at 0 (the stock one drops it), and the two
  *   depthwise conv backprop kernels it lacks (training and statistics of MobileNet-style models).
@@ -91,10 +208,11 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   backend cannot start.
  */
 export async function setupBackend(choice: BackendChoice = 'auto', options: SetupBackendOptions = {}): Promise<BackendSetup> {
-  const known = ['auto', 'tensorflow', 'wasm', 'cpu'];
+  const known: string[] = ['auto', ...BACKENDS];
   if (!known.includes(choice)) throw new UnknownNameError('backend', String(choice), known);
   const skipped: { backend: string; reason: string }[] = [];
   let nativePackage: BackendSetup['nativePackage'];
+  let adapter: GpuAdapterInfo | undefined;
   let chosen: string | undefined;
   const attempt = async (name: string, run: () => Promise<void>): Promise<boolean> => {
     try {
@@ -106,15 +224,19 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
       return false;
     }
   };
-  if (choice === 'auto' || choice === 'tensorflow') {
-    for (const pkg of NATIVE_PACKAGES) {
-      if (await attempt(pkg, () => tryNative(pkg))) {
-        nativePackage = pkg;
-        chosen = 'tensorflow';
-        break;
-      }
+  const native = async (pkg: (typeof NATIVE_PACKAGES)[number]): Promise<void> => {
+    if (await attempt(pkg, () => tryNative(pkg))) {
+      nativePackage = pkg;
+      chosen = 'tensorflow';
     }
+  };
+  if (choice === 'auto' || choice === 'tensorflow') await native('@tensorflow/tfjs-node-gpu');
+  if (!chosen && (choice === 'auto' || choice === 'webgpu')) {
+    await attempt('webgpu', async () => {
+      adapter = await tryWebgpu(options, choice === 'webgpu');
+    });
   }
+  if (!chosen && (choice === 'auto' || choice === 'tensorflow')) await native('@tensorflow/tfjs-node');
   if (!chosen && (choice === 'auto' || choice === 'wasm')) await attempt('wasm', tryWasm);
   if (!chosen && (choice === 'auto' || choice === 'cpu')) await attempt('cpu', () => tryCpu(options));
   if (!chosen) {
@@ -127,6 +249,8 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
   const detail =
     chosen === 'tensorflow'
       ? `native TensorFlow via ${nativePackage}`
+      : chosen === 'webgpu'
+        ? `webgpu on ${adapterLabel(adapter!)}${adapter!.software ? ' — a software rasteriser: correct but slow, not a GPU speed' : ''}`
       : chosen === 'wasm'
         ? 'wasm (single-threaded, SIMD; conv weight gradient, depthwise conv gradients and max-pool gradient via gradmax kernels)'
         : `cpu (pure JavaScript${options.fastCpuConvBackward ? '; conv weight gradient via the gradmax conv2d-based kernel' : ''})`;
@@ -135,5 +259,5 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
     if (typeof options.log === 'function') options.log(message);
     else console.info(message);
   }
-  return { backend: tf.getBackend(), ...(nativePackage ? { nativePackage } : {}), skipped, message };
+  return { backend: tf.getBackend(), ...(nativePackage ? { nativePackage } : {}), ...(adapter ? { adapter } : {}), skipped, message };
 }

@@ -30,6 +30,11 @@ function slotArrays(optimizer: tf.Optimizer): { field: string; slots: (Slot | un
   return SLOT_FIELDS.filter((f) => Array.isArray(o[f])).map((field) => ({ field, slots: o[field] as (Slot | undefined)[] }));
 }
 
+/** Every slot variable of `optimizer` (momentum, moments, accumulators), in no particular order. */
+export function optimizerSlotVariables(optimizer: tf.Optimizer): tf.Variable[] {
+  return slotArrays(optimizer).flatMap(({ slots }) => slots.filter((s): s is Slot => s != null).map((s) => s.variable));
+}
+
 /** Class name of an optimizer (`"Adam"`, `"SGD"`, ...). */
 export function optimizerName(optimizer: tf.Optimizer): string {
   return optimizer.getClassName();

@@ -21,6 +21,7 @@ import { convTapGradientsShared, convTapParts, sharedTapKey, tapGradientOf } fro
 import { convDenseRows, tensorRows, transposeFlat } from './rows.js';
 import { RoutedConvStatistics } from './routed-statistics.js';
 import { runGraph } from './executor.js';
+import { assertSyncReads } from '../backend/sync-reads.js';
 import { resolveLoss, type LossSpec } from './loss.js';
 
 /** A statistics accumulator of one site (dense or conv), from `@gradmax/core`. */
@@ -78,6 +79,7 @@ function chunkSize(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], bat
  * @throws typed errors for an empty, non-finite or shape-mismatched batch, or an unknown loss.
  */
 export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGrowthSite[], batch: Batch, options: CollectOptions = {}): Map<string, SiteAccumulator> {
+  assertSyncReads('collectStatistics', 'withSyncReads(growthTensors(model, batch), () => collectStatistics(...))');
   const size = validateBatch(model, batch);
   const loss = resolveLoss(options.loss, model);
   const result = options.into ?? new Map<string, SiteAccumulator>();
