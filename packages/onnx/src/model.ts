@@ -79,10 +79,21 @@ export interface LoadOptions {
 /** Default {@link LoadOptions.deferThreshold}. */
 export const DEFAULT_DEFER_THRESHOLD = 1 << 16;
 
-/** Size and modification time of a file, to detect that it changed. */
+/**
+ * Identity and times of a file, to detect that it changed: device and inode (a file renamed over it is another
+ * inode), size, modification time, and status-change time (any write or rename updates it, and unlike the
+ * modification time it cannot be set back with `utimes`).
+ */
 interface FileStamp {
+  dev: number;
+  ino: number;
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
+}
+
+function stampOf(st: fs.Stats): FileStamp {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
 
 /** The source file's stamp when a model's deferred tensors were recorded. */
@@ -92,8 +103,9 @@ const sourceStamps = new WeakMap<object, FileStamp>();
 function checkSourceUnchanged(model: object, fd: number, file: string): void {
   const stamp = sourceStamps.get(model);
   if (!stamp) return;
-  const st = fs.fstatSync(fd);
-  if (st.size !== stamp.size || st.mtimeMs !== stamp.mtimeMs) {
+  // fd was opened by path: a file renamed over the source shows up as another inode
+  const now = stampOf(fs.fstatSync(fd));
+  if (now.dev !== stamp.dev || now.ino !== stamp.ino || now.size !== stamp.size || now.mtimeMs !== stamp.mtimeMs || now.ctimeMs !== stamp.ctimeMs) {
     throw new FileAccessError(`model file "${file}" changed since it was loaded; its large weights are read from it on demand, so load it again`, { file });
   }
 }
@@ -481,7 +493,7 @@ export function loadModel(source: string | Uint8Array, options: LoadOptions = {}
     try {
       const st = fs.statSync(sourcePath);
       assertRegularFile(st, `model file "${source}"`, source);
-      stamp = { size: st.size, mtimeMs: st.mtimeMs };
+      stamp = stampOf(st);
       const threshold = options.deferThreshold ?? DEFAULT_DEFER_THRESHOLD;
       if (!(threshold >= 0)) throw new InvalidArgumentError(`deferThreshold must be a non-negative number of bytes, got ${threshold}`, { deferThreshold: threshold });
       scanned = st.isFile() && Number.isFinite(threshold) && st.size >= threshold ? scanModelFile(sourcePath, Math.max(1, threshold)) : undefined;

@@ -124,13 +124,13 @@ function sliceTensor(t: ort.Tensor, start: number, end: number): ort.Tensor {
   return new ort.Tensor(t.type as 'float32', data as Float32Array, [end - start, ...t.dims.slice(1)]);
 }
 
-function labelsTensor(labelsIn: ProbeBatch['labels'], probe: ProbeModel, batch: number, outputDims: readonly (number | null)[]): ort.Tensor {
+function labelsTensor(labelsIn: ProbeBatch['labels'], probe: ProbeModel, batch: number, outputDims: readonly (number | null)[], classes?: number): ort.Tensor {
   let labels = isTensorLike(labelsIn) ? toOrt(labelsIn) : labelsIn;
   if (probe.labelsType === TensorProto_DataType.INT64) {
     if (labels instanceof ort.Tensor) {
-      if (labels.type === 'int64') return labels.dims.length === 1 ? labels : new ort.Tensor('int64', labels.data as BigInt64Array, [batch]);
-      if (labels.type === 'float32' || labels.type === 'float64') throw new InvalidArgumentError('cross-entropy labels must be integers, got a float tensor');
-      labels = labels.data as ArrayLike<number>;
+      if (labels.type === 'int64') labels = labels.data as BigInt64Array;
+      else if (labels.type === 'float32' || labels.type === 'float64') throw new InvalidArgumentError('cross-entropy labels must be integers, got a float tensor');
+      else labels = labels.data as ArrayLike<number>;
     }
     const src = labels as ArrayLike<number | bigint>;
     const arr = new BigInt64Array(src.length);
@@ -140,6 +140,12 @@ function labelsTensor(labelsIn: ProbeBatch['labels'], probe: ProbeModel, batch: 
       arr[i] = BigInt(v);
     }
     if (arr.length !== batch) throw new ShapeMismatchError('labels', [batch], [arr.length]);
+    // Out-of-range labels would select no logit and give a meaningless loss and M.
+    if (typeof classes === 'number' && classes > 0) {
+      for (let i = 0; i < arr.length; i++) {
+        if (arr[i]! < 0n || arr[i]! >= BigInt(classes)) throw new InvalidArgumentError(`label ${i} is ${arr[i]}, outside [0, ${classes}) for an output with ${classes} classes`, { index: i, label: String(arr[i]), classes });
+      }
+    }
     return new ort.Tensor('int64', arr, [batch]);
   }
   const type = probe.floatType === TensorProto_DataType.DOUBLE ? 'float64' : 'float32';
@@ -169,7 +175,7 @@ export async function runProbe(
   probe: ProbeModel,
   session: ort.InferenceSession,
   data: Iterable<ProbeBatch> | AsyncIterable<ProbeBatch>,
-  options: { batchSize?: number; statisticsOptions?: Omit<StatisticsOptions, 'retainSamples'>; onProgress?: (p: ProbeProgress) => void; outputDims?: readonly (number | null)[] } = {},
+  options: { batchSize?: number; statisticsOptions?: Omit<StatisticsOptions, 'retainSamples'>; onProgress?: (p: ProbeProgress) => void; outputDims?: readonly (number | null)[]; classes?: number } = {},
 ): Promise<{ statistics: Map<string, ProbeStatistics>; examples: number; meanLoss: number }> {
   const statistics = new Map<string, ProbeStatistics>();
   for (const o of probe.outputs) {
@@ -198,7 +204,7 @@ export async function runProbe(
       const end = Math.min(n, start + step);
       const feeds: Record<string, ort.Tensor> = {};
       for (const name of probe.inputs) feeds[name] = sliceTensor(feedsAll[name]!, start, end);
-      feeds[probe.labelsInput] = labelsTensor(sliceLabels(mb.labels, start, end, n), probe, end - start, options.outputDims ?? []);
+      feeds[probe.labelsInput] = labelsTensor(sliceLabels(mb.labels, start, end, n), probe, end - start, options.outputDims ?? [], options.classes);
       let result: ort.InferenceSession.OnnxValueMapType;
       try {
         result = await session.run(feeds, outNames);
@@ -237,7 +243,13 @@ export async function computeStatistics(model: string | Uint8Array | ModelProto 
   try {
     const outInfo = probe.model.graph!.input.find((i) => i.name === probe.labelsInput);
     const dims = outInfo?.type?.value.case === 'tensorType' ? outInfo.type.value.value.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : null)) : undefined;
-    run = await runProbe(probe, session, options.data, { ...options, outputDims: dims });
+    // Cross-entropy: the number of classes is the loss output's last dim (labels outside [0, classes) are refused).
+    const graph = source instanceof OnnxModel ? source.graph : source.graph!;
+    const lossName = options.loss.output ?? graph.output[0]?.name;
+    const lossOut = graph.output.find((o) => o.name === lossName);
+    const lastDim = lossOut?.type?.value.case === 'tensorType' ? lossOut.type.value.value.shape?.dim.at(-1) : undefined;
+    const classes = lastDim?.value.case === 'dimValue' ? Number(lastDim.value.value) : undefined;
+    run = await runProbe(probe, session, options.data, { ...options, outputDims: dims, ...(classes ? { classes } : {}) });
   } finally {
     await session.release();
   }
