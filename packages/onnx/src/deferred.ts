@@ -15,6 +15,8 @@ export interface FileRange {
   offset: number;
   /** Byte length. */
   length: number;
+  /** Device, inode and status-change time of the file when it was checked (external data): a file swapped in later is refused. */
+  identity?: { dev: number; ino: number; ctimeMs: number };
 }
 
 /** Result of {@link scanModelFile}: protobuf bytes without the deferred payloads, and where those payloads are. */

@@ -371,12 +371,21 @@ export class OnnxModel {
     const where = { initializer: tensor.name, file: range.file };
     let fd: number | undefined;
     try {
-      fd = fs.openSync(range.file, 'r');
+      // External data: never through a link swapped in after the check, and only the file that was checked.
+      fd = fs.openSync(range.file, deferred ? 'r' : fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
       if (deferred) checkSourceUnchanged(this, fd, range.file);
+      else if (range.identity) {
+        const st = fs.fstatSync(fd);
+        if (st.dev !== range.identity.dev || st.ino !== range.identity.ino || st.ctimeMs !== range.identity.ctimeMs) {
+          throw new ExternalDataError(`external data file "${range.file}" of tensor "${tensor.name}" was replaced after the model was loaded; load it again`, where);
+        }
+      }
       readFully(fd, out, range.offset, range.file);
     } catch (e) {
       const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       if (deferred) throw e instanceof FileAccessError ? e : new FileAccessError(`cannot read the weights of tensor "${tensor.name}" from "${range.file}": ${reason}`, where);
+      if (e instanceof ExternalDataError) throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new ExternalDataError(`external data file "${range.file}" of tensor "${tensor.name}" was replaced by a symbolic link after the model was loaded; refusing to follow it`, where);
       throw e instanceof FileAccessError
         ? new ExternalDataError(`external data file "${range.file}" ended early for tensor "${tensor.name}"`, where)
         : new ExternalDataError(`cannot read external data of tensor "${tensor.name}" from "${range.file}": ${reason}`, where);
@@ -629,7 +638,7 @@ export function resolveExternal(t: TensorProto, baseDir: string | undefined, lab
   if (offset + length > stat.size) {
     throw new ExternalDataError(`tensor "${t.name}": external data range [${offset}, ${offset + length}) lies outside "${location}" (${stat.size} bytes)`, { ...where, offset, length, fileSize: stat.size });
   }
-  return { file, offset, length };
+  return { file, offset, length, identity: { dev: stat.dev, ino: stat.ino, ctimeMs: stat.ctimeMs } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -899,7 +908,9 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     fs.renameSync(tmp, target);
     temps.length = 0;
     for (const [t, src] of newSources) {
-      model.externalSources.set(t, { ...src, file: realOrResolved(src.file) });
+      const file = realOrResolved(src.file);
+      const st = fs.statSync(file);
+      model.externalSources.set(t, { file, offset: src.offset, length: src.length, identity: { dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs } });
       model.externalOverrides.delete(t);
     }
   } catch (e) {

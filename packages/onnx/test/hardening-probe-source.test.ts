@@ -1,11 +1,11 @@
-/** Issue 15 items 4 and 6: out-of-range labels, and a deferred source rewritten behind the model's back. */
+/** Issue 15 items 4, 6 and 7: out-of-range labels, a deferred source rewritten behind the model's back, swapped external data. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, Rng } from '@gradmax/core';
-import { FileAccessError, loadModel, saveModel, serializeModel } from '@gradmax/onnx';
+import { ExternalDataError, FileAccessError, loadModel, saveModel, serializeModel } from '@gradmax/onnx';
 import { computeStatistics } from '@gradmax/onnx/probe';
-import { GraphBuilder, tmpDir } from './helpers.js';
+import { GraphBuilder, moveInitializersToExternalFile, tmpDir } from './helpers.js';
 
 function classifier() {
   const b = new GraphBuilder(new Rng(81));
@@ -71,5 +71,30 @@ describe('a deferred source rewritten with the same size and a restored mtime, o
     expect(fs.statSync(copy).size).toBe(st.size);
     fs.renameSync(copy, file);
     expect(() => saveModel(model, path.join(dir, 'out.onnx'))).toThrow(/changed since it was loaded/);
+  });
+});
+
+describe('external data swapped for a symbolic link after loading is not read (issue 15 item 7)', () => {
+  it('saving refuses to follow a link swapped in for the data file, and a file swapped in for it', () => {
+    for (const swap of ['symlink', 'file'] as const) {
+      const dir = tmpDir('gradmax-extswap-');
+      const outside = tmpDir('gradmax-outside-');
+      const b = new GraphBuilder(new Rng(83));
+      const x = b.input('x', ['N', 3]);
+      b.output(b.op('Gemm', [x, b.weight([3, 2])], {}, 1, 'fc'), ['N', 2]);
+      const model = b.model();
+      moveInitializersToExternalFile(model, dir, 'w.bin');
+      const file = path.join(dir, 'm.onnx');
+      fs.writeFileSync(file, serializeModel(model));
+      const loaded = loadModel(file);
+      const data = path.join(dir, 'w.bin');
+      const secret = path.join(outside, 'secret.bin');
+      fs.copyFileSync(data, secret); // same size, so only the swap itself can give it away
+      fs.rmSync(data);
+      if (swap === 'symlink') fs.symlinkSync(secret, data);
+      else fs.copyFileSync(secret, data);
+      expect(() => saveModel(loaded, path.join(dir, 'out.onnx')), swap).toThrow(ExternalDataError);
+      expect(() => saveModel(loaded, path.join(dir, 'out.onnx')), swap).toThrow(swap === 'symlink' ? /replaced by a symbolic link/ : /was replaced after the model was loaded/);
+    }
   });
 });
