@@ -14,7 +14,7 @@ import { Matrix } from '@gradmax/core';
 import { naiveDenseMoment } from '@gradmax/core/reference';
 import { RELU1, collectStatistics, findGrowthSites, growAsync, growthTensors, toCoreSite, withSyncReads } from '@gradmax/tfjs';
 import { describeEachBackend } from './backends.js';
-import { oneHotTargets, randomTensor, relativeError } from './helpers.js';
+import { oneHotTargets, randomTensor, relativeError, perturbBatchNorm } from './helpers.js';
 import { cnnWithBnPool, mlpWithBn } from './models.js';
 
 type Loss = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
@@ -45,15 +45,6 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** Moves BatchNorm far from identity (scale, offset, moving statistics). */
-function perturbBatchNorm(model: tfl.LayersModel, seed: number): void {
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const weights = layer.getWeights().map((w, i) => tf.tidy(() => (i === 3 ? tf.add(tf.abs(randomTensor(w.shape, seed + i)), 0.5) : randomTensor(w.shape, seed + i))));
-    layer.setWeights(weights);
-    tf.dispose(weights);
-  }
-}
 
 /** 5 → h1(6, relu1) → h2(4, tanh) → out(3, logits): g and h of the site h1->h2 are easy to form by hand. */
 function plainMlp(seed: number): tfl.LayersModel {

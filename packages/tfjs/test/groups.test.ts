@@ -18,22 +18,13 @@ import {
   type ChannelGroup,
 } from '@gradmax/tfjs';
 import { checkGroup } from './group-check.js';
-import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError } from './helpers.js';
+import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, relativeError, perturbBatchNorm } from './helpers.js';
 import { cnnWithBnPool, mlpWithBn } from './models.js';
 import { conv1dModel, conv3dModel, denseJoinsModel, densenetStyle, imageToImageModel, inceptionStyle, mobilenetV2Style, poolingZooModel, resnetStyle, seStyle } from './architectures.js';
 
 const logits = (a: tf.Tensor, b: tf.Tensor) => tf.losses.softmaxCrossEntropy(a, b);
 const mse = (a: tf.Tensor, b: tf.Tensor) => tf.losses.meanSquaredError(a, b);
 
-/** Perturbs BatchNorm parameters and moving statistics so that BN is far from identity. */
-function perturbBatchNorm(model: tfl.LayersModel, seed: number): void {
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const weights = layer.getWeights().map((w, i) => tf.tidy(() => (i === 3 ? tf.add(tf.abs(randomTensor(w.shape, seed + i)), 0.5) : randomTensor(w.shape, seed + i))));
-    layer.setWeights(weights);
-    tf.dispose(weights);
-  }
-}
 
 interface Arch {
   name: string;

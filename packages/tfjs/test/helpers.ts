@@ -50,3 +50,13 @@ export function outputOf(model: tfl.LayersModel, xs: tf.Tensor, training = false
   tf.dispose(saved);
   return out;
 }
+
+/** Moves BatchNorm far from the identity (scale, offset, moving statistics), so tests of BN handling prove something. */
+export function perturbBatchNorm(model: tfl.LayersModel, seed: number): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const weights = layer.getWeights().map((w, i) => tf.tidy(() => (i === 3 ? tf.add(tf.abs(randomTensor(w.shape, seed + i)), 0.5) : randomTensor(w.shape, seed + i))));
+    layer.setWeights(weights);
+    tf.dispose(weights);
+  }
+}

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import '@gradmax/strategies/register';
 import { strategyCatalog } from '@gradmax/strategies';
 import { findGrowthSites, grow, setupBackend } from '@gradmax/tfjs';
-import { maxAbsDiff, oneHotTargets, outputOf, randomTensor } from './helpers.js';
+import { maxAbsDiff, oneHotTargets, outputOf, randomTensor, perturbBatchNorm } from './helpers.js';
 import { cnnWithBnPool, cnnWithDepthwise, cnnWithGlobalPool, mlpWithBn, residual } from './models.js';
 
 const preserving = strategyCatalog.filter((e) => e.functionPreserving).map((e) => e.name);
@@ -20,15 +20,6 @@ const cases: { name: string; build: () => tfl.LayersModel; input: number[]; clas
   { name: 'residual block', build: residual, input: [6, 6, 2], classes: 2, sites: ['a->b'], loss: logits },
 ];
 
-/** Perturbs BatchNorm parameters and moving statistics so that BN is far from identity. */
-function perturbBatchNorm(model: tfl.LayersModel, seed: number): void {
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const weights = layer.getWeights().map((w, i) => tf.tidy(() => (i === 3 ? tf.add(tf.abs(randomTensor(w.shape, seed + i)), 0.5) : randomTensor(w.shape, seed + i))));
-    layer.setWeights(weights);
-    tf.dispose(weights);
-  }
-}
 
 describe('function preservation (float32, 1e-5)', () => {
   beforeAll(async () => {
