@@ -113,14 +113,14 @@ describe('gradmax onnx advise', () => {
     const io = memoryIO();
     const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--k', '2'];
     expect(await runAdviseCommand(args, io)).toBe(0);
-    expect(io.out).toMatch(/rank\s+site\s+kind\s+units/);
-    expect(io.out).toMatch(/1\s+fc1->fc2\s+dense\s+5/);
-    expect(io.out).toMatch(/1 other candidate site\(s\) are not growable/);
+    expect(io.out).toMatch(/rank\s+group\s+kind\s+units/);
+    expect(io.out).toMatch(/1\s+fc1\s+dense\s+5/);
+    expect(io.out).toMatch(/1 other group\(s\) are not growable/);
     const jio = memoryIO();
     expect(await runAdviseCommand([...args, '--json'], jio)).toBe(0);
     const json = JSON.parse(jio.out) as { examples: number; advice: { site: string; k: number; gain: number; singularValues: number[] }[] };
     expect(json.examples).toBe(37);
-    expect(json.advice[0]).toMatchObject({ site: 'fc1->fc2', k: 2 });
+    expect(json.advice[0]).toMatchObject({ site: 'fc1', k: 2 });
     expect(json.advice[0]!.gain).toBeCloseTo(json.advice[0]!.singularValues.slice(0, 2).reduce((a, v) => a + v * v, 0), 10);
   });
 });

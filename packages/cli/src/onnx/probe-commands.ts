@@ -87,16 +87,17 @@ ${DATA_OPTIONS}
 /** Help of `gradmax onnx advise`. */
 export const ADVISE_HELP = `Usage: gradmax onnx advise MODEL --data X.npy --labels Y.npy --loss KIND [--k K] [--top N] [--site NAME ...] [--json]
 
-Which layers are most starved for width: computes every growable site's growth matrix M = E[g h^T] from the
-labelled data (one probe run over all sites), and ranks the sites by GradMax's first-order gain of adding K
+Which layers are most starved for width: computes every growable channel group's growth matrix M (E[g h^T] per
+layer pair, stacked over the group) from the labelled data in one probe run, and ranks the groups by GradMax's
+first-order gain of adding K
 units, the sum of the K largest squared singular values of M (= ||Omega^T M||^2 for the optimal unit-norm
 outgoing weights Omega; one SGD step of size eta then lowers the loss by about eta * c^2 * gain, c being the
-new units' outgoing norm). Sites the probe cannot take are listed with the reason.
+new units' outgoing norm). Groups without exact statistics are listed with the reason.
 
 Options:
   --k K                       units to add per site for the gain (default 8)
   --top N                     singular values to show per site (default 3)
-  --site NAME                 only these sites; repeatable (default: every growable site)
+  --site NAME                 only these groups (a group or producer name); repeatable (default: every growable group)
 ${DATA_OPTIONS}
   --json                      print {"examples", "meanLoss", "advice": [...], "skipped": [...]}
   -h, --help                  show this help
@@ -457,7 +458,7 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
   const sigmaHeads = Array.from({ length: top }, (_, i) => `s${i + 1}`);
   io.stdout.write(
     formatTable(
-      ['rank', 'site', 'kind', 'units', 'M shape', ...sigmaHeads, `gain(${k})`, 'per unit', 'share'],
+      ['rank', 'group', 'kind', 'units', 'M shape', ...sigmaHeads, `gain(${k})`, 'per unit', 'share'],
       res.advice.map((a, i) => [
         i + 1,
         a.site,
@@ -478,6 +479,6 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
     for (const s of refused) io.stdout.write(`  ${s.site}: ${s.reason}\n`);
   }
   const other = res.skipped.length - refused.length;
-  if (other) io.stdout.write(`${other} other candidate site(s) are not growable; "gradmax onnx inspect" says why\n`);
+  if (other) io.stdout.write(`${other} other group(s) are not growable; "gradmax onnx inspect" says why\n`);
   return EXIT_OK;
 }

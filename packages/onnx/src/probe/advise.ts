@@ -6,18 +6,17 @@
 import { InvalidArgumentError, frobeniusNorm, topKSvd } from '@gradmax/core';
 import type { ModelProto } from 'onnx-buf';
 import { OnnxModel, loadModel } from '../model.js';
-import { findSites } from '../sites.js';
-import { probeSiteOf } from './build.js';
+import { findGroup, findGroups, groupPlan } from '../groups/find.js';
+import { computeGroupStatistics } from './groups.js';
 import type { ProbeLoss } from './build.js';
-import { computeStatistics } from './compute.js';
-import type { ComputeStatisticsOptions, ProbeBatch, ProbeProgress } from './compute.js';
+import type { ProbeBatch, ProbeProgress } from './compute.js';
 import type { NodePlacement } from '../placement.js';
 
 /** The growth outlook of one site (see {@link adviseGrowth}). */
 export interface GrowthAdvice {
-  /** Site name. */
+  /** Channel group name (its first producer; `findGroups`). */
   site: string;
-  /** `"dense"` or `"conv"`. */
+  /** `"conv"` when a producer is a convolution, else `"dense"`. */
   kind: 'dense' | 'conv';
   /** Current units of the layer that grows. */
   units: number | undefined;
@@ -75,7 +74,7 @@ export interface AdviseGrowthOptions {
   k?: number;
   /** Singular values to report per site (default 3). */
   top?: number;
-  /** Restrict to these sites (names as `findSites` reports them; default every growable site). */
+  /** Restrict to these groups (a group name, a producer's name or `PRODUCER->CONSUMER`; default every growable group). */
   sites?: readonly string[];
   /** Largest batch sent to onnxruntime at once. */
   batchSize?: number;
@@ -88,7 +87,7 @@ export interface AdviseGrowthOptions {
 }
 
 /**
- * Computes every growable site's growth matrix M from labelled data in one probe run and ranks the sites by
+ * Computes every growable channel group's growth matrix M from labelled data in one probe run and ranks the groups by
  * GradMax's first-order gain of adding `k` units (Σ of the k largest σᵢ² of M). Sites the probe cannot take (e.g. a
  * conv pair whose in-between ops make M inexact) are listed in `skipped` with the reason.
  */
@@ -98,48 +97,42 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
   if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`k must be a positive integer, got ${k}`, { k });
   if (!Number.isInteger(top) || top < 1) throw new InvalidArgumentError(`top must be a positive integer, got ${top}`, { top });
   const ir = typeof model === 'string' || model instanceof Uint8Array ? loadModel(model) : model instanceof OnnxModel ? model : new OnnxModel(model);
-  const all = findSites(ir);
-  const wanted = options.sites ? new Set(options.sites) : undefined;
+  // Channel groups: a group's M stacks every (consumer, producer) pair (see computeGroupStatistics).
+  const all = findGroups(ir);
+  const wanted = options.sites?.map((name) => findGroup(ir, name, all).name);
   const skipped: SkippedSite[] = [];
   const usable: string[] = [];
-  for (const s of all) {
-    if (wanted && !wanted.has(s.name)) continue;
-    if (!s.growable) {
-      skipped.push({ site: s.name, reason: s.reason ?? 'not growable', growable: false });
-      continue;
-    }
-    try {
-      probeSiteOf(ir, s.name);
-      usable.push(s.name);
-    } catch (e) {
-      skipped.push({ site: s.name, reason: (e as Error).message, growable: true });
-    }
+  for (const g of all) {
+    if (wanted && !wanted.includes(g.name)) continue;
+    if (!g.growable) skipped.push({ site: g.name, reason: g.reason ?? 'not growable', growable: false });
+    else usable.push(g.name);
   }
-  if (wanted) for (const name of wanted) if (!all.some((s) => s.name === name)) throw new InvalidArgumentError(`no site named "${name}" in the model`, { site: name });
-  if (!usable.length) throw new InvalidArgumentError(`no site of the model can be probed${skipped.length ? `: ${skipped.map((s) => `${s.site}: ${s.reason}`).join('; ')}` : ''}`);
-  const computeOptions: ComputeStatisticsOptions = {
-    sites: usable,
+  if (!usable.length) throw new InvalidArgumentError(`no group of the model can grow${skipped.length ? `: ${skipped.map((s) => `${s.site}: ${s.reason}`).join('; ')}` : ''}`);
+  const res = await computeGroupStatistics(ir, {
+    groups: usable,
     loss: options.loss,
     data: options.data,
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.fixedDims ? { fixedDims: options.fixedDims } : {}),
-  };
-  const res = await computeStatistics(ir, computeOptions);
-  const advice: GrowthAdvice[] = usable.map((name) => {
-    const site = all.find((s) => s.name === name)!;
-    const m = res.statistics.get(name)!.snapshot().moment;
+  });
+  for (const [name, reason] of res.refused) skipped.push({ site: name, reason, growable: true });
+  if (!res.statistics.size) throw new InvalidArgumentError(`no group of the model has exact statistics: ${skipped.map((s) => `${s.site}: ${s.reason}`).join('; ')}`);
+  const advice: GrowthAdvice[] = [...res.statistics].map(([name, stats]) => {
+    const group = all.find((g) => g.name === name)!;
+    const m = stats.moment;
     const p = Math.min(m.rows, m.cols);
     const want = Math.min(Math.max(k, top), p);
     const s = Array.from(topKSvd(m, want).s);
     const total = frobeniusNorm(m) ** 2;
     const kk = Math.min(k, p);
     const gain = s.slice(0, kk).reduce((a, v) => a + v * v, 0);
+    const conv = groupPlan(group)?.producers.some((l) => l.type === 'Conv' || l.type === 'ConvTranspose') ?? false;
     return {
       site: name,
-      kind: site.kind,
-      units: site.units,
+      kind: conv ? 'conv' : 'dense',
+      units: group.units,
       shape: [m.rows, m.cols],
       singularValues: s.slice(0, Math.max(top, 1)),
       total,
