@@ -36,7 +36,8 @@ export async function setupBackend(request: BackendRequest = 'auto'): Promise<Ba
   await import('@tensorflow/tfjs-layers');
   let setup;
   try {
-    setup = await setupTfjsBackend(request, { log: false, fastCpuConvBackward: true });
+    // The harness grows synchronously (grow), which webgpu in Node cannot serve: auto never picks webgpu.
+    setup = await setupTfjsBackend(request, { log: false, fastCpuConvBackward: true, skipWebgpu: true });
   } catch (error) {
     throw new UnsupportedError(`backend "${request}" is not available: ${(error as Error).message}`, { backend: request });
   }

@@ -31,6 +31,14 @@ describe.skipIf(reason !== undefined)(`webgpu backend${reason ? ` — skipped: $
     expect(activeAdapter()).toBeUndefined();
   });
 
+  it('auto with skipWebgpu (the harness) does not even try webgpu', async () => {
+    const auto = await setupBackend('auto', { log: false, skipWebgpu: true });
+    expect(auto.backend).not.toBe('webgpu');
+    expect(auto.skipped.some((s) => s.backend === 'webgpu')).toBe(false);
+    const plain = await setupBackend('auto', { log: false });
+    expect(plain.skipped.some((s) => s.backend === 'webgpu')).toBe(true);
+  });
+
   it('synchronous reads throw on webgpu in Node; withSyncReads downloads, runs on cpu and restores webgpu', async () => {
     await setupBackend('webgpu', { log: false });
     expect(syncReadsUnavailable()).toBe(true);

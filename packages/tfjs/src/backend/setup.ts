@@ -46,6 +46,11 @@ export interface SetupBackendOptions {
   powerPreference?: 'low-power' | 'high-performance';
   /** Print the one-line message saying which backend runs (default true). */
   log?: boolean | ((message: string) => void);
+  /**
+   * `auto` does not try webgpu (for callers that grow synchronously with `grow`, which webgpu in Node cannot serve;
+   * see {@link withSyncReads}). Asking for `"webgpu"` by name is unaffected.
+   */
+  skipWebgpu?: boolean;
 }
 
 /** What {@link setupBackend} chose. */
@@ -231,7 +236,7 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
     }
   };
   if (choice === 'auto' || choice === 'tensorflow') await native('@tensorflow/tfjs-node-gpu');
-  if (!chosen && (choice === 'auto' || choice === 'webgpu')) {
+  if (!chosen && (choice === 'webgpu' || (choice === 'auto' && !options.skipWebgpu))) {
     await attempt('webgpu', async () => {
       adapter = await tryWebgpu(options, choice === 'webgpu');
     });
