@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { GradmaxError, InvalidArgumentError, type Rng } from '@gradmax/core';
+import { requireInteger, requirePositive } from './config.js';
 
 /** A split of MNIST: `images` is `[n × 784]` in [0, 1], `labels` in 0..9. */
 /** Training and growth settings shared by the MNIST tasks' flat configs (`--set key=value`). */
@@ -49,6 +50,23 @@ export interface MnistTrainingConfig {
 
 /** The learning-rate schedules of the image tasks. */
 export const LR_SCHEDULES = ['cosine', 'constant'] as const;
+
+/**
+ * Checks the configuration keys every image task shares (`extraCounts` are the task's own positive integers, e.g.
+ * layer widths); throws `InvalidArgumentError` naming the task and the key.
+ */
+export function validateImageTrainingConfig(name: string, c: MnistTrainingConfig, extraCounts: readonly string[]): void {
+  const config = c as unknown as Record<string, unknown>;
+  for (const k of [...extraCounts, 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger(name, config, k, 1);
+  requireInteger(name, config, 'growStart', 0);
+  requireInteger(name, config, 'growTimes', 0);
+  for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive(name, config, k);
+  if (c.startFraction > 1) throw new InvalidArgumentError(`task "${name}" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
+  if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
+  if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
+  if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
+  if (!(LR_SCHEDULES as readonly string[]).includes(c.lrSchedule)) throw new InvalidArgumentError(`task "${name}" config "lrSchedule" must be ${LR_SCHEDULES.join(' or ')}, got "${c.lrSchedule}"`, { key: 'lrSchedule' });
+}
 
 /** Learning rate at `step` (0-based) of `steps`: `lr·½(1 + cos(π·step/steps))` for `cosine`, `lr` for `constant`. */
 export function learningRateAt(c: Pick<MnistTrainingConfig, 'learningRate' | 'lrSchedule' | 'steps'>, step: number): number {

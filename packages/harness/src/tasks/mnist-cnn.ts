@@ -6,8 +6,8 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
-import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js';
-import { BatchStream, DATA_NAME, DATA_SOURCE, LR_SCHEDULES, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { resolveFlatConfig } from '../config.js';
+import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -310,15 +310,7 @@ function imageCnnTask(name: string, dataset: ImageDataset): Task<MnistCnnConfig>
     },
     resolveConfig(preset, overrides) {
       const c = resolveFlatConfig(name, DEFAULTS, PRESETS, preset, overrides);
-      for (const k of ['conv1', 'conv2', 'dense', 'growEvery', 'steps', 'batch', 'growBatch', 'trainSize', 'testSize', 'evalEvery', 'logEvery']) requireInteger(name, c, k, 1);
-      requireInteger(name, c, 'growStart', 0);
-      requireInteger(name, c, 'growTimes', 0);
-      for (const k of ['startFraction', 'learningRate', 'scale']) requirePositive(name, c, k);
-      if (c.startFraction > 1) throw new InvalidArgumentError(`task "${name}" config "startFraction" must be in (0, 1], got ${c.startFraction}`, { key: 'startFraction' });
-      if (c.trainSize > 60000) throw new InvalidArgumentError(`task "${name}" config "trainSize" must be ≤ 60000, got ${c.trainSize}`, { key: 'trainSize' });
-      if (c.testSize > 10000) throw new InvalidArgumentError(`task "${name}" config "testSize" must be ≤ 10000, got ${c.testSize}`, { key: 'testSize' });
-      if (c.batch > c.trainSize) throw new InvalidArgumentError(`task "${name}" config "batch" (${c.batch}) exceeds trainSize (${c.trainSize})`, { key: 'batch' });
-      if (!(LR_SCHEDULES as readonly string[]).includes(c.lrSchedule)) throw new InvalidArgumentError(`task "${name}" config "lrSchedule" must be ${LR_SCHEDULES.join(' or ')}, got "${c.lrSchedule}"`, { key: 'lrSchedule' });
+      validateImageTrainingConfig(name, c, ['conv1', 'conv2', 'dense']);
       return c;
     },
     run: (ctx) => runImageCnn(dataset, () => task, ctx),
