@@ -160,6 +160,16 @@ function constantAxis(cv: ChannelValue, cdims: number[]): { outRank: number; out
   return { outRank, outAxis, ca: outAxis - (outRank - cdims.length) };
 }
 
+/** Elementwise ops on two carried values; `commutative` ones keep the channels as first operand (ties of Max/Min: a). */
+const BINARY_LIN: Readonly<Record<string, { f: (a: Lin, b: Lin) => Lin; commutative: boolean }>> = {
+  Add: { f: addLin, commutative: true },
+  Sub: { f: subLin, commutative: false },
+  Mul: { f: mulLin, commutative: true },
+  Div: { f: divLin, commutative: false },
+  Max: { f: maxLin, commutative: true },
+  Min: { f: minLin, commutative: true },
+};
+
 /** Add, Sub, Mul, Div, Pow, Max, Min, PRelu: with a constant, with the group's own channels, or a join. */
 const binary: ChannelRule = (ctx, node, hits) => {
   const op = node.opType;
@@ -169,11 +179,11 @@ const binary: ChannelRule = (ctx, node, hits) => {
     const [a, b] = [hits[0]!.cv, hits[1]!.cv];
     if (a.rank !== b.rank || a.axis !== b.axis || a.blk !== b.blk || a.offset !== b.offset) refuse(`${op} "${label(node)}" combines two differently laid out views of the group's channels`);
     if (!sameSpatial(a, b) && (a.lin.d.some((x) => x !== 0) && b.lin.d.some((x) => x !== 0))) ctx.inexact(node, `${op} "${label(node)}" combines views of the channels at different spatial resolutions`);
-    const f = { Add: addLin, Sub: subLin, Mul: mulLin, Div: divLin, Max: maxLin, Min: minLin } as Record<string, ((x: Lin, y: Lin) => Lin) | undefined>;
-    if (!f[op]) refuse(`${op} "${label(node)}" of two tensors carrying the group's channels is not supported`);
+    const rule = BINARY_LIN[op];
+    if (!rule) refuse(`${op} "${label(node)}" of two tensors carrying the group's channels is not supported`);
     // The spatial relation to the producers is that of the operand that depends on them (a gate does not).
     const base = a.lin.d.some((x) => x !== 0) || !b.lin.d.some((x) => x !== 0) ? a : b;
-    ctx.emit(node, node.output[0]!, withLin(base, f[op]!(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
+    ctx.emit(node, node.output[0]!, withLin(base, rule.f(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
     return;
   }
   const { idx: ri, cv } = hits[0]!;
@@ -220,37 +230,16 @@ const binary: ChannelRule = (ctx, node, hits) => {
   }
   const c = constantLin(value, n);
   const x = cv.lin;
+  const rule = BINARY_LIN[op];
   let lin: Lin;
-  switch (op) {
-    case 'Add':
-      lin = addLin(x, c);
-      break;
-    case 'Sub':
-      lin = ri === 0 ? subLin(x, c) : subLin(c, x);
-      break;
-    case 'Mul':
-      lin = mulLin(x, c);
-      break;
-    case 'Div':
-      lin = ri === 0 ? divLin(x, c) : divLin(c, x);
-      break;
-    case 'Max':
-      lin = maxLin(x, c);
-      break;
-    case 'Min':
-      lin = minLin(x, c);
-      break;
-    case 'Pow':
-      if (ri !== 0) refuse(`Pow "${label(node)}": the channels are the exponent`);
-      lin = mapLin(x, (t) => t ** value, (t) => (value === 1 ? 1 : value * t ** (value - 1)));
-      break;
-    case 'PRelu':
-      if (ri !== 0) refuse(`PRelu "${label(node)}": the channels are the slope`);
-      lin = x.v >= 0 ? x : mapLin(x, (t) => value * t, () => value);
-      break;
-    default:
-      refuse(`${op} "${label(node)}" is not supported`);
-  }
+  if (rule) lin = rule.commutative || ri === 0 ? rule.f(x, c) : rule.f(c, x);
+  else if (op === 'Pow') {
+    if (ri !== 0) refuse(`Pow "${label(node)}": the channels are the exponent`);
+    lin = mapLin(x, (t) => t ** value, (t) => (value === 1 ? 1 : value * t ** (value - 1)));
+  } else if (op === 'PRelu') {
+    if (ri !== 0) refuse(`PRelu "${label(node)}": the channels are the slope`);
+    lin = x.v >= 0 ? x : mapLin(x, (t) => value * t, () => value);
+  } else refuse(`${op} "${label(node)}" is not supported`);
   ctx.emit(node, node.output[0]!, { ...cv, rank: outRank, axis: outAxis, lin }, ca >= 0 && cd[ca] !== 1 ? 'per-channel constant extended' : 'scalar constant');
 };
 
