@@ -11,8 +11,7 @@ import { create } from '@bufbuild/protobuf';
 import { TensorShapeProto_DimensionSchema, type TensorProto } from 'onnx-buf';
 import { attr, nodeLabel } from '../attributes.js';
 import { makeTensor, type OnnxModel } from '../model.js';
-import type { TensorBuffer } from '../tensor.js';
-import { TensorBuffer as Buffer } from '../tensor.js';
+import { TensorBuffer } from '../tensor.js';
 import { ownTensor } from '../widen.js';
 import { findGroup, findGroups, groupPlan, isCurrentGroup } from './find.js';
 import { incomingFlat, outgoingFlat } from './layers.js';
@@ -109,21 +108,19 @@ export function widenGroup(model: OnnxModel, group: string | OnnxGroup, newUnits
       const units = plan.units;
       let grown: TensorBuffer;
       if (b.broadcast) {
-        const expanded = new Buffer(old.dataType, [units]);
+        const expanded = new TensorBuffer(old.dataType, [units]);
         for (let i = 0; i < units; i++) expanded.bytes.set(old.bytes.subarray(0, old.elemSize), i * old.elemSize);
         grown = expanded.insertSlices(0, L);
       } else grown = old.insertSlices(b.axis, L);
       for (let j = 0; j < k; j++) {
         const s = src(j);
-        if (isHolder) {
-          if (anyBias && b.scale === 0) throw new UnsupportedError(`group "${g.name}": the bias of "${nodeLabel(b.node)}" is scaled by beta = 0, so new biases cannot be set`, { group: g.name });
-          grown.set(N[j]!, b.scale === 0 ? 0 : u.incomingBias[j]! / b.scale);
-        } else if (s >= 0) grown.copyElement(shift(s), N[j]!);
+        if (isHolder) grown.set(N[j]!, b.scale === 0 ? 0 : u.incomingBias[j]! / b.scale);
+        else if (s >= 0) grown.copyElement(shift(s), N[j]!);
       }
       store(t, grown);
     } else if (isHolder && anyBias) {
       const name = model.uniqueName(`${nodeLabel(l.node)}_bias`);
-      const buf = new Buffer(plan.dataType, [plan.units + k]);
+      const buf = new TensorBuffer(plan.dataType, [plan.units + k]);
       for (let j = 0; j < k; j++) buf.set(N[j]!, u.incomingBias[j]!);
       model.addInitializer(makeTensor(name, plan.dataType, buf.dims, buf));
       while (l.node.input.length < l.biasSlot!) l.node.input.push('');
@@ -136,7 +133,6 @@ export function widenGroup(model: OnnxModel, group: string | OnnxGroup, newUnits
       tensors.push(name);
     }
   }
-  if (anyBias && !holder) throw new UnsupportedError(`group "${g.name}": no producer can take a bias (MatMul without a bias Add), but the new units have non-zero biases`, { group: g.name });
   // 3. per-channel tensors of pass-through nodes
   const byTensor = new Map<TensorProto, GroupPlan['params']>();
   for (const p of plan.params) byTensor.set(p.weight.tensor, [...(byTensor.get(p.weight.tensor) ?? []), p]);
@@ -243,6 +239,12 @@ function checkUnits(g: OnnxGroup, plan: GroupPlan, u: NewUnits): number {
       if (s < -1 || s >= plan.units) throw new InvalidArgumentError(`group "${g.name}": sourceUnits entry ${s} is not an existing unit (0..${plan.units - 1}) or -1`, where);
       if (s >= 0 && plan.multiple > 1 && Math.floor(s / per) !== L[j]! / per - 1) throw new UnsupportedError(`group "${g.name}": new unit ${j} goes to conv group ${L[j]! / per - 1} but copies unit ${s} of conv group ${Math.floor(s / per)}`, where);
     });
+  }
+  // New biases need a producer that can hold them: checked before anything is written.
+  const holder = biasHolder(plan);
+  if (u.incomingBias.some((b) => b !== 0)) {
+    if (!holder) throw new UnsupportedError(`group "${g.name}": no producer can take a bias (MatMul without a bias Add), but the new units have non-zero biases`, where);
+    if (holder.bias?.scale === 0) throw new UnsupportedError(`group "${g.name}": the bias of "${nodeLabel(holder.bias.node)}" is scaled by beta = 0, so new biases cannot be set`, where);
   }
   assertFinite(`group "${g.name}" new incoming weights`, u.incoming.data, where);
   assertFinite(`group "${g.name}" new outgoing weights`, u.outgoing.data, where);
