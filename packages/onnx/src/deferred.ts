@@ -15,8 +15,31 @@ export interface FileRange {
   offset: number;
   /** Byte length. */
   length: number;
-  /** Device, inode and status-change time of the file when it was checked (external data): a file swapped in later is refused. */
-  identity?: { dev: number; ino: number; ctimeMs: number };
+  /** The file's stamp when it was checked (external data): a file swapped in or changed later is refused. */
+  identity?: FileStamp;
+}
+
+/**
+ * Identity and times of a file, to detect that it changed: device and inode (a file renamed over it is another
+ * inode), size, modification time, and status-change time (any write or rename updates it, and unlike the
+ * modification time it cannot be set back with `utimes`).
+ */
+export interface FileStamp {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** The stamp of a file's current status. */
+export function stampOf(st: fs.Stats): FileStamp {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
+
+/** True when `st` (of a file opened by path) is the file `stamp` was taken from, unchanged. */
+export function sameFile(st: fs.Stats, stamp: FileStamp): boolean {
+  return st.dev === stamp.dev && st.ino === stamp.ino && st.size === stamp.size && st.mtimeMs === stamp.mtimeMs && st.ctimeMs === stamp.ctimeMs;
 }
 
 /** Result of {@link scanModelFile}: protobuf bytes without the deferred payloads, and where those payloads are. */

@@ -21,7 +21,7 @@ export {
   valueInfoShape,
   valueInfoElemType,
 } from './model.js';
-export type { ExternalSource, FileRange, WeightRef, LoadOptions, GraphIndex, SaveOptions, MakeTensorOptions, AttributeValue } from './model.js';
+export type { ExternalSource, FileRange, FileStamp, WeightRef, LoadOptions, GraphIndex, SaveOptions, MakeTensorOptions, AttributeValue } from './model.js';
 export { attr, attrInt, attrFloat, attrInts, attrString, nodeLabel } from './attributes.js';
 export { inferShapes } from './shapes.js';
 export type { Dim, Shape } from './shapes.js';

@@ -41,9 +41,9 @@ import {
 import { InvalidArgumentError } from '@gradmax/core';
 import { ExternalDataError, FileAccessError, OnnxFormatError, assertRegularFile } from './errors.js';
 import { TensorBuffer, dataTypeName, elementCount, elementSize, setTypedFieldBytes, tensorDims, typedFieldBytes } from './tensor.js';
-import { FIELD, encodeVarint, scanModelFile, type FileRange } from './deferred.js';
+import { FIELD, encodeVarint, sameFile, scanModelFile, stampOf, type FileRange, type FileStamp } from './deferred.js';
 
-export type { FileRange } from './deferred.js';
+export type { FileRange, FileStamp } from './deferred.js';
 
 /** Where an external tensor's bytes live (absolute resolved path of the data file, byte offset, byte length). */
 export type ExternalSource = FileRange;
@@ -79,23 +79,6 @@ export interface LoadOptions {
 /** Default {@link LoadOptions.deferThreshold}. */
 export const DEFAULT_DEFER_THRESHOLD = 1 << 16;
 
-/**
- * Identity and times of a file, to detect that it changed: device and inode (a file renamed over it is another
- * inode), size, modification time, and status-change time (any write or rename updates it, and unlike the
- * modification time it cannot be set back with `utimes`).
- */
-interface FileStamp {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}
-
-function stampOf(st: fs.Stats): FileStamp {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
-}
-
 /** The source file's stamp when a model's deferred tensors were recorded. */
 const sourceStamps = new WeakMap<object, FileStamp>();
 
@@ -104,8 +87,7 @@ function checkSourceUnchanged(model: object, fd: number, file: string): void {
   const stamp = sourceStamps.get(model);
   if (!stamp) return;
   // fd was opened by path: a file renamed over the source shows up as another inode
-  const now = stampOf(fs.fstatSync(fd));
-  if (now.dev !== stamp.dev || now.ino !== stamp.ino || now.size !== stamp.size || now.mtimeMs !== stamp.mtimeMs || now.ctimeMs !== stamp.ctimeMs) {
+  if (!sameFile(fs.fstatSync(fd), stamp)) {
     throw new FileAccessError(`model file "${file}" changed since it was loaded; its large weights are read from it on demand, so load it again`, { file });
   }
 }
@@ -375,8 +357,7 @@ export class OnnxModel {
       fd = fs.openSync(range.file, deferred ? 'r' : fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
       if (deferred) checkSourceUnchanged(this, fd, range.file);
       else if (range.identity) {
-        const st = fs.fstatSync(fd);
-        if (st.dev !== range.identity.dev || st.ino !== range.identity.ino || st.ctimeMs !== range.identity.ctimeMs) {
+        if (!sameFile(fs.fstatSync(fd), range.identity)) {
           throw new ExternalDataError(`external data file "${range.file}" of tensor "${tensor.name}" was replaced after the model was loaded; load it again`, where);
         }
       }
@@ -638,7 +619,7 @@ export function resolveExternal(t: TensorProto, baseDir: string | undefined, lab
   if (offset + length > stat.size) {
     throw new ExternalDataError(`tensor "${t.name}": external data range [${offset}, ${offset + length}) lies outside "${location}" (${stat.size} bytes)`, { ...where, offset, length, fileSize: stat.size });
   }
-  return { file, offset, length, identity: { dev: stat.dev, ino: stat.ino, ctimeMs: stat.ctimeMs } };
+  return { file, offset, length, identity: stampOf(stat) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -909,8 +890,7 @@ export function saveModel(model: OnnxModel, outPath: string, options: SaveOption
     temps.length = 0;
     for (const [t, src] of newSources) {
       const file = realOrResolved(src.file);
-      const st = fs.statSync(file);
-      model.externalSources.set(t, { file, offset: src.offset, length: src.length, identity: { dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs } });
+      model.externalSources.set(t, { file, offset: src.offset, length: src.length, identity: stampOf(fs.statSync(file)) });
       model.externalOverrides.delete(t);
     }
   } catch (e) {
