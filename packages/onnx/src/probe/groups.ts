@@ -114,8 +114,10 @@ function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxG
   throw new UnsupportedError(`${where}: statistics for ${p.type} -> ${c.type} through a spatial reduction are not supported`, { group: group.name });
 }
 
+/** True for a (sync) iterable that hands out a fresh iterator each time (an array, not a generator object). */
 function isReiterable(data: unknown): boolean {
-  return Array.isArray(data) || (typeof data === 'object' && data !== null && !(Symbol.asyncIterator in data) && typeof (data as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function' && (data as Iterator<unknown>).next === undefined);
+  const iterate = (data as Partial<Iterable<unknown>> | null)?.[Symbol.iterator];
+  return typeof iterate === 'function' && iterate.call(data) !== data;
 }
 
 /** Rows (tap b, output o) → rows o, averaged over the taps. */
