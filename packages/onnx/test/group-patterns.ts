@@ -43,6 +43,40 @@ export function mbconvSE(): GraphBuilder {
   return b;
 }
 
+/**
+ * EfficientNet / MobileNetV3 first stage: an MBConv1 block (depthwise, SiLU, squeeze-excitation, 1×1 projection)
+ * with a residual Add, so the projection conv both reads the stage's channels and writes them back.
+ */
+export function mbconv1Residual(): GraphBuilder {
+  const b = new GraphBuilder(new Rng(37));
+  const x = b.input('x', ['N', 3, 8, 8]);
+  const silu = (v: string) => b.op('Mul', [v, b.op('Sigmoid', [v])]);
+  const stem = bn(b, conv(b, x, 6, 3, [3, 3], { pads: [1, 1, 1, 1] }, 'stem'), 6);
+  const dw = silu(bn(b, b.op('Conv', [stem, b.weight([6, 1, 3, 3], 0.5)], { group: 6, pads: [1, 1, 1, 1] }, 1, 'dw'), 6));
+  const s = silu(conv(b, b.op('GlobalAveragePool', [dw]), 2, 6, [1, 1], {}, 'se.reduce'));
+  const gated = b.op('Mul', [dw, b.op('Sigmoid', [conv(b, s, 6, 2, [1, 1], {}, 'se.expand')])]);
+  const proj = bn(b, conv(b, gated, 6, 6, [1, 1], {}, 'project'), 6);
+  const out = b.op('Add', [proj, stem]);
+  const y = conv(b, out, 4, 6, [3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] }, 'head');
+  b.output(y, ['N', 4, 4, 4]);
+  return b;
+}
+
+/** Layers that read and write their group's channels: a 3×3 conv residual (pre-activation) and a MatMul one. */
+export function residualLoops(): GraphBuilder {
+  const b = new GraphBuilder(new Rng(38));
+  const x = b.input('x', ['N', 2, 6, 6]);
+  const stem = conv(b, x, 5, 2, [3, 3], { pads: [1, 1, 1, 1] }, 'stem');
+  const loop = conv(b, b.op('Relu', [bn(b, stem, 5)]), 5, 5, [3, 3], { pads: [1, 1, 1, 1] }, 'loop');
+  const r = b.op('Add', [stem, loop]);
+  const flat = b.op('Flatten', [b.op('GlobalAveragePool', [r])]);
+  const h = b.op('Add', [b.op('MatMul', [flat, b.weight([5, 4])], {}, 1, 'fc0'), b.weight([4], 0.1)]);
+  const l2 = b.op('Add', [b.op('MatMul', [b.op('Tanh', [h]), b.weight([4, 4])], {}, 1, 'fc.loop'), b.weight([4], 0.1)]);
+  const y = b.op('Gemm', [b.op('Add', [h, l2]), b.weight([3, 4])], { transB: 1 }, 1, 'head');
+  b.output(y, ['N', 3]);
+  return b;
+}
+
 /** A DenseNet block: every layer's output concatenated into the input of all later layers. */
 export function denseBlock(): GraphBuilder {
   const b = new GraphBuilder(new Rng(33));

@@ -114,6 +114,21 @@ describe('group statistics (probe) against finite differences', () => {
     await gradientCheck(build, 'project', [5, 2, 7, 7], 3, F32, 4e-3, 1e-3);
   });
 
+  it('a residual block whose last conv reads and writes the group (EfficientNet stage 1), FLOAT', async () => {
+    const build = () => {
+      const b = new GraphBuilder(new Rng(65), F32);
+      const x = b.input('x', ['N', 2, 5, 5]);
+      const h0 = b.op('Conv', [x, b.weight([3, 2, 3, 3], 0.4), b.weight([3], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'conv0');
+      const l = b.op('Conv', [b.op('Tanh', [h0]), b.weight([3, 3, 3, 3], 0.4), b.weight([3], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'loop');
+      const r = b.op('Tanh', [b.op('Add', [l, h0])]);
+      b.output(b.op('Gemm', [b.op('Flatten', [r]), b.weight([75, 3], 0.2)], {}, 1, 'head'), ['N', 3]);
+      return b;
+    };
+    const { group } = await gradientCheck(build, 'conv0', [6, 2, 5, 5], 3, F32, 4e-3, 1e-3);
+    expect(group.members.producers).toEqual(['conv0', 'loop']);
+    expect(group.members.consumers).toEqual(['loop', 'head']);
+  });
+
   it('refuses a group whose pair matrices would be inexact, with the reason', async () => {
     const b = new GraphBuilder(new Rng(63), F32);
     const x = b.input('x', ['N', 2, 6, 6]);

@@ -11,7 +11,7 @@ import { strategyCatalog } from '@gradmax/strategies';
 import '@gradmax/strategies/register';
 import { findGroup, growModel, loadModel, serializeModel, verifyModels } from '@gradmax/onnx';
 import { flushOnnxChecks, queueOnnxCheck, tmpDir } from './helpers.js';
-import { denseBlock, mbconvSE, resnetStage, resnextBlock, transformerBlock } from './group-patterns.js';
+import { denseBlock, mbconv1Residual, mbconvSE, residualLoops, resnetStage, resnextBlock, transformerBlock } from './group-patterns.js';
 
 const dir = tmpDir('gradmax-group-strategies-');
 afterAll(() => {
@@ -21,6 +21,8 @@ afterAll(() => {
 const PATTERNS = [
   { name: 'ResNet stage', build: resnetStage, groups: ['stem', 'b3.conv2'], opset: 13, dims: {} },
   { name: 'inverted residual + SE', build: mbconvSE, groups: ['expand', 'stem'], opset: 13, dims: { H: 5, W: 6 } },
+  { name: 'MBConv1 residual (projection reads and writes the stage)', build: mbconv1Residual, groups: ['stem'], opset: 13, dims: {} },
+  { name: 'conv and MatMul layers that read and write their group', build: residualLoops, groups: ['stem', 'fc0'], opset: 13, dims: {} },
   { name: 'DenseNet block', build: denseBlock, groups: ['conv0', 'l1.conv2'], opset: 13, dims: {} },
   { name: 'grouped conv', build: resnextBlock, groups: ['reduce', 'grouped'], opset: 13, dims: {} },
   { name: 'transformer FFN', build: transformerBlock, groups: ['ffn.up'], opset: 17, dims: { S: 3 } },

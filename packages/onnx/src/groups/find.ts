@@ -85,6 +85,8 @@ interface Walk {
   passthrough: Map<NodeProto, string>;
   inexact: string[];
   units: number;
+  /** Producers that also read the group's channels. */
+  selfLayers: NodeProto[];
 }
 
 function isDefaultDomain(n: NodeProto): boolean {
@@ -103,7 +105,7 @@ class Context implements ChannelContext {
     private readonly members: Map<NodeProto, 'main' | 'gate'>,
   ) {
     this.opset = model.opsetVersion('') ?? 13;
-    this.walk = { cvs: new Map(), mains: [], gates: [], consumers: [], params: [], depthwise: [], targets: [], values: [], passthrough: new Map(), inexact: [], units };
+    this.walk = { cvs: new Map(), mains: [], gates: [], consumers: [], params: [], depthwise: [], targets: [], values: [], passthrough: new Map(), inexact: [], units, selfLayers: [] };
   }
   weight(value: string): WeightRef | undefined {
     return resolveWeight(this.model, value);
@@ -138,9 +140,17 @@ class Context implements ChannelContext {
     this.walk.passthrough.set(node, effect);
   }
   consumer(node: NodeProto, idx: number, cv: ChannelValue): void {
-    if (this.members.has(node)) refuse(`${node.opType} "${nodeLabel(node)}" both reads and produces the group's channels`);
+    const role = this.members.get(node);
+    if (role === 'gate') refuse(`${node.opType} "${nodeLabel(node)}" both reads the group's channels and produces its gate`);
     if (this.walk.consumers.some((c) => c.node === node)) refuse(`${node.opType} "${nodeLabel(node)}" reads the group's channels twice`);
     const layer = parseConsumer(this.model, node, idx, cv, this.units);
+    if (role === 'main') {
+      // A layer that reads the channels and writes them back (a residual block's last conv): its weight grows on both
+      // axes; the corner (new outputs × new inputs) stays zero, new channels are appended at the end of both.
+      if (cv.offset !== 0) refuse(`${node.opType} "${nodeLabel(node)}" produces the group's channels and reads them behind a Concat offset`);
+      if (layer.groups > 1) refuse(`grouped ${node.opType} "${nodeLabel(node)}" both reads and produces the group's channels`);
+      this.walk.selfLayers.push(node);
+    }
     layer.coefficients = [...cv.lin.d];
     layer.f0 = cv.lin.v;
     if (cv.stride) layer.stride = [...cv.stride];
@@ -346,7 +356,7 @@ function runWalk(model: OnnxModel, order: NodeProto[], position: Map<NodeProto, 
     });
     if (!hits.length) continue;
     const nl = nodeLabel(node);
-    if (members.has(node)) refuse(`${node.opType} "${nl}" both reads and produces the group's channels`);
+    if (members.get(node) === 'gate') refuse(`${node.opType} "${nl}" both reads the group's channels and produces its gate`);
     if (!isDefaultDomain(node)) refuse(`${node.opType} "${nl}" (domain "${node.domain}") is not known to keep new channels at zero`);
     if (QUANTIZED.test(node.opType)) refuse(`${node.opType} "${nl}" is a quantized op on the path of the group`);
     if (SUBGRAPH_OPS.has(node.opType)) refuse(`the group's channels are used inside a subgraph of ${node.opType} "${nl}"`);
@@ -367,6 +377,7 @@ function finish(model: OnnxModel, w: Walk, group: OnnxGroup): GroupPlan {
   if (grouped.length > 1) refuse(`the group's grouped convolutions have different group counts (${grouped.join(', ')})`);
   const multiple = grouped[0] ?? 1;
   if (w.units % multiple !== 0) refuse(`${w.units} channels do not split into ${multiple} conv groups`);
+  if (multiple > 1 && w.selfLayers.length) refuse(`${nodeLabel(w.selfLayers[0]!)} both reads and produces the channels of a group with grouped convolutions`);
   let fanIn = 0;
   for (const l of w.mains) {
     l.start = fanIn;
@@ -407,6 +418,7 @@ function finish(model: OnnxModel, w: Walk, group: OnnxGroup): GroupPlan {
   if (w.gates.length) group.notes.push(`gate producers ${w.gates.map((l) => nodeLabel(l.node)).join(', ')} get zero rows for the new channels`);
   if (f0 !== 0) group.notes.push(`a consumer sees f(0) = ${f0} on a new channel: incoming-zero strategies (e.g. gradmax, random) would change the function here; use an outgoing-zero or copying strategy (randomOutgoingZero, north, net2net)`);
   if (w.inexact.length) group.notes.push(`GradMax statistics as pair correlations would be inexact: ${w.inexact.slice(0, 3).join('; ')}${w.inexact.length > 3 ? '; …' : ''}`);
+  if (w.selfLayers.length) group.notes.push(`${w.selfLayers.map(nodeLabel).join(', ')} both read and produce the group's channels: their weights grow on both axes, the new-to-new block stays zero`);
   if (multiple > 1) group.notes.push(`grouped convolutions: new units come in multiples of ${multiple}, one share per conv group`);
   return {
     producers: w.mains,

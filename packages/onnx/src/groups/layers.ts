@@ -260,7 +260,9 @@ export function outgoingFlat(layer: GroupLayer, dims: readonly number[], ch: num
   switch (layer.type) {
     case 'Gemm':
     case 'MatMul': {
-      const n = dims[1 - layer.axis]!;
+      // Outputs are decoded with the layer's own count (`length`), not `dims`: a layer that also produces the group
+      // has already gained output rows when its input columns are added.
+      const n = layer.length / layer.blk;
       const o = r % n;
       const p = (r - o) / n;
       const e = layer.offset + ch * layer.blk + p;
@@ -270,18 +272,20 @@ export function outgoingFlat(layer: GroupLayer, dims: readonly number[], ch: num
       const cinL = dims[1]!;
       const taps = prod(dims.slice(2));
       const oL = dims[0]! / layer.groups;
+      const outs = layer.length / taps;
       const c = layer.offset + ch;
       const g = Math.floor(c / cinL);
       const cl = c - g * cinL;
-      const ol = r % oL;
-      const tap = (r - ol) / oL;
+      const ol = r % outs;
+      const tap = (r - ol) / outs;
       return ((g * oL + ol) * cinL + cl) * taps + tap;
     }
     case 'ConvTranspose': {
       const coutL = dims[1]!;
       const taps = prod(dims.slice(2));
-      const ol = r % coutL;
-      const tap = (r - ol) / coutL;
+      const outs = layer.length / taps;
+      const ol = r % outs;
+      const tap = (r - ol) / outs;
       return ((layer.offset + ch) * coutL + ol) * taps + tap;
     }
   }
