@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { gradmax, outgoingMagnitude, topLeftSingularDirections } from './gradmax.js';
+import { FULL_SPECTRUM_LIMIT, gradmax, outgoingMagnitude, topLeftSingularDirections } from './gradmax.js';
 import { gradmaxOpt } from './gradmax-opt.js';
 import { Matrix } from './matrix.js';
 import { Rng } from './rng.js';
@@ -280,6 +280,21 @@ describe('gradmax (closed form)', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('reports the rank as a lower bound, with a note, when M is too large for its full spectrum', () => {
+    const rng = new Rng(12);
+    const n = FULL_SPECTRUM_LIMIT + 1;
+    const M = randomMatrix(n, n, rng);
+    const site = denseSite(n, 2, n, rng);
+    const units = gradmax({ scaleMethod: 'fixed', scale: 1 }).grow({ site, count: 2, statistics: { moment: M, count: 1 }, rng });
+    expect(units.report.numericalRank).toBe(2);
+    expect(units.report.numericalRankIsLowerBound).toBe(true);
+    expect(units.report.notes.join(' ')).toMatch(new RegExp(`numerical rank ≥ 2: the full spectrum of the ${n}×${n} growth matrix is not computed`));
+    const small = randomMatrix(FULL_SPECTRUM_LIMIT, 8, rng);
+    const exact = gradmax({ scaleMethod: 'fixed', scale: 1 }).grow({ site: denseSite(8, 2, FULL_SPECTRUM_LIMIT, rng), count: 2, statistics: { moment: small, count: 1 }, rng });
+    expect(exact.report.numericalRank).toBe(8);
+    expect(exact.report.numericalRankIsLowerBound).toBeUndefined();
   });
 
   it('keepSingularValues scales directions by σⱼ/σ₁', () => {

@@ -166,6 +166,7 @@ export function gradmax(options: GradMaxOptions = {}): GrowthStrategy {
           count,
           singularValues: directions.singularValues.slice(0, count),
           numericalRank: directions.rank,
+          ...(directions.rankIsLowerBound ? { numericalRankIsLowerBound: true } : {}),
           predictedGradientNorm: Math.abs(site.activation.df0) * projectedNorm(outgoing, stats.moment),
           filledAtRandom: directions.filled,
           outgoingNorm: c,
@@ -210,14 +211,23 @@ export interface SingularDirections {
   /**
    * Numerical rank of the whole matrix (number of singular values above tolerance × σ₁), not only of the
    * top `count`: when all `count` computed singular values are above tolerance and `count < min(rows, cols)`,
-   * the remaining singular values come from a full SVD (one-sided Jacobi).
+   * the remaining singular values come from a full SVD (one-sided Jacobi) if min(rows, cols) ≤
+   * {@link FULL_SPECTRUM_LIMIT}; above, `rank` is the lower bound `count` and `rankIsLowerBound` is set.
    */
   rank: number;
+  /** True when `rank` is only a lower bound: the matrix is larger than {@link FULL_SPECTRUM_LIMIT} on both sides. */
+  rankIsLowerBound?: boolean;
   /** Number of directions filled at random. */
   filled: number;
   /** Notes for the report. */
   notes: string[];
 }
+
+/**
+ * Largest min(rows, cols) for which {@link topLeftSingularDirections} computes the full spectrum to report the
+ * numerical rank (a full SVD takes about 0.5 s at 256 in JS and grows cubically).
+ */
+export const FULL_SPECTRUM_LIMIT = 256;
 
 /**
  * The top `count` left singular directions of `m` (`[rows × cols]`), completed with random orthonormal
@@ -228,6 +238,7 @@ export function topLeftSingularDirections(m: Matrix, count: number, rng: Rng, ra
   const notes: string[] = [];
   const kSvd = Math.min(count, m.rows, m.cols);
   let rank = 0;
+  let rankIsLowerBound = false;
   let kept = 0;
   const singularValues: number[] = [];
   let basis = new Matrix(m.rows, 0);
@@ -237,8 +248,12 @@ export function topLeftSingularDirections(m: Matrix, count: number, rng: Rng, ra
     const s1 = res.s[0] ?? 0;
     for (let j = 0; j < kSvd; j++) if (res.s[j]! > rankTolerance * s1 && s1 > 0) rank++;
     kept = rank;
-    // All top-k values are above tolerance: the rank of m may be larger; count the rest from the full spectrum.
-    if (rank === kSvd && kSvd < Math.min(m.rows, m.cols)) {
+    // All top-k values are above tolerance: the rank of m may be larger; count the rest from the full spectrum,
+    // unless that costs far more than the growth itself (a full SVD is cubic: seconds at 512, minutes at 1,500).
+    if (rank === kSvd && kSvd < Math.min(m.rows, m.cols) && Math.min(m.rows, m.cols) > FULL_SPECTRUM_LIMIT) {
+      rankIsLowerBound = true;
+      notes.push(`numerical rank ≥ ${rank}: the full spectrum of the ${m.rows}×${m.cols} growth matrix is not computed (only for min(rows, cols) ≤ ${FULL_SPECTRUM_LIMIT})`);
+    } else if (rank === kSvd && kSvd < Math.min(m.rows, m.cols)) {
       const all = svd(m).s;
       rank = 0;
       for (let j = 0; j < all.length; j++) if (all[j]! > rankTolerance * s1) rank++;
@@ -269,5 +284,5 @@ export function topLeftSingularDirections(m: Matrix, count: number, rng: Rng, ra
   }
   if (beyond > 0) notes.push(`${count} units requested but fan-out is ${m.rows}: ${beyond} direction(s) are random unit vectors, not orthogonal to the others`);
   while (singularValues.length < count) singularValues.push(0);
-  return { u, singularValues, rank, filled: count - kept, notes };
+  return { u, singularValues, rank, ...(rankIsLowerBound ? { rankIsLowerBound } : {}), filled: count - kept, notes };
 }

@@ -142,6 +142,8 @@ export interface GrowthReport {
   singularValues?: number[];
   /** Numerical rank of M, when computed. */
   numericalRank?: number;
+  /** True when `numericalRank` is a lower bound (M too large for its full spectrum; see `FULL_SPECTRUM_LIMIT`). */
+  numericalRankIsLowerBound?: boolean;
   /** Predicted Frobenius norm of the new incoming weights' gradient at the next step. */
   predictedGradientNorm?: number;
   /** Number of new units whose direction was filled at random because M's rank was below k. */

@@ -424,7 +424,7 @@ for (const entry of corpus.entries) {
           throw Object.assign(new Error(st.error), { refused: true });
         }
         if (!st || st.error) throw new Error(st?.error ?? `no statistics returned for "${g.name}"`);
-        w.gradmax = { ...(await widenAndVerify(entry, file, g, 'gradmax', count, st.value.snapshot ? st.value.snapshot() : st.value)), statsMs: st.ms };
+        w.gradmax = Object.assign(await widenAndVerify(entry, file, g, 'gradmax', count, st.value.snapshot ? st.value.snapshot() : st.value), { statsMs: st.ms }); // keeps the non-enumerable model
         if (!w.gradmax.ok) await againstZero(w.gradmax);
       } catch (e) {
         w.gradmax = { ok: false, error: short(e), ...(e.refused ? { refused: true } : {}) };
