@@ -29,6 +29,8 @@ export { findGrowthSites } from './sites/find.js';
 export type { ChannelGroup, GroupMember, GroupRole } from './groups/types.js';
 export { groupToCoreSite } from './groups/core-group.js';
 export { collectGroupStatistics, collectGrowthStatistics } from './groups/statistics.js';
+export { collectGroupInputSamples, groupRowsProblem, DEFAULT_GROUP_SAMPLES } from './groups/samples.js';
+export type { GroupSampleOptions } from './groups/samples.js';
 export type { GroupStatisticsOptions, GrowthStatisticsOptions } from './groups/statistics.js';
 export { widenGroup } from './groups/widen.js';
 export type { GroupWidening } from './groups/widen.js';

@@ -14,6 +14,7 @@
 import { scalarActivation, type ScalarActivation } from '../activation/info.js';
 import type { AnyLayer } from '../model/graph.js';
 import type { BetweenRole } from '../sites/types.js';
+import { convRows, denseRows, separableRows, transposeRows, type InputRows } from './input-rows.js';
 
 /** A layer config. */
 export type Config = Record<string, unknown>;
@@ -29,6 +30,8 @@ export interface ProducerRule {
   widthField: 'units' | 'filters';
   /** View of the kernel around its output-channel axis. */
   view: KernelView;
+  /** Per-position input rows `[B, P, fanIn]` of the producer, in the column order of its incoming block (`input-rows.ts`). */
+  inputRows: InputRows;
   /** Why the layer cannot be a producer, if it cannot. */
   problem?: (c: Config) => string | undefined;
 }
@@ -131,7 +134,7 @@ function dilated(c: Config): string | undefined {
 }
 
 const conv = (): LayerRule => ({
-  producer: { kernel: 'kernel', widthField: 'filters', view: lastOut, problem: channelsLast },
+  producer: { kernel: 'kernel', widthField: 'filters', view: lastOut, inputRows: convRows, problem: channelsLast },
   consumer: { kernel: 'kernel', view: inSecondLast, problem: channelsLast },
   noGradient: dilated,
 });
@@ -160,7 +163,7 @@ const flatten = (pairRole?: BetweenRole): LayerRule => ({ pass: { kind: 'flatten
 /** The table. */
 export const LAYER_RULES: Record<string, LayerRule> = {
   Dense: {
-    producer: { kernel: 'kernel', widthField: 'units', view: lastOut },
+    producer: { kernel: 'kernel', widthField: 'units', view: lastOut, inputRows: denseRows },
     consumer: { kernel: 'kernel', view: inSecondLast },
   },
   Conv1D: conv(),
@@ -168,12 +171,12 @@ export const LAYER_RULES: Record<string, LayerRule> = {
   Conv3D: conv(),
   Conv2DTranspose: {
     noGradient: dilated,
-    producer: { kernel: 'kernel', widthField: 'filters', view: transposeOut, problem: channelsLast },
+    producer: { kernel: 'kernel', widthField: 'filters', view: transposeOut, inputRows: transposeRows, problem: channelsLast },
     consumer: { kernel: 'kernel', view: transposeIn, problem: channelsLast },
   },
   SeparableConv2D: {
     noGradient: dilated,
-    producer: { kernel: 'pointwise_kernel', widthField: 'filters', view: lastOut, problem: channelsLast },
+    producer: { kernel: 'pointwise_kernel', widthField: 'filters', view: lastOut, inputRows: separableRows, problem: channelsLast },
     consumer: {
       kernel: 'pointwise_kernel',
       view: inSecondLast,
