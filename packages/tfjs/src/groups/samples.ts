@@ -6,8 +6,9 @@
  * (a Dense gate of a squeeze-excitation block) repeats its row at every position, as its Multiply join broadcasts it.
  *
  * Memory is bounded: at most `retainSamples` rows are kept (a bottom-k reservoir over the rows, keyed by the core's
- * `reservoirKey(seed, row number)`, so the choice is deterministic for a seed and independent of chunking), and the
- * batch is processed in chunks whose rows tensors stay below 2²³ floats. Only the chosen rows are copied out.
+ * `reservoirKey(seed, row number)`, so the choice is deterministic for a seed and independent of chunking); the batch
+ * is processed in chunks whose recorded producer inputs stay below 2²³ floats, and only the chosen rows are written
+ * (no patch tensor is built).
  *
  * The statistics are input-only (`inputsOnly`: no growth matrix, no gradient rows), which `validateRequest` gives only
  * to strategies that read inputs alone. The pass runs in inference mode and changes nothing in the model.
@@ -18,7 +19,7 @@ import { InvalidArgumentError, Matrix, ShapeMismatchError, UnsupportedError, res
 import { assertSyncReads } from '../backend/sync-reads.js';
 import { modelGraph } from '../model/graph.js';
 import { withInputShape } from '../model/shapes.js';
-import { outputShapeOf } from '../sites/core-site.js';
+import { inputShapeOf, outputShapeOf } from '../sites/core-site.js';
 import { validateBatch, type Batch } from '../statistics/batch.js';
 import { runGraph } from '../statistics/executor.js';
 import { groupLayout } from './layout.js';
@@ -36,7 +37,7 @@ export interface GroupSampleOptions {
 /** Default number of input rows a group retains (the default of `grow`'s `retainSamples`). */
 export const DEFAULT_GROUP_SAMPLES = 1024;
 
-/** Largest number of floats of one chunk's rows tensors. */
+/** Largest number of floats of one chunk's recorded producer inputs. */
 const CHUNK_FLOATS = 1 << 23;
 
 interface Row {
@@ -87,59 +88,54 @@ export function collectGroupInputSamples(model: tfl.LayersModel, group: ChannelG
     if (problem) throw new UnsupportedError(`group "${group.name}": ${problem}`, { group: group.name });
     const layout = groupLayout(model, group);
     const graph = modelGraph(model);
+    const layers = group.producers.map((p) => graph.byName.get(p.name)!.layer);
     const positions = producerSpatial(model, group).map((s) => s.reduce((a, b) => a * b, 1));
     const P = Math.max(...positions);
     const fanIn = layout.fanIn;
-    const perExample = layout.producers.reduce((s, p, i) => s + positions[i]! * p.fanIn, 0);
-    const step = Math.max(1, Math.min(size, Math.floor(CHUNK_FLOATS / perExample)));
+    // Chunks bound the recorded producer inputs (the rows are written from them, only for the rows kept).
+    const perExample = layers.reduce((sum, l) => sum + inputShapeOf(l).slice(1).reduce<number>((a, b) => a * Number(b ?? 1), 1), 0);
+    const step = Math.max(1, Math.min(size, Math.floor(CHUNK_FLOATS / Math.max(1, perExample))));
     const names = new Set(group.producers.map((p) => p.name));
     let retained: Row[] = [];
     for (let start = 0; start < size; start += step) {
       const n = Math.min(step, size - start);
-      const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
-      let inputs = new Map<string, tf.Tensor>();
-      const data: Float32Array[] = [];
-      try {
-        withInputShape(model, xs.shape, () => {
-          tf.tidy(() => {
-            inputs = runGraph(model, [xs], { recordInputs: names }).inputs;
-          });
-        });
-        layout.producers.forEach((p, i) => {
-          const rows = layerRule(p.member.className)!.producer!.inputRows(inputs.get(p.member.name)!, graph.byName.get(p.member.name)!.layer);
-          try {
-            const expected = [n, positions[i]!, p.fanIn];
-            if (rows.shape.some((d, k) => d !== expected[k])) throw new ShapeMismatchError(`group "${group.name}": input rows of producer "${p.member.name}"`, expected, rows.shape, { group: group.name });
-            data.push(rows.dataSync() as Float32Array);
-          } finally {
-            rows.dispose();
-          }
-        });
-      } finally {
-        tf.dispose([...inputs.values()]);
-        if (xs !== batch.xs) xs.dispose();
-      }
-      // Bottom-k over this chunk's rows, then merged with the rows kept so far.
+      // Bottom-k over this chunk's rows, then merged with the rows kept so far: only the chosen rows are written.
       const threshold = retained.length < cap ? Infinity : retained[cap - 1]!.key;
       const candidates: { key: number; r: number }[] = [];
       for (let r = 0; r < n * P; r++) {
         const key = reservoirKey(seed, start * P + r);
         if (key < threshold) candidates.push({ key, r });
       }
+      if (candidates.length === 0) continue;
       candidates.sort((a, b) => a.key - b.key);
-      const chosen = candidates.slice(0, cap).map(({ key, r }): Row => {
-        const e = Math.floor(r / P);
-        const u = r % P;
-        const h = new Float64Array(fanIn);
-        layout.producers.forEach((p, i) => {
-          const Pp = positions[i]!;
-          const base = (e * Pp + (Pp === 1 ? 0 : u)) * p.fanIn;
-          const src = data[i]!;
-          for (let c = 0; c < p.fanIn; c++) h[p.col0 + c] = src[base + c]!;
+      const chosen = candidates.slice(0, cap);
+      const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
+      let inputs = new Map<string, tf.Tensor>();
+      try {
+        withInputShape(model, xs.shape, () => {
+          tf.tidy(() => {
+            inputs = runGraph(model, [xs], { recordInputs: names }).inputs;
+          });
         });
-        return { key, h };
-      });
-      retained = [...retained, ...chosen].sort((a, b) => a.key - b.key).slice(0, cap);
+        const sources = layout.producers.map((p, i) => {
+          const source = layerRule(p.member.className)!.producer!.inputRows(inputs.get(p.member.name)!, layers[i]!);
+          if (source.positions !== positions[i] || source.fanIn !== p.fanIn) {
+            throw new ShapeMismatchError(`group "${group.name}": input rows of producer "${p.member.name}" [positions, fanIn]`, [positions[i]!, p.fanIn], [source.positions, source.fanIn], { group: group.name });
+          }
+          return source;
+        });
+        const rows = chosen.map(({ key, r }): Row => {
+          const e = Math.floor(r / P);
+          const u = r % P;
+          const h = new Float64Array(fanIn);
+          layout.producers.forEach((p, i) => sources[i]!.fill(e, positions[i] === 1 ? 0 : u, h, p.col0));
+          return { key, h };
+        });
+        retained = [...retained, ...rows].sort((a, b) => a.key - b.key).slice(0, cap);
+      } finally {
+        tf.dispose([...inputs.values()]);
+        if (xs !== batch.xs) xs.dispose();
+      }
     }
     const h = new Matrix(retained.length, fanIn);
     retained.forEach((row, r) => h.data.set(row.h, r * fanIn));
