@@ -45,3 +45,10 @@ export function batchFor(arch: Arch, size: number, seed: number): { xs: tf.Tenso
   const ys = arch.target.length === 1 ? oneHotTargets(size, arch.target[0]!, seed + 1) : randomTensor([size, ...arch.target], seed + 1);
   return { xs, ys };
 }
+
+/**
+ * The image-to-image style with a dilated first conv (dilation 2): its groups' statistics go through the dilated-conv
+ * gradients. Not in {@link ARCHS}, whose GradMax check takes autodiff through `model.predict`, which runs a dilated
+ * Conv2D through tfjs's fused op (no dilated gradient); `dilated-statistics.test.ts` checks the gradient instead.
+ */
+export const DILATED_ARCH: Arch = { ...ARCHS[7]!, name: 'image-to-image with a dilated conv (dilation 2)', build: () => imageToImageModel(2) };

@@ -15,7 +15,7 @@ import { UnsupportedError } from '@gradmax/core';
 import { strategyCatalog } from '@gradmax/strategies';
 import { findGrowthSites, growAsync, growthTensors, withSyncReads } from '@gradmax/tfjs';
 import { describeEachBackend, type TestBackend } from './backends.js';
-import { ARCHS, batchFor } from './group-archs.js';
+import { ARCHS, DILATED_ARCH, batchFor } from './group-archs.js';
 import { maxAbsDiff, perturbBatchNorm } from './helpers.js';
 
 /** Model output (inference, or training mode with the BatchNorm moving statistics restored), read asynchronously. */
@@ -41,7 +41,7 @@ function skipArch(backend: TestBackend, name: string): string | undefined {
 }
 
 describeEachBackend('every strategy on every group pattern', (backend) => {
-  for (const arch of ARCHS) {
+  for (const arch of [...ARCHS, DILATED_ARCH]) {
     const archSkip = skipArch(backend, arch.name);
     if (archSkip) {
       it.skip(`${arch.name} — skipped: ${archSkip}`, () => undefined);

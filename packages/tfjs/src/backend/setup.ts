@@ -11,6 +11,7 @@ import { InvalidArgumentError, UnknownNameError } from '@gradmax/core';
 import { registerConvBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerDepthwiseBackprop } from './depthwise-backprop.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
+import { registerDilatedConvGradients } from './dilated-conv-gradient.js';
 
 /**
  * The backends {@link setupBackend} knows, in the order `auto` tries them (`webgpu` only on a hardware adapter in
@@ -209,6 +210,9 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   depthwise conv backprop kernels it lacks (training and statistics of MobileNet-style models).
  * - `"cpu"`: the pure-JS backend; with `fastCpuConvBackward` the conv weight gradient uses the conv2d-based kernel.
  *
+ * On every backend it also extends the gradients of dilated 2-D and depthwise convolutions, which tfjs lacks
+ * ({@link registerDilatedConvGradients}).
+ *
  * @throws `UnknownNameError` (from `@gradmax/core`) for an unknown choice; {@link InvalidArgumentError} when an explicitly requested
  *   backend cannot start.
  */
@@ -250,6 +254,8 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
       { choice, skipped },
     );
   }
+  // Dilated Conv1D/Conv2D/separable/depthwise gradients (tfjs has none), for statistics and for training.
+  registerDilatedConvGradients();
   const tried = skipped.length ? ` (not available: ${skipped.map((s) => `${s.backend} — ${s.reason}`).join('; ')})` : '';
   const detail =
     chosen === 'tensorflow'
