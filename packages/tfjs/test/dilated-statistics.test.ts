@@ -122,6 +122,50 @@ describeEachBackend('GradMax statistics through dilated convolutions', () => {
     tf.dispose([xs, ys]);
   });
 
+  it('Conv1D: a dilated consumer and producer have the spread network\'s M at the taps, and GradMax\'s gradient from autodiff equals f\'(0)·ΩᵀM', () => {
+    const build = (spread: boolean) => {
+      let seed = 400;
+      const init = () => ({ kernelInitializer: tfl.initializers.glorotUniform({ seed: seed++ }), biasInitializer: tfl.initializers.randomUniform({ minval: -0.2, maxval: 0.2, seed: seed++ }) });
+      const x0 = tfl.input({ shape: [11, 2], name: 'x' });
+      let x = tfl.layers.conv1d({ ...init(), filters: 3, kernelSize: 3, padding: 'same', activation: RELU1, name: 'a' }).apply(x0) as T;
+      x = tfl.layers.conv1d({ ...init(), filters: 4, kernelSize: spread ? 5 : 3, dilationRate: spread ? 1 : 2, padding: 'same', activation: RELU1, name: 'b' }).apply(x) as T;
+      x = tfl.layers.conv1d({ ...init(), filters: 3, kernelSize: 3, padding: 'valid', activation: RELU1, name: 'c' }).apply(x) as T;
+      const gap = tfl.layers.globalAveragePooling1d({ name: 'gap' }).apply(x) as T;
+      return tfl.model({ inputs: x0, outputs: tfl.layers.dense({ ...init(), units: 3, name: 'out' }).apply(gap) as T });
+    };
+    const dilated = build(false);
+    const spread = build(true);
+    for (const layer of dilated.layers) {
+      const weights = layer.getWeights().map((w, i) => {
+        const shape = spread.getLayer(layer.name).weights[i]!.shape as number[];
+        if (w.shape.join() === shape.join()) return tf.clone(w);
+        const [k, inner] = [w.shape[0]!, w.size / w.shape[0]!];
+        const data = w.dataSync();
+        const out = new Float32Array(shape.reduce((p, d) => p * d, 1));
+        for (let t = 0; t < k; t++) for (let i = 0; i < inner; i++) out[2 * t * inner + i] = data[t * inner + i]!;
+        return tf.tensor(out, shape);
+      });
+      spread.getLayer(layer.name).setWeights(weights);
+      tf.dispose(weights);
+    }
+    const xs = randomTensor([3, 11, 2], 9);
+    const ys = oneHotTargets(3, 3, 10);
+    const m = (model: tfl.LayersModel, name: string) => collectGroupStatistics(model, group(dilated, name), { xs, ys }, { loss: logits, method: 'virtual' }).snapshot().moment;
+    const consumer = m(dilated, 'a->b');
+    const refConsumer = m(spread, 'a->b');
+    // a->b rows: b's tap t then output channel o (4); b->c columns: b's tap t then input channel (3).
+    expect(relativeError(consumer.data, Array.from({ length: consumer.rows }, (_, r) => Array.from(refConsumer.row(2 * Math.floor(r / 4) * 4 + (r % 4)))).flat())).toBeLessThan(1e-5);
+    const producer = m(dilated, 'b->c');
+    const refProducer = m(spread, 'b->c');
+    const cols = Array.from({ length: producer.cols }, (_, i) => 2 * Math.floor(i / 3) * 3 + (i % 3));
+    expect(relativeError(producer.data, Array.from({ length: producer.rows }, (_, r) => cols.map((c) => refProducer.get(r, c))).flat())).toBeLessThan(1e-5);
+    // tfjs-layers runs Conv1D unfused, so autodiff through model.predict takes the dilated gradient directly.
+    for (const name of ['a->b', 'b->c']) checkGroup(dilated, name, xs, ys, logits);
+    tf.dispose([xs, ys]);
+    dilated.dispose();
+    spread.dispose();
+  });
+
   it('dilated 3-D convolutions are still refused for GradMax with a typed error (statistics-free strategies grow them)', () => {
     const x0 = tfl.input({ shape: [4, 4, 4, 1] });
     let x = tfl.layers.conv3d({ filters: 2, kernelSize: 2, dilationRate: 2, padding: 'same', activation: RELU1, name: 'd3' }).apply(x0) as T;
