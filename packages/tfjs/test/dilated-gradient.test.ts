@@ -5,7 +5,7 @@
  * read at the taps. Plus central finite differences in float64 arithmetic on cpu for a few entries.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
 import { registerDilatedConvGradients } from '@gradmax/tfjs';
 import { describeEachBackend } from './backends.js';
@@ -73,6 +73,24 @@ describeEachBackend('dilated convolution gradients (space-to-batch identity)', (
       tf.dispose([x, w, y0, y1, weights, gx!, gw!, wide, rx!, rw!]);
     });
   }
+
+  it('dilated Conv1D and SeparableConv2D layers train with model.fit (the loss decreases)', async () => {
+    registerDilatedConvGradients();
+    const x0 = tfl.input({ shape: [6, 6, 2] });
+    const sep = tfl.layers.separableConv2d({ filters: 3, kernelSize: 3, dilationRate: 2, padding: 'same', activation: 'tanh', depthwiseInitializer: tfl.initializers.glorotUniform({ seed: 1 }), pointwiseInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }).apply(x0) as tfl.SymbolicTensor;
+    const seq = tfl.layers.reshape({ targetShape: [36, 3] }).apply(sep) as tfl.SymbolicTensor;
+    const c1 = tfl.layers.conv1d({ filters: 2, kernelSize: 3, dilationRate: 3, padding: 'same', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }).apply(seq) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: x0, outputs: tfl.layers.globalAveragePooling1d({}).apply(c1) as tfl.SymbolicTensor });
+    model.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' });
+    const xs = randomTensor([8, 6, 6, 2], 9);
+    const ys = randomTensor([8, 2], 10);
+    const history = await model.fit(xs, ys, { epochs: 5, batchSize: 8, verbose: 0 });
+    const losses = history.history['loss'] as number[];
+    expect(losses.every(Number.isFinite)).toBe(true);
+    expect(losses[4]!).toBeLessThan(losses[0]!);
+    model.dispose();
+    tf.dispose([xs, ys]);
+  });
 
   it('no tensor leaks', () => {
     registerDilatedConvGradients();
