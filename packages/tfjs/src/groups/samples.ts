@@ -100,15 +100,24 @@ export function collectGroupInputSamples(model: tfl.LayersModel, group: ChannelG
     for (let start = 0; start < size; start += step) {
       const n = Math.min(step, size - start);
       // Bottom-k over this chunk's rows, then merged with the rows kept so far: only the chosen rows are written.
-      const threshold = retained.length < cap ? Infinity : retained[cap - 1]!.key;
-      const candidates: { key: number; r: number }[] = [];
+      let threshold = retained.length < cap ? Infinity : retained[cap - 1]!.key;
+      let candidates: { key: number; r: number }[] = [];
+      // Keeps the candidate list within 2·cap entries whatever the number of rows (sort, keep cap, tighten).
+      const prune = () => {
+        candidates.sort((a, b) => a.key - b.key);
+        candidates = candidates.slice(0, cap);
+        if (candidates.length === cap) threshold = Math.min(threshold, candidates[cap - 1]!.key);
+      };
       for (let r = 0; r < n * P; r++) {
         const key = reservoirKey(seed, start * P + r);
-        if (key < threshold) candidates.push({ key, r });
+        if (key < threshold) {
+          candidates.push({ key, r });
+          if (candidates.length >= 2 * cap) prune();
+        }
       }
       if (candidates.length === 0) continue;
-      candidates.sort((a, b) => a.key - b.key);
-      const chosen = candidates.slice(0, cap);
+      prune();
+      const chosen = candidates;
       const xs = n === size ? batch.xs : tf.slice(batch.xs, start, n);
       let inputs = new Map<string, tf.Tensor>();
       try {
