@@ -175,6 +175,9 @@ describeEachBackend('GradMax statistics through dilated convolutions', () => {
     const ys = oneHotTargets(2, 2, 8);
     expect(() => grow(model, { site: 'd3->n3', units: 1, strategy: 'gradmax', batch: { xs, ys }, loss: logits })).toThrow(/layer "d3": tfjs 4.22 has no gradient for dilated 3-D or transposed convolutions.*random/);
     grow(model, { site: 'd3->n3', units: 1, strategy: 'randomOutgoingZero', seed: 1 });
+    // NORTH reads input samples only (no gradient), so it grows the dilated 3-D conv group too.
+    grow(model, { site: 'd3->n3', units: 1, strategy: 'north', batch: { xs, ys }, seed: 2 });
+    expect(findGrowthSites(model).groups.find((g) => g.producers[0]!.name === 'd3')!.units).toBe(4);
     model.dispose();
     tf.dispose([xs, ys]);
   });

@@ -18,7 +18,7 @@ import { oneHotTargets, perturbBatchNorm, randomTensor } from './helpers.js';
 
 type T = tfl.SymbolicTensor;
 
-/** Conv1D dilated, Conv1D strided valid, Dense on a rank-3 input; Conv2DTranspose valid stride 2, dilated Conv2D. */
+/** Conv1D dilated, Conv1D strided valid, Dense on a rank-3 input; Conv3D dilated and strided; Conv2DTranspose valid stride 2, dilated Conv2D. */
 function geometryModels(): { name: string; model: tfl.LayersModel; input: number[] }[] {
   let seed = 70;
   const init = () => ({ kernelInitializer: tfl.initializers.glorotUniform({ seed: seed++ }), biasInitializer: tfl.initializers.randomUniform({ minval: -0.2, maxval: 0.2, seed: seed++ }) });
@@ -33,8 +33,14 @@ function geometryModels(): { name: string; model: tfl.LayersModel; input: number
   x = tfl.layers.conv2d({ ...init(), filters: 3, kernelSize: 3, dilationRate: 2, padding: 'same', name: 'dil' }).apply(x) as T;
   x = tfl.layers.conv2d({ ...init(), filters: 2, kernelSize: 1, name: 'pw' }).apply(x) as T;
   const img = tfl.model({ inputs: i0, outputs: tfl.layers.dense({ ...init(), units: 2, name: 'out' }).apply(tfl.layers.globalAveragePooling2d({}).apply(x) as T) as T });
+  const v0 = tfl.input({ shape: [5, 4, 4, 2] });
+  let v = tfl.layers.conv3d({ ...init(), filters: 2, kernelSize: [2, 3, 2], dilationRate: [2, 1, 2], padding: 'same', name: 'dil3d' }).apply(v0) as T;
+  v = tfl.layers.conv3d({ ...init(), filters: 2, kernelSize: 2, strides: 2, padding: 'valid', name: 'str3d' }).apply(v) as T;
+  v = tfl.layers.conv3d({ ...init(), filters: 2, kernelSize: 1, name: 'pw3d' }).apply(v) as T;
+  const vol = tfl.model({ inputs: v0, outputs: tfl.layers.dense({ ...init(), units: 2, name: 'out' }).apply(tfl.layers.flatten().apply(v) as T) as T });
   return [
     { name: 'Conv1D dilated and strided, Dense on rank 3', model: seq, input: [11, 3] },
+    { name: 'Conv3D dilated and strided', model: vol, input: [5, 4, 4, 2] },
     { name: 'Conv2DTranspose valid stride 2, dilated Conv2D', model: img, input: [4, 5, 2] },
   ];
 }
