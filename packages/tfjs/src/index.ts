@@ -22,6 +22,7 @@ export { depthwiseBackpropInputViaOps, depthwiseBackpropFilterViaOps, registerDe
 export type { DepthwiseBackpropAttrs } from './backend/depthwise-backprop.js';
 export { maxPoolGradViaSlices, registerMaxPoolGrad, restoreStockMaxPoolGrad, hasMaxPoolGradReplacement } from './backend/max-pool-grad.js';
 export { registerDilatedConvGradients } from './backend/dilated-conv-gradient.js';
+export { conv3dBackpropInputViaOps, registerConv3dBackpropInput, hasConv3dBackpropInputReplacement, restoreStockConv3dBackpropInput } from './backend/conv3d-backprop-input.js';
 export { relu1, RELU1, Relu1Activation, Relu1Layer, relu1Layer } from './activation/relu1.js';
 export type { Relu1LayerArgs } from './activation/relu1.js';
 export { scalarActivation, knownActivations } from './activation/info.js';

@@ -48,12 +48,7 @@ describeEachBackend('every strategy on every group pattern', (backend) => {
       continue;
     }
     for (const entry of strategyCatalog) {
-      const wasmConv3d = backend === 'wasm' && entry.needs.moment && /Conv3D|3-D/.test(arch.name);
-      if (entry.functionPreserving && wasmConv3d) {
-        // Measured: on wasm, tf.grads of conv3d gives an input gradient that differs from cpu's (filter gradient agrees),
-        // and GradMax statistics through a Conv3D came out NaN. A tfjs-backend-wasm 4.22 kernel problem, not gradmax's.
-        it.skip(`${arch.name} · ${entry.name} — skipped: tfjs-backend-wasm 4.22's Conv3DBackpropInputV2 disagrees with cpu`, () => undefined);
-      } else if (entry.functionPreserving) {
+      if (entry.functionPreserving) {
         it(`${arch.name} · ${entry.name}: every site and group grows, outputs equal to 1e-5 (inference and training), no leaks`, async () => {
           const model = arch.build();
           perturbBatchNorm(model, 11);

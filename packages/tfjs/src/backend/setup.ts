@@ -12,6 +12,7 @@ import { registerConvBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerDepthwiseBackprop } from './depthwise-backprop.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
 import { registerDilatedConvGradients } from './dilated-conv-gradient.js';
+import { registerConv3dBackpropInput } from './conv3d-backprop-input.js';
 
 /**
  * The backends {@link setupBackend} knows, in the order `auto` tries them (`webgpu` only on a hardware adapter in
@@ -187,6 +188,7 @@ async function tryWasm(): Promise<void> {
   registerConvBackpropFilter('wasm');
   registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');
+  registerConv3dBackpropInput('wasm');
 }
 
 async function tryCpu(options: SetupBackendOptions): Promise<void> {
@@ -263,7 +265,7 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
       : chosen === 'webgpu'
         ? `webgpu on ${adapterLabel(adapter!)}${adapter!.software ? ' — a software rasteriser: correct but slow, not a GPU speed' : ''}`
       : chosen === 'wasm'
-        ? 'wasm (single-threaded, SIMD; conv weight gradient, depthwise conv gradients and max-pool gradient via gradmax kernels)'
+        ? 'wasm (single-threaded, SIMD; conv weight gradient, depthwise conv gradients, 3-D conv input gradient and max-pool gradient via gradmax kernels)'
         : `cpu (pure JavaScript${options.fastCpuConvBackward ? '; conv weight gradient via the gradmax conv2d-based kernel' : ''})`;
   const message = `@gradmax/tfjs: running on the ${detail}${tried}`;
   if (options.log !== false) {
