@@ -1,9 +1,9 @@
 /**
  * A `Conv3DBackpropInputV2` kernel built from ordinary ops (pad, slice, reverse, transpose and an undilated `conv3d`),
- * for backends whose own one is wrong: tfjs-backend-wasm 4.22's kernel disagrees with the cpu backend wherever the
- * padding is asymmetric (`same` padding with an even kernel: measured max |difference| 3.6 on values of order 1, at
- * the last positions of each example), so the input gradient of every such Conv3D — training, and GradMax statistics
- * through it — was wrong there. {@link setupBackend} registers this one for wasm.
+ * for backends whose own one is wrong: tfjs-backend-wasm 4.22's kernel disagreed with naive loops in every case tried
+ * (`same` and `valid` padding, kernels 2 and 3, strides 1 and 2: max |difference| 0.6–1.4 times the largest value),
+ * so the input gradient of every Conv3D — training, and GradMax statistics through it — was wrong there.
+ * `setupBackend` registers this one for wasm.
  *
  * `dx[i] = Σ_a dy[o] · w[a]` over `i = s·o + a − p` (per spatial axis, NDHWC, filter `[kd, kh, kw, in, out]`): dy is
  * zero-interleaved by the stride, shifted so that index i + a' reads position i + p − (k − 1 − a'), and correlated
