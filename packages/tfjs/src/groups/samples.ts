@@ -11,7 +11,8 @@
  * (no patch tensor is built).
  *
  * The statistics are input-only (`inputsOnly`: no growth matrix, no gradient rows), which `validateRequest` gives only
- * to strategies that read inputs alone. The pass runs in inference mode and changes nothing in the model.
+ * to strategies that read inputs alone. The pass runs in inference mode, up to the last producer's input only, and
+ * changes nothing in the model.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -123,7 +124,7 @@ export function collectGroupInputSamples(model: tfl.LayersModel, group: ChannelG
       try {
         withInputShape(model, xs.shape, () => {
           tf.tidy(() => {
-            inputs = runGraph(model, [xs], { recordInputs: names }).inputs;
+            inputs = runGraph(model, [xs], { recordInputs: names, stopWhenRecorded: true }).inputs;
           });
         });
         const sources = layout.producers.map((p, i) => {

@@ -15,6 +15,8 @@ export interface GraphHooks {
   recordInputs?: ReadonlySet<string>;
   /** Dense/Conv2D layer name → tensor added to its pre-activation. */
   probes?: ReadonlyMap<string, tf.Tensor>;
+  /** Stop as soon as every input of `recordInputs` is recorded (the outputs are then not computed: empty). */
+  stopWhenRecorded?: boolean;
 }
 
 /** Result of {@link runGraph}. */
@@ -77,6 +79,7 @@ export function runGraph(model: tfl.LayersModel, xs: tf.Tensor[], hooks: GraphHo
     if (hooks.recordInputs?.has(node.name)) {
       if (Array.isArray(x)) throw new UnsupportedError(`layer "${node.name}" has several inputs`, { layer: node.name });
       inputs.set(node.name, tf.keep(tf.clone(x)));
+      if (hooks.stopWhenRecorded && inputs.size === hooks.recordInputs.size) return { outputs: [], inputs };
     }
     const probe = hooks.probes?.get(node.name);
     const y = probe || dilatedConv2d(node.layer) ? probedLayer(node.layer, x as tf.Tensor, probe) : (node.layer.apply(x, { training }) as tf.Tensor | tf.Tensor[]);
