@@ -109,6 +109,13 @@ export interface SiteStatistics {
   count: number;
   /** Bounded sample of raw (h, g) pairs, when retention was enabled. */
   samples?: RetainedSamples;
+  /**
+   * True for input-only statistics: only `samples.h` holds data; `moment` is `[0 × fanIn]` and `samples.g` is
+   * `[n × 0]`. Adapters produce them where per-example gradient rows are not available (e.g. channel groups of
+   * `@gradmax/tfjs`); `validateRequest` gives them only to strategies whose `needs.inputsOnly` is set (NORTH) and
+   * throws `MissingStatisticError` for any strategy that reads M or g.
+   */
+  inputsOnly?: boolean;
 }
 
 /**
@@ -182,6 +189,11 @@ export interface StatisticsNeeds {
   moment: boolean;
   /** Needs retained (h, g) samples. */
   samples: boolean;
+  /**
+   * With `samples`: the strategy reads only the inputs h of the retained samples (never g or the moment), so it
+   * accepts input-only statistics ({@link SiteStatistics.inputsOnly}). Default false.
+   */
+  inputsOnly?: boolean;
   /** Can use a loss oracle (optional unless stated in the strategy docs). */
   lossOracle: boolean;
 }

@@ -29,6 +29,16 @@ export function validateRequest(strategy: GrowthStrategy, request: GrowthRequest
   const stats = request.statistics;
   if (strategy.needs.moment && !stats) throw new MissingStatisticError(strategy.name, 'the growth matrix M', site.name);
   if (strategy.needs.samples && !stats?.samples) throw new MissingStatisticError(strategy.name, 'retained (h, g) samples', site.name);
+  if (stats?.inputsOnly) {
+    if (strategy.needs.moment || (strategy.needs.samples && !strategy.needs.inputsOnly)) {
+      throw new MissingStatisticError(strategy.name, `the growth matrix M and the gradient rows g (the statistics of site "${site.name}" hold input samples h only)`, site.name);
+    }
+    const h = stats.samples?.h;
+    if (!h) throw new MissingStatisticError(strategy.name, 'retained input samples h', site.name);
+    if (h.cols !== site.fanIn) throw new ShapeMismatchError(`site "${site.name}" retained input samples h`, `[n × ${site.fanIn}]`, `[${h.shape}]`, where);
+    assertFinite(`site "${site.name}" retained input samples h`, h.data, where);
+    return stats;
+  }
   if (stats) {
     if (stats.moment.rows !== site.fanOut || stats.moment.cols !== site.fanIn) {
       throw new ShapeMismatchError(`site "${site.name}" growth matrix M`, [site.fanOut, site.fanIn], stats.moment.shape, where);

@@ -103,7 +103,7 @@ export const strategyCatalog: readonly StrategyCatalogEntry[] = Object.freeze([
     optimises: "orthogonality of the new units' pre-activations on retained samples to the existing ones (zero outgoing)",
     functionPreserving: true,
     functionPreservingNote: 'yes, for any activation (zero outgoing weights)',
-    needs: { moment: false, samples: true, lossOracle: false },
+    needs: { moment: false, samples: true, inputsOnly: true, lossOracle: false },
   },
   {
     name: 'tiny',

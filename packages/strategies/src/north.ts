@@ -25,7 +25,8 @@ export interface NorthOptions extends IncomingScaleOptions {
  * to `scale` × mean existing incoming norm (`scaleMethod: 'meanNorm'`, default) or `scale` (`'fixed'`), with
  * `scale` default 0.5. When the constraints leave no free direction (fanIn too small) the remaining units keep
  * their random direction and the report says so. Outgoing weights and biases are zero, so it is
- * function-preserving for any activation. Needs retained samples.
+ * function-preserving for any activation. Reads only the inputs h of the retained samples (`needs.inputsOnly`), so
+ * it also takes input-only statistics (channel groups of `@gradmax/tfjs`).
  *
  * @param options - {@link NorthOptions}; defaults: scale 0.5, scaleMethod `meanNorm`, tolerance 1e-9.
  */
@@ -36,7 +37,7 @@ export function north(options: NorthOptions = {}): GrowthStrategy {
   const strategy: GrowthStrategy = {
     name: 'north',
     functionPreserving: true,
-    needs: { moment: false, samples: true, lossOracle: false },
+    needs: { moment: false, samples: true, inputsOnly: true, lossOracle: false },
     grow(request: GrowthRequest): NewUnits {
       const stats = validateRequest(strategy, request)!;
       const { site, count, rng } = request;

@@ -21,6 +21,8 @@ export {
 export { depthwiseBackpropInputViaOps, depthwiseBackpropFilterViaOps, registerDepthwiseBackprop, hasDepthwiseBackprop } from './backend/depthwise-backprop.js';
 export type { DepthwiseBackpropAttrs } from './backend/depthwise-backprop.js';
 export { maxPoolGradViaSlices, registerMaxPoolGrad, restoreStockMaxPoolGrad, hasMaxPoolGradReplacement } from './backend/max-pool-grad.js';
+export { registerDilatedConvGradients } from './backend/dilated-conv-gradient.js';
+export { conv3dBackpropInputViaOps, registerConv3dBackpropInput, hasConv3dBackpropInputReplacement, restoreStockConv3dBackpropInput } from './backend/conv3d-backprop-input.js';
 export { relu1, RELU1, Relu1Activation, Relu1Layer, relu1Layer } from './activation/relu1.js';
 export type { Relu1LayerArgs } from './activation/relu1.js';
 export { scalarActivation, knownActivations } from './activation/info.js';
@@ -29,6 +31,8 @@ export { findGrowthSites } from './sites/find.js';
 export type { ChannelGroup, GroupMember, GroupRole } from './groups/types.js';
 export { groupToCoreSite } from './groups/core-group.js';
 export { collectGroupStatistics, collectGrowthStatistics } from './groups/statistics.js';
+export { collectGroupInputSamples, groupRowsProblem, DEFAULT_GROUP_SAMPLES } from './groups/samples.js';
+export type { GroupSampleOptions } from './groups/samples.js';
 export type { GroupStatisticsOptions, GrowthStatisticsOptions } from './groups/statistics.js';
 export { widenGroup } from './groups/widen.js';
 export type { GroupWidening } from './groups/widen.js';

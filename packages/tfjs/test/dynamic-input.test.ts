@@ -78,7 +78,7 @@ describe('channel groups with dynamic input sizes', () => {
     await setupBackend('cpu', { log: false });
   });
 
-  it('a residual group of a [null, null, 3] model grows with GradMax on two image sizes, function preserved', () => {
+  it('a residual group of a [null, null, 3] model grows with GradMax and NORTH on two image sizes, function preserved', () => {
     const input = tfl.input({ shape: [null, null, 3], name: 'img' });
     const stem = tfl.layers.conv2d({ ...seeded(11), filters: 4, kernelSize: 3, padding: 'same', name: 'stem' }).apply(input) as tfl.SymbolicTensor;
     const a = tfl.layers.conv2d({ ...seeded(12), filters: 4, kernelSize: 3, padding: 'same', activation: RELU1, name: 'a' }).apply(stem) as tfl.SymbolicTensor;
@@ -97,9 +97,13 @@ describe('channel groups with dynamic input sizes', () => {
       const name = findGrowthSites(model).groups[0]!.name;
       grow(model, { site: name, units: 2, strategy: 'gradmax', batch: { xs, ys }, loss: softmaxCrossEntropy, seed });
       expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
+      // NORTH's input samples take the map size of the batch too: one row per example and position, all kept here.
+      const { report } = grow(model, { site: findGrowthSites(model).groups[0]!.name, units: 1, strategy: 'north', batch: { xs, ys }, seed });
+      expect(report.strategyReport['notOrthogonal']).toBe(0);
+      expect(maxAbsDiff(outputOf(model, xs), before)).toBeLessThan(1e-5);
       tf.dispose([xs, ys]);
     }
-    expect(findGrowthSites(model).groups[0]!.units).toBe(8);
+    expect(findGrowthSites(model).groups[0]!.units).toBe(10);
     model.dispose();
   });
 });

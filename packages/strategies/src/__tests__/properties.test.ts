@@ -87,4 +87,19 @@ describe('properties', () => {
       { numRuns: 40, seed: 9 },
     );
   });
+
+  it('north reads only h: input-only statistics (no M, no g) give exactly the same units', () => {
+    fc.assert(
+      fc.property(netArb, (p) => {
+        const { site, statistics } = build(p);
+        const h = statistics.samples!.h;
+        const inputsOnly = { moment: new Matrix(0, site.fanIn), count: statistics.count, samples: { h, g: new Matrix(h.rows, 0), weight: 1 }, inputsOnly: true };
+        const full = north().grow({ site, count: p.k, statistics, rng: new Rng(p.seed) });
+        const only = north().grow({ site, count: p.k, statistics: inputsOnly, rng: new Rng(p.seed) });
+        expect(Array.from(only.incoming.data)).toEqual(Array.from(full.incoming.data));
+        expect(only.report.notOrthogonal).toBe(full.report.notOrthogonal);
+      }),
+      { numRuns: 20, seed: 10 },
+    );
+  });
 });

@@ -15,6 +15,7 @@ import {
 } from '@gradmax/core';
 import { withInputShape } from '../model/shapes.js';
 import { groupToCoreSite } from '../groups/core-group.js';
+import { collectGroupInputSamples, DEFAULT_GROUP_SAMPLES, groupRowsProblem } from '../groups/samples.js';
 import { collectGroupStatistics } from '../groups/statistics.js';
 import type { ChannelGroup } from '../groups/types.js';
 import { widenGroup } from '../groups/widen.js';
@@ -50,7 +51,10 @@ export interface GrowOptions {
   statistics?: SiteStatistics;
   /** Reset optimizer state instead of carrying it (default false). */
   resetOptimizer?: boolean;
-  /** Raw samples to retain when the strategy needs them (default 1024). */
+  /**
+   * Raw samples to retain when the strategy needs them (default 1024): (h, g) rows for layer pairs, input rows h for
+   * channel groups (see {@link collectGroupInputSamples}).
+   */
   retainSamples?: number;
 }
 
@@ -176,20 +180,29 @@ function growInScope(model: tfl.LayersModel, options: GrowOptions): GrowResult {
   };
 }
 
-/** Strategies that need no retained samples (what channel groups provide). */
-const GROUP_STRATEGY_HINT = 'gradmax, gradmaxOpt, random, randomOutgoingZero, allZero or net2net';
+/** Strategies that channel groups serve (they read M, input samples h, or nothing). */
+const GROUP_STRATEGY_HINT = 'gradmax, gradmaxOpt, north, random, randomOutgoingZero, allZero or net2net';
 
 function growGroup(model: tfl.LayersModel, group: ChannelGroup, options: GrowOptions): GrowResult {
   if (!Number.isInteger(options.units) || options.units <= 0) {
     throw new InvalidArgumentError(`group "${group.name}": units must be a positive integer, got ${options.units}`, { site: group.name, units: options.units });
   }
   const strategy = resolveStrategy(options.strategy, options.strategyOptions);
-  if (strategy.needs.samples) {
-    throw new UnsupportedError(`${strategy.name} on group "${group.name}": the strategy reads retained (h, g) samples, which channel groups do not provide; use ${GROUP_STRATEGY_HINT}`, { site: group.name, strategy: strategy.name });
+  if (strategy.needs.samples && !strategy.needs.inputsOnly) {
+    throw new UnsupportedError(
+      `${strategy.name} on group "${group.name}": the strategy reads per-example gradient rows g of the group's consumers${strategy.needs.lossOracle ? ' and a loss oracle' : ''}, which channel groups do not provide (they provide the growth matrix M and input samples h); use ${GROUP_STRATEGY_HINT}`,
+      { site: group.name, strategy: strategy.name },
+    );
   }
   const t0 = performance.now();
   let statistics = options.statistics;
   const core = groupToCoreSite(model, group);
+  if (!statistics && strategy.needs.samples) {
+    if (!options.batch) throw new MissingStatisticError(strategy.name, 'a grow batch (options.batch) to sample the inputs of the group\'s producers', group.name);
+    const problem = groupRowsProblem(model, group);
+    if (problem) throw new UnsupportedError(`${strategy.name} on group "${group.name}": ${problem}; use a strategy that reads no input samples`, { site: group.name, strategy: strategy.name });
+    statistics = collectGroupInputSamples(model, group, options.batch, { retainSamples: options.retainSamples ?? DEFAULT_GROUP_SAMPLES, seed: options.seed ?? 0 });
+  }
   if (!statistics && strategy.needs.moment) {
     if (!options.batch) throw new MissingStatisticError(strategy.name, 'a grow batch (options.batch) to compute the growth matrix', group.name);
     // GradMax refuses f'(0) = 0 before the (costlier) statistics pass.

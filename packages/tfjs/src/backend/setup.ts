@@ -11,6 +11,8 @@ import { InvalidArgumentError, UnknownNameError } from '@gradmax/core';
 import { registerConvBackpropFilter } from './conv2d-backprop-filter.js';
 import { registerDepthwiseBackprop } from './depthwise-backprop.js';
 import { registerMaxPoolGrad } from './max-pool-grad.js';
+import { registerDilatedConvGradients } from './dilated-conv-gradient.js';
+import { registerConv3dBackpropInput } from './conv3d-backprop-input.js';
 
 /**
  * The backends {@link setupBackend} knows, in the order `auto` tries them (`webgpu` only on a hardware adapter in
@@ -186,6 +188,7 @@ async function tryWasm(): Promise<void> {
   registerConvBackpropFilter('wasm');
   registerMaxPoolGrad('wasm');
   registerDepthwiseBackprop('wasm');
+  registerConv3dBackpropInput('wasm');
 }
 
 async function tryCpu(options: SetupBackendOptions): Promise<void> {
@@ -208,6 +211,9 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   a `MaxPoolGrad` kernel that keeps the gradient of windows tied at 0 (the stock one drops it), and the two
  *   depthwise conv backprop kernels it lacks (training and statistics of MobileNet-style models).
  * - `"cpu"`: the pure-JS backend; with `fastCpuConvBackward` the conv weight gradient uses the conv2d-based kernel.
+ *
+ * On every backend it also extends the gradients of dilated 2-D and depthwise convolutions, which tfjs lacks
+ * ({@link registerDilatedConvGradients}).
  *
  * @throws `UnknownNameError` (from `@gradmax/core`) for an unknown choice; {@link InvalidArgumentError} when an explicitly requested
  *   backend cannot start.
@@ -250,6 +256,8 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
       { choice, skipped },
     );
   }
+  // Dilated Conv1D/Conv2D/separable/depthwise gradients (tfjs has none), for statistics and for training.
+  registerDilatedConvGradients();
   const tried = skipped.length ? ` (not available: ${skipped.map((s) => `${s.backend} — ${s.reason}`).join('; ')})` : '';
   const detail =
     chosen === 'tensorflow'
@@ -257,7 +265,7 @@ export async function setupBackend(choice: BackendChoice = 'auto', options: Setu
       : chosen === 'webgpu'
         ? `webgpu on ${adapterLabel(adapter!)}${adapter!.software ? ' — a software rasteriser: correct but slow, not a GPU speed' : ''}`
       : chosen === 'wasm'
-        ? 'wasm (single-threaded, SIMD; conv weight gradient, depthwise conv gradients and max-pool gradient via gradmax kernels)'
+        ? 'wasm (single-threaded, SIMD; conv weight gradient, depthwise conv gradients, 3-D conv input gradient and max-pool gradient via gradmax kernels)'
         : `cpu (pure JavaScript${options.fastCpuConvBackward ? '; conv weight gradient via the gradmax conv2d-based kernel' : ''})`;
   const message = `@gradmax/tfjs: running on the ${detail}${tried}`;
   if (options.log !== false) {

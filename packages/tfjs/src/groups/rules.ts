@@ -14,6 +14,7 @@
 import { scalarActivation, type ScalarActivation } from '../activation/info.js';
 import type { AnyLayer } from '../model/graph.js';
 import type { BetweenRole } from '../sites/types.js';
+import { convRows, denseRows, separableRows, transposeRows, type InputRows } from './input-rows.js';
 
 /** A layer config. */
 export type Config = Record<string, unknown>;
@@ -29,6 +30,8 @@ export interface ProducerRule {
   widthField: 'units' | 'filters';
   /** View of the kernel around its output-channel axis. */
   view: KernelView;
+  /** Per-position input rows `[B, P, fanIn]` of the producer, in the column order of its incoming block (`input-rows.ts`). */
+  inputRows: InputRows;
   /** Why the layer cannot be a producer, if it cannot. */
   problem?: (c: Config) => string | undefined;
 }
@@ -124,16 +127,21 @@ const centreDelta = (o: number, _i: number, ctx: { shape: number[] }) => {
   return o === Math.floor((kh - 1) / 2) * kw + Math.floor((kw - 1) / 2) ? 1 : 0;
 };
 
+/**
+ * Why a dilated layer has no gradient. tfjs 4.22 refuses gradients of dilated convolutions; `Conv2D` and
+ * `DepthwiseConv2dNative` kernels (Conv1D, Conv2D, SeparableConv2D, DepthwiseConv2D layers) get theirs from
+ * `registerDilatedConvGradients`, which the statistics register, so only 3-D and transposed layers are refused.
+ */
 function dilated(c: Config): string | undefined {
   const d = c['dilationRate'];
   const values = Array.isArray(d) ? d.map(Number) : [Number(d ?? 1)];
-  return values.some((v) => v !== 1) ? `tfjs 4.22 has no gradient for dilated convolutions (dilation ${values.join('×')})` : undefined;
+  return values.some((v) => v !== 1) ? `tfjs 4.22 has no gradient for dilated 3-D or transposed convolutions (dilation ${values.join('×')})` : undefined;
 }
 
-const conv = (): LayerRule => ({
-  producer: { kernel: 'kernel', widthField: 'filters', view: lastOut, problem: channelsLast },
+const conv = (noGradient?: (c: Config) => string | undefined): LayerRule => ({
+  producer: { kernel: 'kernel', widthField: 'filters', view: lastOut, inputRows: convRows, problem: channelsLast },
   consumer: { kernel: 'kernel', view: inSecondLast, problem: channelsLast },
-  noGradient: dilated,
+  ...(noGradient ? { noGradient } : {}),
 });
 
 /** Activation-type layer classes and how each maps to an entry of the activation table (`activation/info.ts`). */
@@ -160,20 +168,19 @@ const flatten = (pairRole?: BetweenRole): LayerRule => ({ pass: { kind: 'flatten
 /** The table. */
 export const LAYER_RULES: Record<string, LayerRule> = {
   Dense: {
-    producer: { kernel: 'kernel', widthField: 'units', view: lastOut },
+    producer: { kernel: 'kernel', widthField: 'units', view: lastOut, inputRows: denseRows },
     consumer: { kernel: 'kernel', view: inSecondLast },
   },
   Conv1D: conv(),
   Conv2D: conv(),
-  Conv3D: conv(),
+  Conv3D: conv(dilated),
   Conv2DTranspose: {
     noGradient: dilated,
-    producer: { kernel: 'kernel', widthField: 'filters', view: transposeOut, problem: channelsLast },
+    producer: { kernel: 'kernel', widthField: 'filters', view: transposeOut, inputRows: transposeRows, problem: channelsLast },
     consumer: { kernel: 'kernel', view: transposeIn, problem: channelsLast },
   },
   SeparableConv2D: {
-    noGradient: dilated,
-    producer: { kernel: 'pointwise_kernel', widthField: 'filters', view: lastOut, problem: channelsLast },
+    producer: { kernel: 'pointwise_kernel', widthField: 'filters', view: lastOut, inputRows: separableRows, problem: channelsLast },
     consumer: {
       kernel: 'pointwise_kernel',
       view: inSecondLast,
@@ -183,7 +190,6 @@ export const LAYER_RULES: Record<string, LayerRule> = {
     },
   },
   DepthwiseConv2D: {
-    noGradient: dilated,
     pass: {
       kind: 'parameters',
       pairRole: 'depthwise',

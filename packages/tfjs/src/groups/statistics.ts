@@ -25,6 +25,7 @@ import { groupLayout, type GroupLayout } from './layout.js';
 import { layerRule, type Config } from './rules.js';
 import type { ChannelGroup } from './types.js';
 import { widenGroup } from './widen.js';
+import { registerDilatedConvGradients } from '../backend/dilated-conv-gradient.js';
 
 /** Options of {@link collectGroupStatistics}. */
 export interface GroupStatisticsOptions {
@@ -63,9 +64,11 @@ export function collectGroupStatistics(model: tfl.LayersModel, group: ChannelGro
   for (const m of [...group.producers, ...group.passThrough, ...group.joins, ...group.consumers]) {
     const problem = layerRule(m.className)?.noGradient?.(graph.byName.get(m.name)!.layer.getConfig() as Config);
     if (problem) {
-      throw new UnsupportedError(`group "${group.name}": layer "${m.name}": ${problem}, so its growth statistics cannot be computed; strategies that read no statistics (random, randomOutgoingZero, allZero, net2net) still grow it`, { group: group.name, layer: m.name });
+      throw new UnsupportedError(`group "${group.name}": layer "${m.name}": ${problem}, so its growth statistics cannot be computed; strategies that need no gradient (random, randomOutgoingZero, allZero, net2net, north) still grow it`, { group: group.name, layer: m.name });
     }
   }
+  // Dilated Conv1D/Conv2D/separable/depthwise layers: tfjs has no gradient; the space-to-batch one is registered.
+  registerDilatedConvGradients();
   const method = options.method ?? 'auto';
   if (method !== 'virtual') {
     const blocks = pairBlocks(model, group);

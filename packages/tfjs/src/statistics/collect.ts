@@ -22,6 +22,7 @@ import { convDenseRows, tensorRows, transposeFlat } from './rows.js';
 import { RoutedConvStatistics } from './routed-statistics.js';
 import { runGraph } from './executor.js';
 import { assertSyncReads } from '../backend/sync-reads.js';
+import { registerDilatedConvGradients } from '../backend/dilated-conv-gradient.js';
 import { resolveLoss, type LossSpec } from './loss.js';
 
 /** A statistics accumulator of one site (dense or conv), from `@gradmax/core`. */
@@ -82,6 +83,8 @@ export function collectStatistics(model: tfl.LayersModel, sites: readonly TfjsGr
   assertSyncReads('collectStatistics', 'withSyncReads(growthTensors(model, batch), () => collectStatistics(...))');
   const size = validateBatch(model, batch);
   const loss = resolveLoss(options.loss, model);
+  // A dilated conv downstream of a site needs a gradient tfjs does not have (see registerDilatedConvGradients).
+  registerDilatedConvGradients();
   const result = options.into ?? new Map<string, SiteAccumulator>();
   for (const site of sites) {
     if (!result.has(site.name)) result.set(site.name, withInputShape(model, batch.xs.shape, () => createAccumulator(model, site, options)));

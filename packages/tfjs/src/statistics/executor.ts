@@ -15,6 +15,8 @@ export interface GraphHooks {
   recordInputs?: ReadonlySet<string>;
   /** Dense/Conv2D layer name → tensor added to its pre-activation. */
   probes?: ReadonlyMap<string, tf.Tensor>;
+  /** Stop as soon as every input of `recordInputs` is recorded (the outputs are then not computed: empty). */
+  stopWhenRecorded?: boolean;
 }
 
 /** Result of {@link runGraph}. */
@@ -31,8 +33,19 @@ function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
 }
 
-/** Computes a Dense/Conv2D layer with `probe` added before its activation. */
-function probedLayer(layer: AnyLayer, x: tf.Tensor, probe: tf.Tensor): tf.Tensor {
+/**
+ * Whether `layer` is a dilated Conv2D. tfjs-layers runs Conv2D through `tf.fused.conv2d`, whose own gradient (not the
+ * registry's) refuses dilations, so statistics passes evaluate such layers with unfused ops, whose gradient
+ * `registerDilatedConvGradients` provides. The values are the same.
+ */
+function dilatedConv2d(layer: AnyLayer): boolean {
+  if (layer.getClassName() !== 'Conv2D') return false;
+  const [dh, dw] = pair((layer.getConfig() as Config)['dilationRate'] ?? 1);
+  return dh !== 1 || dw !== 1;
+}
+
+/** Computes a Dense/Conv2D layer with unfused ops, with `probe` (if any) added before its activation. */
+function probedLayer(layer: AnyLayer, x: tf.Tensor, probe?: tf.Tensor): tf.Tensor {
   const kernel = requireVariable(layer, 'kernel').read();
   const bias = findVariable(layer, 'bias')?.read();
   const c = layer.getConfig() as Config;
@@ -41,10 +54,10 @@ function probedLayer(layer: AnyLayer, x: tf.Tensor, probe: tf.Tensor): tf.Tensor
     if (x.rank !== 2) throw new UnsupportedError(`layer "${layer.name}": statistics need a rank-2 input to Dense layers, got rank ${x.rank}`, { layer: layer.name });
     z = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
   } else {
-    z = tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, pair(c['strides'] ?? 1), (c['padding'] ?? 'valid') as 'valid' | 'same');
+    z = tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, pair(c['strides'] ?? 1), (c['padding'] ?? 'valid') as 'valid' | 'same', 'NHWC', pair(c['dilationRate'] ?? 1));
   }
   if (bias) z = tf.add(z, bias);
-  z = tf.add(z, probe);
+  if (probe) z = tf.add(z, probe);
   const activation = (layer as unknown as { activation?: { apply(t: tf.Tensor): tf.Tensor } }).activation;
   return activation ? activation.apply(z) : z;
 }
@@ -66,9 +79,10 @@ export function runGraph(model: tfl.LayersModel, xs: tf.Tensor[], hooks: GraphHo
     if (hooks.recordInputs?.has(node.name)) {
       if (Array.isArray(x)) throw new UnsupportedError(`layer "${node.name}" has several inputs`, { layer: node.name });
       inputs.set(node.name, tf.keep(tf.clone(x)));
+      if (hooks.stopWhenRecorded && inputs.size === hooks.recordInputs.size) return { outputs: [], inputs };
     }
     const probe = hooks.probes?.get(node.name);
-    const y = probe ? probedLayer(node.layer, x as tf.Tensor, probe) : (node.layer.apply(x, { training }) as tf.Tensor | tf.Tensor[]);
+    const y = probe || dilatedConv2d(node.layer) ? probedLayer(node.layer, x as tf.Tensor, probe) : (node.layer.apply(x, { training }) as tf.Tensor | tf.Tensor[]);
     if (Array.isArray(y)) throw new UnsupportedError(`layer "${node.name}" has several outputs; not supported`, { layer: node.name });
     values.set(node.name, y);
   }
