@@ -21,23 +21,41 @@ export interface TestEvaluator {
   evaluate(step: number): { loss: number; accuracy: number };
 }
 
-/** Wraps a test-set evaluation so every call is recorded on the test curves and timed. */
-export function testEvaluator(run: () => { loss: number; accuracy: number }): TestEvaluator {
+/** {@link TestEvaluator} for an evaluation that reads its tensors asynchronously (every backend, webgpu in Node included). */
+export interface AsyncTestEvaluator extends Omit<TestEvaluator, 'evaluate'> {
+  /** Evaluates at `step`, records both curves, and returns the result. */
+  evaluate(step: number): Promise<{ loss: number; accuracy: number }>;
+}
+
+type Evaluation = { loss: number; accuracy: number };
+
+function evaluatorOf<R extends Evaluation | Promise<Evaluation>>(run: () => R, then: (r: R, done: (v: Evaluation) => Evaluation) => R) {
   let ms = 0;
-  const tracker: TestEvaluator = {
-    testLoss: { step: [], value: [] },
-    testAccuracy: { step: [], value: [] },
+  const tracker = {
+    testLoss: { step: [], value: [] } as Curve,
+    testAccuracy: { step: [], value: [] } as Curve,
     get ms() {
       return ms;
     },
-    evaluate(step: number) {
+    evaluate(step: number): R {
       const t = performance.now();
-      const r = run();
-      pushPoint(tracker.testLoss, step, r.loss);
-      pushPoint(tracker.testAccuracy, step, r.accuracy);
-      ms += performance.now() - t;
-      return r;
+      return then(run(), (r) => {
+        pushPoint(tracker.testLoss, step, r.loss);
+        pushPoint(tracker.testAccuracy, step, r.accuracy);
+        ms += performance.now() - t;
+        return r;
+      });
     },
   };
   return tracker;
+}
+
+/** Wraps a test-set evaluation so every call is recorded on the test curves and timed. */
+export function testEvaluator(run: () => Evaluation): TestEvaluator {
+  return evaluatorOf(run, (r, done) => done(r));
+}
+
+/** {@link testEvaluator} for an asynchronous evaluation. */
+export function asyncTestEvaluator(run: () => Promise<Evaluation>): AsyncTestEvaluator {
+  return evaluatorOf(run, (r, done) => r.then(done));
 }

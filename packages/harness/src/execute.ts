@@ -3,7 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { configHash } from './config.js';
-import { setupBackend } from './backend.js';
+import { assertTaskRunsOn, backendKey, setupBackend } from './backend.js';
 import { collectVersions, hostInfo, resultId, writeResult } from './results.js';
 import { getTask } from './tasks/index.js';
 import type { BackendRequest, RunResult } from './types.js';
@@ -28,11 +28,12 @@ export async function executeCell(job: CellJob, progress?: (fraction: number) =>
   const config = task.resolveConfig(job.preset, job.overrides);
   const hash = configHash({ preset: job.preset, config });
   const backend = { ...(await setupBackend(job.backend)), requested: job.requestedBackend };
+  assertTaskRunsOn(task, backend);
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const base = {
     schema: 'gradmax.bench.result/v1' as const,
-    id: resultId(cell.task, cell.arm, cell.seed, backend.name, hash),
+    id: resultId(cell.task, cell.arm, cell.seed, backendKey(backend), hash),
     task: cell.task,
     arm: cell.arm,
     seed: cell.seed,

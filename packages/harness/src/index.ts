@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 export * from './types.js';
-export { setupBackend, activeBackend, parseBackendRequest, BACKEND_REQUESTS } from './backend.js';
+export { setupBackend, activeBackend, parseBackendRequest, BACKEND_REQUESTS, backendKey, backendLabel, assertTaskRunsOn } from './backend.js';
 export { resolveFlatConfig, configHash, canonicalJson, type ConfigValue } from './config.js';
 export { GrowableMlp, glorotMlp, uniformMlp, type DenseWeights, type MlpLoss, type GradientNorms } from './mlp.js';
 export { growMlpSite } from './growth.js';

@@ -21,7 +21,7 @@ function safe(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-/** The result id: `task__arm__seedN__backend__confighash`. */
+/** The result id: `task__arm__seedN__backend__confighash` (`backend` is the backend key, with the adapter on webgpu). */
 export function resultId(task: string, arm: string, seed: number, backend: string, configHash: string): string {
   return `${safe(task)}__${safe(arm)}__seed${seed}__${safe(backend)}__${configHash}`;
 }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from '@gradmax/core';
-import { setupBackend } from './backend.js';
+import { assertTaskRunsOn, backendKey, setupBackend } from './backend.js';
 import { configHash } from './config.js';
 import { executeCell, type CellJob } from './execute.js';
 import { expandGrid, shardGrid, type GridCell, type Shard } from './grid.js';
@@ -31,7 +31,7 @@ export interface RunOptions {
   overrides?: Record<string, unknown>;
   /** Backend request (default `auto`). */
   backend?: BackendRequest;
-  /** Worker processes (default: number of cores; 0 runs in this process). */
+  /** Worker processes (default: number of cores, but 1 on webgpu: runs share the one GPU; 0 runs in this process). */
   workers?: number;
   /** Run only this shard of the grid. */
   shard?: Shard;
@@ -98,6 +98,8 @@ export async function runBenchmark(options: RunOptions): Promise<RunSummary> {
   const tasks = options.tasks.map(getTask);
   const hashes = new Map<string, string>();
   for (const task of tasks) hashes.set(task.name, configHash({ preset, config: task.resolveConfig(preset, overrides) }));
+  // Before anything runs (and before a GPU is initialised for nothing).
+  if (requested === 'webgpu') for (const task of tasks) assertTaskRunsOn(task, { name: 'webgpu' });
   const backend = await setupBackend(requested);
   emit({ type: 'backend', backend });
   const cells: GridCell[] = [];
@@ -112,7 +114,7 @@ export async function runBenchmark(options: RunOptions): Promise<RunSummary> {
   const files: string[] = [];
   let skipped = 0;
   for (const cell of mine) {
-    const file = resultPath(options.out, resultId(cell.task, cell.arm, cell.seed, backend.name, hashes.get(cell.task)!));
+    const file = resultPath(options.out, resultId(cell.task, cell.arm, cell.seed, backendKey(backend), hashes.get(cell.task)!));
     if (!options.force) {
       const existing = await readResult(file).catch(() => undefined);
       if (existing?.status === 'ok') {
@@ -127,7 +129,8 @@ export async function runBenchmark(options: RunOptions): Promise<RunSummary> {
   const cost = (cell: GridCell) => getTask(cell.task).relativeCost?.(cell.arm) ?? 1;
   todo.sort((a, b) => cost(b) - cost(a));
   const script = workerScript();
-  let workers = Math.min(options.workers ?? defaultWorkers(), todo.length);
+  // One GPU serves every run: parallel processes on webgpu would only contend for it (and each compiles its shaders).
+  let workers = Math.min(options.workers ?? (backend.name === 'webgpu' ? 1 : defaultWorkers()), todo.length);
   if (workers > 0 && !script) workers = 0;
   emit({ type: 'plan', total: mine.length, toRun: todo.length, skipped, workers });
   const jobOf = (cell: GridCell): CellJob => ({ cell, preset, overrides, backend: backend.name as BackendRequest, requestedBackend: requested, out: options.out });

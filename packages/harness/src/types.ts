@@ -2,14 +2,23 @@
  * The data model of the harness: tasks, arms, run specifications and the self-describing result files.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
+import type { GpuAdapterInfo } from '@gradmax/tfjs';
 
-/** Backend requested on the command line; `auto` prefers tfjs-node-gpu, then tfjs-node, then wasm, then cpu. */
-export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+/**
+ * Backend requested on the command line; `auto` prefers tfjs-node-gpu, then tfjs-node, then wasm, then cpu (never
+ * webgpu: ask for `webgpu` by name, and only tasks with {@link Task.asyncReads} run on it).
+ */
+export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
-/** The backend a run actually used. Results with different `name`s are never merged in one table. */
+/**
+ * The backend a run actually used. Results with different backend keys (`name`, plus the adapter on webgpu; see
+ * `backendKey`) are never merged in one table.
+ */
 export interface BackendInfo {
-  /** tfjs backend name that ran: `"tensorflow"` (tfjs-node or tfjs-node-gpu), `"wasm"` or `"cpu"`. */
+  /** tfjs backend name that ran: `"tensorflow"` (tfjs-node or tfjs-node-gpu), `"webgpu"`, `"wasm"` or `"cpu"`. */
   name: string;
+  /** The WebGPU adapter (vendor, architecture, description, software flag) when `name` is `"webgpu"`. */
+  adapter?: GpuAdapterInfo;
   /** Human-readable device, e.g. `"wasm (SIMD, single-threaded)"`, `"tfjs-node-gpu (CUDA)"`. */
   device: string;
   /** What was requested. */
@@ -199,7 +208,7 @@ export interface TaskReportInput<C> {
   config: C;
   /** Prefix for SVG file names (`task-backend-confighash`). */
   key: string;
-  /** Backend name of the group (for plot titles). */
+  /** Backend of the group for plot titles (name, plus the adapter on webgpu). */
   backend: string;
 }
 
@@ -236,6 +245,12 @@ export interface Task<C extends object = Record<string, unknown>> {
   readonly presets: readonly string[];
   /** Extra task-specific arms (e.g. `growth-gain`) beyond the strategies and the `small`/`big` baselines. */
   readonly analysisArms: readonly string[];
+  /**
+   * Whether the task reads tensors only asynchronously (`await t.data()`) and grows through the controller's async
+   * path, so that it runs on webgpu in Node, where synchronous reads are impossible. Tasks without it are refused on
+   * webgpu with an `UnsupportedError` before anything runs.
+   */
+  readonly asyncReads?: boolean;
   /** Strategies this task cannot run, with the reason (left out of the default arms; listed in reports). */
   readonly unsupportedArms?: Readonly<Record<string, string>>;
   /**

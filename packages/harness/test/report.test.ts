@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildReport, lineChart, barChart, reportFromPaths, writeResult, type GainRecord, type RunResult } from '@gradmax/harness';
+import { backendKey, buildReport, lineChart, barChart, reportFromPaths, writeResult, type GainRecord, type RunResult } from '@gradmax/harness';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -75,6 +75,28 @@ describe('reports', () => {
     expect(rows).toHaveLength(2);
     expect(rows[0]).toContain('| 1 | 100 |');
     expect(rows[1]).toContain('| 2 | 2 ± 1.4 |');
+  });
+
+  it('never mixes WebGPU adapters: one section per adapter, named in the heading', () => {
+    const onAdapter = (r: RunResult, vendor: string, architecture: string, software: boolean): RunResult => ({
+      ...r,
+      backend: { ...r.backend, name: 'webgpu', device: `webgpu on ${vendor}`, adapter: { vendor, architecture, description: `${architecture} driver`, software } },
+    });
+    const results = [
+      onAdapter(fixture('random', 0, 1), 'google', 'swiftshader', true),
+      onAdapter(fixture('random', 1, 3), 'google', 'swiftshader', true),
+      onAdapter(fixture('random', 0, 100), 'nvidia', 'ampere', false),
+    ];
+    const report = buildReport(results);
+    expect(report.groups.map((g) => backendKey(g.backend))).toEqual(['webgpu-google-swiftshader-swiftshader-driver', 'webgpu-nvidia-ampere-ampere-driver']);
+    expect(report.markdown).toContain('## teacher-student · backend `webgpu on google swiftshader (swiftshader driver), software`');
+    expect(report.markdown).toContain('## teacher-student · backend `webgpu on nvidia ampere (ampere driver)`');
+    const rows = report.markdown
+      .split('### Final results')
+      .slice(1)
+      .map((section) => section.split('\n').find((l) => l.startsWith('| random |')));
+    expect(rows[0]).toContain('| 2 | 2 ± 1.4 |');
+    expect(rows[1]).toContain('| 1 | 100 |');
   });
 
   it('lists failed runs separately and escapes table cells', () => {

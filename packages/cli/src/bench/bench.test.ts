@@ -32,6 +32,7 @@ describe('gradmax bench: usage errors give exit 2 and one clear line', () => {
     [['run', '--seeds', '0'], /--seeds/],
     [['run', '--shard', '3/2'], /--shard/],
     [['run', '--backend', 'gpu'], /unknown backend "gpu"/],
+    [['run', '--backend', 'webgpu', '--task', 'teacher-student'], /task "teacher-student" cannot run on webgpu: it reads tensors synchronously/],
     [['run', '--task', 'imagenet'], /unknown task "imagenet"/],
     [['run', '--arm', 'gradmax,bogus'], /unknown arm "bogus"/],
     [['run', '--preset', 'huge'], /no preset "huge"/],

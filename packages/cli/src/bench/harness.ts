@@ -3,6 +3,7 @@
  */
 export {
   BACKEND_REQUESTS,
+  assertTaskRunsOn,
   defaultArms,
   defaultWorkers,
   getTask,

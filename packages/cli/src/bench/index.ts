@@ -6,6 +6,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   BACKEND_REQUESTS,
+  assertTaskRunsOn,
   GradmaxError,
   defaultArms,
   defaultWorkers,
@@ -35,8 +36,9 @@ Options:
   --seeds SPEC       a count (5 → 0..4), a range (0-9) or a list (0,3,7) (default: per task)
   --preset NAME      config preset: default, tiny, ... (see gradmax bench list)
   --set KEY=VALUE    override one config key, repeatable (see gradmax bench list)
-  --backend NAME     ${BACKEND_REQUESTS.join(' | ')} (default: auto = tfjs-node-gpu, tfjs-node, wasm, cpu)
-  --workers N        worker processes (default: one per core, ${defaultWorkers()} here; 0 = in-process)
+  --backend NAME     ${BACKEND_REQUESTS.join(' | ')} (default: auto = tfjs-node-gpu, tfjs-node, wasm, cpu;
+                     webgpu only by name, for the CNN tasks; needs a Vulkan driver, see docs/gpu.md)
+  --workers N        worker processes (default: one per core, ${defaultWorkers()} here, 1 on webgpu; 0 = in-process)
   --shard I/N        run only slice I of N (0 ≤ I < N), e.g. $SLURM_ARRAY_TASK_ID/8
   --out DIR          output directory (default: gradmax-report)
   --force            re-run cells whose result already exists
@@ -49,7 +51,7 @@ Exit codes: 0 all runs succeeded, 1 some run failed, 2 bad usage.
 const REPORT_HELP = `Usage: gradmax bench report PATH... [options]
 
 Merges every result file found under the given files or directories and writes report.md plus SVG plots.
-Results from different backends or configs go to separate tables.
+Results from different backends, WebGPU adapters or configs go to separate tables.
 
 Options:
   --out DIR          where to write the report (default: the first PATH if it is a directory)
@@ -98,8 +100,9 @@ function str(v: string | boolean | (string | boolean)[] | undefined): string | u
 }
 
 function usageFromGradmax(cmd: string, error: unknown): never {
-  // Typed argument errors raised while resolving flags (bad seed list, unknown task, bad config value) are usage errors.
-  if (error instanceof GradmaxError && (error.code === 'invalid-argument' || error.code === 'unknown-name')) throw new UsageError(withPrefix(cmd, error.message));
+  // Typed argument errors raised while resolving flags (bad seed list, unknown task, bad config value, a task the
+  // backend cannot run) are usage errors.
+  if (error instanceof GradmaxError && (error.code === 'invalid-argument' || error.code === 'unknown-name' || error.code === 'unsupported')) throw new UsageError(withPrefix(cmd, error.message));
   throw error;
 }
 
@@ -134,6 +137,7 @@ async function runCommand(argv: string[], io: CliIO): Promise<number> {
   try {
     tasks.forEach(getTask);
     backend = parseBackendRequest(str(values['backend']) ?? 'auto');
+    if (backend === 'webgpu') for (const t of tasks) assertTaskRunsOn(getTask(t), { name: 'webgpu' });
     const seedText = str(values['seeds']);
     seeds = seedText !== undefined ? parseSeeds(seedText) : undefined;
     const shardText = str(values['shard']);

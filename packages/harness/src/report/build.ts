@@ -1,12 +1,14 @@
 /**
  * Turns any set of result files into a Markdown report with SVG plots and a terminal summary. Results are
- * grouped by (task, backend, config): different backends or configs are never averaged into one table.
+ * grouped by (task, backend, config): different backends, WebGPU adapters or configs are never averaged into one
+ * table (each gets its own section).
  */
 import path from 'node:path';
 import type { RunResult, Task } from '../types.js';
 import { collectResults, writeFileAtomic } from '../results.js';
 import { BASELINE_ARMS, strategyNames } from '../strategies.js';
 import { listTasks } from '../tasks/index.js';
+import { backendKey, backendLabel } from '../backend.js';
 import { ALPHA, PAIRED_REFERENCE, comparisonSection } from './compare.js';
 import { table, textTable } from './markdown.js';
 import { aggregateCurves, fmt, fmtP, mean, meanStd, pairedPermutationTest, windowMean } from './stats.js';
@@ -83,7 +85,7 @@ export function groupResults(results: readonly RunResult[]): ReportGroup[] {
   const groups = new Map<string, ReportGroup>();
   for (const r of results) {
     if (r.status !== 'ok') continue;
-    const key = `${r.task}-${r.backend.name}-${r.configHash}`;
+    const key = `${r.task}-${backendKey(r.backend)}-${r.configHash}`;
     let g = groups.get(key);
     if (!g) {
       g = { key, task: r.task, backend: r.backend, configHash: r.configHash, config: r.config, results: [] };
@@ -92,7 +94,7 @@ export function groupResults(results: readonly RunResult[]): ReportGroup[] {
     g.results.push(r);
   }
   for (const g of groups.values()) g.results.sort((a, b) => compareArms(a.arm, b.arm) || a.seed - b.seed);
-  return [...groups.values()].sort((a, b) => a.task.localeCompare(b.task) || a.backend.name.localeCompare(b.backend.name) || a.configHash.localeCompare(b.configHash));
+  return [...groups.values()].sort((a, b) => a.task.localeCompare(b.task) || backendKey(a.backend).localeCompare(backendKey(b.backend)) || a.configHash.localeCompare(b.configHash));
 }
 
 function byArm(results: readonly RunResult[]): Map<string, RunResult[]> {
@@ -169,7 +171,7 @@ function buildGroup(g: ReportGroup): GroupSection {
   const svgs: Record<string, string> = {};
   const arms = byArm(g.results);
   const task = listTasks().find((t) => t.name === g.task);
-  md.push(`## ${g.task} · backend \`${g.backend.name}\` · config \`${g.configHash}\``);
+  md.push(`## ${g.task} · backend \`${backendLabel(g.backend)}\` · config \`${g.configHash}\``);
   md.push('');
   md.push(`Backend: ${g.backend.device} (requested \`${g.backend.requested}\`, package \`${g.backend.package}\`)${g.backend.note ? `; ${g.backend.note}` : ''}.`);
   const first = g.results[0]!;
@@ -219,7 +221,7 @@ function buildGroup(g: ReportGroup): GroupSection {
       (analysisHere.length ? ` Analysis arms (${analysisHere.map((a) => `\`${a}\``).join(', ')}) follow a growing arm's trajectory; their run time includes the analysis.` : ''),
   );
   md.push('');
-  let summary = `${g.task} · backend ${g.backend.name} · config ${g.configHash} · seeds ${seedList(g.results)}\n${textTable(header, rows)}`;
+  let summary = `${g.task} · backend ${backendLabel(g.backend)} · config ${g.configHash} · seeds ${seedList(g.results)}\n${textTable(header, rows)}`;
   if (task) {
     const compared = comparisonSection(task.metric, new Map([...arms.entries()].filter(([arm]) => !analysisArms.includes(arm))));
     md.push(...compared.markdown);
@@ -251,7 +253,7 @@ function buildGroup(g: ReportGroup): GroupSection {
       return { ...s, x: keep.map((i) => s.x[i]!), y: keep.map((i) => s.y[i]!), band: keep.map((i) => s.band[i]!) };
     };
     svgs[name] = lineChart({
-      title: `${g.task}: ${Object.keys(HIGHLIGHT).filter((a) => arms.has(a)).map((a) => HIGHLIGHT[a]!.label).join(' vs ')}${from > 0 ? ` from step ${from}` : ''} (${g.backend.name})`,
+      title: `${g.task}: ${Object.keys(HIGHLIGHT).filter((a) => arms.has(a)).map((a) => HIGHLIGHT[a]!.label).join(' vs ')}${from > 0 ? ` from step ${from}` : ''} (${backendLabel(g.backend)})`,
       xLabel: 'training step',
       yLabel: 'training loss (linear scale)',
       series: Object.keys(HIGHLIGHT)
@@ -266,7 +268,7 @@ function buildGroup(g: ReportGroup): GroupSection {
   }
   if (lossSeries.length) {
     const name = `${g.key}-loss.svg`;
-    svgs[name] = lineChart({ title: `${g.task}: training loss, every arm (${g.backend.name})`, xLabel: 'training step', yLabel: 'training loss', series: lossSeries, logY: true, vlines: growthLines, note: 'bands: mean ± std over seeds' });
+    svgs[name] = lineChart({ title: `${g.task}: training loss, every arm (${backendLabel(g.backend)})`, xLabel: 'training step', yLabel: 'training loss', series: lossSeries, logY: true, vlines: growthLines, note: 'bands: mean ± std over seeds' });
     md.push(`![training loss](${name})`);
     md.push('');
   }
@@ -284,7 +286,7 @@ function buildGroup(g: ReportGroup): GroupSection {
     });
   if (accSeries.length) {
     const name = `${g.key}-accuracy-vs-width.svg`;
-    svgs[name] = lineChart({ title: `${g.task}: test accuracy vs width (${g.backend.name})`, xLabel: 'width of the first grown layer (units)', yLabel: 'test accuracy (fraction correct)', series: accSeries, markers: true, note: 'bands: mean ± std over seeds' });
+    svgs[name] = lineChart({ title: `${g.task}: test accuracy vs width (${backendLabel(g.backend)})`, xLabel: 'width of the first grown layer (units)', yLabel: 'test accuracy (fraction correct)', series: accSeries, markers: true, note: 'bands: mean ± std over seeds' });
     md.push(`![test accuracy vs width](${name})`);
     md.push('');
   }
@@ -326,7 +328,7 @@ function buildGroup(g: ReportGroup): GroupSection {
   }
 
   if (task?.report) {
-    const section = task.report({ results: g.results, config, key: g.key, backend: g.backend.name });
+    const section = task.report({ results: g.results, config, key: g.key, backend: backendLabel(g.backend) });
     md.push(...section.markdown);
     Object.assign(svgs, section.svgs);
   }
@@ -343,7 +345,7 @@ export function buildReport(results: readonly RunResult[], options: { title?: st
   const tasks = new Map<string, Set<string>>();
   for (const g of groups) {
     const s = tasks.get(g.task) ?? new Set<string>();
-    s.add(`${g.backend.name}/${g.configHash}`);
+    s.add(`${backendKey(g.backend)}/${g.configHash}`);
     tasks.set(g.task, s);
   }
   for (const [task, keys] of tasks) {
@@ -363,7 +365,7 @@ export function buildReport(results: readonly RunResult[], options: { title?: st
   if (failed.length) {
     md.push('## Failed runs');
     md.push('');
-    md.push(table(['task', 'arm', 'seed', 'backend', 'error'], failed.map((r) => [r.task, r.arm, String(r.seed), r.backend.name, (r.error ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')])));
+    md.push(table(['task', 'arm', 'seed', 'backend', 'error'], failed.map((r) => [r.task, r.arm, String(r.seed), backendLabel(r.backend), (r.error ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')])));
     md.push('');
     summaries.push(`${failed.length} failed run(s): ${failed.map((r) => `${r.task}/${r.arm}/seed ${r.seed}`).join(', ')}`);
   }

@@ -1,6 +1,7 @@
 /**
  * `mnist-cnn`: a small CNN (two convs with BatchNorm and pooling, dense head) grown from 0.25× to 1× with the
- * `@gradmax/tfjs` adapter (`GrowthController` on a tfjs-layers model).
+ * `@gradmax/tfjs` adapter (`GrowthController` on a tfjs-layers model). Every read is asynchronous and growth goes
+ * through `GrowthController.maybeGrowAsync`, so the task runs on every backend, webgpu in Node included.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -8,7 +9,7 @@ import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@grad
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { resolveFlatConfig } from '../config.js';
 import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
-import { pushPoint, testEvaluator } from '../curves.js';
+import { asyncTestEvaluator, pushPoint } from '../curves.js';
 import { armKind } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 import { scheduleSentence } from '../report/markdown.js';
@@ -77,7 +78,7 @@ function imageBatch(tf: typeof tfc, split: MnistSplit, idx: ArrayLike<number>): 
   return { xs: tf.tensor4d(x, [idx.length, 28, 28, 1]), ys: tf.tensor2d(y, [idx.length, 10]) };
 }
 
-function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): { loss: number; accuracy: number } {
+async function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): Promise<{ loss: number; accuracy: number }> {
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < split.count; start += chunk) {
@@ -89,7 +90,7 @@ function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, 
       const loss = tf.sum(tf.neg(tf.sum(tf.mul(y, tf.log(tf.add(p, 1e-7))), 1)));
       return tf.stack([loss, tf.sum(tf.cast(tf.equal(tf.argMax(p, 1), tf.argMax(y, 1)), 'float32'))]);
     });
-    const [l, c] = r.dataSync();
+    const [l, c] = await r.data();
     r.dispose();
     tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
     lossSum += l!;
@@ -120,7 +121,7 @@ interface SiteGradientNorms {
  * `firstNew…`. The next kernel is a conv (input-channel axis), a dense after the current dense, or a dense after
  * flatten of the current conv's channels-last map (rows `r` with `r mod channels ≥ firstNew`).
  */
-function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, sites: readonly MeasuredSite[]): { loss: number; norms: SiteGradientNorms[] } {
+async function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, sites: readonly MeasuredSite[]): Promise<{ loss: number; norms: SiteGradientNorms[] }> {
   const kernelOf = (name: string) => {
     const w = model.getLayer(name).trainableWeights.find((v) => v.originalName.endsWith('/kernel'));
     if (!w) throw new InvalidArgumentError(`layer "${name}" has no kernel`, { layer: name });
@@ -159,7 +160,7 @@ function measureSites(tf: typeof tfc, model: tfl.LayersModel, batch: Batch, site
     }
     return tf.stack(parts);
   });
-  const v = out.dataSync();
+  const v = await out.data();
   out.dispose();
   return { loss: v[0]!, norms: pairs.map((_, i) => ({ kernel: v[1 + 3 * i]!, incoming: v[2 + 3 * i]!, outgoing: v[3 + 3 * i]! })) };
 }
@@ -181,8 +182,6 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
   let schedule: GrowthSchedule | undefined;
   // The grow batch of the pending event (drawn before the event so that it can be measured before and after).
   let growIdx: Int32Array | undefined;
-  let before: ReturnType<typeof measureSites> | undefined;
-  let measureMs = 0;
   if (kind === 'strategy') {
     const fraction = (1 / c.startFraction - 1) / Math.max(1, c.growTimes);
     schedule = allAtOnce({ sites: scheduledSites(model), start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { fraction } });
@@ -192,56 +191,55 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
       ...(SCALED.includes(arm) ? { strategyOptions: { scale: c.scale } } : {}),
       growBatch: () => imageBatch(tf, train, growIdx!),
       seed: root.fork('growth').nextUint32(),
-      onGrow: (event, reports) => {
-        const tm = performance.now();
-        const b = imageBatch(tf, train, growIdx!);
-        const after = measureSites(tf, model, b, reports.map((r) => ({ site: r.site, firstNew: r.widthBefore })));
-        tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
-        measureMs += performance.now() - tm;
-        reports.forEach((r, i) => {
-          const n = after.norms[i]!;
-          growths.push({
-            step: event.step,
-            site: r.site,
-            strategy: r.strategy,
-            unitsBefore: r.widthBefore,
-            unitsAfter: r.widthAfter,
-            newWeightGradNorm: Math.hypot(n.incoming, n.outgoing),
-            newIncomingGradNorm: n.incoming,
-            newOutgoingGradNorm: n.outgoing,
-            kernelGradNormBefore: before!.norms[i]!.kernel,
-            kernelGradNormAfter: n.kernel,
-            lossBefore: before!.loss,
-            lossAfter: after.loss,
-            durationMs: r.timings.statistics + r.timings.strategy + r.timings.widen,
-            ...(r.strategyReport.notes.length ? { notes: r.strategyReport.notes } : {}),
-          });
-        });
-        pushPoint(widthCurve, event.step, findGrowthSites(model).sites[0]!.units);
-      },
     });
   }
+  /** One growth event: measure, grow (the async path: on webgpu in Node the growth step itself runs on cpu), measure. */
+  const growAt = async (step: number, sites: readonly { site: string }[]): Promise<number> => {
+    growIdx = Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count));
+    const b = imageBatch(tf, train, growIdx);
+    try {
+      const before = await measureSites(tf, model, b, sites.map((e) => ({ site: e.site, firstNew: Number.MAX_SAFE_INTEGER })));
+      const tg = performance.now();
+      const reports = await controller!.maybeGrowAsync(step);
+      const ms = performance.now() - tg;
+      const after = await measureSites(tf, model, b, reports.map((r) => ({ site: r.site, firstNew: r.widthBefore })));
+      reports.forEach((r, i) => {
+        const n = after.norms[i]!;
+        growths.push({
+          step,
+          site: r.site,
+          strategy: r.strategy,
+          unitsBefore: r.widthBefore,
+          unitsAfter: r.widthAfter,
+          newWeightGradNorm: Math.hypot(n.incoming, n.outgoing),
+          newIncomingGradNorm: n.incoming,
+          newOutgoingGradNorm: n.outgoing,
+          kernelGradNormBefore: before.norms[i]!.kernel,
+          kernelGradNormAfter: n.kernel,
+          lossBefore: before.loss,
+          lossAfter: after.loss,
+          durationMs: r.timings.statistics + r.timings.strategy + r.timings.widen,
+          ...(r.strategyReport.notes.length ? { notes: r.strategyReport.notes } : {}),
+        });
+      });
+      pushPoint(widthCurve, step, findGrowthSites(model).sites[0]!.units);
+      return ms;
+    } finally {
+      tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
+    }
+  };
   const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));
   const setupMs = performance.now() - t0;
   const trainLoss: Curve = { step: [], value: [] };
   let trainMs = 0;
   let growthMs = 0;
-  const tests = testEvaluator(() => evaluateCnn(tf, model, test));
+  const tests = asyncTestEvaluator(() => evaluateCnn(tf, model, test));
   const evaluate = (step: number) => tests.evaluate(step);
   try {
     for (let step = 0; step < c.steps; step++) {
       const event = schedule?.eventAt(step);
-      if (controller && event) {
-        const tg = performance.now();
-        growIdx = Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count));
-        const b = imageBatch(tf, train, growIdx);
-        before = measureSites(tf, model, b, event.sites.map((e) => ({ site: e.site, firstNew: Number.MAX_SAFE_INTEGER })));
-        tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
-        measureMs = performance.now() - tg;
-        controller.maybeGrow(step);
-        growthMs += performance.now() - tg - measureMs;
-      }
-      if (step > 0 && step % c.evalEvery === 0) evaluate(step);
+      if (controller && event) growthMs += await growAt(step, event.sites);
+      if (step > 0 && step % c.evalEvery === 0) await evaluate(step);
       const ts = performance.now();
       const b = imageBatch(tf, train, stream.next());
       optimizer.setLearningRate(learningRateAt(c, step));
@@ -252,7 +250,7 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
       trainMs += performance.now() - ts;
       if (ctx.progress && step % 5 === 0) ctx.progress(step / c.steps);
     }
-    const final = evaluate(c.steps);
+    const final = await evaluate(c.steps);
     const sites = findGrowthSites(model).sites;
     return {
       curves: { trainLoss, testLoss: tests.testLoss, testAccuracy: tests.testAccuracy, width: widthCurve },
@@ -305,6 +303,7 @@ function imageCnnTask(name: string, dataset: ImageDataset): Task<MnistCnnConfig>
     defaultSeeds: 3,
     presets: Object.keys(PRESETS),
     analysisArms: [],
+    asyncReads: true,
     unsupportedArms: {
       allZero: 'the convs have no bias, so all-zero units would never receive a gradient',
     },

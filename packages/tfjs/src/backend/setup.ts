@@ -3,8 +3,6 @@
  * adapter (`@tensorflow/tfjs-backend-webgpu`, in Node through the `webgpu` package), native CPU
  * (`@tensorflow/tfjs-node`), then wasm, then cpu. The native and WebGPU packages are optional peers loaded lazily.
  */
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { InvalidArgumentError, UnknownNameError } from '@gradmax/core';
@@ -78,14 +76,20 @@ function errorText(error: unknown): string {
 
 /** The dist folder of `@tensorflow/tfjs-backend-wasm` (holding the `.wasm` binaries), with a trailing slash. */
 export function wasmDistPath(): string {
-  const require = createRequire(import.meta.url);
-  return `${dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`;
+  // No static `node:` import in this module: it is also bundled for browsers (Vite's dev server refuses named imports
+  // of Node built-ins). Node ≥ 20.16 has process.getBuiltinModule; older Node 20 has a synchronous import.meta.resolve.
+  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  const nodeModule = getBuiltin?.('node:module') as typeof import('node:module') | undefined;
+  const entry = nodeModule
+    ? nodeModule.createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm')
+    : decodeURIComponent(new URL(import.meta.resolve('@tensorflow/tfjs-backend-wasm')).pathname);
+  return entry.slice(0, Math.max(entry.lastIndexOf('/'), entry.lastIndexOf('\\')) + 1);
 }
 
 async function tryNative(pkg: (typeof NATIVE_PACKAGES)[number]): Promise<void> {
   // A variable specifier keeps bundlers and tsc from resolving the optional peer.
   const specifier: string = pkg;
-  await import(specifier);
+  await import(/* @vite-ignore */ specifier);
   if (!(await tf.setBackend('tensorflow'))) throw new Error('the "tensorflow" backend failed to initialise');
 }
 
@@ -134,7 +138,7 @@ async function ensureNavigatorGpu(): Promise<GpuLike> {
   const specifier: string = 'webgpu';
   let dawn: { create(flags: string[]): GpuLike; globals: Record<string, unknown> };
   try {
-    dawn = (await import(specifier)) as typeof dawn;
+    dawn = (await import(/* @vite-ignore */ specifier)) as typeof dawn;
   } catch (error) {
     throw new Error(`the optional peer "webgpu" is not installed (${errorText(error)})`);
   }
@@ -158,11 +162,15 @@ async function tryWebgpu(options: SetupBackendOptions, allowSoftware: boolean): 
   if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver found; for a software one set VK_ICD_FILENAMES to SwiftShader)');
   const info = describeAdapter(adapter);
   if (info.software && !allowSoftware) throw new Error(`only a software adapter is available (${adapterLabel(info)}); ask for "webgpu" by name to use it`);
-  const specifier: string = '@tensorflow/tfjs-backend-webgpu';
-  try {
-    await import(specifier);
-  } catch (error) {
-    throw new Error(`the optional peer "@tensorflow/tfjs-backend-webgpu" is not installed (${errorText(error)})`);
+  // A bundled browser app imports the backend itself (a bundler cannot see this variable specifier): then it is
+  // registered already and nothing is loaded here.
+  if (!tf.findBackendFactory('webgpu')) {
+    const specifier: string = '@tensorflow/tfjs-backend-webgpu';
+    try {
+      await import(/* @vite-ignore */ specifier);
+    } catch (error) {
+      throw new Error(`the optional peer "@tensorflow/tfjs-backend-webgpu" is not installed (${errorText(error)}); in a bundled app, import it yourself before setupBackend`);
+    }
   }
   if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend failed to initialise');
   // The stock webgpu MaxPoolGrad does not follow TF's tie rule on windows tied at 0 (a new, all-zero channel).
@@ -204,7 +212,8 @@ async function tryCpu(options: SetupBackendOptions): Promise<void> {
  *   skipped and why. A software WebGPU adapter (SwiftShader) is skipped: it is slower than wasm.
  * - `"tensorflow"`: a native package or an error (no silent fallback when asked explicitly).
  * - `"webgpu"`: `@tensorflow/tfjs-backend-webgpu` on any adapter, software included (registers the tie-correct
- *   `MaxPoolGrad` kernel, as for wasm); in Node `navigator.gpu` comes from
+ *   `MaxPoolGrad` kernel, as for wasm). It is loaded lazily unless already imported, which a bundled browser app must
+ *   do itself (`import '@tensorflow/tfjs-backend-webgpu'`: bundlers cannot follow the lazy import); in Node `navigator.gpu` comes from
  *   the `webgpu` package (Dawn; needs a Vulkan driver). In Node synchronous reads of webgpu tensors are impossible
  *   (no `OffscreenCanvas`): growth runs through {@link withSyncReads}, which moves the growth step to cpu.
  * - `"wasm"`: also registers a `Conv2DBackpropFilter` kernel, which the wasm backend lacks (conv training needs it),

@@ -1,7 +1,10 @@
 /**
  * The growth path (statistics, widening, optimizer slots) reads tensors synchronously. In Node the webgpu backend
- * cannot (its synchronous read needs `OffscreenCanvas`), so on webgpu the growth step is moved to the cpu backend
- * deliberately: the tensors it reads are downloaded asynchronously first (tfjs then keeps their values on the CPU
+ * cannot (its synchronous read needs `OffscreenCanvas`), and in a browser it reads through a canvas, which tfjs warns
+ * is slow and which lost the WebGPU device in headless chromium on SwiftShader (later reads gave zeros or
+ * "A valid external Instance reference no longer exists"). So on webgpu the async growth path ({@link withSyncReads},
+ * used by `growAsync` and the `GrowthController`) moves the growth step to the cpu backend deliberately, in Node and
+ * in browsers: the tensors it reads are downloaded asynchronously first (tfjs then keeps their values on the CPU
  * side, so moving them is synchronous), the step runs on cpu, and the webgpu backend is restored. Training steps
  * stay on the GPU; grown variables move back to it on their first use.
  */
@@ -35,14 +38,14 @@ export function growthTensors(model: tfl.LayersModel, ...batches: (Batch | undef
 }
 
 /**
- * Runs `fn`, which reads tensors synchronously. Where the active backend reads synchronously this is just `fn()`.
- * On webgpu without `OffscreenCanvas` (Node): downloads `tensors` with `await t.data()`, runs `fn` on the cpu backend,
- * then restores webgpu (also when `fn` throws).
+ * Runs `fn`, which reads tensors synchronously. On backends other than webgpu this is just `fn()`. On webgpu (in Node,
+ * where synchronous reads are impossible, and in browsers, where they go through a canvas): downloads `tensors` with
+ * `await t.data()`, runs `fn` on the cpu backend, then restores webgpu (also when `fn` throws).
  *
  * @throws `UnsupportedError` (from `@gradmax/core`) when `fn` touches a webgpu tensor that was not downloaded (name it in `tensors`).
  */
 export async function withSyncReads<T>(tensors: readonly tf.Tensor[], fn: () => T): Promise<T> {
-  if (!syncReadsUnavailable()) return fn();
+  if (tf.getBackend() !== 'webgpu') return fn();
   const previous = tf.getBackend();
   await Promise.all(tensors.filter((t) => !t.isDisposed).map((t) => t.data()));
   if (!(await tf.setBackend('cpu'))) throw new UnsupportedError('the cpu backend failed to initialise for the growth step of a webgpu model');
