@@ -86,6 +86,7 @@ describe('tasks end to end (tiny settings)', () => {
         'conv1->conv2:3->4', 'conv2->fc1:6->8', 'fc1->out:6->8',
       ].map((x) => `${arm} ${x}`));
       expect(g.summary!['finalWidth']).toBe(4);
+      expect(g.summary!['leakedTensors']).toBe(0);
       expect(Number.isFinite(g.summary!['finalTestLoss'])).toBe(true);
       for (const x of g.growths!) {
         for (const k of ['newWeightGradNorm', 'newIncomingGradNorm', 'newOutgoingGradNorm', 'kernelGradNormBefore', 'kernelGradNormAfter', 'lossBefore', 'lossAfter'] as const) {

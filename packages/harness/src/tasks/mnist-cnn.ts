@@ -266,7 +266,10 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
     };
   } finally {
     model.dispose();
-    (model.optimizer as unknown as { dispose?: () => void } | undefined)?.dispose?.();
+    optimizer.dispose();
+    // tfjs 4.22: MomentumOptimizer.dispose() does not call SGDOptimizer's, so its learning-rate scalar `c` stays.
+    const lr = (optimizer as unknown as { c?: tfc.Tensor }).c;
+    if (lr && !lr.isDisposed) lr.dispose();
   }
 }
 
