@@ -39,7 +39,7 @@ export function growByShares(strategy: GrowthStrategy, site: GrowthSite, multipl
   if (count % multiple !== 0) throw new InvalidArgumentError(`group "${site.name}": ${count} new units do not split into ${multiple} conv groups; add a multiple of ${multiple}`, { site: site.name, multiple });
   if (!shares || shares.length !== multiple) {
     throw new UnsupportedError(
-      `group "${site.name}" has grouped convolutions (${multiple} conv groups): each share of new units has its own growth matrix, but the statistics ${shares ? `have ${shares.length} shares` : 'have no per-share matrices'}; compute them with computeGroupStatistics`,
+      `group "${site.name}" has grouped convolutions (${multiple} conv groups): each share of new units has its own growth matrix, but the statistics ${shares ? `have ${shares.length} shares` : 'have no per-share matrices'}; compute them with computeGroupStatistics (or give a statistics manifest whose entry lists the "shares" files, as \`gradmax onnx stats\` writes them)`,
       { site: site.name, multiple },
     );
   }
