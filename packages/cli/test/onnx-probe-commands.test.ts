@@ -55,6 +55,28 @@ describe('gradmax onnx stats', () => {
     expect(findSites(loadModel(path.join(dir, 'wide.onnx')))[0]!.units).toBe(7);
   });
 
+  it('writes one growth matrix per share for a group with grouped convs, and "widen --stats" grows it with gradmax', async () => {
+    const dir = tmpDir('gradmax-probe-cli-grouped-');
+    const b = new GraphBuilder(new Rng(3));
+    const x = b.input('x', ['N', 4, 5, 5]);
+    const h1 = b.op('Relu', [b.op('Conv', [x, b.weight([4, 4, 1, 1]), b.weight([4])], {}, 1, 'c1')]);
+    const h2 = b.op('Relu', [b.op('Conv', [h1, b.weight([4, 2, 3, 3]), b.weight([4])], { group: 2, pads: [1, 1, 1, 1] }, 1, 'c2')]);
+    b.output(b.op('Gemm', [b.op('Flatten', [b.op('GlobalAveragePool', [h2])]), b.weight([4, 3])], {}, 1, 'head'), ['N', 3]);
+    const model = path.join(dir, 'grouped.onnx');
+    fs.writeFileSync(model, serializeModel(b.model()));
+    const rng = new Rng(4);
+    const N = 6;
+    fs.writeFileSync(path.join(dir, 'x.npy'), encodeNpy(Float32Array.from({ length: N * 100 }, () => rng.normal()), [N, 4, 5, 5]));
+    fs.writeFileSync(path.join(dir, 'y.npy'), encodeNpy(Float64Array.from({ length: N }, () => rng.int(3)), [N]));
+    const io = memoryIO();
+    expect(await runStatsCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'c1', '-o', path.join(dir, 'stats')], io), io.err).toBe(0);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'stats', 'stats.json'), 'utf8')) as { sites: Record<string, { moment: string; shares?: string[] }> };
+    expect(manifest.sites.c1!.shares).toEqual(['c1.M.share1.npy', 'c1.M.share2.npy']);
+    const wio = memoryIO();
+    const wcode = await runOnnx(['widen', model, '--site', 'c1', '--add', '2', '--strategy', 'gradmax', '--stats', path.join(dir, 'stats', 'stats.json'), '-o', path.join(dir, 'wide.onnx'), '--dim', 'N=4'], wio);
+    expect(wcode, wio.err).toBe(0);
+  });
+
   it('refuses non-integer labels for cross-entropy with a typed error', async () => {
     const { dir, model } = setup();
     await expect(runStatsCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'yf.npy'), '--loss', 'ce', '--site', 'fc1', '-o', path.join(dir, 's')], memoryIO())).rejects.toThrow(/integer class labels/);

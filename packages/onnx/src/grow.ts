@@ -11,6 +11,7 @@ import { widen, type WidenResult } from './widen.js';
 import { findGroup, findGroups } from './groups/find.js';
 import { groupGrowthSite } from './groups/site.js';
 import { widenGroup } from './groups/widen.js';
+import { growByShares } from './groups/shares.js';
 import type { OnnxGroup } from './groups/types.js';
 
 /** One growth request. */
@@ -19,8 +20,11 @@ export interface GrowRequest {
   site: string;
   /** Units to add. */
   count: number;
-  /** Statistics for strategies that need them. */
-  statistics?: SiteStatistics;
+  /**
+   * Statistics for strategies that need them. For a group with grouped convolutions (`multiple` > 1) they must carry
+   * one matrix per share in `shares` (as `computeGroupStatistics` returns them); the strategy then runs once per share.
+   */
+  statistics?: SiteStatistics & { shares?: readonly SiteStatistics[] };
 }
 
 /** Options of {@link growModel}. */
@@ -55,8 +59,15 @@ export function growModel(model: OnnxModel, requests: readonly GrowRequest[], op
     if ((strategy.needs.moment || strategy.needs.samples) && !req.statistics) {
       throw new MissingStatisticError(strategy.name, strategy.needs.samples ? 'retained (h, g) samples (--stats)' : 'the growth matrix M (--stats)', gs.name);
     }
-    const request = { site: gs, count: req.count, rng: rng.fork(gs.name), ...(req.statistics ? { statistics: req.statistics } : {}) };
-    const newUnits = strategy.grow(request);
+    const multiple = target.group?.multiple ?? 1;
+    let newUnits: NewUnits;
+    if (multiple > 1 && (strategy.needs.moment || strategy.needs.samples)) {
+      // Each share of a grouped group has its own growth matrix: one strategy call per share (see groups/shares.ts).
+      newUnits = growByShares(strategy, gs, multiple, req.count, req.statistics!.shares, rng.fork(gs.name));
+    } else {
+      const request = { site: gs, count: req.count, rng: rng.fork(gs.name), ...(req.statistics ? { statistics: req.statistics } : {}) };
+      newUnits = strategy.grow(request);
+    }
     let res: WidenResult;
     if (target.group) {
       const r = widenGroup(model, target.group, newUnits);

@@ -11,6 +11,8 @@
  * - `h` (optional): 2-D `[n, fanIn]` retained input samples; `g` (optional): 2-D `[n, fanOut]` matching gradient
  *   samples. Both or neither. `weight` (default `1 / count`) scales gᵀh to the moment.
  * - `count` (default: rows of `h`, else 1): number of examples behind the moment.
+ * - `shares` (optional): for a group with grouped convolutions, one `[fanOut, fanIn]` file per conv group: the growth
+ *   matrix of the new units of that share (see `computeGroupStatistics`); `moment` is then their sum.
  *
  * A manifest JSON file maps site names to such files, with paths relative to the manifest:
  * ```json
@@ -36,6 +38,8 @@ export interface NpyStatisticsSpec {
   g?: string;
   /** Scale so that weight · gᵀh estimates M (default 1 / count). */
   weight?: number;
+  /** `.npy` files of the per-share growth matrices of a group with grouped convolutions, `[fanOut, fanIn]` each. */
+  shares?: string[];
 }
 
 /** Shapes a site expects. */
@@ -57,9 +61,9 @@ function matrixFromNpy(file: string, rows: number | undefined, cols: number, wha
 }
 
 /** Reads one site's statistics from `.npy` files (see the module documentation for the layout). */
-export function statisticsFromNpy(target: StatisticsTarget, spec: NpyStatisticsSpec): SiteStatistics {
+export function statisticsFromNpy(target: StatisticsTarget, spec: NpyStatisticsSpec): SiteStatistics & { shares?: SiteStatistics[] } {
   const moment = matrixFromNpy(spec.moment, target.fanOut, target.fanIn, 'growth matrix M', target.name);
-  const stats: SiteStatistics = { moment, count: 1 };
+  const stats: SiteStatistics & { shares?: SiteStatistics[] } = { moment, count: 1 };
   if ((spec.h === undefined) !== (spec.g === undefined)) throw new InvalidArgumentError(`site "${target.name}": give both h and g samples, or neither`, { site: target.name });
   if (spec.h && spec.g) {
     const h = matrixFromNpy(spec.h, undefined, target.fanIn, 'h samples', target.name);
@@ -69,6 +73,7 @@ export function statisticsFromNpy(target: StatisticsTarget, spec: NpyStatisticsS
     stats.count = count;
   } else if (spec.count !== undefined) stats.count = spec.count;
   if (!Number.isInteger(stats.count) || stats.count <= 0) throw new InvalidArgumentError(`site "${target.name}": count must be a positive integer, got ${stats.count}`, { site: target.name });
+  if (spec.shares) stats.shares = spec.shares.map((f, i) => ({ moment: matrixFromNpy(f, target.fanOut, target.fanIn, `growth matrix of share ${i + 1}`, target.name), count: stats.count }));
   return stats;
 }
 
@@ -100,6 +105,10 @@ export function readStatisticsManifest(file: string): Map<string, NpyStatisticsS
     const spec: NpyStatisticsSpec = { moment: path.resolve(dir, s.moment) };
     for (const key of ['h', 'g'] as const) if (typeof s[key] === 'string') spec[key] = path.resolve(dir, s[key] as string);
     for (const key of ['count', 'weight'] as const) if (typeof s[key] === 'number') spec[key] = s[key] as number;
+    if (s.shares !== undefined) {
+      if (!Array.isArray(s.shares) || !s.shares.every((f) => typeof f === 'string')) throw new InvalidArgumentError(`statistics manifest "${file}": site "${name}" has "shares" that is not a list of file names`, { file, site: name });
+      spec.shares = (s.shares as string[]).map((f) => path.resolve(dir, f));
+    }
     out.set(name, spec);
   }
   return out;

@@ -49,7 +49,9 @@ describe.each(PATTERNS)('every function-preserving strategy on a group: $name', 
         const group = findGroup(model, groupName);
         expect(group.growable, group.reason).toBe(true);
         const count = 2 * (group.multiple ?? 1);
-        const statistics = synthetic(group.fanOut!, group.fanIn!, 3);
+        // Grouped convs: one matrix per share of new units (conv group), as computeGroupStatistics returns them.
+        const G = group.multiple ?? 1;
+        const statistics = { ...synthetic(group.fanOut!, group.fanIn!, 3), ...(G > 1 ? { shares: Array.from({ length: G }, (_, s) => synthetic(group.fanOut!, group.fanIn!, 10 + s)) } : {}) };
         const grow = () => growModel(model, [{ site: groupName, count, statistics }], { strategy: entry.name, seed: 5 });
         if (entry.name === 'net2net' && (group.multiple ?? 1) > 1) {
           // Copies must stay in their source's conv group; random sources rarely split evenly: a clear error, no output.

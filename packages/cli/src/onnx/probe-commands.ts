@@ -289,7 +289,7 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
   } catch (e) {
     throw new FileAccessError(`cannot create "${values['out-dir']}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: dir });
   }
-  const manifest: { sites: Record<string, { moment: string; count: number }> } = { sites: {} };
+  const manifest: { sites: Record<string, { moment: string; count: number; shares?: string[] }> } = { sites: {} };
   const rows: (string | number)[][] = [];
   // One file per group; the manifest is keyed by the names given to --site (which "widen --stats" looks up).
   const stems = statisticsFileStems(siteNames);
@@ -297,11 +297,14 @@ export async function runStatsCommand(argv: string[], io: CliIO): Promise<number
     const snap = stats.get(name)!;
     const file = `${stems.get(name)!}.M.npy`;
     writeNpy(path.join(dir, file), snap.moment.data, [snap.moment.rows, snap.moment.cols]);
+    // Grouped convs: one growth matrix per share of new units (conv group), which "widen --stats" needs for GradMax.
+    (snap as { shares?: SiteStatistics[] }).shares?.forEach((sh, s) => writeNpy(path.join(dir, `${stems.get(name)!}.M.share${s + 1}.npy`), sh.moment.data, [sh.moment.rows, sh.moment.cols]));
     rows.push([name, `[${snap.moment.rows}, ${snap.moment.cols}]`, snap.count, file]);
   }
   groups.forEach((g, i) => {
     const snap = stats.get(g.name)!;
-    manifest.sites[sitesArg[i]!] = { moment: `${stems.get(g.name)!}.M.npy`, count: snap.count };
+    const shares = (snap as { shares?: SiteStatistics[] }).shares;
+    manifest.sites[sitesArg[i]!] = { moment: `${stems.get(g.name)!}.M.npy`, count: snap.count, ...(shares ? { shares: shares.map((_, s) => `${stems.get(g.name)!}.M.share${s + 1}.npy`) } : {}) };
   });
   const manifestPath = path.join(dir, 'stats.json');
   sweepStaleTemps(manifestPath); // manifests half-written by processes that were killed

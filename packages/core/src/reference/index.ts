@@ -9,3 +9,4 @@ export * from './conv.js';
 export * from './activations.js';
 export * from './networks.js';
 export * from './finite-difference.js';
+export * from './conv-nd.js';

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export * from './conv-geometry.js';
+export * from './conv-geometry-nd.js';
 export { MomentAccumulator, STATISTICS_JSON_VERSION, reservoirKey } from './accumulator.js';
 export type { MatrixLike, StatisticsJSON, StatisticsOptions, StatisticsSamplesJSON } from './accumulator.js';
 export { DenseStatistics } from './dense.js';

@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { Matrix, Rng, svd } from '@gradmax/core';
 import { GraphBuilder } from './__tests__/graph.js';
 import { FLOAT } from './__tests__/fd.js';
-import { adviseGrowth, computeStatistics } from './index.js';
+import { adviseGrowth, computeGroupStatistics, computeStatistics } from './index.js';
+import { loadModel } from '../model.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { ModelProtoSchema } from 'onnx-buf';
 import type { ProbeBatch } from './index.js';
 
 function model(rng: Rng) {
@@ -47,6 +50,30 @@ describe('adviseGrowth', () => {
       expect(a.gainPerUnit).toBeCloseTo(gain / k, 10);
     }
     expect(res.advice[0]!.gain).toBeGreaterThanOrEqual(res.advice[1]!.gain);
+  });
+
+  it('ranks a grouped-conv group by the per-share gains (k/G units per share, each with its own matrix)', async () => {
+    const rng = new Rng(23);
+    const b = new GraphBuilder(FLOAT);
+    b.input('x', ['N', 4, 5, 5]);
+    const w = (dims: number[]) => b.init(dims, rng.fillNormal(new Float64Array(dims.reduce((p, v) => p * v, 1))));
+    const h1 = b.op1('Tanh', [b.op1('Conv', ['x', w([4, 4, 1, 1])], {}, 'c1')]);
+    const h2 = b.op1('Tanh', [b.op1('Conv', [h1, w([4, 2, 3, 3])], { group: 2, pads: [1, 1, 1, 1] }, 'c2')]);
+    b.output(b.op1('Gemm', [b.op1('Flatten', [b.op1('GlobalAveragePool', [h2])]), w([4, 3])], {}, 'head'), ['N', 3]);
+    const m = loadModel(toBinary(ModelProtoSchema, b.build(13)));
+    const N = 8;
+    const data = (): ProbeBatch[] => [{ inputs: { type: 'float32', data: Float32Array.from({ length: N * 100 }, () => rng.normal()), dims: [N, 4, 5, 5] }, labels: Array.from({ length: N }, () => rng.int(3)) }];
+    const batches = data();
+    const res = await adviseGrowth(m, { data: batches, loss: { kind: 'ce-logits' }, k: 4, sites: ['c1'] });
+    const ref = await computeGroupStatistics(m, { groups: ['c1'], loss: { kind: 'ce-logits' }, data: batches });
+    const shares = ref.statistics.get('c1')!.shares!;
+    expect(shares).toHaveLength(2);
+    const spectra = shares.map((x) => Array.from(svd(Matrix.from(x.moment.rows, x.moment.cols, x.moment.data)).s));
+    const gain = spectra.reduce((p, s) => p + s[0]! ** 2 + s[1]! ** 2, 0);
+    const a = res.advice.find((x) => x.site === 'c1')!;
+    expect(a.k).toBe(4);
+    expect(a.gain).toBeCloseTo(gain, 8);
+    expect(a.total).toBeCloseTo(spectra.flat().reduce((p, v) => p + v * v, 0), 8);
   });
 
   it('refuses a bad k and an unknown site with typed errors', async () => {

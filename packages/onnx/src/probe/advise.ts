@@ -88,7 +88,8 @@ export interface AdviseGrowthOptions {
 
 /**
  * Computes every growable channel group's growth matrix M from labelled data in one probe run and ranks the groups by
- * GradMax's first-order gain of adding `k` units (Σ of the k largest σᵢ² of M). Sites the probe cannot take (e.g. a
+ * GradMax's first-order gain of adding `k` units (Σ of the k largest σᵢ² of M; for grouped convs, ⌊k/G⌋ units per
+ * share, the sum over the shares' matrices). Sites the probe cannot take (e.g. a
  * conv pair whose in-between ops make M inexact) are listed in `skipped` with the reason.
  */
 export async function adviseGrowth(model: string | Uint8Array | ModelProto | OnnxModel, options: AdviseGrowthOptions): Promise<GrowthAdviceResult> {
@@ -123,11 +124,15 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
     const group = all.find((g) => g.name === name)!;
     const m = stats.moment;
     const p = Math.min(m.rows, m.cols);
-    const want = Math.min(Math.max(k, top), p);
-    const s = Array.from(topKSvd(m, want).s);
-    const total = frobeniusNorm(m) ** 2;
-    const kk = Math.min(k, p);
-    const gain = s.slice(0, kk).reduce((a, v) => a + v * v, 0);
+    // Grouped convs: k/G units per share, each share with its own matrix (see computeGroupStatistics).
+    const shares = stats.shares?.map((x) => x.moment) ?? [m];
+    const perShare = Math.max(1, Math.min(Math.floor(k / shares.length), p));
+    const want = Math.min(Math.max(perShare, top), p);
+    const spectra = shares.map((x) => Array.from(topKSvd(x, want).s));
+    const s = spectra.flat().sort((a, b) => b - a);
+    const total = shares.reduce((a, x) => a + frobeniusNorm(x) ** 2, 0);
+    const kk = perShare * shares.length;
+    const gain = spectra.reduce((a, sp) => a + sp.slice(0, perShare).reduce((b, v) => b + v * v, 0), 0);
     const conv = groupPlan(group)?.producers.some((l) => l.type === 'Conv' || l.type === 'ConvTranspose') ?? false;
     return {
       site: name,

@@ -7,7 +7,9 @@ import { clone } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry } from '@gradmax/core';
-import type { ConvPairGeometry } from '@gradmax/core';
+import type { ConvPairGeometry, ConvPairGeometryND } from '@gradmax/core';
+import { emitPairMoment, emitTapGradient, isFlattenDense, isFlattenDenseND, type LatticeGradient } from './conv-taps.js';
+export type { LatticeGradient } from './conv-taps.js';
 import { OnnxModel, makeTensor, makeValueInfo } from '../model.js';
 import { Emitter } from './emitter.js';
 import { MissingGradientRuleError } from './errors.js';
@@ -41,6 +43,11 @@ export interface ProbeSite {
   preActivation: string;
   /** Conv geometry (required for conv sites); for Conv→Flatten→dense the dense layer is a conv whose kernel covers the map. */
   geometry?: ConvPairGeometry;
+  /**
+   * Conv geometry with any number of spatial axes and dilations, instead of `geometry` (1-D/3-D or dilated convs).
+   * The statistic is then output as the growth matrix sum `[Π k2 · m2, Π k1 · m0]` (layout `sum-gh`).
+   */
+  geometryND?: ConvPairGeometryND;
 }
 
 /** A site given by the names of its two layer nodes (`current` grows, `next` consumes). */
@@ -590,7 +597,9 @@ function poolTapPlan(
   seedTensor: string,
   info: (name: string) => TensorInfo,
 ): { pool: NodeProto; plan: PoolTapPlan } | undefined {
-  if (site.kind !== 'conv' || !site.geometry || isFlattenDense(site.geometry)) return undefined;
+  const nd = site.geometryND;
+  if (site.kind !== 'conv' || (!site.geometry && nd?.axes.length !== 2) || (site.geometry ? isFlattenDense(site.geometry) : isFlattenDenseND(nd!))) return undefined;
+  const out = site.geometry ? { size: site.geometry.outputSize, channels: site.geometry.outChannels } : { size: nd!.axes.map((a) => a.outSize), channels: nd!.outChannels };
   const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
   const only = (tensor: string): NodeProto | undefined => {
     const c = structure.consumers.get(tensor);
@@ -609,7 +618,7 @@ function poolTapPlan(
   if (pool.output[1] && !plan.addedIndices.has(pool)) return undefined;
   const tiling = maxPoolTiling(pool, info(pool.input[0]!));
   const zDims = info(z).dims;
-  if (!tiling || zDims[2] !== site.geometry.outputSize[0] || zDims[3] !== site.geometry.outputSize[1] || zDims[1] !== site.geometry.outChannels) return undefined;
+  if (!tiling || zDims[2] !== out.size[0] || zDims[3] !== out.size[1] || zDims[1] !== out.channels) return undefined;
   return { pool, plan: { target: z, relu, tiling } };
 }
 
@@ -815,6 +824,11 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
           ? e.op('Einsum', [g2, h2], { equation: site.inputTransposed ? 'nk,jn->kj' : 'nk,nj->kj' })
           : e.op('MatMul', [e.transpose(g2, [1, 0]), site.inputTransposed ? e.transpose(h2, [1, 0]) : h2]);
       outputs.push({ site, output: out, layout: 'sum-gh', shape: [fanOut, fanIn] });
+    } else if (site.geometryND) {
+      const geo = site.geometryND;
+      const rows = geo.axes.reduce((p, a) => p * a.kernel2, 1) * geo.outChannels;
+      const cols = geo.axes.reduce((p, a) => p * a.kernel1, 1) * geo.inChannels;
+      outputs.push({ site, output: emitPairMoment(e, g, h, zInfo, geo, floatType), layout: 'sum-gh', shape: [rows, cols] });
     } else {
       const geo = site.geometry;
       if (!geo) throw new InvalidArgumentError(`conv site "${site.name}" needs a geometry`, { site: site.name });
@@ -834,248 +848,4 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
 
 function normalizeAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
-}
-
-/**
- * A depthwise conv with one-hot kernels that extracts, for every input channel c and every kernel tap (r, q), the
- * strided window [s·y + (r, q) − pad] as output channel c·kh·kw + r·kw + q (zero outside the input).
- */
-function windowsConv(e: Emitter, x: string, channels: number, kernel: [number, number], stride: [number, number], pads: { top: number; left: number; bottom: number; right: number }, t: number): string {
-  const [kh, kw] = kernel;
-  const taps = kh * kw;
-  if (taps === 1 && stride[0] === 1 && stride[1] === 1 && pads.top + pads.left + pads.bottom + pads.right === 0) return x;
-  const w = new Float64Array(channels * taps * taps);
-  for (let c = 0; c < channels; c++) for (let k = 0; k < taps; k++) w[(c * taps + k) * taps + k] = 1;
-  const kernelName = e.constant(t, [channels * taps, 1, kh, kw], w, 'onehot_windows');
-  return e.op('Conv', [x, kernelName], { group: channels, kernel_shape: [kh, kw], strides: [stride[0], stride[1]], pads: [pads.top, pads.left, pads.bottom, pads.right] });
-}
-
-/** One spatial axis of the tap-gradient correlation (see {@link emitTapGradient}). */
-interface CorrelationAxis {
-  /** Combined stride S = s1·s2. */
-  stride: number;
-  /** Combined offset P = s1·p2 + p1 (leading pads). */
-  offset: number;
-  /** Combined kernel D = s1·(k2 − 1) + k1: the offsets d = s1·b + a of every tap pair. */
-  span: number;
-  /** Input size H0. */
-  inSize: number;
-  /** Next conv's output size H2. */
-  outSize: number;
-  /** Per next-kernel tap b: the output positions y whose intermediate position s2·y + b − p2 is outside the map. */
-  invalid: number[][];
-  /** Union of `invalid` (sorted). */
-  boundary: number[];
-}
-
-/**
- * A gradient of the next conv's output known only on the lattice of output positions y = step·h + offset (per
- * axis, h < size), as `[N, m2, size_h, size_w]`; it is zero elsewhere. A dense gradient is the lattice step 1.
- */
-export interface LatticeGradient {
-  /** The gradient values on the lattice, `[N, m2, size_h, size_w]`. */
-  grad: string;
-  /** Offset of the lattice (per axis). */
-  offset: [number, number];
-  /** Step of the lattice (per axis). */
-  step: [number, number];
-  /** Lattice size (per axis). */
-  size: [number, number];
-}
-
-/** The correlation axis of the output positions y = step·h + offset (h < size): the same reads, re-indexed by h. */
-function latticeAxis(a: CorrelationAxis, step: number, offset: number, size: number): CorrelationAxis {
-  const invalid = a.invalid.map((ys) => ys.filter((y) => y >= offset && (y - offset) % step === 0 && (y - offset) / step < size).map((y) => (y - offset) / step));
-  const boundary = [...new Set(invalid.flat())].sort((p, q) => p - q);
-  return { stride: a.stride * step, offset: a.offset - a.stride * offset, span: a.span, inSize: a.inSize, outSize: size, invalid, boundary };
-}
-
-/** Whether a conv pair is a conv→flatten→dense site (the next layer's kernel covers the whole map, one output). */
-function isFlattenDense(geo: ConvPairGeometry): boolean {
-  return geo.outputSize[0] === 1 && geo.outputSize[1] === 1 && geo.kernel2[0] === geo.midSize[0] && geo.kernel2[1] === geo.midSize[1] && geo.pad2.top === 0 && geo.pad2.left === 0;
-}
-
-function correlationAxis(k1: number, s1: number, p1: number, k2: number, s2: number, p2: number, inSize: number, midSize: number, outSize: number): CorrelationAxis {
-  const invalid: number[][] = [];
-  const boundary = new Set<number>();
-  for (let b = 0; b < k2; b++) {
-    const ys: number[] = [];
-    for (let y = 0; y < outSize; y++) {
-      const u = s2 * y + b - p2;
-      if (u < 0 || u >= midSize) ys.push(y);
-    }
-    invalid.push(ys);
-    for (const y of ys) boundary.add(y);
-  }
-  return { stride: s1 * s2, offset: s1 * p2 + p1, span: s1 * (k2 - 1) + k1, inSize, outSize, invalid, boundary: [...boundary].sort((a, b) => a - b) };
-}
-
-/**
- * C[c, o, dh, dw] = Σ_n Σ_{y in the block} g[n, o, y] · x[n, c, S·y + d − P] (zero outside the input) for the block
- * of output rows [y0h, y1h) × columns [y0w, y1w), as ONE onnxruntime Conv: `xt` = x as `[m0, N, H0, W0]` is the
- * batch, `gt` = g as `[m2, N, H2, W2]` the weights (dilated by S), pads/slices chosen so the output is D×D.
- * Undefined when the block only reads padding (its correlation is zero).
- */
-function blockCorrelation(
-  e: Emitter,
-  xt: string,
-  kernelBlock: (y0: [number, number], y1: [number, number]) => string,
-  ax: [CorrelationAxis, CorrelationAxis],
-  y0: [number, number],
-  y1: [number, number],
-): string | undefined {
-  const sliceStarts: number[] = [];
-  const sliceEnds: number[] = [];
-  const pads = [0, 0, 0, 0];
-  const kernelShape: number[] = [];
-  const dilations: number[] = [];
-  let inputSliced = false;
-  for (let i = 0; i < 2; i++) {
-    const a = ax[i]!;
-    const lo = a.stride * y0[i]! - a.offset;
-    const hi = a.stride * (y1[i]! - 1) + a.span - a.offset;
-    const from = Math.max(0, lo);
-    const to = Math.min(a.inSize, hi);
-    if (to <= from) return undefined;
-    sliceStarts.push(from);
-    sliceEnds.push(to);
-    if (from > 0 || to < a.inSize) inputSliced = true;
-    pads[i] = from - lo;
-    pads[i + 2] = hi - to;
-    kernelShape.push(y1[i]! - y0[i]!);
-    dilations.push(y1[i]! - y0[i]! > 1 ? a.stride : 1);
-  }
-  const kernel = kernelBlock(y0, y1);
-  const input = inputSliced ? e.op('Slice', [xt, e.ints(sliceStarts), e.ints(sliceEnds), e.ints([2, 3])]) : xt;
-  return e.op('Conv', [input, kernel], { kernel_shape: kernelShape, dilations, pads });
-}
-
-/**
- * Emits the conv tap gradient `[k1h, k1w, m0, k2h·k2w·m2]` (the current conv's weight gradient against the
- * tap-scattered next-layer gradient, summed over the batch) without materialising the scattered gradient.
- *
- * For next-kernel tap b and current-kernel tap a the statistic is Σ_{n, y: u valid} g[n, o, y] · x[n, c, s1·u + a − p1]
- * with u = s2·y + b − p2 (per axis), and s1·u + a − p1 = S·y + d − P with S = s1·s2, d = s1·b + a, P = s1·p2 + p1.
- * Without the mask (u inside the intermediate map) every (a, b) is read off ONE correlation C[c, o, d] over all y
- * (d < D = s1·(k2 − 1) + k1). The mask is separable (valid(y, b) = valid_h(y_h, b_h)·valid_w(y_w, b_w)) and only
- * drops a few boundary rows/columns per tap, so by inclusion–exclusion
- * stat(a, b) = C − Σ_{invalid rows of b_h} C_row − Σ_{invalid cols of b_w} C_col + Σ_{both} C_corner,
- * each correction being the same correlation restricted to one boundary row, column or position. A constant Gather
- * picks and signs the terms of every (a, b).
- *
- * A conv→flatten→dense site (one tap per intermediate position) is one product of the current conv's input windows
- * with g instead.
- */
-function emitTapGradient(e: Emitter, g: string | LatticeGradient[], x: string, zInfo: TensorInfo, geo: ConvPairGeometry, t: number): string {
-  const [k1h, k1w] = geo.kernel1;
-  const [k2h, k2w] = geo.kernel2;
-  const m0 = geo.inChannels;
-  const m2 = geo.outChannels;
-  const [H0, W0] = geo.inputSize;
-  const [H1, W1] = geo.midSize;
-  const [H2, W2] = geo.outputSize;
-  const K1 = k1h * k1w * m0;
-  const F = k2h * k2w * m2;
-  const p2 = geo.pad2;
-  const rows = [m0, k1h, k1w, k2h, k2w];
-  if (typeof g === 'string' && isFlattenDense(geo)) {
-    // One tap per intermediate position: R[(c_in, a, u), c_out] = Σ_n P[n, (c_in, a), u] · g[n, c_out].
-    const patches = windowsConv(e, x, m0, geo.kernel1, geo.stride1, geo.pad1, t); // channel c_in·k1² + a
-    const pf = e.reshape(patches, [-1, K1 * H1 * W1]);
-    const gf = e.reshape(g, [-1, m2]);
-    const r = e.opset >= 12 ? e.op('Einsum', [pf, gf], { equation: 'nk,nm->km' }) : e.op('MatMul', [e.transpose(pf, [1, 0]), gf]);
-    const ordered = e.transpose(e.reshape(r, [...rows, m2]), [1, 2, 0, 3, 4, 5]); // [k1h, k1w, m0, k2h, k2w, m2]
-    return e.reshape(ordered, [k1h, k1w, m0, F]);
-  }
-  const full: [CorrelationAxis, CorrelationAxis] = [
-    correlationAxis(k1h, geo.stride1[0], geo.pad1.top, k2h, geo.stride2[0], p2.top, H0, H1, H2),
-    correlationAxis(k1w, geo.stride1[1], geo.pad1.left, k2w, geo.stride2[1], p2.left, W0, W1, W2),
-  ];
-  const [Dh, Dw] = [full[0].span, full[1].span];
-  const lattices: LatticeGradient[] =
-    typeof g === 'string' ? [{ grad: zInfo.dims.length === 4 ? g : e.reshape(g, [-1, m2, H2, W2]), offset: [0, 0], step: [1, 1], size: [H2, W2] }] : g;
-  const xt = m0 === 1 ? e.reshape(x, [1, -1, H0, W0]) : e.transpose(x, [1, 0, 2, 3]); // [m0, N, H0, W0]
-  // The pool of correlations [m0, m2, Dh·Dw] each: per lattice, the whole map, then boundary rows, columns and
-  // positions; `terms` lists, per tap pair, the signed pieces that sum to its statistic.
-  const pieces: string[] = [];
-  const termsOf = Array.from({ length: k1h * k1w * k2h * k2w }, () => [] as [number, number][]);
-  for (const lattice of lattices) {
-    const [Hh, Wh] = lattice.size;
-    const ax: [CorrelationAxis, CorrelationAxis] = [
-      latticeAxis(full[0], lattice.step[0], lattice.offset[0], Hh),
-      latticeAxis(full[1], lattice.step[1], lattice.offset[1], Wh),
-    ];
-    const gl = lattice.grad;
-    const gt = m2 === 1 ? e.reshape(gl, [1, -1, Hh, Wh]) : e.transpose(gl, [1, 0, 2, 3]); // [m2, N, Hh, Wh]
-    // Blocks of gt: rows by Slice (contiguous runs); single columns by a product with a one-hot vector (exact).
-    const rowBlocks = new Map<string, string>();
-    const rowsOf = (r0: number, r1: number): string => {
-      if (r0 === 0 && r1 === Hh) return gt;
-      const key = `${r0}:${r1}`;
-      let b = rowBlocks.get(key);
-      if (!b) rowBlocks.set(key, (b = e.op('Slice', [gt, e.ints([r0]), e.ints([r1]), e.ints([2])])));
-      return b;
-    };
-    const kernelBlock = (y0: [number, number], y1: [number, number]): string => {
-      const rows = rowsOf(y0[0], y1[0]);
-      if (y0[1] === 0 && y1[1] === Wh) return rows;
-      if (y1[1] - y0[1] === 1) {
-        const oneHot = new Array<number>(Wh).fill(0);
-        oneHot[y0[1]] = 1;
-        // e_yᵀ · rowsᵀ as one Gemm (transB): several times faster in onnxruntime than rows · e_y or a Slice.
-        const column = e.op('Gemm', [e.constant(t, [1, Wh], oneHot, 'column'), e.reshape(rows, [-1, Wh])], { transB: 1 });
-        return e.reshape(column, [m2, -1, y1[0] - y0[0], 1]);
-      }
-      return e.op('Slice', [rows, e.ints([y0[1]]), e.ints([y1[1]]), e.ints([3])]);
-    };
-    const pieceOf = (y0: [number, number], y1: [number, number]): number | undefined => {
-      const c = blockCorrelation(e, xt, kernelBlock, ax, y0, y1);
-      if (c === undefined) return undefined;
-      pieces.push(e.reshape(c, [m0, m2, Dh * Dw]));
-      return pieces.length - 1;
-    };
-    const main = pieceOf([0, 0], [Hh, Wh]);
-    const rowPiece = new Map(ax[0].boundary.map((y) => [y, pieceOf([y, 0], [y + 1, Wh])]));
-    const colPiece = new Map(ax[1].boundary.map((y) => [y, pieceOf([0, y], [Hh, y + 1])]));
-    const cornerPiece = new Map<string, number | undefined>();
-    for (const yh of ax[0].boundary) for (const yw of ax[1].boundary) cornerPiece.set(`${yh},${yw}`, pieceOf([yh, yw], [yh + 1, yw + 1]));
-    let k = 0;
-    for (let ah = 0; ah < k1h; ah++) {
-      for (let aw = 0; aw < k1w; aw++) {
-        for (let bh = 0; bh < k2h; bh++) {
-          for (let bw = 0; bw < k2w; bw++) {
-            const d = (geo.stride1[0] * bh + ah) * Dw + geo.stride1[1] * bw + aw;
-            const list = termsOf[k++]!;
-            const add = (piece: number | undefined, sign: number) => piece !== undefined && list.push([piece * Dh * Dw + d, sign]);
-            add(main, 1);
-            for (const yh of ax[0].invalid[bh]!) add(rowPiece.get(yh), -1);
-            for (const yw of ax[1].invalid[bw]!) add(colPiece.get(yw), -1);
-            for (const yh of ax[0].invalid[bh]!) for (const yw of ax[1].invalid[bw]!) add(cornerPiece.get(`${yh},${yw}`), 1);
-          }
-        }
-      }
-    }
-  }
-  const terms = termsOf;
-  const K = terms.length;
-  const J = Math.max(1, ...terms.map((l) => l.length));
-  let selected: string;
-  if (pieces.length === 0) {
-    // Every window lies in the padding: the statistic is zero.
-    selected = e.op('ConstantOfShape', [e.ints([m0, m2, K])], { value: makeTensor('', t, [1], [0]) });
-  } else {
-    const pool = pieces.length === 1 ? pieces[0]! : e.op('Concat', pieces, { axis: 2 });
-    const idx = new Array<number>(K * J).fill(0);
-    const sign = new Array<number>(K * J).fill(0);
-    terms.forEach((list, k) => list.forEach(([i, s], j) => ((idx[k * J + j] = i), (sign[k * J + j] = s))));
-    if (J === 1 && terms.every((l) => l.length === 1 && l[0]![1] === 1)) {
-      selected = e.op('Gather', [pool, e.constant(TensorProto_DataType.INT64, [K], idx, 'tap_index')], { axis: 2 });
-    } else {
-      const gathered = e.op('Gather', [pool, e.constant(TensorProto_DataType.INT64, [K, J], idx, 'tap_index')], { axis: 2 });
-      selected = e.reduceSum(e.op('Mul', [gathered, e.constant(t, [K, J], sign, 'tap_sign')]), [3], false);
-    }
-  }
-  // [m0, m2, k1h, k1w, k2h, k2w] → [k1h, k1w, m0, k2h, k2w, m2]
-  const ordered = e.transpose(e.reshape(selected, [m0, m2, k1h, k1w, k2h, k2w]), [2, 3, 0, 4, 5, 1]);
-  return e.reshape(ordered, [k1h, k1w, m0, F]);
 }

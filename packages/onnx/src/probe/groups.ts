@@ -7,13 +7,23 @@
  *     M_group[c-rows, p-columns] = d(p→c) / f'(0) · M(p→c)
  *
  * so that the gradient of the loss with respect to the new units' stacked incoming weights is f'(0) · Ωᵀ M_group,
- * the same contract as a single site. Pair matrices come from one probe run over all pairs.
+ * the same contract as a single site. Pair matrices come from one probe run over all pairs; conv pairs may have 1 to
+ * 3 spatial axes, dilations, conv groups and stride-1 ConvTransposes on either side.
+ *
+ * Grouped convolutions (group count G > 1, ResNeXt/RegNet): new units come in G shares, share s at the end of conv
+ * group s. A unit of share s reads only the input channels of its producers' conv group s and writes only the
+ * outputs of its consumers' conv group s, so its gradient is f'(0) · ωᵀ M_s with a matrix M_s of its own (in the
+ * stacked layouts, which index the channels of the unit's conv group). No single `[fanOut × fanIn]` matrix gives every
+ * share its gradient, so a grouped group's statistics carry the G matrices in `shares` ({@link GroupSiteStatistics}),
+ * and `growModel` presents the group to the strategy as G sites, one per share (the share's existing units, its
+ * matrix, k/G new units): GradMax's solution per share, for which the gradient identity holds unit by unit.
  * @packageDocumentation
  */
 import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema } from 'onnx-buf';
-import { Matrix, UnsupportedError, flattenDenseGeometry, makeConvPairGeometry, type SiteStatistics } from '@gradmax/core';
-import { attrInt, attrInts, nodeLabel } from '../attributes.js';
+import type { NodeProto } from 'onnx-buf';
+import { Matrix, UnsupportedError, makeConvPairGeometryND, type SiteStatistics } from '@gradmax/core';
+import { attrInt, attrInts, attrString, nodeLabel } from '../attributes.js';
 import { serializeModel, type OnnxModel } from '../model.js';
 import { findGroup, findGroups, groupPlan } from '../groups/find.js';
 import type { GroupLayer, OnnxGroup } from '../groups/types.js';
@@ -30,10 +40,20 @@ export interface GroupStatisticsOptions extends Omit<ComputeStatisticsOptions, '
   groups: readonly string[];
 }
 
+/**
+ * Statistics of a group. For a grouped group (`multiple` G > 1), `shares[s]` is the growth matrix of the units of share
+ * s (see the module notes) and `moment` is their sum, which is not the matrix of any unit: strategies must be given
+ * the shares (as `growModel` does).
+ */
+export interface GroupSiteStatistics extends SiteStatistics {
+  /** Per share of new units (conv group), its `[fanOut × fanIn]` growth matrix; absent when the group has one share. */
+  shares?: SiteStatistics[];
+}
+
 /** Result of {@link computeGroupStatistics}. */
 export interface GroupStatisticsResult {
-  /** Statistics per group name (stacked `[fanOut × fanIn]` growth matrix, mean over examples). */
-  statistics: Map<string, SiteStatistics>;
+  /** Statistics per group name (stacked `[fanOut × fanIn]` growth matrix, mean over examples; per share for grouped convs). */
+  statistics: Map<string, GroupSiteStatistics>;
   /** Groups whose statistics cannot be computed exactly, with the reason. */
   refused: Map<string, string>;
   /** Examples processed (0 when every group was refused). */
@@ -44,17 +64,78 @@ export interface GroupStatisticsResult {
   placement?: NodePlacement;
 }
 
+/**
+ * How a pair's blocks are read out of its probe matrix (rows (b…, c_out), columns (a…, c_in) over ALL the channels of
+ * the layers' input and output): per share of new units, the input channels its producer reads and the output
+ * channels its consumer writes (conv groups), and the tap reversal of a ConvTranspose mapped onto its conv.
+ */
+interface PairRead {
+  /** Taps of the producer (Π k1) and of the consumer (Π k2) in the probe matrix. */
+  taps1: number;
+  taps2: number;
+  /** Channels of the producer's input (m0) and of the consumer's output (m2) in the probe matrix. */
+  m0: number;
+  m2: number;
+  /** Producer conv groups (input channels of share s: the s-th of `groups1` equal blocks); 1 when it reads all. */
+  groups1: number;
+  /** Consumer conv groups (output channels of share s: the s-th of `groups2` blocks); 1 when it writes all. */
+  groups2: number;
+  /** ConvTranspose producer/consumer computed as the stride-1 conv with the reversed kernel: reverse the taps back. */
+  flip1: boolean;
+  flip2: boolean;
+  /** The consumer reads the spatial mean of the map: the probe's taps are averaged. */
+  meanTaps?: number;
+}
+
 interface PairSpec {
   site: ProbeSite;
   group: OnnxGroup;
   producer: GroupLayer;
   consumer: GroupLayer;
   scale: number;
+  read: PairRead;
 }
 
 const spatial = (info: TensorInfo | undefined) => info?.dims.slice(2);
+const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
+const fixed = (dims: readonly (number | null)[] | undefined): dims is number[] => !!dims && dims.every((d) => d !== null);
 
-function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxGroup, p: GroupLayer, c: GroupLayer, name: string): ProbeSite {
+/** Strides, dilations and per-side pads `[begin…, end…]` of a conv-like node with `n` spatial axes. */
+function convAttrs(node: NodeProto, inSize: number[], kernel: number[]): { strides: number[]; dilations: number[]; pads: number[] } {
+  const n = kernel.length;
+  const strides = attrInts(node, 'strides') ?? new Array<number>(n).fill(1);
+  const dilations = attrInts(node, 'dilations') ?? new Array<number>(n).fill(1);
+  const pads = resolveNodePads({ node }, inSize, kernel, strides, dilations);
+  return { strides, dilations, pads };
+}
+
+/**
+ * A stride-1 ConvTranspose as the conv it equals: out[u] = Σ_a x[u − e·a + p] · w[a] is the conv with the reversed
+ * kernel (tap k − 1 − a), leading pad e·(k − 1) − p and the trailing pad that gives its output size. Refused (with
+ * the reason) for strides > 1, where the new channel's map interleaves input positions between the strides, and for
+ * the padding forms whose placement depends on the runtime (auto_pad SAME_*, output_shape).
+ */
+function transposeAsConv(node: NodeProto, inSize: number[], outSize: number[], kernel: number[], where: string, role: string): { strides: number[]; dilations: number[]; pads: number[] } {
+  const n = kernel.length;
+  const label = `ConvTranspose "${nodeLabel(node)}"`;
+  const strides = attrInts(node, 'strides') ?? new Array<number>(n).fill(1);
+  if (strides.some((s) => s !== 1)) throw new UnsupportedError(`${where}: statistics through ${label} (${role}) with strides [${strides.join(', ')}] are not supported: its output interleaves the input positions between the strides, so the growth matrix is not one correlation per tap; only stride-1 transposed convs are exact here`, { node: nodeLabel(node) });
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new UnsupportedError(`${where}: statistics through ${label} (${role}) with auto_pad ${autoPad} are not supported (explicit pads only)`, { node: nodeLabel(node) });
+  if (attrInts(node, 'output_shape')) throw new UnsupportedError(`${where}: statistics through ${label} (${role}) with output_shape are not supported (explicit pads only)`, { node: nodeLabel(node) });
+  const dilations = attrInts(node, 'dilations') ?? new Array<number>(n).fill(1);
+  const given = autoPad === 'VALID' ? new Array<number>(2 * n).fill(0) : (attrInts(node, 'pads') ?? new Array<number>(2 * n).fill(0));
+  const pads = new Array<number>(2 * n).fill(0);
+  for (let i = 0; i < n; i++) {
+    const reach = dilations[i]! * (kernel[i]! - 1);
+    pads[i] = reach - given[i]!;
+    pads[n + i] = outSize[i]! - inSize[i]! - pads[i]! + reach;
+    if (pads[i]! < 0 || pads[n + i]! < 0) throw new UnsupportedError(`${where}: ${label} (${role}) crops more than its kernel reaches on axis ${i} (pads [${given.join(', ')}]); not supported`, { node: nodeLabel(node) });
+  }
+  return { strides, dilations, pads };
+}
+
+function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxGroup, p: GroupLayer, c: GroupLayer, name: string): { site: ProbeSite; read: PairRead } {
   const where = `group "${group.name}": ${nodeLabel(p.node)} -> ${nodeLabel(c.node)}`;
   const input = p.node.input[0]!;
   const preActivation = c.node.output[0]!;
@@ -62,56 +143,83 @@ function pairSite(model: OnnxModel, infos: Map<string, TensorInfo>, group: OnnxG
   if (dense(p) && dense(c)) {
     if (c.blk !== 1) throw new UnsupportedError(`${where}: the consumer reads several entries per channel`, { group: group.name });
     if (c.type === 'Gemm' && attrInt(c.node, 'transA', 0) === 1) throw new UnsupportedError(`${where}: Gemm with transA = 1 as consumer`, { group: group.name });
-    return { name, kind: 'dense', input, inputTransposed: p.type === 'Gemm' && attrInt(p.node, 'transA', 0) === 1, preActivation };
+    const site: ProbeSite = { name, kind: 'dense', input, inputTransposed: p.type === 'Gemm' && attrInt(p.node, 'transA', 0) === 1, preActivation };
+    return { site, read: { taps1: 1, taps2: 1, m0: p.length, m2: c.length, groups1: 1, groups2: 1, flip1: false, flip2: false } };
   }
-  if (p.type !== 'Conv' || p.groups !== 1 || p.dims.length !== 4) throw new UnsupportedError(`${where}: statistics need a 2-D, ungrouped Conv producer (got ${p.type}${p.groups > 1 ? `, group ${p.groups}` : ''}, rank ${p.dims.length})`, { group: group.name });
+  if (p.type !== 'Conv' && p.type !== 'ConvTranspose') throw new UnsupportedError(`${where}: statistics for a ${p.type} producer feeding a ${c.type} consumer are not supported`, { group: group.name });
+  const n = p.dims.length - 2;
   const x = spatial(infos.get(input));
   const mid = spatial(infos.get(p.node.output[0]!));
-  if (!x || !mid || x.some((d) => d === null) || mid.some((d) => d === null)) throw new UnsupportedError(`${where}: the spatial size of "${input}" is not fixed; pass fixedDims for the symbolic dims`, { group: group.name });
-  // Strided centre-delta depthwise convs between the layers subsample the new channel: fold them into stride1.
-  const strides1 = (attrInts(p.node, 'strides') ?? [1, 1]).map((v, i) => v * (c.stride?.[i] ?? 1));
-  const dil1 = attrInts(p.node, 'dilations') ?? [1, 1];
+  if (!fixed(x) || !fixed(mid)) throw new UnsupportedError(`${where}: the spatial size of "${input}" is not fixed; pass fixedDims for the symbolic dims`, { group: group.name });
+  if (x.length !== n) throw new UnsupportedError(`${where}: input "${input}" has ${x.length} spatial axes but the weight has ${n}`, { group: group.name });
   const k1 = p.dims.slice(2);
-  const p1 = resolveNodePads({ node: p.node }, x as number[], k1, attrInts(p.node, 'strides') ?? [1, 1], dil1);
-  const padding1 = { top: p1[0]!, left: p1[1]!, bottom: p1[2]!, right: p1[3]! };
-  const common = {
-    name,
-    inChannels: p.dims[1]!,
-    midChannels: p.dims[0]!,
-    inputSize: x as [number, number],
-    kernel1: k1 as [number, number],
-    stride1: strides1 as [number, number],
-    padding1,
-    dilation1: dil1 as [number, number],
-  };
+  const transposed1 = p.type === 'ConvTranspose';
+  const g1 = transposed1 ? transposeAsConv(p.node, x, mid, k1, where, 'producer') : convAttrs(p.node, x, k1);
+  // Strided centre-delta depthwise convs between the layers subsample the new channel: fold them into stride1.
+  const strides1 = g1.strides.map((v, i) => v * (c.stride?.[i] ?? 1));
+  const m0 = transposed1 ? p.dims[0]! : p.dims[1]! * p.groups;
+  const common = { name, inChannels: m0, midChannels: transposed1 ? p.dims[1]! * p.groups : p.dims[0]!, inputSize: x, kernel1: k1, stride1: strides1, dilation1: g1.dilations, pads1: g1.pads };
+  const read = { taps1: prod(k1), m0, groups1: p.groups, flip1: transposed1 };
   const cin = spatial(infos.get(c.node.input[0]!));
   // The map the consumer sees (before any spatial mean): the producer's output, subsampled.
-  const seen = c.stride ? (mid as number[]).map((m, i) => Math.floor((m - 1) / c.stride![i]!) + 1) : (mid as number[]);
+  const seen = c.stride ? mid.map((m, i) => Math.floor((m - 1) / c.stride![i]!) + 1) : mid;
+  const whole = (outChannels: number) => makeConvPairGeometryND({ ...common, outChannels, kernel2: seen, stride2: seen.map(() => 1) });
   if (c.mean) {
     // The consumer reads the spatial mean of the map: the pair matrix of a conv whose kernel covers the whole map,
     // averaged over its taps.
-    const ok = c.type === 'Conv' ? c.groups === 1 && c.dims.slice(2).every((k) => k === 1) && (cin ?? []).every((d) => d === 1) : c.blk === 1;
-    if (!ok) throw new UnsupportedError(`${where}: statistics through a spatial mean need a 1×1 conv or a dense consumer`, { group: group.name });
+    const ok = c.type === 'Conv' ? c.groups === 1 && c.dims.slice(2).every((k) => k === 1) && (cin ?? []).every((d) => d === 1) : c.type !== 'ConvTranspose' && c.blk === 1;
+    if (!ok) throw new UnsupportedError(`${where}: statistics through a spatial mean need an ungrouped 1×1 conv or a dense consumer`, { group: group.name });
     const outChannels = c.type === 'Conv' ? c.dims[0]! : c.length;
-    const geometry = makeConvPairGeometry({ ...common, outChannels, kernel2: seen as [number, number], stride2: 1, padding2: 'valid' });
-    return { name, kind: 'conv', input, preActivation, geometry, meanTaps: seen[0]! * seen[1]! } as ProbeSite & { meanTaps: number };
+    return { site: { name, kind: 'conv', input, preActivation, geometryND: whole(outChannels) }, read: { ...read, taps2: prod(seen), m2: outChannels, groups2: 1, flip2: false, meanTaps: prod(seen) } };
   }
-  if (c.type === 'Conv') {
-    if (c.groups !== 1 || c.dims.length !== 4) throw new UnsupportedError(`${where}: statistics need a 2-D, ungrouped Conv consumer`, { group: group.name });
+  if (c.type === 'Conv' || c.type === 'ConvTranspose') {
+    if (c.dims.length !== n + 2) throw new UnsupportedError(`${where}: the consumer's kernel has ${c.dims.length - 2} spatial axes, the producer's ${n}`, { group: group.name });
     if (!cin || cin.join() !== seen.join()) throw new UnsupportedError(`${where}: the map changes from [${seen.join(', ')}] to [${cin?.join(', ') ?? '?'}] between the layers; the pair growth matrix is exact only for per-channel ops`, { group: group.name });
-    const strides2 = attrInts(c.node, 'strides') ?? [1, 1];
-    const dil2 = attrInts(c.node, 'dilations') ?? [1, 1];
     const k2 = c.dims.slice(2);
-    const p2 = resolveNodePads({ node: c.node }, seen, k2, strides2, dil2);
-    const geometry = makeConvPairGeometry({ ...common, outChannels: c.dims[0]!, kernel2: k2 as [number, number], stride2: strides2 as [number, number], padding2: { top: p2[0]!, left: p2[1]!, bottom: p2[2]!, right: p2[3]! }, dilation2: dil2 as [number, number] });
-    return { name, kind: 'conv', input, preActivation, geometry };
+    const transposed2 = c.type === 'ConvTranspose';
+    let g2: { strides: number[]; dilations: number[]; pads: number[] };
+    if (transposed2) {
+      const z = spatial(infos.get(preActivation));
+      if (!fixed(z)) throw new UnsupportedError(`${where}: the spatial size of "${preActivation}" is not fixed; pass fixedDims for the symbolic dims`, { group: group.name });
+      g2 = transposeAsConv(c.node, seen, z, k2, where, 'consumer');
+    } else g2 = convAttrs(c.node, seen, k2);
+    const m2 = transposed2 ? c.dims[1]! * c.groups : c.dims[0]!;
+    const geometryND = makeConvPairGeometryND({ ...common, outChannels: m2, kernel2: k2, stride2: g2.strides, dilation2: g2.dilations, pads2: g2.pads });
+    return { site: { name, kind: 'conv', input, preActivation, geometryND }, read: { ...read, taps2: prod(k2), m2, groups2: c.groups, flip2: transposed2 } };
   }
-  if (dense(c) && c.blk === seen.reduce((a, b) => a * b, 1) && !c.stride) {
+  if (dense(c) && c.blk === prod(seen) && !c.stride) {
     const outUnits = c.length / c.blk;
-    const geometry = flattenDenseGeometry({ name, inChannels: p.dims[1]!, midChannels: p.dims[0]!, outUnits, inputSize: x as [number, number], kernel1: k1 as [number, number], stride1: strides1 as [number, number], padding1 });
-    return { name, kind: 'conv', input, preActivation, geometry };
+    return { site: { name, kind: 'conv', input, preActivation, geometryND: whole(outUnits) }, read: { ...read, taps2: prod(seen), m2: outUnits, groups2: 1, flip2: false } };
   }
   throw new UnsupportedError(`${where}: statistics for ${p.type} -> ${c.type} through a spatial reduction are not supported`, { group: group.name });
+}
+
+/**
+ * The block of a pair's probe matrix that share `s` of the new units sees, `[taps2 · m2/groups2 × taps1 · m0/groups1]`
+ * with rows (b, o) and columns (a, c) in the layers' stacked layouts (local channels of the share's conv groups), the
+ * taps of a ConvTranspose reversed back and a spatial mean's taps averaged.
+ */
+function shareBlock(m: Matrix, r: PairRead, s: number): Matrix {
+  const inL = r.m0 / r.groups1;
+  const outL = r.m2 / r.groups2;
+  const c0 = r.groups1 > 1 ? s * inL : 0;
+  const o0 = r.groups2 > 1 ? s * outL : 0;
+  const taps2 = r.meanTaps ? 1 : r.taps2;
+  const out = Matrix.zeros(taps2 * outL, r.taps1 * inL);
+  const cols = r.taps1 * r.m0;
+  for (let b = 0; b < r.taps2; b++) {
+    const bo = r.meanTaps ? 0 : r.flip2 ? r.taps2 - 1 - b : b;
+    const w = r.meanTaps ? 1 / r.meanTaps : 1;
+    for (let o = 0; o < outL; o++) {
+      const src = (b * r.m2 + o0 + o) * cols;
+      const dst = (bo * outL + o) * out.cols;
+      for (let a = 0; a < r.taps1; a++) {
+        const ao = r.flip1 ? r.taps1 - 1 - a : a;
+        for (let c = 0; c < inL; c++) out.data[dst + ao * inL + c]! += w * m.data[src + a * r.m0 + c0 + c]!;
+      }
+    }
+  }
+  return out;
 }
 
 /** True for a (sync) iterable that hands out a fresh iterator each time (an array, not a generator object). */
@@ -120,19 +228,11 @@ function isReiterable(data: unknown): boolean {
   return typeof iterate === 'function' && iterate.call(data) !== data;
 }
 
-/** Rows (tap b, output o) → rows o, averaged over the taps. */
-function meanOverTaps(m: Matrix, taps: number): Matrix {
-  const outs = m.rows / taps;
-  const out = Matrix.zeros(outs, m.cols);
-  for (let b = 0; b < taps; b++) for (let o = 0; o < outs; o++) for (let i = 0; i < m.cols; i++) out.data[o * m.cols + i]! += m.data[(b * outs + o) * m.cols + i]! / taps;
-  return out;
-}
-
 /**
  * Computes the stacked growth matrix of each requested group from labelled data, in one probe run over all the
- * (producer, consumer) pairs. Groups whose matrix would not be exact (ops that mix space between the layers, grouped
- * or transposed convs, consumers behind a Concat) are returned in `refused` with the reason instead of an
- * approximation.
+ * (producer, consumer) pairs (per share for grouped convs, see {@link GroupSiteStatistics}). Groups whose matrix
+ * would not be exact (ops that mix space between the layers, strided ConvTransposes, consumers behind a Concat) are
+ * returned in `refused` with the reason instead of an approximation.
  */
 export async function computeGroupStatistics(model: OnnxModel, options: GroupStatisticsOptions): Promise<GroupStatisticsResult> {
   const all = findGroups(model);
@@ -146,7 +246,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     else if (!Number.isFinite(plan.activation.df0) || plan.activation.df0 === 0) refused.set(g.name, `the new channels get no gradient (f'(0) = ${plan.activation.df0})`);
     else if (!wanted.includes(g)) wanted.push(g);
   }
-  const needsShapes = wanted.some((g) => groupPlan(g)!.producers.some((p) => p.type === 'Conv'));
+  const needsShapes = wanted.some((g) => groupPlan(g)!.producers.some((p) => p.type === 'Conv' || p.type === 'ConvTranspose'));
   const infos = needsShapes ? await discoverShapes(fromBinary(ModelProtoSchema, serializeModel(model)), options.fixedDims ? { fixedDims: options.fixedDims } : {}) : new Map<string, TensorInfo>();
   const pairs: PairSpec[] = [];
   for (const g of wanted) {
@@ -158,7 +258,8 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
           const d = c.coefficients?.[pi] ?? 0;
           if (d === 0) return;
           const name = `${g.name}::${nodeLabel(p.node)}::${nodeLabel(c.node)}`;
-          mine.push({ site: pairSite(model, infos, g, p, c, name), group: g, producer: p, consumer: c, scale: d / plan.activation.df0 });
+          const { site, read } = pairSite(model, infos, g, p, c, name);
+          mine.push({ site, read, group: g, producer: p, consumer: c, scale: d / plan.activation.df0 });
         });
       });
       pairs.push(...mine);
@@ -167,7 +268,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
       refused.set(g.name, e.message);
     }
   }
-  const statistics = new Map<string, SiteStatistics>();
+  const statistics = new Map<string, GroupSiteStatistics>();
   if (!pairs.length) return { statistics, refused, examples: 0, meanLoss: NaN };
   const { groups: _groups, ...rest } = options;
   let run: Awaited<ReturnType<typeof computeStatistics>>;
@@ -195,18 +296,24 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
   for (const g of wanted) {
     if (refused.has(g.name)) continue;
     const plan = groupPlan(g)!;
-    const m = Matrix.zeros(plan.fanOut, plan.fanIn);
+    const shares = Array.from({ length: plan.multiple }, () => Matrix.zeros(plan.fanOut, plan.fanIn));
     let count = 0;
     for (const pair of pairs.filter((x) => x.group === g)) {
       const snap = run.statistics.get(pair.site.name)!.snapshot();
       count = snap.count;
       const { consumer: c, producer: p } = pair;
-      const taps = (pair.site as ProbeSite & { meanTaps?: number }).meanTaps;
-      const pm = taps ? meanOverTaps(snap.moment, taps) : snap.moment;
-      if (pm.rows !== c.length || pm.cols !== p.length) throw new UnsupportedError(`group "${g.name}": pair ${pair.site.name} has a [${pm.rows} × ${pm.cols}] matrix, expected [${c.length} × ${p.length}]`, { group: g.name });
-      for (let r = 0; r < pm.rows; r++) for (let i = 0; i < pm.cols; i++) m.data[(c.start + r) * plan.fanIn + p.start + i]! += pair.scale * pm.data[r * pm.cols + i]!;
+      shares.forEach((m, s) => {
+        const pm = shareBlock(snap.moment, pair.read, s);
+        if (pm.rows !== c.length || pm.cols !== p.length) throw new UnsupportedError(`group "${g.name}": pair ${pair.site.name} has a [${pm.rows} × ${pm.cols}] matrix, expected [${c.length} × ${p.length}]`, { group: g.name });
+        for (let r = 0; r < pm.rows; r++) for (let i = 0; i < pm.cols; i++) m.data[(c.start + r) * plan.fanIn + p.start + i]! += pair.scale * pm.data[r * pm.cols + i]!;
+      });
     }
-    statistics.set(g.name, { moment: m, count });
+    if (shares.length === 1) statistics.set(g.name, { moment: shares[0]!, count });
+    else {
+      const sum = Matrix.zeros(plan.fanOut, plan.fanIn);
+      for (const m of shares) for (let i = 0; i < sum.data.length; i++) sum.data[i]! += m.data[i]!;
+      statistics.set(g.name, { moment: sum, count, shares: shares.map((moment) => ({ moment, count })) });
+    }
   }
   return { statistics, refused, examples: run.examples, meanLoss: run.meanLoss, ...(run.placement ? { placement: run.placement } : {}) };
 }

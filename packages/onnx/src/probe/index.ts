@@ -16,7 +16,7 @@ export type { RuleContext, VjpRule } from './rules.js';
 export type { Emitter } from './emitter.js';
 export { discoverShapes } from './shapes.js';
 export { computeGroupStatistics } from './groups.js';
-export type { GroupStatisticsOptions, GroupStatisticsResult } from './groups.js';
+export type { GroupSiteStatistics, GroupStatisticsOptions, GroupStatisticsResult } from './groups.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';
 export { adviseGrowth } from './advise.js';
