@@ -33,6 +33,11 @@ export interface SketchOptions {
   rowSketch?: number;
   /** Seed of the Gaussian test matrices (default 0). Sketches merge only with equal seeds. */
   seed?: number;
+  /**
+   * Explicit test matrices instead of the seeded ones (Ω `[fanIn × rank]`, Ψ `[rowSketch × fanOut]`; e.g. blocks of a
+   * larger sketch's). Such a sketch merges only with sketches using the same objects and has no JSON form.
+   */
+  tests?: SketchTestMatrices;
 }
 
 /** Default range-sketch width r. */
@@ -122,6 +127,7 @@ export class SketchStatistics {
   private readonly w: Float64Array;
   private examples = 0;
   private tests: SketchTestMatrices | undefined;
+  private explicitTests = false;
 
   /**
    * @param fanOut - rows of M
@@ -146,6 +152,14 @@ export class SketchStatistics {
     this.rowSketch = rowSketch;
     this.seed = seed;
     this.name = name;
+    if (options.tests) {
+      const { omega, psi } = options.tests;
+      if (omega?.rows !== fanIn || omega.cols !== rank || psi?.rows !== rowSketch || psi.cols !== fanOut) {
+        throw new ShapeMismatchError(`${name}: explicit test matrices Ω and Ψ`, [fanIn, rank, rowSketch, fanOut], [omega?.rows, omega?.cols, psi?.rows, psi?.cols] as number[], { statistic: name });
+      }
+      this.tests = options.tests;
+      this.explicitTests = true;
+    }
     this.y = new Float64Array(fanOut * rank);
     this.w = new Float64Array(rowSketch * fanIn);
   }
@@ -227,7 +241,7 @@ export class SketchStatistics {
     if (other.fanOut !== this.fanOut || other.fanIn !== this.fanIn) {
       throw new ShapeMismatchError(`${this.name}: merge with "${other.name}"`, [this.fanOut, this.fanIn], [other.fanOut, other.fanIn], { statistic: this.name });
     }
-    if (other.rank !== this.rank || other.rowSketch !== this.rowSketch || other.seed !== this.seed) {
+    if (other.rank !== this.rank || other.rowSketch !== this.rowSketch || other.seed !== this.seed || this.explicitTests !== other.explicitTests || (this.explicitTests && this.tests !== other.tests)) {
       throw new InvalidArgumentError(
         `${this.name}: cannot merge with "${other.name}": test matrices differ (rank ${this.rank}/${other.rank}, rowSketch ${this.rowSketch}/${other.rowSketch}, seed ${this.seed}/${other.seed})`,
         { statistic: this.name },
@@ -238,7 +252,7 @@ export class SketchStatistics {
   /** A new sketch holding this one's and `other`'s data: sums and counts add (neither input changes). */
   merge(other: SketchStatistics): SketchStatistics {
     this.checkMergeable(other);
-    const out = new SketchStatistics(this.fanOut, this.fanIn, { rank: this.rank, rowSketch: this.rowSketch, seed: this.seed }, this.name);
+    const out = new SketchStatistics(this.fanOut, this.fanIn, { rank: this.rank, rowSketch: this.rowSketch, seed: this.seed, ...(this.explicitTests ? { tests: this.tests! } : {}) }, this.name);
     for (let i = 0; i < out.y.length; i++) out.y[i] = this.y[i]! + other.y[i]!;
     for (let i = 0; i < out.w.length; i++) out.w[i] = this.w[i]! + other.w[i]!;
     out.examples = this.examples + other.examples;
@@ -361,11 +375,22 @@ export class SketchStatistics {
    * top-k left singular vectors and values approximate M's (exact when rank(M) ≤ r).
    */
   snapshot(): SiteStatistics {
-    return { moment: this.approximation(), count: this.examples };
+    this.requireData();
+    let moment: Matrix | undefined;
+    const self = this;
+    // Formed on first read: a caller that needs only the singular triplets (reconstruct) never pays for fanOut·fanIn.
+    return {
+      get moment(): Matrix {
+        moment ??= self.approximation();
+        return moment;
+      },
+      count: this.examples,
+    };
   }
 
   /** Lossless, versioned JSON form. */
   toJSON(): SketchStatisticsJSON {
+    if (this.explicitTests) throw new InvalidArgumentError(`${this.name}: a sketch with explicit test matrices has no JSON form (its test matrices are not seeded)`, { statistic: this.name });
     return {
       format: 'gradmax-statistics',
       version: 1,

@@ -7,7 +7,7 @@ import { clone } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry } from '@gradmax/core';
-import type { ConvPairGeometry } from '@gradmax/core';
+import type { ConvPairGeometry, SketchTestMatrices } from '@gradmax/core';
 import { OnnxModel, makeTensor, makeValueInfo } from '../model.js';
 import { Emitter } from './emitter.js';
 import { MissingGradientRuleError } from './errors.js';
@@ -20,6 +20,8 @@ import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, re
 import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
+import { denseFromLattices, emitConvSketch, emitDenseSketch, preferSketch, siteTestMatrices, sketchSettings } from './sketch.js';
+import type { ProbeSketchSettings, ProbeStatisticsMode } from './sketch.js';
 import type { TensorInfo } from './shapes.js';
 
 /**
@@ -89,6 +91,21 @@ export interface BuildProbeOptions {
    * forms that onnxruntime's WebGPU provider computes wrongly (grouped Convs with a channel multiplier).
    */
   executionProvider?: string;
+  /**
+   * How each site's statistic is computed (default `exact`): the whole growth matrix M, its randomized sketch
+   * (`sketch`: Y = M·Ω and W = Ψ·M, see `SketchStatistics`), or `auto` (the sketch where M is large; rule in
+   * `preferSketch`).
+   */
+  statistics?: ProbeStatisticsMode;
+  /** Sketch width r (k new units + oversampling; default 16). The co-range sketch has 2r + 1 rows. */
+  sketchRank?: number;
+  /** Seed of the sketch's Gaussian test matrices (default 0). */
+  sketchSeed?: number;
+  /**
+   * Explicit test matrices per site name (such sites are sketched whatever `statistics` says); used for the blocks
+   * of a channel group's test matrices.
+   */
+  sketchTests?: ReadonlyMap<string, SketchTestMatrices>;
 }
 
 /** One statistics output of a probe. */
@@ -100,10 +117,15 @@ export interface ProbeOutput {
   /**
    * Dense: Σ over examples of g hᵀ, `[fanOut, fanIn]`. Conv: the tap gradient `[k1h, k1w, m0, k2h·k2w·m2]`
    * (HWIO weight gradient of the current conv against the tap-scattered gradient), summed over examples.
+   * Sketch: `output` is Σ Y = Σ M·Ω `[fanOut, r]` and `coRange.output` Σ W = Σ Ψ·M `[l, fanIn]`.
    */
-  layout: 'sum-gh' | 'tap-gradient';
+  layout: 'sum-gh' | 'tap-gradient' | 'sketch';
   /** Static shape of the output. */
   shape: number[];
+  /** Sketch outputs only: the co-range sketch output and its shape `[l, fanIn]`. */
+  coRange?: { output: string; shape: number[] };
+  /** Sketch outputs only: the settings (`seed` undefined when the site's test matrices were given explicitly). */
+  sketch?: { rank: number; rowSketch: number; seed?: number; fanOut: number; fanIn: number; tests?: SketchTestMatrices };
 }
 
 /** A built probe model and how to feed and read it. */
@@ -794,6 +816,23 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
 
   // Statistics.
   const outputs: ProbeOutput[] = [];
+  const mode = options.statistics ?? 'exact';
+  if (mode !== 'exact' && mode !== 'sketch' && mode !== 'auto') throw new InvalidArgumentError(`statistics must be "exact", "sketch" or "auto", got ${JSON.stringify(mode)}`, { statistics: mode });
+  const settings: ProbeSketchSettings = sketchSettings(options);
+  const sketchOf = (site: ProbeSite, fanOut: number, fanIn: number): { tests: SketchTestMatrices; seed?: number } | undefined => {
+    const given = options.sketchTests?.get(site.name);
+    if (given) return { tests: given };
+    if (mode === 'exact' || (mode === 'auto' && !preferSketch(fanOut, fanIn, settings))) return undefined;
+    return { tests: siteTestMatrices(fanOut, fanIn, settings), seed: settings.seed };
+  };
+  const sketchOutput = (site: ProbeSite, out: { range: string; coRange: string }, fanOut: number, fanIn: number, sk: { tests: SketchTestMatrices; seed?: number }): ProbeOutput => ({
+    site,
+    output: out.range,
+    layout: 'sketch',
+    shape: [fanOut, sk.tests.omega.cols],
+    coRange: { output: out.coRange, shape: [sk.tests.psi.rows, fanIn] },
+    sketch: { rank: sk.tests.omega.cols, rowSketch: sk.tests.psi.rows, fanOut, fanIn, ...(sk.seed !== undefined ? { seed: sk.seed } : { tests: sk.tests }) },
+  });
   for (const site of sites) {
     const g = back.latticeGradient(site.preActivation) ?? finalGrad(site.preActivation);
     if (!g) throw new InvalidArgumentError(`site "${site.name}": no gradient reaches "${site.preActivation}"`, { site: site.name });
@@ -810,6 +849,11 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
       // FusedMatMul(transA) its optimizer makes of MatMul(Transpose(g), h).
       const g2 = e.reshape(g, [-1, fanOut]);
       const h2 = site.inputTransposed ? h : e.reshape(h, [-1, fanIn]);
+      const sk = sketchOf(site, fanOut, fanIn);
+      if (sk) {
+        outputs.push(sketchOutput(site, emitDenseSketch(e, g2, h2, !!site.inputTransposed, floatType, sk.tests), fanOut, fanIn, sk));
+        continue;
+      }
       const out =
         opset >= 12
           ? e.op('Einsum', [g2, h2], { equation: site.inputTransposed ? 'nk,jn->kj' : 'nk,nj->kj' })
@@ -818,6 +862,14 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
     } else {
       const geo = site.geometry;
       if (!geo) throw new InvalidArgumentError(`conv site "${site.name}" needs a geometry`, { site: site.name });
+      const fanOut = geo.kernel2[0] * geo.kernel2[1] * geo.outChannels;
+      const fanIn = geo.kernel1[0] * geo.kernel1[1] * geo.inChannels;
+      const sk = sketchOf(site, fanOut, fanIn);
+      if (sk) {
+        const dense = typeof g === 'string' ? g : denseFromLattices(e, g, geo.outChannels, geo.outputSize);
+        outputs.push(sketchOutput(site, emitConvSketch(e, dense, h, geo, floatType, sk.tests), fanOut, fanIn, sk));
+        continue;
+      }
       outputs.push({ site, output: emitTapGradient(e, g, h, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
     }
   }
@@ -827,7 +879,10 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   const batchDim = 'N';
   if (kind === 'mse') graph.input.push(makeValueInfo(labelsInput, floatType, outInfo.dims.map((d) => (d === null ? batchDim : d))));
   else graph.input.push(makeValueInfo(labelsInput, TensorProto_DataType.INT64, [batchDim]));
-  graph.output = [makeValueInfo(lossSum, floatType, []), ...outputs.map((o) => makeValueInfo(o.output, floatType, o.shape))];
+  graph.output = [
+    makeValueInfo(lossSum, floatType, []),
+    ...outputs.flatMap((o) => [makeValueInfo(o.output, floatType, o.shape), ...(o.coRange ? [makeValueInfo(o.coRange.output, floatType, o.coRange.shape)] : [])]),
+  ];
   const inputs = graph.input.filter((i) => !initializerNames.has(i.name) && i.name !== labelsInput).map((i) => i.name);
   return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType, prepared };
 }
