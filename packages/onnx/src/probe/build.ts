@@ -97,8 +97,10 @@ export interface BuildProbeOptions {
    * `preferSketch`).
    */
   statistics?: ProbeStatisticsMode;
-  /** Sketch width r (k new units + oversampling; default 16). The co-range sketch has 2r + 1 rows. */
+  /** Sketch width r (k new units + oversampling; default 16). */
   sketchRank?: number;
+  /** Rows l of the co-range sketch (default 2r + 1; at least r). */
+  sketchRows?: number;
   /** Seed of the sketch's Gaussian test matrices (default 0). */
   sketchSeed?: number;
   /**

@@ -16,7 +16,7 @@
  * Dense pair (g `[B, F]`, h `[B, K]`): Y = gᵀ(h·Ω), W = (g·Ψᵀ)ᵀh.
  * @packageDocumentation
  */
-import { Matrix, UnsupportedError, sketchTestMatrices, DEFAULT_SKETCH_RANK } from '@gradmax/core';
+import { InvalidArgumentError, Matrix, UnsupportedError, sketchTestMatrices, DEFAULT_SKETCH_RANK } from '@gradmax/core';
 import type { ConvPairGeometry, SketchTestMatrices } from '@gradmax/core';
 import type { Emitter } from './emitter.js';
 import type { LatticeGradient } from './build.js';
@@ -40,12 +40,14 @@ export interface ProbeSketchSettings {
 }
 
 /** Sketch settings from the probe options: rank default `DEFAULT_SKETCH_RANK`, rows 2r + 1, seed 0. */
-export function sketchSettings(options: { sketchRank?: number; sketchSeed?: number }): ProbeSketchSettings {
+export function sketchSettings(options: { sketchRank?: number; sketchRows?: number; sketchSeed?: number }): ProbeSketchSettings {
   const rank = options.sketchRank ?? DEFAULT_SKETCH_RANK;
-  if (!Number.isInteger(rank) || rank < 1) throw new UnsupportedError(`sketchRank must be a positive integer, got ${rank}`, { sketchRank: rank });
+  if (!Number.isInteger(rank) || rank < 1) throw new InvalidArgumentError(`sketchRank must be a positive integer, got ${rank}`, { sketchRank: rank });
+  const rowSketch = options.sketchRows ?? 2 * rank + 1;
+  if (!Number.isInteger(rowSketch) || rowSketch < rank) throw new InvalidArgumentError(`sketchRows must be an integer ≥ sketchRank (${rank}), got ${rowSketch}`, { sketchRows: rowSketch });
   const seed = options.sketchSeed ?? 0;
-  if (!Number.isSafeInteger(seed)) throw new UnsupportedError(`sketchSeed must be a safe integer, got ${seed}`, { sketchSeed: seed });
-  return { rank, rowSketch: 2 * rank + 1, seed };
+  if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError(`sketchSeed must be a safe integer, got ${seed}`, { sketchSeed: seed });
+  return { rank, rowSketch, seed };
 }
 
 /** Entries of M below which `auto` always keeps the exact statistic (2^20, 8 MB of float64 per site). */
