@@ -11,6 +11,7 @@ import { computeGroupStatistics } from './groups.js';
 import type { ProbeLoss } from './build.js';
 import type { ProbeBatch, ProbeProgress } from './compute.js';
 import type { NodePlacement } from '../placement.js';
+import type { ProbeStatisticsMode } from './sketch.js';
 
 /** The growth outlook of one site (see {@link adviseGrowth}). */
 export interface GrowthAdvice {
@@ -24,8 +25,13 @@ export interface GrowthAdvice {
   shape: [number, number];
   /** Leading singular values of M, descending (at most `top`, or `k` when larger). */
   singularValues: number[];
-  /** ‖M‖_F², the gain of adding as many units as M has singular values. */
+  /**
+   * ‖M‖_F², the gain of adding as many units as M has singular values (for a sketched M, the unbiased estimate
+   * ‖M·Ω‖²_F / r from the range sketch).
+   */
   total: number;
+  /** How M was computed: exactly, or as a randomized sketch (singular values then approximate). */
+  statistic: 'exact' | 'sketch';
   /** Units the gain is computed for (`k`, capped by the number of singular values). */
   k: number;
   /**
@@ -36,7 +42,7 @@ export interface GrowthAdvice {
   gain: number;
   /** `gain / k`: the gain per added unit. */
   gainPerUnit: number;
-  /** `gain / total`: the fraction of the attainable first-order gain that k units capture. */
+  /** `gain / total`: the fraction of the attainable first-order gain that k units capture (at most 1). */
   share: number;
 }
 
@@ -84,6 +90,12 @@ export interface AdviseGrowthOptions {
   onProgress?: (progress: ProbeProgress) => void;
   /** Values of named symbolic input dims other than the batch (shape discovery). */
   fixedDims?: Record<string, number>;
+  /** Exact growth matrices, randomized sketches, or `auto` (sketch the large ones; default `exact`). */
+  statistics?: ProbeStatisticsMode;
+  /** Sketch width r (default max(16, k + 8); the gain of a sketched group counts at most r singular values). */
+  sketchRank?: number;
+  /** Seed of the sketch's test matrices (default 0). */
+  sketchSeed?: number;
 }
 
 /**
@@ -116,16 +128,34 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
     ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.fixedDims ? { fixedDims: options.fixedDims } : {}),
+    ...(options.statistics ? { statistics: options.statistics } : {}),
+    // The sketch's singular values beyond its rank are unknown: r = k + 8 at least (default 16).
+    sketchRank: options.sketchRank ?? Math.max(16, k + 8),
+    ...(options.sketchSeed !== undefined ? { sketchSeed: options.sketchSeed } : {}),
   });
   for (const [name, reason] of res.refused) skipped.push({ site: name, reason, growable: true });
   if (!res.statistics.size) throw new InvalidArgumentError(`no group of the model has exact statistics: ${skipped.map((s) => `${s.site}: ${s.reason}`).join('; ')}`);
   const advice: GrowthAdvice[] = [...res.statistics].map(([name, stats]) => {
     const group = all.find((g) => g.name === name)!;
-    const m = stats.moment;
-    const p = Math.min(m.rows, m.cols);
-    const want = Math.min(Math.max(k, top), p);
-    const s = Array.from(topKSvd(m, want).s);
-    const total = frobeniusNorm(m) ** 2;
+    const sketch = res.sketches.get(name);
+    let rows: number;
+    let cols: number;
+    let s: number[];
+    let total: number;
+    if (sketch) {
+      // From the sketch's singular triplets (never forming M).
+      rows = sketch.fanOut;
+      cols = sketch.fanIn;
+      s = Array.from(sketch.reconstruct().singularValues);
+      total = sketch.frobeniusSquaredEstimate();
+    } else {
+      const m = stats.moment;
+      rows = m.rows;
+      cols = m.cols;
+      s = Array.from(topKSvd(m, Math.min(Math.max(k, top), m.rows, m.cols)).s);
+      total = frobeniusNorm(m) ** 2;
+    }
+    const p = sketch ? s.length : Math.min(rows, cols);
     const kk = Math.min(k, p);
     const gain = s.slice(0, kk).reduce((a, v) => a + v * v, 0);
     const conv = groupPlan(group)?.producers.some((l) => l.type === 'Conv' || l.type === 'ConvTranspose') ?? false;
@@ -133,13 +163,14 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
       site: name,
       kind: conv ? 'conv' : 'dense',
       units: group.units,
-      shape: [m.rows, m.cols],
+      shape: [rows, cols],
       singularValues: s.slice(0, Math.max(top, 1)),
       total,
+      statistic: sketch ? 'sketch' : 'exact',
       k: kk,
       gain,
       gainPerUnit: gain / kk,
-      share: total > 0 ? gain / total : 0,
+      share: total > 0 ? Math.min(1, gain / total) : 0,
     };
   });
   advice.sort((a, b) => b.gain - a.gain);
