@@ -123,4 +123,25 @@ describe('gradmax onnx advise', () => {
     expect(json.advice[0]).toMatchObject({ site: 'fc1', k: 2 });
     expect(json.advice[0]!.gain).toBeCloseTo(json.advice[0]!.singularValues.slice(0, 2).reduce((a, v) => a + v * v, 0), 10);
   });
+
+  it('--statistics sketch: the groups are sketched; a sketch of rank ≥ rank(M) gives the exact singular values', async () => {
+    const { runAdviseCommand } = await import('../src/onnx/probe-commands.js');
+    const { dir, model } = setup(5);
+    const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--k', '2', '--json'];
+    const exact = memoryIO();
+    expect(await runAdviseCommand([...args, '--statistics', 'exact'], exact)).toBe(0);
+    const sketch = memoryIO();
+    // M is 3×4: rank ≤ 3 < r = 3 + 8 (advise's default sketch rank is max(16, K + 8) anyway).
+    expect(await runAdviseCommand([...args, '--statistics', 'sketch', '--sketch-seed', '4'], sketch)).toBe(0);
+    type Advice = { advice: { statistic: string; singularValues: number[]; gain: number }[] };
+    const e = (JSON.parse(exact.out) as Advice).advice[0]!;
+    const s = (JSON.parse(sketch.out) as Advice).advice[0]!;
+    expect([e.statistic, s.statistic]).toEqual(['exact', 'sketch']);
+    for (let i = 0; i < e.singularValues.length; i++) expect(s.singularValues[i]).toBeCloseTo(e.singularValues[i]!, 5);
+    expect(s.gain).toBeCloseTo(e.gain, 5);
+    const table = memoryIO();
+    expect(await runAdviseCommand([...args.slice(0, -1), '--statistics', 'sketch'], table)).toBe(0);
+    expect(table.out).toMatch(/1\s+fc1\s+dense\s+5\s+\[3, 4\]\s+sketch/);
+    await expect(runAdviseCommand([...args, '--statistics', 'fast'], memoryIO())).rejects.toThrow(/unknown --statistics "fast"/);
+  });
 });
