@@ -32,6 +32,8 @@ const convCases: ConvCase[] = [
   { name: 'stride 2 both, even map', size: [8, 8], k1: 3, s1: 2, p1: [1, 1, 1, 1], k2: 3, s2: 2, p2: [1, 1, 1, 1] },
   { name: 'TF-style asymmetric same padding, stride 2', size: [8, 7], k1: 3, s1: 2, p1: [0, 1, 1, 1], k2: 3, s2: 2, p2: [0, 0, 1, 1] },
   { name: 'valid 3×3 stride 2 leaves the last intermediate row unread', size: [8, 8], k1: 1, s1: 1, p1: [0, 0, 0, 0], k2: 3, s2: 2, p2: [0, 0, 0, 0] },
+  { name: '3×3 then 1×1 stride 2 (one-tap weight gradients, strided reads)', size: [8, 8], k1: 3, s1: 1, p1: [1, 1, 1, 1], k2: 1, s2: 2, p2: [0, 0, 0, 0] },
+  { name: '1×1 then 1×1 (both weight gradients one-tap)', size: [5, 6], k1: 1, s1: 1, p1: [0, 0, 0, 0], k2: 1, s2: 1, p2: [0, 0, 0, 0] },
   { name: '2×2 then 3×3 with pad 2', size: [6, 5], k1: 2, s1: 1, p1: [0, 0, 0, 0], k2: 3, s2: 1, p2: [2, 1, 2, 2] },
   { name: 'gradient through a tiling 2×2 MaxPool (lattices)', size: [8, 8], k1: 3, s1: 1, p1: [1, 1, 1, 1], k2: 3, s2: 1, p2: [1, 1, 1, 1], pool: true },
 ];

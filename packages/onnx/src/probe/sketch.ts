@@ -82,6 +82,13 @@ export interface SketchOutputs {
  * batch and gy as `[O, N, Ho, Wo]` the weights, dilated by the stride.
  */
 function weightGradient(e: Emitter, x: string, C: number, inSize: [number, number], gy: string, O: number, outSize: [number, number], kernel: [number, number], stride: [number, number], padBegin: [number, number]): string {
+  if (kernel[0] === 1 && kernel[1] === 1 && padBegin[0] === 0 && padBegin[1] === 0 && e.opset >= 12) {
+    // One tap: a product over batch and positions. onnxruntime's Conv with a kernel as large as the map is several
+    // times slower than this Einsum (the positions of x a 1×1 window reads are every stride-th, from 0).
+    const reach = [stride[0] * (outSize[0] - 1) + 1, stride[1] * (outSize[1] - 1) + 1];
+    const read = reach[0] === inSize[0] && reach[1] === inSize[1] && stride[0] === 1 && stride[1] === 1 ? x : e.op('Slice', [x, e.ints([0, 0]), e.ints(reach), e.ints([2, 3]), e.ints([stride[0], stride[1]])]);
+    return e.reshape(e.op('Einsum', [read, gy], { equation: 'nchw,nohw->co' }), [C, O, 1, 1]);
+  }
   const xt = C === 1 ? e.reshape(x, [1, -1, inSize[0], inSize[1]]) : e.transpose(x, [1, 0, 2, 3]);
   const gt = O === 1 ? e.reshape(gy, [1, -1, outSize[0], outSize[1]]) : e.transpose(gy, [1, 0, 2, 3]);
   const starts: number[] = [];
