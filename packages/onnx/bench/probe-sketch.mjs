@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Exact against sketched probe statistics on a corpus of exported models (the manifest of probe-corpus.mjs): per
 // model, the time of one probe run over every growable pair site against one plain inference of the same batch
-// (medians of BENCH_REPEAT run pairs, one intra-op thread each) with statistics "exact", "auto" and "sketch", and
+// (median over BENCH_REPEAT rounds of: inference, probe, inference for each mode in turn; one intra-op thread each)
+// with statistics "exact", "auto" and "sketch", and
 // the captured GradMax objective of the sketch: per sketched site, ‖U_kᵀM‖_F / ‖(exact U_k)ᵀM‖_F with U_k the
 // sketch's top-k left singular vectors and M the exact probe's growth matrix of the same batch (for sites with at most
 // BENCH_OBJECTIVE_MAX entries; min and median over those sites).
@@ -106,31 +107,37 @@ for (const entry of manifest.models) {
       await plain.run({ [inputName]: x });
       return performance.now() - t;
     };
-    const results = {};
-    const infer = [];
+    // All sessions first, then interleaved runs (inference, probe of each mode, inference), so that a change in the
+    // machine's load hits every mode alike; each ratio is a probe run over the mean of the inferences around it.
+    const sessions = [];
     for (const mode of MODES) {
       const probe = await probeApi.buildProbe(model, { sites: usable, loss, statistics: mode, sketchRank: RANK, ...(process.env.BENCH_ROWS ? { sketchRows: Number(process.env.BENCH_ROWS) } : {}) });
       if (mode === 'auto') row.sketched = `${probe.outputs.filter((o) => o.layout === 'sketch').length}/${usable.length}`;
       const session = await probeApi.createProbeSession(probe.model, { sessionOptions: threads });
-      const feeds = { [probe.inputs[0]]: x, [probe.labelsInput]: labels };
-      for (let k = 0; k < 2; k++) await session.run(feeds), await timeInference();
-      const tp = [];
-      for (let k = 0; k < REPEAT; k++) {
-        infer.push(await timeInference());
-        const t = performance.now();
-        await session.run(feeds);
-        tp.push(performance.now() - t);
-      }
-      results[mode] = { ms: median(tp) };
-      if (mode === 'exact' || mode === 'sketch') {
-        const run = await probeApi.runProbe(probe, session, [{ inputs: x, labels }]);
-        results[mode].statistics = run.statistics;
-      }
-      await session.release();
+      sessions.push({ mode, probe, session, feeds: { [probe.inputs[0]]: x, [probe.labelsInput]: labels }, ratios: [] });
     }
-    const ti = median(infer);
-    row.inferMs = ti.toFixed(1);
-    for (const mode of MODES) row[mode] = (results[mode].ms / ti).toFixed(2);
+    for (const s of sessions) await s.session.run(s.feeds);
+    await timeInference();
+    const infer = [];
+    for (let k = 0; k < REPEAT; k++) {
+      for (const s of sessions) {
+        const before = await timeInference();
+        const t = performance.now();
+        await s.session.run(s.feeds);
+        const probeMs = performance.now() - t;
+        const after = await timeInference();
+        infer.push(before, after);
+        s.ratios.push(probeMs / ((before + after) / 2));
+      }
+    }
+    const results = {};
+    for (const s of sessions) {
+      results[s.mode] = { ratio: median(s.ratios) };
+      if (s.mode === 'exact' || s.mode === 'sketch') results[s.mode].statistics = (await probeApi.runProbe(s.probe, s.session, [{ inputs: x, labels }])).statistics;
+      await s.session.release();
+    }
+    row.inferMs = median(infer).toFixed(1);
+    for (const mode of MODES) row[mode] = results[mode].ratio.toFixed(2);
     if (results.exact && results.sketch) {
       const ratios = [];
       for (const [name, sk] of results.sketch.statistics) {
