@@ -20,7 +20,7 @@ import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, re
 import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
-import { denseFromLattices, emitConvSketch, emitDenseSketch, preferSketch, siteTestMatrices, sketchSettings } from './sketch.js';
+import { denseFromLattices, emitConvSketch, emitDenseSketch, preferSketch, siteTestMatrices, sketchSettings, statisticCosts } from './sketch.js';
 import type { ProbeSketchSettings, ProbeStatisticsMode } from './sketch.js';
 import type { TensorInfo } from './shapes.js';
 
@@ -93,8 +93,8 @@ export interface BuildProbeOptions {
   executionProvider?: string;
   /**
    * How each site's statistic is computed (default `exact`): the whole growth matrix M, its randomized sketch
-   * (`sketch`: Y = M·Ω and W = Ψ·M, see `SketchStatistics`), or `auto` (the sketch where M is large; rule in
-   * `preferSketch`).
+   * (`sketch`: Y = M·Ω and W = Ψ·M, see `SketchStatistics`), or `auto` (the sketch where M is large and the sketch
+   * cheaper; rule in `preferSketch`).
    */
   statistics?: ProbeStatisticsMode;
   /** Sketch width r (k new units + oversampling; default 16). */
@@ -824,7 +824,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   const sketchOf = (site: ProbeSite, fanOut: number, fanIn: number): { tests: SketchTestMatrices; seed?: number } | undefined => {
     const given = options.sketchTests?.get(site.name);
     if (given) return { tests: given };
-    if (mode === 'exact' || (mode === 'auto' && !preferSketch(fanOut, fanIn, settings))) return undefined;
+    if (mode === 'exact' || (mode === 'auto' && !preferSketch(fanOut, fanIn, statisticCosts(fanOut, fanIn, site.kind === 'conv' ? site.geometry : undefined, settings)))) return undefined;
     return { tests: siteTestMatrices(fanOut, fanIn, settings), seed: settings.seed };
   };
   const sketchOutput = (site: ProbeSite, out: { range: string; coRange: string }, fanOut: number, fanIn: number, sk: { tests: SketchTestMatrices; seed?: number }): ProbeOutput => ({

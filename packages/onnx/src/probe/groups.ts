@@ -22,7 +22,7 @@ import { computeStatistics, type ComputeStatisticsOptions } from './compute.js';
 import { MissingGradientRuleError } from './errors.js';
 import { resolveNodePads } from './rules.js';
 import { discoverShapes, type TensorInfo } from './shapes.js';
-import { preferSketch, sketchSettings } from './sketch.js';
+import { preferSketch, sketchSettings, statisticCosts } from './sketch.js';
 import type { NodePlacement } from '../placement.js';
 
 /** Options of {@link computeGroupStatistics}: those of `computeStatistics` with groups instead of sites. */
@@ -197,7 +197,18 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
   const groupTests = new Map<OnnxGroup, SketchTestMatrices>();
   for (const g of wanted) {
     const plan = groupPlan(g)!;
-    if (refused.has(g.name) || mode === 'exact' || (mode === 'auto' && !preferSketch(plan.fanOut, plan.fanIn, settings))) continue;
+    if (refused.has(g.name) || mode === 'exact') continue;
+    if (mode === 'auto') {
+      const costs = { exact: 0, sketch: 0 };
+      for (const pair of pairs.filter((x) => x.group === g)) {
+        const geo = pair.site.kind === 'conv' ? pair.site.geometry : undefined;
+        const fanOut = geo ? geo.kernel2[0] * geo.kernel2[1] * geo.outChannels : pair.consumer.length;
+        const c = statisticCosts(fanOut, pair.producer.length, geo, settings);
+        costs.exact += c.exact;
+        costs.sketch += c.sketch;
+      }
+      if (!preferSketch(plan.fanOut, plan.fanIn, costs)) continue;
+    }
     groupTests.set(g, sketchTestMatrices(plan.fanOut, plan.fanIn, settings.rank, settings.rowSketch, settings.seed));
   }
   const sketchTests = new Map<string, SketchTestMatrices>();

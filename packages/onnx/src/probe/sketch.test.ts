@@ -7,12 +7,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { Matrix, Rng, SketchStatistics, svd } from '@gradmax/core';
+import { Matrix, Rng, SketchStatistics, makeConvPairGeometry, svd } from '@gradmax/core';
 import type { ModelProto } from 'onnx-buf';
 import { GraphBuilder } from './__tests__/graph.js';
 import { DOUBLE, FLOAT } from './__tests__/fd.js';
 import { relErr } from './__tests__/rel-err.js';
-import { buildProbe, computeStatistics, preferSketch } from './index.js';
+import { buildProbe, computeStatistics, preferSketch, statisticCosts } from './index.js';
 import type { NodePairSite, ProbeBatch } from './index.js';
 
 interface ConvCase {
@@ -138,9 +138,21 @@ describe('sketched dense statistics equal the naive sketch of the exact M', () =
 
 describe('auto statistics and the sketch’s GradMax objective', () => {
   it('auto keeps the exact M for small sites and sketches large ones (the documented rule)', async () => {
-    expect(preferSketch(576, 576, { rank: 16, rowSketch: 33, seed: 0 })).toBe(false);
-    expect(preferSketch(2304, 1152, { rank: 16, rowSketch: 33, seed: 0 })).toBe(true);
-    expect(preferSketch(4096, 300, { rank: 16, rowSketch: 33, seed: 0 })).toBe(false);
+    const settings = { rank: 16, rowSketch: 33, seed: 0 };
+    const resnet = (m0: number, m1: number, m2: number, size: number, s1: 1 | 2) =>
+      makeConvPairGeometry({ inChannels: m0, midChannels: m1, outChannels: m2, inputSize: [size * s1, size * s1], kernel1: [3, 3], stride1: s1, padding1: 'same', kernel2: [3, 3], stride2: 1, padding2: 'same' });
+    const decide = (geo: ReturnType<typeof resnet>) => {
+      const F = 9 * geo.outChannels;
+      const K = 9 * geo.inChannels;
+      return preferSketch(F, K, statisticCosts(F, K, geo, settings));
+    };
+    // ResNet-18 at 64×64: layer1 (64 channels on 16×16) stays exact, layer2–4 are sketched.
+    expect(decide(resnet(64, 64, 64, 16, 1))).toBe(false);
+    expect(decide(resnet(64, 128, 128, 8, 2))).toBe(true);
+    expect(decide(resnet(256, 512, 512, 2, 2))).toBe(true);
+    // Dense: an MLP's 256 × 784 stays exact (too small), 3072 × 768 is sketched.
+    expect(preferSketch(256, 784, statisticCosts(256, 784, undefined, settings))).toBe(false);
+    expect(preferSketch(3072, 768, statisticCosts(3072, 768, undefined, settings))).toBe(true);
     const rng = new Rng(2);
     const model = convModel(convCases[0]!, rng, 2, 3, 2, 3);
     const probe = await buildProbe(model, { sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits' }, statistics: 'auto' });

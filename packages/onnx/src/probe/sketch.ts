@@ -50,17 +50,43 @@ export function sketchSettings(options: { sketchRank?: number; sketchRows?: numb
   return { rank, rowSketch, seed };
 }
 
-/** Entries of M below which `auto` always keeps the exact statistic (2^20, 8 MB of float64 per site). */
-export const SKETCH_AUTO_MIN_ENTRIES = 2 ** 20;
+/** Entries of M below which `auto` always keeps the exact statistic (2^18: 1 MB of float32 per batch). */
+export const SKETCH_AUTO_MIN_ENTRIES = 2 ** 18;
+
+/** Estimated multiply-adds per example of a site's exact statistic and of its sketch (see {@link statisticCosts}). */
+export interface StatisticCosts {
+  /** The exact statistic. */
+  exact: number;
+  /** The sketch. */
+  sketch: number;
+}
+
+/**
+ * Multiply-adds per example (per row for a dense pair) of the exact statistic and of the sketch:
+ * - conv pair: exact m0·m2·Dh·Dw·H2·W2, the correlation every tap pair is read from (D = s1·(k2 − 1) + k1);
+ *   sketch (r + l)·(K·H1·W1 + F·H2·W2), the two r-channel and two l-channel convolutions;
+ * - dense pair: exact F·K, sketch (r + l)·(F + K).
+ */
+export function statisticCosts(fanOut: number, fanIn: number, geometry: ConvPairGeometry | undefined, settings: ProbeSketchSettings): StatisticCosts {
+  const width = settings.rank + settings.rowSketch;
+  if (!geometry) return { exact: fanOut * fanIn, sketch: width * (fanOut + fanIn) };
+  const g = geometry;
+  const span = (i: 0 | 1) => g.stride1[i] * (g.kernel2[i] - 1) + g.kernel1[i];
+  const out = g.outputSize[0] * g.outputSize[1];
+  return {
+    exact: g.inChannels * g.outChannels * span(0) * span(1) * out,
+    sketch: width * (fanIn * g.midSize[0] * g.midSize[1] + fanOut * out),
+  };
+}
 
 /**
  * The `auto` rule: sketch a `[fanOut × fanIn]` growth matrix when it has at least {@link SKETCH_AUTO_MIN_ENTRIES}
- * entries AND the sketch is at least 8× smaller than M ((fanOut + fanIn)·(r + l) ≤ fanOut·fanIn / 8). Below that the
- * exact matrix costs little (an MLP's or a narrow CNN's M is the size of a weight matrix) and is exact.
+ * entries AND the sketch costs at most half the exact statistic ({@link statisticCosts}, summed over a group's
+ * pairs). Below that the exact matrix is cheap (an MLP's or a narrow CNN's M is about the size of a weight matrix) and
+ * exact. Measured on ResNet-18 (batch 32, 64×64): the `layer2`–`layer4` pairs are sketched, `layer1` stays exact.
  */
-export function preferSketch(fanOut: number, fanIn: number, settings: ProbeSketchSettings): boolean {
-  const entries = fanOut * fanIn;
-  return entries >= SKETCH_AUTO_MIN_ENTRIES && (fanOut + fanIn) * (settings.rank + settings.rowSketch) * 8 <= entries;
+export function preferSketch(fanOut: number, fanIn: number, costs: StatisticCosts): boolean {
+  return fanOut * fanIn >= SKETCH_AUTO_MIN_ENTRIES && 2 * costs.sketch <= costs.exact;
 }
 
 /** The test matrices of one site: its own, from the settings (a group passes blocks of the group's instead). */
