@@ -75,6 +75,20 @@ describe('gradmax onnx widen --data', () => {
     expect(json.verification.ok).toBe(true);
     await expect(runWidenFromDataCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1', '--add', '1', '-o', model], memoryIO())).rejects.toThrow(/refusing to overwrite/);
   });
+
+  it('grows from a sketched growth matrix: same singular values as exact when rank(M) ≤ r, and verifies', async () => {
+    const { dir, model } = setup(2);
+    const run = async (mode: string, out: string) => {
+      const io = memoryIO();
+      const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1->fc2', '--add', '2', '--strategy', 'gradmax', '--statistics', mode, '--sketch-rank', '4', '-o', path.join(dir, out), '--json'];
+      expect(await runWidenFromDataCommand(args, io), io.err).toBe(0);
+      return JSON.parse(io.out) as { sites: { singularValues: number[] }[]; verification: { ok: boolean } };
+    };
+    const exact = await run('exact', 'e.onnx');
+    const sketch = await run('sketch', 's.onnx');
+    expect(sketch.verification.ok).toBe(true);
+    sketch.sites[0]!.singularValues.forEach((v, i) => expect(v).toBeCloseTo(exact.sites[0]!.singularValues[i]!, 5));
+  });
 });
 
 describe('gradmax onnx widen --data through the built binary', () => {
