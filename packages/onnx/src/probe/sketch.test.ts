@@ -34,6 +34,7 @@ const convCases: ConvCase[] = [
   { name: 'valid 3×3 stride 2 leaves the last intermediate row unread', size: [8, 8], k1: 1, s1: 1, p1: [0, 0, 0, 0], k2: 3, s2: 2, p2: [0, 0, 0, 0] },
   { name: '3×3 then 1×1 stride 2 (one-tap weight gradients, strided reads)', size: [8, 8], k1: 3, s1: 1, p1: [1, 1, 1, 1], k2: 1, s2: 2, p2: [0, 0, 0, 0] },
   { name: '1×1 then 1×1 (both weight gradients one-tap)', size: [5, 6], k1: 1, s1: 1, p1: [0, 0, 0, 0], k2: 1, s2: 1, p2: [0, 0, 0, 0] },
+  { name: '1×1 then 3×3 with pads 3 and 1 (beyond the kernel reach: the flipped Conv crops g)', size: [5, 6], k1: 1, s1: 1, p1: [0, 0, 0, 0], k2: 3, s2: 1, p2: [3, 1, 0, 3] },
   { name: '2×2 then 3×3 with pad 2', size: [6, 5], k1: 2, s1: 1, p1: [0, 0, 0, 0], k2: 3, s2: 1, p2: [2, 1, 2, 2] },
   { name: 'gradient through a tiling 2×2 MaxPool (lattices)', size: [8, 8], k1: 3, s1: 1, p1: [1, 1, 1, 1], k2: 3, s2: 1, p2: [1, 1, 1, 1], pool: true },
 ];

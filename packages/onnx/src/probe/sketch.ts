@@ -7,9 +7,9 @@
  * - Y = M·Ω: run the current conv on x with the r columns of Ω as its filters (same stride and padding) to get an
  *   r-channel intermediate map h; Y is the next conv's weight gradient with input h and output gradient g, i.e.
  *   what the next layer's weights would get if r new channels with incoming kernels Ω fed it.
- * - W = Ψ·M: the next conv's input gradient of g with Ψ's rows as its weights (a ConvTranspose with l outputs gives
- *   an l-channel gradient q on the intermediate map, zero in the next conv's padding); W is the current conv's
- *   weight gradient with input x and output gradient q.
+ * - W = Ψ·M: the next conv's input gradient of g with Ψ's rows as its weights (a ConvTranspose with l outputs, or
+ *   for stride 1 a Conv with the flipped weights, gives an l-channel gradient q on the intermediate map, zero in the
+ *   next conv's padding); W is the current conv's weight gradient with input x and output gradient q.
  * Both weight gradients are one Conv each with batch and channels swapped (the batch is summed like a channel).
  * Their cost is that of the two layers with r (or l) channels instead of m1.
  *
@@ -182,15 +182,32 @@ export function emitConvSketch(e: Emitter, g: string, x: string, geo: ConvPairGe
   const range = e.reshape(e.transpose(yConv, [2, 3, 1, 0]), [F, r]);
 
   // W: the next conv's input gradient with Ψ's rows as its weights, then the current conv's weight gradient.
-  const wPsi = new Float64Array(m2 * l * k2h * k2w);
-  for (let i = 0; i < l; i++) for (let bh = 0; bh < k2h; bh++) for (let bw = 0; bw < k2w; bw++) for (let o = 0; o < m2; o++) {
-    wPsi[((o * l + i) * k2h + bh) * k2w + bw] = tests.psi.data[i * F + (bh * k2w + bw) * m2 + o]!;
+  let q: string;
+  if (s2h === 1 && s2w === 1) {
+    // Stride 1: the input gradient as a plain Conv with Ψ's weights flipped and swapped (onnxruntime's Conv gets its
+    // NCHWc kernels, ConvTranspose never does): q[u] = Σ_b Ψ[b]·g[u + p2 − b], i.e. g padded by k2 − 1 − p2 in front
+    // and by whatever gives H1 outputs behind (a negative pad crops g).
+    const wFlip = new Float64Array(l * m2 * k2h * k2w);
+    for (let i = 0; i < l; i++) for (let o = 0; o < m2; o++) for (let bh = 0; bh < k2h; bh++) for (let bw = 0; bw < k2w; bw++) {
+      wFlip[((i * m2 + o) * k2h + (k2h - 1 - bh)) * k2w + (k2w - 1 - bw)] = tests.psi.data[i * F + (bh * k2w + bw) * m2 + o]!;
+    }
+    const begin = [k2h - 1 - p2.top, k2w - 1 - p2.left];
+    const end = [H1 - H2 + k2h - 1 - begin[0]!, W1 - W2 + k2w - 1 - begin[1]!];
+    const crop = begin.some((v) => v < 0) || end.some((v) => v < 0);
+    const input = crop ? e.op('Slice', [g4, e.ints([Math.max(0, -begin[0]!), Math.max(0, -begin[1]!)]), e.ints([H2 - Math.max(0, -end[0]!), W2 - Math.max(0, -end[1]!)]), e.ints([2, 3])]) : g4;
+    const pads = [Math.max(0, begin[0]!), Math.max(0, begin[1]!), Math.max(0, end[0]!), Math.max(0, end[1]!)];
+    q = e.op('Conv', [input, e.constant(t, [l, m2, k2h, k2w], wFlip, 'sketch_psi_flipped')], { kernel_shape: [k2h, k2w], pads });
+  } else {
+    const wPsi = new Float64Array(m2 * l * k2h * k2w);
+    for (let i = 0; i < l; i++) for (let bh = 0; bh < k2h; bh++) for (let bw = 0; bw < k2w; bw++) for (let o = 0; o < m2; o++) {
+      wPsi[((o * l + i) * k2h + bh) * k2w + bw] = tests.psi.data[i * F + (bh * k2w + bw) * m2 + o]!;
+    }
+    const psiWeights = e.constant(t, [m2, l, k2h, k2w], wPsi, 'sketch_psi');
+    const ends = [s2h * (H2 - 1) + k2h - p2.top - H1, s2w * (W2 - 1) + k2w - p2.left - W1];
+    q = e.op('ConvTranspose', [g4, psiWeights], { kernel_shape: [k2h, k2w], strides: [s2h, s2w], pads: [p2.top, p2.left, Math.max(0, ends[0]!), Math.max(0, ends[1]!)] });
+    // Intermediate positions no output window reaches get no gradient.
+    if (ends[0]! < 0 || ends[1]! < 0) q = e.op('Pad', [q, e.ints([0, 0, 0, 0, 0, 0, Math.max(0, -ends[0]!), Math.max(0, -ends[1]!)])]);
   }
-  const psiWeights = e.constant(t, [m2, l, k2h, k2w], wPsi, 'sketch_psi');
-  const ends = [s2h * (H2 - 1) + k2h - p2.top - H1, s2w * (W2 - 1) + k2w - p2.left - W1];
-  let q = e.op('ConvTranspose', [g4, psiWeights], { kernel_shape: [k2h, k2w], strides: [s2h, s2w], pads: [p2.top, p2.left, Math.max(0, ends[0]!), Math.max(0, ends[1]!)] });
-  // Intermediate positions no output window reaches get no gradient.
-  if (ends[0]! < 0 || ends[1]! < 0) q = e.op('Pad', [q, e.ints([0, 0, 0, 0, 0, 0, Math.max(0, -ends[0]!), Math.max(0, -ends[1]!)])]);
   const wConv = weightGradient(e, x, m0, [H0, W0], q, l, [H1, W1], [k1h, k1w], [s1h, s1w], [p1.top, p1.left]); // [m0, l, k1h, k1w]
   const coRange = e.reshape(e.transpose(wConv, [1, 2, 3, 0]), [l, K]);
   return { range, coRange };
