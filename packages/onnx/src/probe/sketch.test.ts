@@ -147,8 +147,9 @@ describe('auto statistics and the sketch’s GradMax objective', () => {
       const K = 9 * geo.inChannels;
       return preferSketch(F, K, statisticCosts(F, K, geo, settings));
     };
-    // ResNet-18 at 64×64: layer1 (64 channels on 16×16) stays exact, layer2–4 are sketched.
-    expect(decide(resnet(64, 64, 64, 16, 1))).toBe(false);
+    // ResNet-18 at 64×64: every pair is sketched; a 3×3 pair of 16 channels (M 144 × 144) stays exact.
+    expect(decide(resnet(64, 64, 64, 16, 1))).toBe(true);
+    expect(decide(resnet(16, 16, 16, 16, 1))).toBe(false);
     expect(decide(resnet(64, 128, 128, 8, 2))).toBe(true);
     expect(decide(resnet(256, 512, 512, 2, 2))).toBe(true);
     // Dense: an MLP's 256 × 784 stays exact (too small), 3072 × 768 is sketched.
