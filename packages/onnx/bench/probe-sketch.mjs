@@ -7,7 +7,7 @@
 // sketch's top-k left singular vectors and M the exact probe's growth matrix of the same batch (for sites with at most
 // BENCH_OBJECTIVE_MAX entries; min and median over those sites).
 // Usage: pnpm --filter @gradmax/onnx build && node packages/onnx/bench/probe-sketch.mjs [CORPUS_DIR]
-// Env: BENCH_BATCH (32), BENCH_REPEAT (3), BENCH_OPSET, BENCH_ONLY (comma-separated names), BENCH_MAX_MB (400),
+// Env: BENCH_BATCH (32), BENCH_REPEAT (3), BENCH_OPSET, BENCH_ONLY (comma-separated names, run in that order), BENCH_MAX_MB (400),
 // BENCH_RANK (sketch rank r, default 16), BENCH_K (k of the objective, default 8), BENCH_OBJECTIVE_MAX (2^23 entries),
 // BENCH_ROWS (co-range rows l, default 2r + 1), BENCH_MODES (comma-separated subset of exact,auto,sketch), BENCH_JSON=1.
 import * as fs from 'node:fs';
@@ -62,7 +62,9 @@ function captured(u, m, k) {
 }
 
 const rows = [];
-for (const entry of manifest.models) {
+// With BENCH_ONLY, the models run in the order given there.
+const ordered = only ? [...only].flatMap((name) => manifest.models.filter((m) => m.name === name)) : manifest.models;
+for (const entry of ordered) {
   if (process.env.BENCH_OPSET && String(entry.opset) !== process.env.BENCH_OPSET) continue;
   if (only && !only.has(entry.name)) continue;
   const file = path.join(dir, entry.file);

@@ -85,8 +85,8 @@ export function statisticCosts(fanOut: number, fanIn: number, geometry: ConvPair
  * group's pairs). Below that size the exact matrix is cheap (an MLP's or a narrow CNN's M is about the size of a
  * weight matrix) and exact. The estimate favours the exact statistic: its correlation runs as a Conv with the
  * gradient as a run-time weight, measured slower per multiply-add than the sketch's convolutions (ResNet-18, batch
- * 32, 64×64: its `layer1` pairs, estimated 26 M exact against 14 M sketch multiply-adds per example, cost 0.4× one
- * inference each exact and about 0.1× sketched). ResNet-18 at 64×64 then sketches every pair.
+ * 32, 64×64: its `layer1` pairs, estimated 26 M exact against 14 M sketch multiply-adds per example, cost about 0.5×
+ * one inference each exact and about 0.1× sketched). ResNet-18 at 64×64 then sketches every pair.
  */
 export function preferSketch(fanOut: number, fanIn: number, costs: StatisticCosts): boolean {
   return fanOut * fanIn >= SKETCH_AUTO_MIN_ENTRIES && costs.sketch <= costs.exact;
