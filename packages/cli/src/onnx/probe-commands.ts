@@ -45,8 +45,8 @@ const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model'
   --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)
   --statistics MODE           exact (the whole growth matrix M), sketch (a randomized rank-R sketch of M: its top
                               singular vectors approximately, at a fraction of the cost for large layers) or auto
-                              (default: sketch where M has at least 2^18 entries and the sketch costs no more
-                              than the exact statistic)
+                              (default: sketch where M is large, at least 2^20 entries for dense and 2^12 for
+                              conv pairs, and the sketch costs no more than the exact statistic)
   --sketch-rank R             sketch width (default 16, advise: max(16, K + 8)); seed of the sketch: --sketch-seed N`;
 
 /** Help of `gradmax onnx stats`. */

@@ -824,7 +824,7 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   const sketchOf = (site: ProbeSite, fanOut: number, fanIn: number): { tests: SketchTestMatrices; seed?: number } | undefined => {
     const given = options.sketchTests?.get(site.name);
     if (given) return { tests: given };
-    if (mode === 'exact' || (mode === 'auto' && !preferSketch(fanOut, fanIn, statisticCosts(fanOut, fanIn, site.kind === 'conv' ? site.geometry : undefined, settings)))) return undefined;
+    if (mode === 'exact' || (mode === 'auto' && !preferSketch(fanOut, fanIn, statisticCosts(fanOut, fanIn, site.kind === 'conv' ? site.geometry : undefined, settings), site.kind))) return undefined;
     return { tests: siteTestMatrices(fanOut, fanIn, settings), seed: settings.seed };
   };
   const sketchOutput = (site: ProbeSite, out: { range: string; coRange: string }, fanOut: number, fanIn: number, sk: { tests: SketchTestMatrices; seed?: number }): ProbeOutput => ({

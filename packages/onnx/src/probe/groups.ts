@@ -200,14 +200,16 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     if (refused.has(g.name) || mode === 'exact') continue;
     if (mode === 'auto') {
       const costs = { exact: 0, sketch: 0 };
+      let kind: 'dense' | 'conv' = 'dense';
       for (const pair of pairs.filter((x) => x.group === g)) {
+        if (pair.site.kind === 'conv') kind = 'conv';
         const geo = pair.site.kind === 'conv' ? pair.site.geometry : undefined;
         const fanOut = geo ? geo.kernel2[0] * geo.kernel2[1] * geo.outChannels : pair.consumer.length;
         const c = statisticCosts(fanOut, pair.producer.length, geo, settings);
         costs.exact += c.exact;
         costs.sketch += c.sketch;
       }
-      if (!preferSketch(plan.fanOut, plan.fanIn, costs)) continue;
+      if (!preferSketch(plan.fanOut, plan.fanIn, costs, kind)) continue;
     }
     groupTests.set(g, sketchTestMatrices(plan.fanOut, plan.fanIn, settings.rank, settings.rowSketch, settings.seed));
   }

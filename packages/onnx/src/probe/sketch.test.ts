@@ -145,7 +145,7 @@ describe('auto statistics and the sketch’s GradMax objective', () => {
     const decide = (geo: ReturnType<typeof resnet>) => {
       const F = 9 * geo.outChannels;
       const K = 9 * geo.inChannels;
-      return preferSketch(F, K, statisticCosts(F, K, geo, settings));
+      return preferSketch(F, K, statisticCosts(F, K, geo, settings), 'conv');
     };
     // ResNet-18 at 64×64: every pair is sketched; a 3×3 pair of 16 channels (M 144 × 144) stays exact.
     expect(decide(resnet(64, 64, 64, 16, 1))).toBe(true);
@@ -153,8 +153,11 @@ describe('auto statistics and the sketch’s GradMax objective', () => {
     expect(decide(resnet(64, 128, 128, 8, 2))).toBe(true);
     expect(decide(resnet(256, 512, 512, 2, 2))).toBe(true);
     // Dense: an MLP's 256 × 784 stays exact (too small), 3072 × 768 is sketched.
-    expect(preferSketch(256, 784, statisticCosts(256, 784, undefined, settings))).toBe(false);
-    expect(preferSketch(3072, 768, statisticCosts(3072, 768, undefined, settings))).toBe(true);
+    expect(preferSketch(256, 784, statisticCosts(256, 784, undefined, settings), 'dense')).toBe(false);
+    expect(preferSketch(3072, 768, statisticCosts(3072, 768, undefined, settings), 'dense')).toBe(true);
+    // A DenseNet-121 pair: 1×1 (256 → 128) then 3×3 (128 → 32) on 8×8: M is 288 × 256.
+    const dense121 = makeConvPairGeometry({ inChannels: 256, midChannels: 128, outChannels: 32, inputSize: [8, 8], kernel1: [1, 1], kernel2: [3, 3], padding2: 'same' });
+    expect(preferSketch(288, 256, statisticCosts(288, 256, dense121, settings), 'conv')).toBe(true);
     const rng = new Rng(2);
     const model = convModel(convCases[0]!, rng, 2, 3, 2, 3);
     const probe = await buildProbe(model, { sites: [{ current: 'conv1', next: 'conv2' }], loss: { kind: 'ce-logits' }, statistics: 'auto' });

@@ -50,8 +50,12 @@ export function sketchSettings(options: { sketchRank?: number; sketchRows?: numb
   return { rank, rowSketch, seed };
 }
 
-/** Entries of M below which `auto` always keeps the exact statistic (2^18: 1 MB of float32 per batch). */
-export const SKETCH_AUTO_MIN_ENTRIES = 2 ** 18;
+/**
+ * Entries of M below which `auto` keeps the exact statistic: 2^20 for a dense pair (whose exact statistic is one
+ * product, about the cost of the layer's weight gradient), 2^12 for a conv pair (whose exact statistic also pays
+ * per-site overheads: up to nine boundary-corrected correlations and a gather over the taps).
+ */
+export const SKETCH_AUTO_MIN_ENTRIES = { dense: 2 ** 20, conv: 2 ** 12 } as const;
 
 /** Estimated multiply-adds per example of a site's exact statistic and of its sketch (see {@link statisticCosts}). */
 export interface StatisticCosts {
@@ -81,15 +85,15 @@ export function statisticCosts(fanOut: number, fanIn: number, geometry: ConvPair
 
 /**
  * The `auto` rule: sketch a `[fanOut × fanIn]` growth matrix when it has at least {@link SKETCH_AUTO_MIN_ENTRIES}
- * entries AND the sketch's estimated cost is at most the exact statistic's ({@link statisticCosts}, summed over a
- * group's pairs). Below that size the exact matrix is cheap (an MLP's or a narrow CNN's M is about the size of a
- * weight matrix) and exact. The estimate favours the exact statistic: its correlation runs as a Conv with the
- * gradient as a run-time weight, measured slower per multiply-add than the sketch's convolutions (ResNet-18, batch
- * 32, 64×64: its `layer1` pairs, estimated 26 M exact against 14 M sketch multiply-adds per example, cost about 0.5×
- * one inference each exact and about 0.1× sketched). ResNet-18 at 64×64 then sketches every pair.
+ * entries (of its kind) AND the sketch's estimated cost is at most the exact statistic's ({@link statisticCosts},
+ * summed over a group's pairs). The estimate favours the exact statistic, which was measured slower per multiply-add
+ * (batch 32, 64×64, one thread): ResNet-18's `layer1` pairs, estimated 26 M exact against 14 M sketch multiply-adds
+ * per example, cost about 0.5× one inference each exact and about 0.1× sketched; DenseNet-121's 58 pairs (M of
+ * 288 × m0) took 15× one inference exact and 4.8× sketched. An MLP keeps its exact M; ResNet-18 and DenseNet-121
+ * sketch every pair.
  */
-export function preferSketch(fanOut: number, fanIn: number, costs: StatisticCosts): boolean {
-  return fanOut * fanIn >= SKETCH_AUTO_MIN_ENTRIES && costs.sketch <= costs.exact;
+export function preferSketch(fanOut: number, fanIn: number, costs: StatisticCosts, kind: 'dense' | 'conv' = 'conv'): boolean {
+  return fanOut * fanIn >= SKETCH_AUTO_MIN_ENTRIES[kind] && costs.sketch <= costs.exact;
 }
 
 /** The test matrices of one site: its own, from the settings (a group passes blocks of the group's instead). */
