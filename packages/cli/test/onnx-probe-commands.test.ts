@@ -97,6 +97,20 @@ describe('gradmax onnx widen --data', () => {
     expect(json.verification.ok).toBe(true);
     await expect(runWidenFromDataCommand([model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1', '--add', '1', '-o', model], memoryIO())).rejects.toThrow(/refusing to overwrite/);
   });
+
+  it('grows from a sketched growth matrix: same singular values as exact when rank(M) ≤ r, and verifies', async () => {
+    const { dir, model } = setup(2);
+    const run = async (mode: string, out: string) => {
+      const io = memoryIO();
+      const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--site', 'fc1->fc2', '--add', '2', '--strategy', 'gradmax', '--statistics', mode, '--sketch-rank', '4', '-o', path.join(dir, out), '--json'];
+      expect(await runWidenFromDataCommand(args, io), io.err).toBe(0);
+      return JSON.parse(io.out) as { sites: { singularValues: number[] }[]; verification: { ok: boolean } };
+    };
+    const exact = await run('exact', 'e.onnx');
+    const sketch = await run('sketch', 's.onnx');
+    expect(sketch.verification.ok).toBe(true);
+    sketch.sites[0]!.singularValues.forEach((v, i) => expect(v).toBeCloseTo(exact.sites[0]!.singularValues[i]!, 5));
+  });
 });
 
 describe('gradmax onnx widen --data through the built binary', () => {
@@ -144,5 +158,26 @@ describe('gradmax onnx advise', () => {
     expect(json.examples).toBe(37);
     expect(json.advice[0]).toMatchObject({ site: 'fc1', k: 2 });
     expect(json.advice[0]!.gain).toBeCloseTo(json.advice[0]!.singularValues.slice(0, 2).reduce((a, v) => a + v * v, 0), 10);
+  });
+
+  it('--statistics sketch: the groups are sketched; a sketch of rank ≥ rank(M) gives the exact singular values', async () => {
+    const { runAdviseCommand } = await import('../src/onnx/probe-commands.js');
+    const { dir, model } = setup(5);
+    const args = [model, '--data', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.npy'), '--loss', 'ce', '--k', '2', '--json'];
+    const exact = memoryIO();
+    expect(await runAdviseCommand([...args, '--statistics', 'exact'], exact)).toBe(0);
+    const sketch = memoryIO();
+    // M is 3×4: rank ≤ 3 < r = 3 + 8 (advise's default sketch rank is max(16, K + 8) anyway).
+    expect(await runAdviseCommand([...args, '--statistics', 'sketch', '--sketch-seed', '4'], sketch)).toBe(0);
+    type Advice = { advice: { statistic: string; singularValues: number[]; gain: number }[] };
+    const e = (JSON.parse(exact.out) as Advice).advice[0]!;
+    const s = (JSON.parse(sketch.out) as Advice).advice[0]!;
+    expect([e.statistic, s.statistic]).toEqual(['exact', 'sketch']);
+    for (let i = 0; i < e.singularValues.length; i++) expect(s.singularValues[i]).toBeCloseTo(e.singularValues[i]!, 5);
+    expect(s.gain).toBeCloseTo(e.gain, 5);
+    const table = memoryIO();
+    expect(await runAdviseCommand([...args.slice(0, -1), '--statistics', 'sketch'], table)).toBe(0);
+    expect(table.out).toMatch(/1\s+fc1\s+dense\s+5\s+\[3, 4\]\s+sketch/);
+    await expect(runAdviseCommand([...args, '--statistics', 'fast'], memoryIO())).rejects.toThrow(/unknown --statistics "fast"/);
   });
 });

@@ -27,7 +27,7 @@ import {
   describePlacement,
   type NodePlacement,
 } from '@gradmax/onnx';
-import { adviseGrowth, computeGroupStatistics, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics } from '@gradmax/onnx/probe';
+import { adviseGrowth, computeGroupStatistics, computeStatistics, type ProbeBatch, type ProbeLossKind, type ProbeStatistics, type ProbeStatisticsMode } from '@gradmax/onnx/probe';
 import { UsageError, parseCommand, parseIntegerFlag, parsePairs, stringList } from '../shared/args.js';
 import { EXIT_OK, type CliIO } from '../shared/io.js';
 import { createProgressBar } from '../shared/progress.js';
@@ -42,7 +42,12 @@ const DATA_OPTIONS = `  --data X.npy                inputs, [N, ...] (the model'
                               ce-logsoftmax (on a LogSoftmax output) or mse
   --loss-output NAME          model output the loss reads (default: the first output)
   --batch-size N              examples per onnxruntime run (default 128)
-  --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)`;
+  --execution-provider EP     onnxruntime execution provider: cpu (default), webgpu (needs a Vulkan driver)
+  --statistics MODE           exact (the whole growth matrix M), sketch (a randomized rank-R sketch of M: its top
+                              singular vectors approximately, at a fraction of the cost for large layers) or auto
+                              (default: sketch where M is large, at least 2^20 entries for dense and 2^12 for
+                              conv pairs, and the sketch costs no more than the exact statistic)
+  --sketch-rank R             sketch width (default 16, advise: max(16, K + 8)); seed of the sketch: --sketch-seed N`;
 
 /** Help of `gradmax onnx stats`. */
 export const STATS_HELP = `Usage: gradmax onnx stats MODEL --data X.npy --labels Y.npy --loss KIND --site NAME [--site NAME ...] -o DIR
@@ -110,8 +115,13 @@ const DATA_FLAGS = {
   'loss-output': { type: 'string' },
   'batch-size': { type: 'string' },
   'execution-provider': { type: 'string' },
+  statistics: { type: 'string' },
+  'sketch-rank': { type: 'string' },
+  'sketch-seed': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
+
+const STATISTICS_MODES: readonly ProbeStatisticsMode[] = ['exact', 'sketch', 'auto'];
 
 const LOSSES: Record<string, ProbeLossKind> = { ce: 'ce-logits', 'ce-logits': 'ce-logits', 'ce-softmax': 'ce-softmax', 'ce-logsoftmax': 'ce-logsoftmax', mse: 'mse' };
 
@@ -126,6 +136,8 @@ interface DataSpec {
   lossOutput?: string;
   batchSize: number;
   executionProvider?: string;
+  /** Probe statistics mode and sketch settings (`--statistics`, `--sketch-rank`, `--sketch-seed`). */
+  sketch: { statistics: ProbeStatisticsMode; sketchRank?: number; sketchSeed?: number };
 }
 
 function parseData(cmd: string, io: CliIO, values: Record<string, unknown>): DataSpec {
@@ -135,6 +147,13 @@ function parseData(cmd: string, io: CliIO, values: Record<string, unknown>): Dat
   const loss = LOSSES[values.loss];
   if (!loss) throw new UsageError(`${cmd}: unknown --loss "${values.loss}" (ce, ce-softmax, ce-logsoftmax or mse)`);
   const batchSize = typeof values['batch-size'] === 'string' ? parseIntegerFlag(cmd, '--batch-size', values['batch-size'], 1) : 128;
+  const mode = (values.statistics ?? 'auto') as ProbeStatisticsMode;
+  if (!STATISTICS_MODES.includes(mode)) throw new UsageError(`${cmd}: unknown --statistics "${String(values.statistics)}" (exact, sketch or auto)`);
+  const sketch = {
+    statistics: mode,
+    ...(typeof values['sketch-rank'] === 'string' ? { sketchRank: parseIntegerFlag(cmd, '--sketch-rank', values['sketch-rank'], 1) } : {}),
+    ...(typeof values['sketch-seed'] === 'string' ? { sketchSeed: parseIntegerFlag(cmd, '--sketch-seed', values['sketch-seed'], 0) } : {}),
+  };
   const x = readNpy(resolvePath(io, values.data));
   const y = readNpy(resolvePath(io, values.labels));
   if (x.shape.length < 1 || y.shape.length < 1) throw new InvalidArgumentError(`${cmd}: --data and --labels need a leading example axis`);
@@ -153,6 +172,7 @@ function parseData(cmd: string, io: CliIO, values: Record<string, unknown>): Dat
     ...(typeof values['loss-output'] === 'string' ? { lossOutput: values['loss-output'] } : {}),
     batchSize,
     ...(typeof values['execution-provider'] === 'string' ? { executionProvider: values['execution-provider'] } : {}),
+    sketch,
   };
 }
 
@@ -197,6 +217,7 @@ async function statistics(io: CliIO, model: OnnxModel, siteNames: string[], spec
     data: batches(model, spec),
     batchSize: spec.batchSize,
     ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}),
+    ...spec.sketch,
     onProgress: (p: { examples: number }) => bar.update(p.examples),
   });
   bar.finish();
@@ -223,9 +244,10 @@ async function groupStatistics(io: CliIO, model: OnnxModel, names: string[], spe
         data,
         batchSize: spec.batchSize,
         ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}),
+        ...spec.sketch,
         onProgress: (p: { examples: number }) => bar.update(p.examples),
       })
-    : { statistics: new Map<string, SiteStatistics>(), refused: new Map<string, string>(), examples: 0, meanLoss: NaN };
+    : { statistics: new Map<string, SiteStatistics>(), refused: new Map<string, string>(), sketches: new Map(), examples: 0, meanLoss: NaN };
   bar.finish();
   notePlacement(io, 'placement' in res ? res.placement : undefined);
   const stats = new Map(res.statistics);
@@ -450,6 +472,7 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
     ...(sites ? { sites } : {}),
     batchSize: spec.batchSize,
     ...(spec.executionProvider ? { executionProvider: spec.executionProvider } : {}),
+    ...spec.sketch,
     onProgress: (p) => bar.update(p.examples),
   });
   bar.finish();
@@ -461,13 +484,14 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
   const sigmaHeads = Array.from({ length: top }, (_, i) => `s${i + 1}`);
   io.stdout.write(
     formatTable(
-      ['rank', 'group', 'kind', 'units', 'M shape', ...sigmaHeads, `gain(${k})`, 'per unit', 'share'],
+      ['rank', 'group', 'kind', 'units', 'M shape', 'M', ...sigmaHeads, `gain(${k})`, 'per unit', 'share'],
       res.advice.map((a, i) => [
         i + 1,
         a.site,
         a.kind,
         a.units ?? '-',
         `[${a.shape[0]}, ${a.shape[1]}]`,
+        a.statistic,
         ...sigmaHeads.map((_, j) => (a.singularValues[j] !== undefined ? formatNumber(a.singularValues[j]!) : '-')),
         formatNumber(a.gain),
         formatNumber(a.gainPerUnit),
@@ -475,7 +499,7 @@ export async function runAdviseCommand(argv: string[], io: CliIO): Promise<numbe
       ]),
     ),
   );
-  io.stdout.write(`gain(K) = sum of the K largest squared singular values of M (GradMax's first-order gain of K new units); share = gain / ||M||_F^2; from ${res.examples} examples (mean loss ${formatNumber(res.meanLoss)})\n`);
+  io.stdout.write(`gain(K) = sum of the K largest squared singular values of M (GradMax's first-order gain of K new units); share = gain / ||M||_F^2; from ${res.examples} examples (mean loss ${formatNumber(res.meanLoss)})${res.advice.some((a) => a.statistic === 'sketch') ? '; M "sketch": singular values of a randomized sketch of M (approximate) and ||M||_F^2 estimated' : ''}\n`);
   const refused = res.skipped.filter((s) => s.growable);
   if (refused.length) {
     io.stdout.write('\ngrowable, but the probe cannot compute M exactly:\n');

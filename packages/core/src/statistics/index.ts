@@ -11,3 +11,5 @@ export { DenseStatistics } from './dense.js';
 export { ConvStatistics } from './conv.js';
 export type { NhwcLike } from './conv.js';
 export { encodeFloat64Base64, decodeFloat64Base64 } from './base64.js';
+export { DEFAULT_SKETCH_RANK, SketchStatistics, sketchTestMatrices } from './sketch.js';
+export type { SketchOptions, SketchReconstruction, SketchStatisticsJSON, SketchTestMatrices } from './sketch.js';

@@ -11,6 +11,7 @@ import { computeGroupStatistics } from './groups.js';
 import type { ProbeLoss } from './build.js';
 import type { ProbeBatch, ProbeProgress } from './compute.js';
 import type { NodePlacement } from '../placement.js';
+import type { ProbeStatisticsMode } from './sketch.js';
 
 /** The growth outlook of one site (see {@link adviseGrowth}). */
 export interface GrowthAdvice {
@@ -24,8 +25,13 @@ export interface GrowthAdvice {
   shape: [number, number];
   /** Leading singular values of M, descending (at most `top`, or `k` when larger). */
   singularValues: number[];
-  /** ‖M‖_F², the gain of adding as many units as M has singular values. */
+  /**
+   * ‖M‖_F², the gain of adding as many units as M has singular values (for a sketched M, the unbiased estimate
+   * ‖M·Ω‖²_F / r from the range sketch).
+   */
   total: number;
+  /** How M was computed: exactly, or as a randomized sketch (singular values then approximate). */
+  statistic: 'exact' | 'sketch';
   /** Units the gain is computed for (`k`, capped by the number of singular values). */
   k: number;
   /**
@@ -36,7 +42,7 @@ export interface GrowthAdvice {
   gain: number;
   /** `gain / k`: the gain per added unit. */
   gainPerUnit: number;
-  /** `gain / total`: the fraction of the attainable first-order gain that k units capture. */
+  /** `gain / total`: the fraction of the attainable first-order gain that k units capture (at most 1). */
   share: number;
 }
 
@@ -84,6 +90,12 @@ export interface AdviseGrowthOptions {
   onProgress?: (progress: ProbeProgress) => void;
   /** Values of named symbolic input dims other than the batch (shape discovery). */
   fixedDims?: Record<string, number>;
+  /** Exact growth matrices, randomized sketches, or `auto` (sketch the large ones; default `exact`). */
+  statistics?: ProbeStatisticsMode;
+  /** Sketch width r (default max(16, k + 8); the gain of a sketched group counts at most r singular values). */
+  sketchRank?: number;
+  /** Seed of the sketch's test matrices (default 0). */
+  sketchSeed?: number;
 }
 
 /**
@@ -117,34 +129,58 @@ export async function adviseGrowth(model: string | Uint8Array | ModelProto | Onn
     ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.fixedDims ? { fixedDims: options.fixedDims } : {}),
+    ...(options.statistics ? { statistics: options.statistics } : {}),
+    // The sketch's singular values beyond its rank are unknown: r = k + 8 at least (default 16).
+    sketchRank: options.sketchRank ?? Math.max(16, k + 8),
+    ...(options.sketchSeed !== undefined ? { sketchSeed: options.sketchSeed } : {}),
   });
   for (const [name, reason] of res.refused) skipped.push({ site: name, reason, growable: true });
   if (!res.statistics.size) throw new InvalidArgumentError(`no group of the model has exact statistics: ${skipped.map((s) => `${s.site}: ${s.reason}`).join('; ')}`);
   const advice: GrowthAdvice[] = [...res.statistics].map(([name, stats]) => {
     const group = all.find((g) => g.name === name)!;
-    const m = stats.moment;
-    const p = Math.min(m.rows, m.cols);
-    // Grouped convs: k/G units per share, each share with its own matrix (see computeGroupStatistics).
-    const shares = stats.shares?.map((x) => x.moment) ?? [m];
-    const perShare = Math.max(1, Math.min(Math.floor(k / shares.length), p));
-    const want = Math.min(Math.max(perShare, top), p);
-    const spectra = shares.map((x) => Array.from(topKSvd(x, want).s));
-    const s = spectra.flat().sort((a, b) => b - a);
-    const total = shares.reduce((a, x) => a + frobeniusNorm(x) ** 2, 0);
-    const kk = perShare * shares.length;
-    const gain = spectra.reduce((a, sp) => a + sp.slice(0, perShare).reduce((b, v) => b + v * v, 0), 0);
+    const sketch = res.sketches.get(name);
+    let rows: number;
+    let cols: number;
+    let s: number[];
+    let total: number;
+    let kk: number;
+    let gain: number;
+    if (sketch) {
+      // From the sketch's singular triplets (never forming M).
+      rows = sketch.fanOut;
+      cols = sketch.fanIn;
+      s = Array.from(sketch.reconstruct().singularValues);
+      total = sketch.frobeniusSquaredEstimate();
+      kk = Math.min(k, s.length);
+      gain = s.slice(0, kk).reduce((a, v) => a + v * v, 0);
+    } else {
+      const m = stats.moment;
+      rows = m.rows;
+      cols = m.cols;
+      const p = Math.min(rows, cols);
+      // Grouped convs: k/G units per share, each share with its own matrix (see computeGroupStatistics).
+      const shares = stats.shares?.map((x) => x.moment) ?? [m];
+      const perShare = Math.max(1, Math.min(Math.floor(k / shares.length), p));
+      const want = Math.min(Math.max(perShare, top), p);
+      const spectra = shares.map((x) => Array.from(topKSvd(x, want).s));
+      s = spectra.flat().sort((x, y) => y - x);
+      total = shares.reduce((acc, x) => acc + frobeniusNorm(x) ** 2, 0);
+      kk = perShare * shares.length;
+      gain = spectra.reduce((acc, sp) => acc + sp.slice(0, perShare).reduce((t, v) => t + v * v, 0), 0);
+    }
     const conv = groupPlan(group)?.producers.some((l) => l.type === 'Conv' || l.type === 'ConvTranspose') ?? false;
     return {
       site: name,
       kind: conv ? 'conv' : 'dense',
       units: group.units,
-      shape: [m.rows, m.cols],
+      shape: [rows, cols],
       singularValues: s.slice(0, Math.max(top, 1)),
       total,
+      statistic: sketch ? 'sketch' : 'exact',
       k: kk,
       gain,
       gainPerUnit: gain / kk,
-      share: total > 0 ? gain / total : 0,
+      share: total > 0 ? Math.min(1, gain / total) : 0,
     };
   });
   advice.sort((a, b) => b.gain - a.gain);

@@ -7,7 +7,7 @@ import { clone } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
 import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { InvalidArgumentError, UnsupportedError, makeConvPairGeometry } from '@gradmax/core';
-import type { ConvPairGeometry, ConvPairGeometryND } from '@gradmax/core';
+import type { ConvPairGeometry, ConvPairGeometryND, SketchTestMatrices } from '@gradmax/core';
 import { emitPairMoment, emitTapGradient, isFlattenDense, isFlattenDenseND, type LatticeGradient } from './conv-taps.js';
 export type { LatticeGradient } from './conv-taps.js';
 import { OnnxModel, makeTensor, makeValueInfo } from '../model.js';
@@ -22,6 +22,8 @@ import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, re
 import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
+import { denseFromLattices, emitConvSketch, emitDenseSketch, planarGeometry, preferSketch, siteTestMatrices, sketchSettings, statisticCosts } from './sketch.js';
+import type { ProbeSketchSettings, ProbeStatisticsMode } from './sketch.js';
 import type { TensorInfo } from './shapes.js';
 
 /**
@@ -96,6 +98,23 @@ export interface BuildProbeOptions {
    * forms that onnxruntime's WebGPU provider computes wrongly (grouped Convs with a channel multiplier).
    */
   executionProvider?: string;
+  /**
+   * How each site's statistic is computed (default `exact`): the whole growth matrix M, its randomized sketch
+   * (`sketch`: Y = M·Ω and W = Ψ·M, see `SketchStatistics`), or `auto` (the sketch where M is large and the sketch
+   * cheaper; rule in `preferSketch`).
+   */
+  statistics?: ProbeStatisticsMode;
+  /** Sketch width r (k new units + oversampling; default 16). */
+  sketchRank?: number;
+  /** Rows l of the co-range sketch (default 2r + 1; at least r). */
+  sketchRows?: number;
+  /** Seed of the sketch's Gaussian test matrices (default 0). */
+  sketchSeed?: number;
+  /**
+   * Explicit test matrices per site name (such sites are sketched whatever `statistics` says); used for the blocks
+   * of a channel group's test matrices.
+   */
+  sketchTests?: ReadonlyMap<string, SketchTestMatrices>;
 }
 
 /** One statistics output of a probe. */
@@ -107,10 +126,15 @@ export interface ProbeOutput {
   /**
    * Dense: Σ over examples of g hᵀ, `[fanOut, fanIn]`. Conv: the tap gradient `[k1h, k1w, m0, k2h·k2w·m2]`
    * (HWIO weight gradient of the current conv against the tap-scattered gradient), summed over examples.
+   * Sketch: `output` is Σ Y = Σ M·Ω `[fanOut, r]` and `coRange.output` Σ W = Σ Ψ·M `[l, fanIn]`.
    */
-  layout: 'sum-gh' | 'tap-gradient';
+  layout: 'sum-gh' | 'tap-gradient' | 'sketch';
   /** Static shape of the output. */
   shape: number[];
+  /** Sketch outputs only: the co-range sketch output and its shape `[l, fanIn]`. */
+  coRange?: { output: string; shape: number[] };
+  /** Sketch outputs only: the settings (`seed` undefined when the site's test matrices were given explicitly). */
+  sketch?: { rank: number; rowSketch: number; seed?: number; fanOut: number; fanIn: number; tests?: SketchTestMatrices };
 }
 
 /** A built probe model and how to feed and read it. */
@@ -803,6 +827,23 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
 
   // Statistics.
   const outputs: ProbeOutput[] = [];
+  const mode = options.statistics ?? 'exact';
+  if (mode !== 'exact' && mode !== 'sketch' && mode !== 'auto') throw new InvalidArgumentError(`statistics must be "exact", "sketch" or "auto", got ${JSON.stringify(mode)}`, { statistics: mode });
+  const settings: ProbeSketchSettings = sketchSettings(options);
+  const sketchOf = (site: ProbeSite, fanOut: number, fanIn: number, geometry = site.kind === 'conv' ? site.geometry : undefined): { tests: SketchTestMatrices; seed?: number } | undefined => {
+    const given = options.sketchTests?.get(site.name);
+    if (given) return { tests: given };
+    if (mode === 'exact' || (mode === 'auto' && !preferSketch(fanOut, fanIn, statisticCosts(fanOut, fanIn, geometry, settings), site.kind))) return undefined;
+    return { tests: siteTestMatrices(fanOut, fanIn, settings), seed: settings.seed };
+  };
+  const sketchOutput = (site: ProbeSite, out: { range: string; coRange: string }, fanOut: number, fanIn: number, sk: { tests: SketchTestMatrices; seed?: number }): ProbeOutput => ({
+    site,
+    output: out.range,
+    layout: 'sketch',
+    shape: [fanOut, sk.tests.omega.cols],
+    coRange: { output: out.coRange, shape: [sk.tests.psi.rows, fanIn] },
+    sketch: { rank: sk.tests.omega.cols, rowSketch: sk.tests.psi.rows, fanOut, fanIn, ...(sk.seed !== undefined ? { seed: sk.seed } : { tests: sk.tests }) },
+  });
   for (const site of sites) {
     const g = back.latticeGradient(site.preActivation) ?? finalGrad(site.preActivation);
     if (!g) throw new InvalidArgumentError(`site "${site.name}": no gradient reaches "${site.preActivation}"`, { site: site.name });
@@ -819,6 +860,11 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
       // FusedMatMul(transA) its optimizer makes of MatMul(Transpose(g), h).
       const g2 = e.reshape(g, [-1, fanOut]);
       const h2 = site.inputTransposed ? h : e.reshape(h, [-1, fanIn]);
+      const sk = sketchOf(site, fanOut, fanIn);
+      if (sk) {
+        outputs.push(sketchOutput(site, emitDenseSketch(e, g2, h2, !!site.inputTransposed, floatType, sk.tests), fanOut, fanIn, sk));
+        continue;
+      }
       const out =
         opset >= 12
           ? e.op('Einsum', [g2, h2], { equation: site.inputTransposed ? 'nk,jn->kj' : 'nk,nj->kj' })
@@ -828,10 +874,27 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
       const geo = site.geometryND;
       const rows = geo.axes.reduce((p, a) => p * a.kernel2, 1) * geo.outChannels;
       const cols = geo.axes.reduce((p, a) => p * a.kernel1, 1) * geo.inChannels;
+      // Plain 2-D pairs can be sketched (rows (b, o) and columns (a, c) are the 2-D sketch's too).
+      const planar = planarGeometry(geo);
+      const sk = planar ? sketchOf(site, rows, cols, planar) : undefined;
+      if (planar && sk) {
+        const dense = typeof g === 'string' ? g : denseFromLattices(e, g, geo.outChannels, planar.outputSize);
+        outputs.push(sketchOutput(site, emitConvSketch(e, dense, h, planar, floatType, sk.tests), rows, cols, sk));
+        continue;
+      }
+      if (options.sketchTests?.has(site.name)) throw new UnsupportedError(`site "${site.name}": only plain 2-D conv pairs (no dilation) can be sketched`, { site: site.name });
       outputs.push({ site, output: emitPairMoment(e, g, h, zInfo, geo, floatType), layout: 'sum-gh', shape: [rows, cols] });
     } else {
       const geo = site.geometry;
       if (!geo) throw new InvalidArgumentError(`conv site "${site.name}" needs a geometry`, { site: site.name });
+      const fanOut = geo.kernel2[0] * geo.kernel2[1] * geo.outChannels;
+      const fanIn = geo.kernel1[0] * geo.kernel1[1] * geo.inChannels;
+      const sk = sketchOf(site, fanOut, fanIn);
+      if (sk) {
+        const dense = typeof g === 'string' ? g : denseFromLattices(e, g, geo.outChannels, geo.outputSize);
+        outputs.push(sketchOutput(site, emitConvSketch(e, dense, h, geo, floatType, sk.tests), fanOut, fanIn, sk));
+        continue;
+      }
       outputs.push({ site, output: emitTapGradient(e, g, h, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
     }
   }
@@ -841,7 +904,10 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
   const batchDim = 'N';
   if (kind === 'mse') graph.input.push(makeValueInfo(labelsInput, floatType, outInfo.dims.map((d) => (d === null ? batchDim : d))));
   else graph.input.push(makeValueInfo(labelsInput, TensorProto_DataType.INT64, [batchDim]));
-  graph.output = [makeValueInfo(lossSum, floatType, []), ...outputs.map((o) => makeValueInfo(o.output, floatType, o.shape))];
+  graph.output = [
+    makeValueInfo(lossSum, floatType, []),
+    ...outputs.flatMap((o) => [makeValueInfo(o.output, floatType, o.shape), ...(o.coRange ? [makeValueInfo(o.coRange.output, floatType, o.coRange.shape)] : [])]),
+  ];
   const inputs = graph.input.filter((i) => !initializerNames.has(i.name) && i.name !== labelsInput).map((i) => i.name);
   return { model: proto, inputs, labelsInput, labelsType, lossOutput: lossSum, outputs, floatType, prepared };
 }

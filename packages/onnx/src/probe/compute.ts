@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { toBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType } from 'onnx-buf';
 import type { ModelProto } from 'onnx-buf';
-import { ConvStatistics, DenseStatistics, InvalidArgumentError, ShapeMismatchError } from '@gradmax/core';
+import { ConvStatistics, DenseStatistics, InvalidArgumentError, ShapeMismatchError, SketchStatistics } from '@gradmax/core';
 import type { StatisticsOptions } from '@gradmax/core';
 import { ExecutionProviderError, RuntimeError } from '../errors.js';
 import { OnnxModel, loadModel } from '../model.js';
@@ -68,7 +68,7 @@ export interface ComputeStatisticsOptions extends BuildProbeOptions {
 }
 
 /** Statistics of one site: core statistics objects (call `.snapshot()` for the strategy's `SiteStatistics` (from `@gradmax/core`)). */
-export type ProbeStatistics = DenseStatistics | ConvStatistics;
+export type ProbeStatistics = DenseStatistics | ConvStatistics | SketchStatistics;
 
 /** Result of {@link computeStatistics}. */
 export interface ComputeStatisticsResult {
@@ -179,7 +179,10 @@ export async function runProbe(
 ): Promise<{ statistics: Map<string, ProbeStatistics>; examples: number; meanLoss: number }> {
   const statistics = new Map<string, ProbeStatistics>();
   for (const o of probe.outputs) {
-    if (o.layout === 'sum-gh') statistics.set(o.site.name, new DenseStatistics(o.shape[0]!, o.shape[1]!, { ...options.statisticsOptions }, o.site.name));
+    if (o.sketch) {
+      const { fanOut, fanIn, rank, rowSketch, seed, tests } = o.sketch;
+      statistics.set(o.site.name, new SketchStatistics(fanOut, fanIn, { rank, rowSketch, ...(seed !== undefined ? { seed } : {}), ...(tests ? { tests } : {}) }, o.site.name));
+    } else if (o.layout === 'sum-gh') statistics.set(o.site.name, new DenseStatistics(o.shape[0]!, o.shape[1]!, { ...options.statisticsOptions }, o.site.name));
     else statistics.set(o.site.name, new ConvStatistics(o.site.geometry!, { ...options.statisticsOptions }, o.site.name));
   }
   if (options.batchSize !== undefined && (!Number.isInteger(options.batchSize) || options.batchSize < 1)) {
@@ -188,7 +191,7 @@ export async function runProbe(
   let examples = 0;
   let batches = 0;
   let lossSum = 0;
-  const outNames = [probe.lossOutput, ...probe.outputs.map((o) => o.output)];
+  const outNames = [probe.lossOutput, ...probe.outputs.flatMap((o) => (o.coRange ? [o.output, o.coRange.output] : [o.output]))];
   for await (const mb of data as AsyncIterable<ProbeBatch>) {
     const single = mb.inputs instanceof ort.Tensor || isTensorLike(mb.inputs);
     const feedsAll: Record<string, ort.Tensor> = {};
@@ -216,7 +219,10 @@ export async function runProbe(
       for (const o of probe.outputs) {
         const value = result[o.output]!.data as ArrayLike<number>;
         const s = statistics.get(o.site.name)!;
-        if (s instanceof DenseStatistics) s.addSum({ rows: o.shape[0]!, cols: o.shape[1]!, data: value }, count);
+        if (s instanceof SketchStatistics) {
+          const w = result[o.coRange!.output]!.data as ArrayLike<number>;
+          s.accumulateSketch({ rows: o.shape[0]!, cols: o.shape[1]!, data: value }, { rows: o.coRange!.shape[0]!, cols: o.coRange!.shape[1]!, data: w }, count);
+        } else if (s instanceof DenseStatistics) s.addSum({ rows: o.shape[0]!, cols: o.shape[1]!, data: value }, count);
         else s.accumulateTapGradient(value, count);
       }
       for (const v of Object.values(result)) v.dispose?.();

@@ -115,6 +115,8 @@ const cases: (Geometry & { name: string; opset?: number })[] = [
   { name: 'TF-style same, stride 2, even map', size: [8, 8], k1: sq(3), s1: sq(2), p1: [0, 0, 1, 1], k2: sq(3), s2: sq(2), p2: [0, 0, 1, 1], m0: 2, m2: 2 },
   { name: 'non-square kernels and strides', size: [10, 7], k1: [2, 3], s1: [1, 2], p1: [1, 0, 0, 2], k2: [3, 1], s2: [2, 1], p2: [2, 0, 1, 0], m0: 2, m2: 3 },
   { name: '1×1 current conv with pads 2: boundary blocks that read only padding', size: [5, 6], k1: sq(1), s1: sq(1), p1: [2, 2, 2, 2], k2: sq(3), s2: sq(1), p2: [2, 2, 2, 2], m0: 2, m2: 2 },
+  { name: '1×1 then 1×1 (one offset: a product over batch and positions)', size: [6, 5], k1: sq(1), s1: sq(1), p1: [0, 0, 0, 0], k2: sq(1), s2: sq(1), p2: [0, 0, 0, 0], m0: 3, m2: 2 },
+  { name: '1×1 then 1×1 stride 2 (one offset, strided reads)', size: [7, 6], k1: sq(1), s1: sq(1), p1: [0, 0, 0, 0], k2: sq(1), s2: sq(2), p2: [0, 0, 0, 0], m0: 2, m2: 3 },
   { name: 'valid convs (no mask at all)', size: [9, 8], k1: sq(3), s1: sq(1), p1: [0, 0, 0, 0], k2: sq(3), s2: sq(2), p2: [0, 0, 0, 0], m0: 3, m2: 2 },
   { name: 'opset 11 (no Einsum), pads on both sides, stride 2', size: [9, 8], k1: sq(3), s1: sq(1), p1: [1, 1, 1, 1], k2: sq(3), s2: sq(2), p2: [1, 1, 1, 1], m0: 2, m2: 2, opset: 11 },
 ];

@@ -22,7 +22,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema } from 'onnx-buf';
 import type { NodeProto } from 'onnx-buf';
-import { Matrix, UnsupportedError, makeConvPairGeometryND, type SiteStatistics } from '@gradmax/core';
+import { Matrix, SketchStatistics, UnsupportedError, makeConvPairGeometryND, sketchTestMatrices, type SiteStatistics, type SketchTestMatrices } from '@gradmax/core';
 import { attrInt, attrInts, attrString, nodeLabel } from '../attributes.js';
 import { serializeModel, type OnnxModel } from '../model.js';
 import { findGroup, findGroups, groupPlan } from '../groups/find.js';
@@ -32,6 +32,7 @@ import { computeStatistics, type ComputeStatisticsOptions } from './compute.js';
 import { MissingGradientRuleError } from './errors.js';
 import { resolveNodePads } from './rules.js';
 import { discoverShapes, type TensorInfo } from './shapes.js';
+import { planarGeometry, preferSketch, sketchSettings, statisticCosts } from './sketch.js';
 import type { NodePlacement } from '../placement.js';
 
 /** Options of {@link computeGroupStatistics}: those of `computeStatistics` with groups instead of sites. */
@@ -56,6 +57,11 @@ export interface GroupStatisticsResult {
   statistics: Map<string, GroupSiteStatistics>;
   /** Groups whose statistics cannot be computed exactly, with the reason. */
   refused: Map<string, string>;
+  /**
+   * The groups whose growth matrix was sketched (option `statistics`), by name: their `statistics` entry is the
+   * sketch's snapshot (a rank-≤r M̂, formed when first read); the sketch itself gives the singular triplets cheaply.
+   */
+  sketches: Map<string, SketchStatistics>;
   /** Examples processed (0 when every group was refused). */
   examples: number;
   /** Mean loss over the examples. */
@@ -222,10 +228,31 @@ function shareBlock(m: Matrix, r: PairRead, s: number): Matrix {
   return out;
 }
 
+/** Whether a pair's block can be sketched: dense, or a plain pair of ungrouped, undilated 2-D convs. */
+function sketchable(pair: PairSpec): boolean {
+  if (pair.site.kind === 'dense') return true;
+  const r = pair.read;
+  return !!pair.site.geometryND && !!planarGeometry(pair.site.geometryND) && r.groups1 === 1 && r.groups2 === 1 && !r.flip1 && !r.flip2;
+}
+
 /** True for a (sync) iterable that hands out a fresh iterator each time (an array, not a generator object). */
 function isReiterable(data: unknown): boolean {
   const iterate = (data as Partial<Iterable<unknown>> | null)?.[Symbol.iterator];
   return typeof iterate === 'function' && iterate.call(data) !== data;
+}
+
+/**
+ * Test matrices of one (producer, consumer) pair cut from its group's: Ω's rows of the producer's columns of M, Ψ's
+ * columns of the consumer's rows (spread over the taps, divided by their count, when the consumer reads a mean).
+ */
+function pairTests(group: SketchTestMatrices, plan: { fanOut: number }, p: GroupLayer, c: GroupLayer, taps: number | undefined): SketchTestMatrices {
+  const r = group.omega.cols;
+  const l = group.psi.rows;
+  const omega = new Matrix(p.length, r, group.omega.data.slice(p.start * r, (p.start + p.length) * r));
+  const t = taps ?? 1;
+  const psi = new Matrix(l, t * c.length);
+  for (let i = 0; i < l; i++) for (let b = 0; b < t; b++) for (let o = 0; o < c.length; o++) psi.data[i * t * c.length + b * c.length + o] = group.psi.data[i * plan.fanOut + c.start + o]! / t;
+  return { omega, psi };
 }
 
 /**
@@ -269,21 +296,54 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     }
   }
   const statistics = new Map<string, GroupSiteStatistics>();
-  if (!pairs.length) return { statistics, refused, examples: 0, meanLoss: NaN };
+  const sketches = new Map<string, SketchStatistics>();
+  if (!pairs.length) return { statistics, refused, sketches, examples: 0, meanLoss: NaN };
+  // Sketched groups: each pair gets the blocks of its group's test matrices, so that the pair sketches add up to the
+  // group's (Y and W are linear in M). Only groups of ungrouped, undilated 2-D convs and dense layers are sketched
+  // (grouped convs need one matrix per share; the others stay exact).
+  const mode = options.statistics ?? 'exact';
+  const settings = sketchSettings(options);
+  const groupTests = new Map<OnnxGroup, SketchTestMatrices>();
+  for (const g of wanted) {
+    const plan = groupPlan(g)!;
+    if (refused.has(g.name) || mode === 'exact') continue;
+    const mine = pairs.filter((x) => x.group === g);
+    if (plan.multiple > 1 || !mine.every(sketchable)) continue;
+    if (mode === 'auto') {
+      const costs = { exact: 0, sketch: 0 };
+      let kind: 'dense' | 'conv' = 'dense';
+      for (const pair of mine) {
+        if (pair.site.kind === 'conv') kind = 'conv';
+        const geo = pair.site.geometryND ? planarGeometry(pair.site.geometryND) : undefined;
+        const fanOut = geo ? geo.kernel2[0] * geo.kernel2[1] * geo.outChannels : pair.consumer.length;
+        const c = statisticCosts(fanOut, pair.producer.length, geo, settings);
+        costs.exact += c.exact;
+        costs.sketch += c.sketch;
+      }
+      if (!preferSketch(plan.fanOut, plan.fanIn, costs, kind)) continue;
+    }
+    groupTests.set(g, sketchTestMatrices(plan.fanOut, plan.fanIn, settings.rank, settings.rowSketch, settings.seed));
+  }
+  const sketchTests = new Map<string, SketchTestMatrices>();
+  for (const pair of pairs) {
+    const tests = groupTests.get(pair.group);
+    if (tests) sketchTests.set(pair.site.name, pairTests(tests, groupPlan(pair.group)!, pair.producer, pair.consumer, pair.read.meanTaps));
+  }
   const { groups: _groups, ...rest } = options;
   let run: Awaited<ReturnType<typeof computeStatistics>>;
   try {
-    run = await computeStatistics(model, { ...rest, sites: pairs.map((p) => p.site) });
+    run = await computeStatistics(model, { ...rest, statistics: 'exact', sketchTests, sites: pairs.map((p) => p.site) });
   } catch (e) {
     // One group's path to the loss may cross an op without a gradient rule: probe the groups one by one so the
     // others still get statistics, and refuse that group with the error. (Data must be re-iterable for this.)
     if (!(e instanceof MissingGradientRuleError) || wanted.length < 2 || !isReiterable(options.data)) throw e;
-    const merged: GroupStatisticsResult = { statistics: new Map(), refused, examples: 0, meanLoss: NaN };
+    const merged: GroupStatisticsResult = { statistics: new Map(), refused, sketches: new Map(), examples: 0, meanLoss: NaN };
     for (const g of wanted) {
       if (refused.has(g.name)) continue;
       try {
         const one = await computeGroupStatistics(model, { ...options, groups: [g.name] });
         for (const [k, v] of one.statistics) merged.statistics.set(k, v);
+        for (const [k, v] of one.sketches) merged.sketches.set(k, v);
         for (const [k, v] of one.refused) refused.set(k, v);
         if (one.examples) Object.assign(merged, { examples: one.examples, meanLoss: one.meanLoss });
       } catch (inner) {
@@ -296,6 +356,29 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
   for (const g of wanted) {
     if (refused.has(g.name)) continue;
     const plan = groupPlan(g)!;
+    const tests = groupTests.get(g);
+    if (tests) {
+      const r = tests.omega.cols;
+      const l = tests.psi.rows;
+      const y = new Float64Array(plan.fanOut * r);
+      const w = new Float64Array(l * plan.fanIn);
+      let count = 0;
+      for (const pair of pairs.filter((x) => x.group === g)) {
+        const sk = run.statistics.get(pair.site.name) as SketchStatistics;
+        count = sk.count;
+        const { consumer: c, producer: p } = pair;
+        const taps = pair.read.meanTaps ?? 1;
+        const py = sk.rangeSum();
+        const pw = sk.coRangeSum();
+        for (let b = 0; b < taps; b++) for (let o = 0; o < c.length; o++) for (let j = 0; j < r; j++) y[(c.start + o) * r + j]! += (pair.scale * py.data[(b * c.length + o) * r + j]!) / taps;
+        for (let a = 0; a < l; a++) for (let i = 0; i < p.length; i++) w[a * plan.fanIn + p.start + i]! += pair.scale * pw.data[a * p.length + i]!;
+      }
+      const sketch = new SketchStatistics(plan.fanOut, plan.fanIn, { rank: r, rowSketch: l, seed: settings.seed }, g.name);
+      sketch.accumulateSketch({ rows: plan.fanOut, cols: r, data: y }, { rows: l, cols: plan.fanIn, data: w }, count);
+      sketches.set(g.name, sketch);
+      statistics.set(g.name, sketch.snapshot());
+      continue;
+    }
     const shares = Array.from({ length: plan.multiple }, () => Matrix.zeros(plan.fanOut, plan.fanIn));
     let count = 0;
     for (const pair of pairs.filter((x) => x.group === g)) {
@@ -315,5 +398,5 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
       statistics.set(g.name, { moment: sum, count, shares: shares.map((moment) => ({ moment, count })) });
     }
   }
-  return { statistics, refused, examples: run.examples, meanLoss: run.meanLoss, ...(run.placement ? { placement: run.placement } : {}) };
+  return { statistics, refused, sketches, examples: run.examples, meanLoss: run.meanLoss, ...(run.placement ? { placement: run.placement } : {}) };
 }

@@ -24,3 +24,5 @@ export type { AdviseGrowthOptions, GrowthAdvice, GrowthAdviceResult, SkippedSite
 export { prepareForProbe, promoteHalfToFloat, relaxFixedBatch, sortTopologically, upgradeToOpset11 } from './prepare.js';
 export type { PreparedModel } from './prepare.js';
 export type { VjpModel, VjpModelOptions } from './vjp.js';
+export { SKETCH_AUTO_MIN_ENTRIES, preferSketch, statisticCosts } from './sketch.js';
+export type { ProbeSketchSettings, ProbeStatisticsMode, StatisticCosts } from './sketch.js';
