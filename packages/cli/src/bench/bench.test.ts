@@ -34,6 +34,8 @@ describe('gradmax bench: usage errors give exit 2 and one clear line', () => {
     [['run', '--backend', 'gpu'], /unknown backend "gpu"/],
     [['run', '--task', 'imagenet'], /unknown task "imagenet"/],
     [['run', '--arm', 'gradmax,bogus'], /unknown arm "bogus"/],
+    [['run', '--arm', 'bogus:sign=random'], /unknown arm "bogus:sign=random"/],
+    [['run', '--arm', 'gradmax:sign'], /arm "gradmax:sign": "sign" is not key=value/],
     [['run', '--preset', 'huge'], /no preset "huge"/],
     [['run', '--set', 'steps=abc'], /config "steps"/],
     [['run', '--set', 'nokey=1'], /no config key "nokey"/],

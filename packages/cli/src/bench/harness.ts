@@ -4,6 +4,8 @@
 export {
   BACKEND_REQUESTS,
   defaultArms,
+  isVariantArm,
+  parseArm,
   defaultWorkers,
   getTask,
   listTasks,

@@ -9,7 +9,7 @@ import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } 
 import { resolveFlatConfig } from '../config.js';
 import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
-import { armKind } from '../strategies.js';
+import { armKind, parseArm } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 import { scheduleSentence } from '../report/markdown.js';
 
@@ -186,10 +186,12 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
   if (kind === 'strategy') {
     const fraction = (1 / c.startFraction - 1) / Math.max(1, c.growTimes);
     schedule = allAtOnce({ sites: scheduledSites(model), start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { fraction } });
+    const { strategy, options: variant } = parseArm(arm);
+    const strategyOptions = { ...(SCALED.includes(strategy) ? { scale: c.scale } : {}), ...variant };
     controller = new GrowthController(model, {
       schedule,
-      strategy: arm,
-      ...(SCALED.includes(arm) ? { strategyOptions: { scale: c.scale } } : {}),
+      strategy,
+      ...(Object.keys(strategyOptions).length ? { strategyOptions } : {}),
       growBatch: () => imageBatch(tf, train, growIdx!),
       seed: root.fork('growth').nextUint32(),
       onGrow: (event, reports) => {
