@@ -72,7 +72,7 @@ describe('gradmax bench: help, list, run and report', () => {
     expect(text.out).toMatch(/not supported: allZero/);
     const json = await bench('list', '--json');
     const data = JSON.parse(json.out) as { tasks: { name: string; arms: string[] }[]; strategies: string[] };
-    expect(data.tasks.map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn']);
+    expect(data.tasks.map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn', 'mnist-resnet', 'fashion-mnist-resnet']);
     expect(data.strategies).toContain('gradmax');
   });
 

@@ -72,12 +72,14 @@ function buildCnn(c: MnistCnnConfig, fraction: number, rng: Rng): tfl.Sequential
   });
 }
 
-function imageBatch(tf: typeof tfc, split: MnistSplit, idx: ArrayLike<number>): Batch {
+/** A `[n, 28, 28, 1]` image batch with one-hot labels from examples `idx` of a split (caller disposes). */
+export function imageBatch(tf: typeof tfc, split: MnistSplit, idx: ArrayLike<number>): Batch {
   const { x, y } = gatherBatch(split, idx);
   return { xs: tf.tensor4d(x, [idx.length, 28, 28, 1]), ys: tf.tensor2d(y, [idx.length, 10]) };
 }
 
-function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): { loss: number; accuracy: number } {
+/** Mean cross-entropy and accuracy of a softmax image model on a split, in chunks. */
+export function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): { loss: number; accuracy: number } {
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < split.count; start += chunk) {
