@@ -60,19 +60,23 @@ function widths(c: ResidualCnnConfig, fraction: number): { channels: number; inn
 }
 
 /**
- * stem conv 3×3 – BN – relu1 – maxpool 2, then `blocks` × [conv 3×3 – BN – relu1 – conv 3×3 – BN – Add(identity) –
- * relu1], global average pooling, dense 10 softmax. Convs have no bias (BN follows each).
+ * stem conv 3×3 – BN – relu1 – maxpool 2 – maxpool 2 (28 → 7), then `blocks` × [conv 3×3 – BN – relu1 – conv 3×3 – BN –
+ * Add(identity) – relu1] on 7×7 maps, global average pooling, dense 10 softmax. Convs have no bias (BN follows each,
+ * moving-average momentum 0.9).
  */
 export function buildResidualCnn(c: ResidualCnnConfig, fraction: number, rng: Rng): tfl.LayersModel {
   const w = widths(c, fraction);
   type T = tfl.SymbolicTensor;
   const init = (label: string) => tfl.initializers.glorotUniform({ seed: rng.fork(label).nextUint32() % 2147483647 });
   const conv = (x: T, filters: number, name: string) => tfl.layers.conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init(name), name }).apply(x) as T;
-  const bn = (x: T, name: string) => tfl.layers.batchNormalization({ name }).apply(x) as T;
+  // BN moving averages with momentum 0.9 (Keras: 0.99), so that the short budgets' test-time statistics are not
+  // dominated by the initial mean 0 / variance 1.
+  const bn = (x: T, name: string) => tfl.layers.batchNormalization({ momentum: 0.9, name }).apply(x) as T;
   const act = (x: T, name: string) => tfl.layers.activation({ activation: RELU1, name }).apply(x) as T;
   const input = tfl.input({ shape: [28, 28, 1], name: 'image' });
   let x = act(bn(conv(input, w.channels, 'stem'), 'stem_bn'), 'stem_act');
-  x = tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(x) as T;
+  x = tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }).apply(x) as T;
+  x = tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }).apply(x) as T;
   for (let b = 1; b <= c.blocks; b++) {
     let y = act(bn(conv(x, w.inner, `b${b}_conv1`), `b${b}_bn1`), `b${b}_act1`);
     y = bn(conv(y, w.channels, `b${b}_conv2`), `b${b}_bn2`);
@@ -211,7 +215,7 @@ export function describeResidualCnn(c: ResidualCnnConfig, data: ImageDataset = '
   return [
     '- Claim tested (paper §4.3, ResNet/MobileNet growth): GradMax can grow a whole residual stage — every layer writing the stage\'s channels, joined by the Adds — as one unit with its block-inner convs, and a network grown so beats Random growth and approaches the big network.',
     `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,
-    `- Model (tfjs-layers functional model, grown with the \`@gradmax/tfjs\` GrowthController): stem conv 3×3 (${c.channels}) – BN – relu1 – maxpool 2, then ${c.blocks} residual block(s) [conv 3×3 (${c.inner}) – BN – relu1 – conv 3×3 (${c.channels}) – BN – Add(identity) – relu1], global average pooling, dense 10 softmax; convs without bias; categorical cross-entropy; seeded Glorot-uniform init.`,
+    `- Model (tfjs-layers functional model, grown with the \`@gradmax/tfjs\` GrowthController): stem conv 3×3 (${c.channels}) – BN – relu1 – maxpool 2 – maxpool 2 (28 → 7), then ${c.blocks} residual block(s) on 7×7 maps [conv 3×3 (${c.inner}) – BN – relu1 – conv 3×3 (${c.channels}) – BN – Add(identity) – relu1], global average pooling, dense 10 softmax; convs without bias, BN moving-average momentum 0.9; categorical cross-entropy; seeded Glorot-uniform init.`,
     `- Growth sites: the residual stage as one channel group (producers stem${blocks.map((b) => `, ${b}_conv2`).join('')}; consumers ${blocks.map((b) => `${b}_conv1`).join(', ')} and the head; BN, pooling and the Adds carried along) and each block's inner pair (${blocks.map((b) => `${b}_conv1→${b}_conv2`).join(', ')}).`,
     `- Budget: ${c.steps} \`trainOnBatch\` steps; ${optimizerSentence(c)}.`,
     `- Schedule (all sites at once): start stage ${start.channels} / inner ${start.inner} channels (${c.startFraction}×), ${scheduleSentence(growthSteps(c), c.steps)}, to ${c.channels} / ${c.inner}; a fresh random grow batch of ${c.growBatch} per event. Loss on the grow batch is recorded before and after each event (no per-site gradient norms on this task).`,
