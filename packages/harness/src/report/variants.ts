@@ -67,7 +67,9 @@ export function variantMeasures(metric: ReportMetric, growthSteps: readonly numb
   const overGrowths = (r: RunResult, half: boolean) => {
     const curve = r.curves?.trainLoss;
     if (!curve || !intervals.length) return NaN;
-    return mean(intervals.map((w) => windowMean(curve, w.from, half ? w.from + Math.max(1, (w.to - w.from) / 2) : w.to)));
+    // Windows without a logged point (sparse logging, short intervals) are left out rather than poisoning the mean.
+    const windows = intervals.map((w) => windowMean(curve, w.from, half ? w.from + Math.max(1, (w.to - w.from) / 2) : w.to)).filter(Number.isFinite);
+    return windows.length ? mean(windows) : NaN;
   };
   const out: VariantMeasure[] = [
     { label: 'loss right after growth', higherIsBetter: false, of: (r) => overGrowths(r, true) },
@@ -115,7 +117,7 @@ export function variantSection(metric: ReportMetric, arms: ReadonlyMap<string, r
     md.push('');
     md.push(
       `Every growing arm against \`${base}\` on the same seeds. *Loss right after growth*: mean training loss over the first half of each interval between growths ` +
-        '(after the last growth: an interval as long as the one before), averaged over the growths of a run; *until next growth*: over the whole interval. ' +
+        '(after the last growth: an interval as long as the one before), averaged over the growths of a run whose window holds a logged point; *until next growth*: over the whole interval. ' +
         `Cells: mean ± std over seeds, then the mean paired difference against \`${base}\` and the two-sided p of the paired sign-flip permutation test (uncorrected).`,
     );
     md.push('');
