@@ -18,6 +18,7 @@ export {
   DATA_SOURCE,
   LR_SCHEDULES,
   learningRateAt,
+  scheduledGrowthSteps,
   optimizerSentence,
   takeMnist,
   gatherBatch,

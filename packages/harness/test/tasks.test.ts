@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collectResults, defaultArms, getTask, listTasks, runBenchmark, type RunResult } from '@gradmax/harness';
+import { collectResults, defaultArms, getTask, listTasks, runBenchmark, scheduledGrowthSteps, type MnistTrainingConfig, type RunResult } from '@gradmax/harness';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -128,6 +128,10 @@ describe('tasks end to end (tiny settings)', () => {
       for (const x of g.growths!) expect(Math.abs(x.lossAfter! - x.lossBefore!)).toBeLessThan(1e-5 * x.lossBefore!);
       expect(Number.isFinite(g.summary!['finalTestAccuracy'])).toBe(true);
     }
+    // The card's growth steps are the steps the run grew at (the core schedule's, not growStart + i·growEvery).
+    const config = r.get('gradmax')!.config as unknown as MnistTrainingConfig;
+    expect([...new Set(r.get('gradmax')!.growths!.map((x) => x.step))]).toEqual(scheduledGrowthSteps(config));
+    expect(getTask('mnist-resnet').describe(config)).toContain(`steps ${scheduledGrowthSteps(config).join(', ')}`);
     // Grown arms end with the big model's parameter count (same architecture at full width).
     expect(r.get('gradmax')!.summary!['parameters']).toBe(r.get('big')!.summary!['parameters']);
     expect(r.get('small')!.summary!['finalWidth']).toBe(1);

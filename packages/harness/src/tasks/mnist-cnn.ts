@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { resolveFlatConfig } from '../config.js';
-import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { scheduledGrowthSteps, validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind, parseArm } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -30,7 +30,7 @@ const DEFAULTS: MnistCnnConfig = {
   startFraction: 0.25,
   growTimes: 3,
   growStart: 120,
-  growEvery: 150,
+  growEvery: 120,
   steps: 900,
   batch: 64,
   growBatch: 64,
@@ -279,9 +279,7 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
 /** The `mnist-cnn` card (Markdown list) for a resolved config: every number comes from `c`. */
 export function describeMnistCnn(c: MnistCnnConfig, data: ImageDataset = 'mnist'): string {
   const w = (n: number) => Math.max(1, Math.round(n * c.startFraction));
-  const steps: number[] = [];
-  for (let i = 0; i < c.growTimes; i++) steps.push(c.growStart + i * c.growEvery);
-  const within = steps.filter((s) => s < c.steps);
+  const within = scheduledGrowthSteps(c);
   return [
     '- Claim tested (paper §4.2–4.3, convolutional networks): GradMax growth of conv and dense layers beats Random growth and approaches the big network.',
     `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,

@@ -8,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { resolveFlatConfig } from '../config.js';
-import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistTrainingConfig } from '../mnist.js';
+import { scheduledGrowthSteps, validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
 import { armKind, parseArm } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
@@ -32,7 +32,7 @@ const DEFAULTS: ResidualCnnConfig = {
   startFraction: 0.25,
   growTimes: 3,
   growStart: 26,
-  growEvery: 35,
+  growEvery: 26,
   steps: 200,
   batch: 32,
   growBatch: 64,
@@ -202,12 +202,6 @@ async function runResidual(dataset: ImageDataset, self: () => Task<ResidualCnnCo
   }
 }
 
-function growthSteps(c: ResidualCnnConfig): number[] {
-  const steps: number[] = [];
-  for (let i = 0; i < c.growTimes; i++) steps.push(c.growStart + i * c.growEvery);
-  return steps.filter((s) => s < c.steps);
-}
-
 /** The residual task's card (Markdown list) for a resolved config: every number comes from `c`. */
 export function describeResidualCnn(c: ResidualCnnConfig, data: ImageDataset = 'mnist'): string {
   const start = widths(c, c.startFraction);
@@ -218,7 +212,7 @@ export function describeResidualCnn(c: ResidualCnnConfig, data: ImageDataset = '
     `- Model (tfjs-layers functional model, grown with the \`@gradmax/tfjs\` GrowthController): stem conv 3×3 (${c.channels}) – BN – relu1 – maxpool 2 – maxpool 2 (28 → 7), then ${c.blocks} residual block(s) on 7×7 maps [conv 3×3 (${c.inner}) – BN – relu1 – conv 3×3 (${c.channels}) – BN – Add(identity) – relu1], global average pooling, dense 10 softmax; convs without bias, BN moving-average momentum 0.9; categorical cross-entropy; seeded Glorot-uniform init.`,
     `- Growth sites: the residual stage as one channel group (producers stem${blocks.map((b) => `, ${b}_conv2`).join('')}; consumers ${blocks.map((b) => `${b}_conv1`).join(', ')} and the head; BN, pooling and the Adds carried along) and each block's inner pair (${blocks.map((b) => `${b}_conv1→${b}_conv2`).join(', ')}).`,
     `- Budget: ${c.steps} \`trainOnBatch\` steps; ${optimizerSentence(c)}.`,
-    `- Schedule (all sites at once): start stage ${start.channels} / inner ${start.inner} channels (${c.startFraction}×), ${scheduleSentence(growthSteps(c), c.steps)}, to ${c.channels} / ${c.inner}; a fresh random grow batch of ${c.growBatch} per event. Loss on the grow batch is recorded before and after each event (no per-site gradient norms on this task).`,
+    `- Schedule (all sites at once): start stage ${start.channels} / inner ${start.inner} channels (${c.startFraction}×), ${scheduleSentence(scheduledGrowthSteps(c), c.steps)}, to ${c.channels} / ${c.inner}; a fresh random grow batch of ${c.growBatch} per event. Loss on the grow batch is recorded before and after each event (no per-site gradient norms on this task).`,
     `- Scale: strategies taking \`scale\` get ${c.scale} × mean outgoing norm. Strategies that read retained (h, g) samples (Firefly, NORTH, TINY) cannot grow channel groups and are left out.`,
     `- Baselines: \`small\` (${c.startFraction}×) and \`big\` (1×) without growth. Test loss and accuracy every ${c.evalEvery} steps and at the end.`,
   ].join('\n');
