@@ -35,6 +35,7 @@ const SKIPS: { match: RegExp; reason: string }[] = [
   { match: /^npm i @gradmax\/onnx\b/, reason: 'installs from the npm registry (network)' },
   { match: /^gradmax bench run --task teacher-student --out gradmax-report$/, reason: 'the full teacher-student task (about a minute on 2 cores); the same command with --preset tiny runs in docs/getting-started.md and packages/harness/README.md' },
   { match: /^gradmax bench run --task mnist-mlp\b/, reason: 'downloads MNIST and trains for minutes' },
+  { match: /^gradmax bench run --task teacher-student --seeds 0-9 --out sign-ts\b/, reason: 'the full sign experiment (70 runs, several minutes on 2 cores); the same variant arms run with --preset tiny right below it in docs/harness.md' },
   { match: /^gradmax bench run --task teacher-student --preset notebook\b/, reason: "the notebook's full-size preset (minutes)" },
   { match: /^pnpm --filter @gradmax\/onnx build$/, reason: 'builds the package inside the workspace; this test runs documents in a scratch folder, after the workspace build' },
   { match: /^pnpm --filter @gradmax\/onnx bench$/, reason: "every benchmark of @gradmax/onnx, including the full growability run over the torchvision corpus (tens of minutes; needs Debian's python3-torch)" },

@@ -255,7 +255,10 @@ describe('gradmax onnx does not load the benchmark harness (issue 15 item 19)', 
     const file = saveModelFile(dir, 'm.onnx');
     fs.writeFileSync(
       path.join(dir, 'hooks.mjs'),
-      "export async function resolve(s, c, next) { const r = await next(s, c); if (/tfjs|mnist|harness/.test(r.url)) process.stderr.write(`LOADED ${r.url}\\n`); return r; }\n",
+      // Only the part of the URL below the repository root is matched (a checkout under a folder named "…harness…"
+      // would otherwise match every module).
+      `const ROOT = ${JSON.stringify(new URL('../../..', import.meta.url).href)};\n` +
+        "export async function resolve(s, c, next) { const r = await next(s, c); if (/tfjs|mnist|harness/.test(r.url.startsWith(ROOT) ? r.url.slice(ROOT.length) : r.url)) process.stderr.write(`LOADED ${r.url}\\n`); return r; }\n",
     );
     fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
     const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), BIN, 'onnx', 'inspect', file], { encoding: 'utf8' });

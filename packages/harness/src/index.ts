@@ -18,6 +18,7 @@ export {
   DATA_SOURCE,
   LR_SCHEDULES,
   learningRateAt,
+  scheduledGrowthSteps,
   optimizerSentence,
   takeMnist,
   gatherBatch,
@@ -41,6 +42,6 @@ export {
 } from './results.js';
 export { executeCell, type CellJob } from './execute.js';
 export { runBenchmark, defaultWorkers, workerScript, type RunOptions, type RunSummary, type RunnerEvent } from './runner.js';
-export { BASELINE_ARMS, defaultArms, armKind, strategyNames, makeStrategy } from './strategies.js';
+export { BASELINE_ARMS, defaultArms, armKind, strategyNames, makeStrategy, parseArm, isVariantArm, type ArmStrategy } from './strategies.js';
 export * from './tasks/index.js';
 export * from './report/index.js';

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { GradmaxError, InvalidArgumentError, type Rng } from '@gradmax/core';
+import { GradmaxError, InvalidArgumentError, allAtOnce, type Rng } from '@gradmax/core';
 import { requireInteger, requirePositive } from './config.js';
 
 /** A split of MNIST: `images` is `[n × 784]` in [0, 1], `labels` in 0..9. */
@@ -215,4 +215,25 @@ export class BatchStream {
     this.pos += this.batch;
     return out;
   }
+}
+
+/**
+ * Growth steps of the core `allAtOnce` schedule the tfjs image tasks run (`start`, `every`, `times` from the
+ * config), within the training budget. The core schedule puts its events on multiples of `growEvery` (the first at
+ * ⌈growStart / growEvery⌉·growEvery), so cards must read the steps from it, not recompute growStart + i·growEvery.
+ */
+export function scheduledGrowthSteps(c: Pick<MnistTrainingConfig, 'growStart' | 'growEvery' | 'growTimes' | 'steps'>): number[] {
+  if (c.growTimes === 0) return [];
+  const schedule = allAtOnce({ sites: [{ name: 'site', initialWidth: 1 }], start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { units: 1 } });
+  return (schedule.events?.() ?? []).map((e) => e.step).filter((s) => s < c.steps);
+}
+
+/**
+ * Disposes a momentum optimizer completely: tfjs 4.22's MomentumOptimizer.dispose() does not call SGDOptimizer's, so
+ * its learning-rate scalar `c` would stay allocated (one leaked tensor per run).
+ */
+export function disposeMomentumOptimizer(optimizer: { dispose(): void }): void {
+  optimizer.dispose();
+  const lr = (optimizer as unknown as { c?: { isDisposed: boolean; dispose(): void } }).c;
+  if (lr && !lr.isDisposed) lr.dispose();
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { buildReport, comparisonSection, getTask, learningRateAt, mnistMlp, teacherStudent, type RunResult } from '@gradmax/harness';
+import { buildReport, comparisonSection, getTask, learningRateAt, mnistMlp, scheduledGrowthSteps, teacherStudent, type MnistTrainingConfig, type RunResult } from '@gradmax/harness';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -56,12 +56,18 @@ describe('reports follow the resolved config', () => {
   });
 
   it('image tasks follow the reference timing by default: growth from ~13 % to ≤ 50 % of training, cosine decay, Nesterov', () => {
-    for (const name of ['mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn']) {
+    for (const name of ['mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn', 'mnist-resnet', 'fashion-mnist-resnet']) {
       const task = getTask(name);
       const c = task.resolveConfig('default') as Record<string, number | string | boolean>;
       const steps = c['steps'] as number;
-      const first = c['growStart'] as number;
-      const last = first + ((c['growTimes'] as number) - 1) * (c['growEvery'] as number);
+      // The tfjs tasks run the core allAtOnce schedule, whose events sit on multiples of growEvery: read the steps
+      // from it (the MLP tasks grow at growStart + i·growEvery themselves).
+      const planned = name.includes('mlp')
+        ? Array.from({ length: c['growTimes'] as number }, (_, i) => (c['growStart'] as number) + i * (c['growEvery'] as number))
+        : scheduledGrowthSteps(c as unknown as MnistTrainingConfig);
+      const first = planned[0]!;
+      const last = planned.at(-1)!;
+      expect(task.protocol).toContain(`steps ${planned.slice(0, 3).join(', ')}`);
       expect(first / steps).toBeGreaterThanOrEqual(0.12);
       expect(first / steps).toBeLessThanOrEqual(0.14);
       expect(last / steps).toBeLessThanOrEqual(0.5);

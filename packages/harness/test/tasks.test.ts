@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collectResults, defaultArms, getTask, listTasks, runBenchmark, type RunResult } from '@gradmax/harness';
+import { collectResults, defaultArms, getTask, listTasks, runBenchmark, scheduledGrowthSteps, type MnistTrainingConfig, type RunResult } from '@gradmax/harness';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -26,7 +26,7 @@ function decreasing(values: number[]): boolean {
 
 describe('tasks end to end (tiny settings)', () => {
   it('lists the tasks with presets and arms', () => {
-    expect(listTasks().map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn']);
+    expect(listTasks().map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn', 'mnist-resnet', 'fashion-mnist-resnet']);
     for (const t of listTasks()) {
       expect(t.presets).toContain('tiny');
       expect(defaultArms(t)).toEqual(expect.arrayContaining(['gradmax', 'random', 'small', 'big']));
@@ -111,5 +111,31 @@ describe('tasks end to end (tiny settings)', () => {
     }
     expect(r.get('small')!.summary!['finalWidth']).toBe(1);
     expect(Number.isFinite(r.get('small')!.summary!['finalTestLoss'])).toBe(true);
+  });
+  it('mnist-resnet: the residual stage grows as one channel group with the inner convs, function-preserving', async () => {
+    expect(defaultArms(getTask('mnist-resnet'))).toEqual(expect.arrayContaining(['gradmax', 'gradmaxOpt', 'random']));
+    for (const arm of ['firefly', 'north', 'tiny', 'allZero']) expect(defaultArms(getTask('mnist-resnet'))).not.toContain(arm);
+    const r = await runTiny('mnist-resnet', ['gradmax', 'random', 'small', 'big']);
+    for (const arm of ['gradmax', 'random']) {
+      const g = r.get(arm)!;
+      expect(g.growths!.map((x) => `${x.site}:${x.unitsBefore}->${x.unitsAfter}`)).toEqual([
+        'b1_conv1->b1_conv2:1->2', 'stem+b1_conv2->b1_conv1+logits:1->2',
+        'b1_conv1->b1_conv2:2->3', 'stem+b1_conv2->b1_conv1+logits:2->3',
+        'b1_conv1->b1_conv2:3->4', 'stem+b1_conv2->b1_conv1+logits:3->4',
+      ]);
+      expect(g.summary!['finalWidth']).toBe(4);
+      expect(g.summary!['leakedTensors']).toBe(0);
+      // Incoming-zero strategies on the stage group and the inner pair: the grow batch's loss is unchanged (the new
+      // channels are zero through BN, the Adds and the pooling), measured independently of the adapter.
+      for (const x of g.growths!) expect(Math.abs(x.lossAfter! - x.lossBefore!)).toBeLessThan(1e-5 * x.lossBefore!);
+      expect(Number.isFinite(g.summary!['finalTestAccuracy'])).toBe(true);
+    }
+    // The card's growth steps are the steps the run grew at (the core schedule's, not growStart + i·growEvery).
+    const config = r.get('gradmax')!.config as unknown as MnistTrainingConfig;
+    expect([...new Set(r.get('gradmax')!.growths!.map((x) => x.step))]).toEqual(scheduledGrowthSteps(config));
+    expect(getTask('mnist-resnet').describe(config)).toContain(`steps ${scheduledGrowthSteps(config).join(', ')}`);
+    // Grown arms end with the big model's parameter count (same architecture at full width).
+    expect(r.get('gradmax')!.summary!['parameters']).toBe(r.get('big')!.summary!['parameters']);
+    expect(r.get('small')!.summary!['finalWidth']).toBe(1);
   });
 });

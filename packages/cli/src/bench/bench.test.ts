@@ -35,6 +35,8 @@ describe('gradmax bench: usage errors give exit 2 and one clear line', () => {
     [['run', '--backend', 'webgpu', '--task', 'teacher-student'], /task "teacher-student" cannot run on webgpu: it reads tensors synchronously/],
     [['run', '--task', 'imagenet'], /unknown task "imagenet"/],
     [['run', '--arm', 'gradmax,bogus'], /unknown arm "bogus"/],
+    [['run', '--arm', 'bogus:sign=random'], /unknown arm "bogus:sign=random"/],
+    [['run', '--arm', 'gradmax:sign'], /arm "gradmax:sign": "sign" is not key=value/],
     [['run', '--preset', 'huge'], /no preset "huge"/],
     [['run', '--set', 'steps=abc'], /config "steps"/],
     [['run', '--set', 'nokey=1'], /no config key "nokey"/],
@@ -71,7 +73,7 @@ describe('gradmax bench: help, list, run and report', () => {
     expect(text.out).toMatch(/not supported: allZero/);
     const json = await bench('list', '--json');
     const data = JSON.parse(json.out) as { tasks: { name: string; arms: string[] }[]; strategies: string[] };
-    expect(data.tasks.map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn']);
+    expect(data.tasks.map((t) => t.name)).toEqual(['teacher-student', 'mnist-mlp', 'mnist-cnn', 'fashion-mnist-mlp', 'fashion-mnist-cnn', 'mnist-resnet', 'fashion-mnist-resnet']);
     expect(data.strategies).toContain('gradmax');
   });
 

@@ -5,6 +5,8 @@ export {
   BACKEND_REQUESTS,
   assertTaskRunsOn,
   defaultArms,
+  isVariantArm,
+  parseArm,
   defaultWorkers,
   getTask,
   listTasks,

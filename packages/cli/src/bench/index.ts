@@ -9,6 +9,8 @@ import {
   assertTaskRunsOn,
   GradmaxError,
   defaultArms,
+  isVariantArm,
+  parseArm,
   defaultWorkers,
   getTask,
   listTasks,
@@ -32,7 +34,8 @@ to <out>/results/, then the report (report.md + SVG plots) to <out>/.
 Options:
   --task NAME        task(s) to run, repeatable or comma-separated (default: teacher-student)
                      tasks: ${'{tasks}'}
-  --arm NAME         arm(s): strategies, small, big, or the task's analysis arms (default: all)
+  --arm NAME         arm(s): strategies, small, big, or the task's analysis arms (default: all);
+                     a strategy with options, e.g. gradmax:sign=largestNegative, is a variant arm
   --seeds SPEC       a count (5 → 0..4), a range (0-9) or a list (0,3,7) (default: per task)
   --preset NAME      config preset: default, tiny, ... (see gradmax bench list)
   --set KEY=VALUE    override one config key, repeatable (see gradmax bench list)
@@ -148,7 +151,8 @@ async function runCommand(argv: string[], io: CliIO): Promise<number> {
       for (const t of tasks) {
         const task = getTask(t);
         const known = [...defaultArms(task), ...Object.keys(task.unsupportedArms ?? {})];
-        const bad = arms.find((a) => !known.includes(a));
+        // A variant arm (gradmax:sign=random) is known when its strategy is; parseArm names a malformed pair.
+        const bad = arms.find((a) => !known.includes(a) && !(isVariantArm(a) && known.includes(parseArm(a).strategy)));
         if (bad) throw new UsageError(`${cmd}: unknown arm "${bad}" for task ${t}; arms: ${defaultArms(task).join(', ')}`);
       }
     }

@@ -13,6 +13,7 @@ import { ALPHA, PAIRED_REFERENCE, comparisonSection } from './compare.js';
 import { table, textTable } from './markdown.js';
 import { aggregateCurves, fmt, fmtP, mean, meanStd, pairedPermutationTest, windowMean } from './stats.js';
 import { HIGHLIGHT, lineChart } from './svg.js';
+import { variantSection } from './variants.js';
 
 /** Results of one (task, backend, config). */
 export interface ReportGroup {
@@ -52,7 +53,8 @@ export function compareArms(a: string, b: string): number {
   const strategies = strategyNames();
   const analysis = listTasks().flatMap((t) => t.analysisArms);
   const rank = (x: string) => {
-    const i = strategies.indexOf(x);
+    // A variant arm (`gradmax:sign=random`) sorts right after its base strategy.
+    const i = strategies.indexOf(x.split(':')[0]!);
     if (i >= 0) return i;
     const base = (BASELINE_ARMS as readonly string[]).indexOf(x);
     if (base >= 0) return 10_000 + base;
@@ -325,6 +327,14 @@ function buildGroup(g: ReportGroup): GroupSection {
     if (overhead.length) md.push(`Growth events: ${overhead.length}, mean ${fmt(mean(overhead), 3)} ms each (max ${fmt(Math.max(...overhead), 3)} ms).`);
     md.push('');
     md.push(...strategyNotes(g.results));
+    if (task) {
+      const configured = Number(config['steps']);
+      const lastLogged = Math.max(...g.results.map((r) => r.curves?.trainLoss?.step.at(-1) ?? 0));
+      const variants = variantSection(task.metric, new Map([...arms.entries()].filter(([arm]) => !analysis.has(arm))), growthSteps, Number.isFinite(configured) && configured > 0 ? configured : lastLogged);
+      md.push(...variants.markdown);
+      const sig = variants.comparisons.filter((c) => c.test.p < ALPHA);
+      if (variants.comparisons.length) summary += `\nagainst the variants' base (paired sign-flip test), significant at ${ALPHA}: ${sig.length ? sig.map((c) => `${c.arm} vs ${c.against} on ${c.measure} (p ${fmtP(c.test.p)})`).join(', ') : 'none'}`;
+    }
   }
 
   if (task?.report) {

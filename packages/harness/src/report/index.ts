@@ -24,3 +24,4 @@ export {
   type PermutationOptions,
 } from './stats.js';
 export { NOTEBOOK_TEACHER_STUDENT, NOTEBOOK_PROVENANCE, type NotebookGrowthRow } from './reference.js';
+export { variantSection, variantMeasures, growthIntervals, type VariantComparison, type VariantMeasure, type VariantSectionResult } from './variants.js';

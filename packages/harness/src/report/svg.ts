@@ -124,10 +124,13 @@ function frame(width: number, height: number, title: string, body: string[]): st
 }
 
 /** Size, margins (legend on the right) and plot-area size shared by every chart. */
-function plotArea(options: { width?: number; height?: number }) {
-  const width = options.width ?? 760;
+function plotArea(options: { width?: number; height?: number; series: readonly { name: string }[] }) {
+  // The legend widens for long arm names (variant arms such as gradmax:sign=largestNegative); the chart widens with
+  // it so that the plot area keeps its size. About 6.6 px per character at the legend's font size.
+  const longest = Math.max(0, ...options.series.map((s) => s.name.length));
+  const legendW = Math.max(170, Math.ceil(40 + 6.6 * longest));
+  const width = (options.width ?? 760) + (legendW - 170);
   const height = options.height ?? 440;
-  const legendW = 170;
   const m = { left: 70, right: legendW + 10, top: 34, bottom: 50 };
   return { width, height, legendW, m, pw: width - m.left - m.right, ph: height - m.top - m.bottom };
 }

@@ -5,12 +5,14 @@ import { UnknownNameError } from '@gradmax/core';
 import type { Task } from '../types.js';
 import { fashionMnistCnn, mnistCnn } from './mnist-cnn.js';
 import { fashionMnistMlp, mnistMlp } from './mnist-mlp.js';
+import { fashionMnistResnet, mnistResnet } from './residual-cnn.js';
 import { teacherStudent } from './teacher-student.js';
 
 export { mnistCnn, fashionMnistCnn, describeMnistCnn, type MnistCnnConfig } from './mnist-cnn.js';
 export { mnistMlp, fashionMnistMlp, evaluateMlp, describeMnistMlp, type MnistMlpConfig } from './mnist-mlp.js';
 export { teacherStudent, teacherStudentStrategyOptions, describeTeacherStudent, SCALED_STRATEGIES, type TeacherStudentConfig } from './teacher-student.js';
 export { teacherStudentReport } from './teacher-student-report.js';
+export { mnistResnet, fashionMnistResnet, buildResidualCnn, describeResidualCnn, type ResidualCnnConfig } from './residual-cnn.js';
 
 const registry = new Map<string, Task<any>>([
   [teacherStudent.name, teacherStudent],
@@ -18,6 +20,8 @@ const registry = new Map<string, Task<any>>([
   [mnistCnn.name, mnistCnn],
   [fashionMnistMlp.name, fashionMnistMlp],
   [fashionMnistCnn.name, fashionMnistCnn],
+  [mnistResnet.name, mnistResnet],
+  [fashionMnistResnet.name, fashionMnistResnet],
 ]);
 
 /** All built-in and registered tasks, in registration order. */

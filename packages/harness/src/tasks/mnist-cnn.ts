@@ -8,9 +8,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { InvalidArgumentError, Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { resolveFlatConfig } from '../config.js';
-import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
+import { disposeMomentumOptimizer, scheduledGrowthSteps, validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { asyncTestEvaluator, pushPoint } from '../curves.js';
-import { armKind } from '../strategies.js';
+import { armKind, parseArm } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 import { scheduleSentence } from '../report/markdown.js';
 
@@ -31,7 +31,7 @@ const DEFAULTS: MnistCnnConfig = {
   startFraction: 0.25,
   growTimes: 3,
   growStart: 120,
-  growEvery: 150,
+  growEvery: 120,
   steps: 900,
   batch: 64,
   growBatch: 64,
@@ -73,12 +73,14 @@ function buildCnn(c: MnistCnnConfig, fraction: number, rng: Rng): tfl.Sequential
   });
 }
 
-function imageBatch(tf: typeof tfc, split: MnistSplit, idx: ArrayLike<number>): Batch {
+/** A `[n, 28, 28, 1]` image batch with one-hot labels from examples `idx` of a split (caller disposes). */
+export function imageBatch(tf: typeof tfc, split: MnistSplit, idx: ArrayLike<number>): Batch {
   const { x, y } = gatherBatch(split, idx);
   return { xs: tf.tensor4d(x, [idx.length, 28, 28, 1]), ys: tf.tensor2d(y, [idx.length, 10]) };
 }
 
-async function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): Promise<{ loss: number; accuracy: number }> {
+/** Mean cross-entropy and accuracy of a softmax image model on a split, in chunks (asynchronous reads: webgpu). */
+export async function evaluateCnn(tf: typeof tfc, model: tfl.LayersModel, split: MnistSplit, chunk = 1000): Promise<{ loss: number; accuracy: number }> {
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < split.count; start += chunk) {
@@ -185,10 +187,12 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
   if (kind === 'strategy') {
     const fraction = (1 / c.startFraction - 1) / Math.max(1, c.growTimes);
     schedule = allAtOnce({ sites: scheduledSites(model), start: c.growStart, every: c.growEvery, times: c.growTimes, amount: { fraction } });
+    const { strategy, options: variant } = parseArm(arm);
+    const strategyOptions = { ...(SCALED.includes(strategy) ? { scale: c.scale } : {}), ...variant };
     controller = new GrowthController(model, {
       schedule,
-      strategy: arm,
-      ...(SCALED.includes(arm) ? { strategyOptions: { scale: c.scale } } : {}),
+      strategy,
+      ...(Object.keys(strategyOptions).length ? { strategyOptions } : {}),
       growBatch: () => imageBatch(tf, train, growIdx!),
       seed: root.fork('growth').nextUint32(),
     });
@@ -266,19 +270,14 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
     };
   } finally {
     model.dispose();
-    optimizer.dispose();
-    // tfjs 4.22: MomentumOptimizer.dispose() does not call SGDOptimizer's, so its learning-rate scalar `c` stays.
-    const lr = (optimizer as unknown as { c?: tfc.Tensor }).c;
-    if (lr && !lr.isDisposed) lr.dispose();
+    disposeMomentumOptimizer(optimizer);
   }
 }
 
 /** The `mnist-cnn` card (Markdown list) for a resolved config: every number comes from `c`. */
 export function describeMnistCnn(c: MnistCnnConfig, data: ImageDataset = 'mnist'): string {
   const w = (n: number) => Math.max(1, Math.round(n * c.startFraction));
-  const steps: number[] = [];
-  for (let i = 0; i < c.growTimes; i++) steps.push(c.growStart + i * c.growEvery);
-  const within = steps.filter((s) => s < c.steps);
+  const within = scheduledGrowthSteps(c);
   return [
     '- Claim tested (paper §4.2–4.3, convolutional networks): GradMax growth of conv and dense layers beats Random growth and approaches the big network.',
     `- Data: ${DATA_SOURCE[data]} (first ${c.trainSize} train / ${c.testSize} test examples, pixels in [0, 1], no augmentation).`,

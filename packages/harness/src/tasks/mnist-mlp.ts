@@ -8,7 +8,7 @@ import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp } from '../mlp.js';
 import { validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, gatherBatch, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistSplit, type MnistTrainingConfig } from '../mnist.js';
 import { pushPoint, testEvaluator } from '../curves.js';
-import { armKind, makeStrategy } from '../strategies.js';
+import { armKind, makeStrategy, parseArm } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 import { scheduleSentence } from '../report/markdown.js';
 
@@ -77,7 +77,7 @@ async function runImageMlp(dataset: ImageDataset, self: () => Task<MnistMlpConfi
   const { start, perGrowth } = mlpPlan(c);
   const width = kind === 'big' ? c.hidden : start;
   const model = new GrowableMlp(tf, glorotMlp([784, width, width, 10], root.fork(kind === 'big' ? 'init-big' : 'init'), true), { loss: 'softmaxCrossEntropy', momentum: c.momentum, nesterov: c.nesterov });
-  const strategy: GrowthStrategy | undefined = kind === 'strategy' ? makeStrategy(arm, SCALED.includes(arm) ? { scale: c.scale } : {}) : undefined;
+  const strategy: GrowthStrategy | undefined = kind === 'strategy' ? makeStrategy(arm, SCALED.includes(parseArm(arm).strategy) ? { scale: c.scale } : {}) : undefined;
   const schedule = new Map<number, number>();
   if (strategy) for (let i = 0; i < c.growTimes; i++) schedule.set(c.growStart + i * c.growEvery, i);
   const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));

@@ -7,7 +7,7 @@ import { requireInteger, requirePositive, resolveFlatConfig } from '../config.js
 import { pushPoint } from '../curves.js';
 import { growMlpSite } from '../growth.js';
 import { GrowableMlp, glorotMlp, uniformMlp } from '../mlp.js';
-import { armKind, makeStrategy, strategyNames } from '../strategies.js';
+import { armKind, makeStrategy, parseArm, strategyNames } from '../strategies.js';
 import type { Curve, GainRecord, GrowthRecord, Task, TaskContext, TaskOutput, TaskReportInput } from '../types.js';
 import { scheduleSentence } from '../report/markdown.js';
 import { teacherStudentReport } from './teacher-student-report.js';
@@ -137,7 +137,7 @@ async function runTeacherStudent(ctx: TaskContext<TeacherStudentConfig>): Promis
   const layers = kind === 'big' ? glorotMlp([d, finalWidth, c.outputDim], root.fork('student-big'), false) : glorotMlp([d, c.startWidth, c.outputDim], root.fork('student'), false);
   const model = new GrowableMlp(tf, layers, { loss: 'mse' });
   const baseName = kind === 'analysis' ? c.gainBase : kind === 'strategy' ? arm : undefined;
-  const strategy: GrowthStrategy | undefined = baseName ? makeStrategy(baseName, teacherStudentStrategyOptions(baseName, c)) : undefined;
+  const strategy: GrowthStrategy | undefined = baseName ? makeStrategy(baseName, teacherStudentStrategyOptions(parseArm(baseName).strategy, c)) : undefined;
   const gainNames = kind === 'analysis' ? (c.gainStrategies.length ? c.gainStrategies : strategyNames().filter((n) => !(n in (teacherStudent.unsupportedArms ?? {})))) : [];
   const gainStrategies = gainNames.map((n) => makeStrategy(n, teacherStudentStrategyOptions(n, c)));
   const schedule = kind === 'small' || kind === 'big' ? [] : growthSteps(c);
