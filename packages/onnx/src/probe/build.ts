@@ -20,6 +20,7 @@ import { VJP_RULES, maxPoolTapGeometry, maxPoolTiling, maxPoolWindowsOverlap, re
 import type { MaxPoolTiling } from './rules.js';
 import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
+import { emitPairWindows, type PairWindows } from './mapped-pairs.js';
 import type { TensorInfo } from './shapes.js';
 
 /**
@@ -41,6 +42,11 @@ export interface ProbeSite {
   preActivation: string;
   /** Conv geometry (required for conv sites); for Conv→Flatten→dense the dense layer is a conv whose kernel covers the map. */
   geometry?: ConvPairGeometry;
+  /**
+   * Conv sites through a MaxPool (group pairs): h is replaced by the current layer's input windows at the positions the
+   * next layer reads, and `geometry` is that of a 1×1 current layer over them (see `mapped-pairs.ts`).
+   */
+  windows?: PairWindows;
 }
 
 /** A site given by the names of its two layer nodes (`current` grows, `next` consumes). */
@@ -818,7 +824,8 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
     } else {
       const geo = site.geometry;
       if (!geo) throw new InvalidArgumentError(`conv site "${site.name}" needs a geometry`, { site: site.name });
-      outputs.push({ site, output: emitTapGradient(e, g, h, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
+      const x = site.windows ? emitPairWindows(e, h, site.windows) : h;
+      outputs.push({ site, output: emitTapGradient(e, g, x, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
     }
   }
 

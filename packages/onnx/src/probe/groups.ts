@@ -22,6 +22,7 @@ import { computeStatistics, type ComputeStatisticsOptions } from './compute.js';
 import { MissingGradientRuleError } from './errors.js';
 import { resolveNodePads } from './rules.js';
 import { discoverShapes, type TensorInfo } from './shapes.js';
+import { mappedPairSite, mappedPairStride } from './mapped-pairs.js';
 import type { NodePlacement } from '../placement.js';
 
 /** Options of {@link computeGroupStatistics}: those of `computeStatistics` with groups instead of sites. */
@@ -158,7 +159,12 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
           const d = c.coefficients?.[pi] ?? 0;
           if (d === 0) return;
           const name = `${g.name}::${nodeLabel(p.node)}::${nodeLabel(c.node)}`;
-          mine.push({ site: pairSite(model, infos, g, p, c, name), group: g, producer: p, consumer: c, scale: d / plan.activation.df0 });
+          // Through a MaxPool the consumer reads the producer's output at mapped positions (a plain subsampling folds
+          // into the producer's stride).
+          const map = c.maps?.[pi];
+          const stride = map && (c.type === 'Conv' || c.mean) ? mappedPairStride(infos, p, map) : undefined;
+          const site = map && !stride ? mappedPairSite(infos, g, p, c, map, name) : pairSite(model, infos, g, p, stride ? { ...c, stride } : c, name);
+          mine.push({ site, group: g, producer: p, consumer: c, scale: d / plan.activation.df0 });
         });
       });
       pairs.push(...mine);
