@@ -354,7 +354,8 @@ const convPassThrough: ChannelRule = (ctx, node, hits) => {
   if (!centred || cv.mean) ctx.inexact(node, `depthwise Conv "${label(node)}" is not centred on its kernel`);
   if (cv.maps) {
     // Behind a MaxPool the new channel carries explicit maps: compose the subsampling t → s·t into them.
-    const sizes = spatialSizes(ctx, node.input[0]!, cv.rank);
+    // The value's spatial sizes are the lengths of its maps (any active producer's).
+    const sizes = cv.maps.find((m) => m)?.map((idx) => idx.length) ?? spatialSizes(ctx, node.input[0]!, cv.rank);
     const out = sizes?.map((size, i) => Math.floor((size + (pads[i] ?? 0) + (pads[i + n] ?? 0) - (dil[i] ?? 1) * (dims[2 + i]! - 1) - 1) / (strides[i] ?? 1)) + 1);
     const outer = sizes && out ? strideMap(out, strides.length ? strides : out.map(() => 1)) : undefined;
     if (!sizes || !outer || outer.some((idx, i) => idx.some((t) => t >= sizes[i]!))) {

@@ -1,12 +1,14 @@
 /**
  * The premise of group statistics through MaxPool: with zero incoming weights a new channel is constant, every window
  * ties, and onnxruntime's MaxPool (its Indices, which its gradient and the probe's follow) picks the FIRST valid element
- * of each window in scan order. Checked per pool form against a naive scan, with the output sizes of `poolOutputSize`.
+ * of each window in scan order. Checked per pool form against a naive scan, with the output sizes of `poolOutputSize`
+ * and of the IR's shape inference.
  */
 import { describe, expect, it } from 'vitest';
 import { TensorProto_DataType } from 'onnx-buf';
 import { OnnxModel, runModel } from '@gradmax/onnx';
 import { GraphBuilder } from '../probe/__tests__/graph.js';
+import { inferShapes } from '../shapes.js';
 import { composeMap, poolOutputSize, poolTieIndex, sameMap, strideMap, asStride } from './spatial-maps.js';
 
 /** Naive tie routing of one pool axis: scan each window in order, keep the first element inside the input. */
@@ -38,7 +40,8 @@ describe('onnxruntime routes a MaxPool tie to the first valid element of the win
     const [y, idxName] = b.op('MaxPool', [x], attrs, 2, 'pool') as [string, string];
     b.output(y, [1, 1, 'H', 'W']);
     b.output(idxName, [1, 1, 'H', 'W'], TensorProto_DataType.INT64);
-    const out = await runModel(new OnnxModel(b.build(13)), { x: { type: 'float32', data: new Float32Array(size * size), dims: [1, 1, size, size] } });
+    const model = new OnnxModel(b.build(13));
+    const out = await runModel(model, { x: { type: 'float32', data: new Float32Array(size * size), dims: [1, 1, size, size] } });
     const idx = out.get(idxName)!;
     const [ho, wo] = idx.dims.slice(2) as [number, number];
     const kernel = attrs.kernel_shape as number[];
@@ -46,6 +49,7 @@ describe('onnxruntime routes a MaxPool tie to the first valid element of the win
     const pads = (attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
     const dil = (attrs.dilations as number[] | undefined) ?? [1, 1];
     const ceil = attrs.ceil_mode === 1;
+    expect(inferShapes(model).get(y)?.slice(2)).toEqual([ho, wo]);
     expect([ho, wo]).toEqual([0, 1].map((i) => poolOutputSize(size, kernel[i]!, strides[i]!, pads[i]!, pads[i + 2]!, dil[i]!, ceil)));
     const ph = poolTieIndex(size, ho, kernel[0]!, strides[0]!, pads[0]!, dil[0]!);
     const pw = poolTieIndex(size, wo, kernel[1]!, strides[1]!, pads[1]!, dil[1]!);
