@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TensorProto_DataType } from 'onnx-buf';
-import { OnnxModel, runModel } from '@gradmax/onnx';
+import { OnnxModel, runModel } from '../index.js';
 import { GraphBuilder } from '../probe/__tests__/graph.js';
 import { inferShapes } from '../shapes.js';
 import { composeMap, poolOutputSize, poolTieIndex, sameMap, strideMap, asStride } from './spatial-maps.js';
