@@ -222,7 +222,7 @@ describe('group statistics through MaxPool (first-element convention) against fi
     expect(worst).toBeLessThan(2e-3);
   });
 
-  it('Flatten -> Gemm after a pool, and a GlobalMaxPool -> Gemm consumer', async () => {
+  it('Flatten -> Gemm after a pool, GlobalAveragePool -> Gemm / 1×1 conv after it, and a GlobalMaxPool -> Gemm consumer', async () => {
     const build = () => {
       const b = new GraphBuilder(new Rng(84), F32);
       const x = b.input('x', ['N', 2, 7, 7]);
@@ -230,12 +230,27 @@ describe('group statistics through MaxPool (first-element convention) against fi
       const pooled = b.op('MaxPool', [h], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
       const f = b.op('Gemm', [b.op('Flatten', [pooled]), b.weight([48, 3], 0.3)], {}, 1, 'fc');
       const g = b.op('Gemm', [b.op('Flatten', [b.op('GlobalMaxPool', [h])]), b.weight([3, 3], 0.3)], {}, 1, 'fcmax');
-      b.output(b.op('Add', [f, g]), ['N', 3]);
+      const mean = b.op('GlobalAveragePool', [pooled]);
+      const gm = b.op('Gemm', [b.op('Flatten', [mean]), b.weight([3, 3], 0.6)], {}, 1, 'fcmean');
+      const cm = b.op('Flatten', [conv(b, mean, 3, 3, 1, {}, 'convmean')]);
+      b.output(b.op('Sum', [f, g, gm, cm]), ['N', 3]);
       return b;
     };
     const { worst, plan } = await gradientCheck({ build, group: 'c1', input: [5, 2, 7, 7], classes: 3 });
-    expect(plan.consumers.map((c) => c.maps?.[0])).toEqual([[[0, 1, 3, 5], [0, 1, 3, 5]], [[0], [0]]]);
+    const pi = [[0, 1, 3, 5], [0, 1, 3, 5]];
+    expect(plan.consumers.map((c) => [c.node.name, c.maps?.[0], Boolean(c.mean)])).toEqual([['fc', pi, false], ['fcmax', [[0], [0]], false], ['fcmean', pi, true], ['convmean', pi, true]]);
     expect(worst).toBeLessThan(2e-3);
+  });
+
+  it('refuses a producer that reaches a join through a pool and around it (two maps), with the reason', async () => {
+    const b = new GraphBuilder(new Rng(86), F32);
+    const x = b.input('x', ['N', 2, 6, 6]);
+    const h = b.op('Tanh', [conv(b, x, 2, 3, 3, { pads: [1, 1, 1, 1] }, 'c1')]);
+    const pooled = b.op('MaxPool', [h], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, 1, 'pool');
+    const joined = b.op('Add', [pooled, h], {}, 1, 'join');
+    head(b, conv(b, joined, 3, 4, 3, { pads: [1, 1, 1, 1] }, 'c2'), 4, 3);
+    const { refused } = await computeGroupStatistics(b.model(), { groups: ['c1'], loss: { kind: 'ce-logits' }, data: [] });
+    expect(refused.get('c1')).toMatch(/inexact: Add "join" combines views of the channels at different spatial resolutions: producer 1 of the group reaches it through both operands with different spatial maps/);
   });
 
   it('still refuses a MaxPool whose input size is unknown, naming the node and the size', async () => {
