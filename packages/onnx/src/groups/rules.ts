@@ -385,15 +385,12 @@ const pool: ChannelRule = (ctx, node, hits) => {
   if (node.opType === 'MaxPool' || node.opType === 'GlobalMaxPool' || oneElement) {
     const pooled = maxPoolMaps(ctx, node, cv);
     if (typeof pooled !== 'string') {
-      ctx.emit(node, node.output[0]!, pooled, 'max pooling (per channel; a new channel ties: first element of each window)');
+      ctx.emit(node, node.output[0]!, pooled, oneElement ? 'one-element pooling (subsampling)' : 'max pooling (per channel; a new channel ties: first element of each window)');
       return;
     }
     ctx.inexact(node, pooled);
-  }
-  const avgPads = node.opType === 'AveragePool' && attrInt(node, 'count_include_pad', 0) === 1 && (attrInts(node, 'pads') ?? []).some((p) => p !== 0);
-  if (node.opType === 'MaxPool' || node.opType === 'GlobalMaxPool' || oneElement) {
-    // inexact, recorded above
   } else if (node.opType !== 'GlobalAveragePool' || cv.mean) ctx.inexact(node, `${node.opType} "${label(node)}" pools over space`);
+  const avgPads = node.opType === 'AveragePool' && attrInt(node, 'count_include_pad', 0) === 1 && (attrInts(node, 'pads') ?? []).some((p) => p !== 0);
   const lin = node.opType.includes('Lp') ? (cv.lin.v === 0 ? inexactLin(cv.lin) : unknownLin(ctx.directions)) : avgPads && cv.lin.v !== 0 ? unknownLin(ctx.directions) : cv.lin;
   ctx.emit(node, node.output[0]!, node.opType === 'GlobalAveragePool' ? { ...cv, lin, mean: true } : withLin(cv, lin), 'pooling (per channel)');
 };
