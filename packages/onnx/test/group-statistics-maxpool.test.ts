@@ -253,6 +253,15 @@ describe('group statistics through MaxPool (first-element convention) against fi
     expect(refused.get('c1')).toMatch(/inexact: Add "join" combines views of the channels at different spatial resolutions: producer 1 of the group reaches it through both operands with different spatial maps/);
   });
 
+  it('refuses a group whose growth matrix exceeds maxEntries, with its size', async () => {
+    const b = new GraphBuilder(new Rng(87), F32);
+    const x = b.input('x', ['N', 2, 7, 7]);
+    const pooled = b.op('MaxPool', [b.op('Tanh', [conv(b, x, 2, 3, 3, { pads: [1, 1, 1, 1] }, 'c1')])], { kernel_shape: [2, 2], strides: [2, 2] });
+    b.output(b.op('Gemm', [b.op('Flatten', [pooled]), b.weight([27, 5], 0.3)], {}, 1, 'fc'), ['N', 5]);
+    const { refused } = await computeGroupStatistics(b.model(), { groups: ['c1'], loss: { kind: 'ce-logits' }, data: [], maxEntries: 100 });
+    expect(refused.get('c1')).toBe('the growth matrix would have 45 × 18 = 810 entries, more than maxEntries (100)');
+  });
+
   it('still refuses a MaxPool whose input size is unknown, naming the node and the size', async () => {
     const b = new GraphBuilder(new Rng(85), F32);
     const x = b.input('x', ['N', 2, 'H', 'W']);

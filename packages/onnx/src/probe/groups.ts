@@ -29,7 +29,16 @@ import type { NodePlacement } from '../placement.js';
 export interface GroupStatisticsOptions extends Omit<ComputeStatisticsOptions, 'sites'> {
   /** Group names (or producer names, or `"PRODUCER->CONSUMER"`), as listed by `findGroups`. */
   groups: readonly string[];
+  /**
+   * Largest growth matrix (fanOut × fanIn entries) computed; larger groups are refused with their size instead of
+   * exhausting memory (default 2^28 entries, 2 GiB as float64; VGG's last conv group, whose consumer reads a 7×7 map
+   * flattened into a 4096-unit layer, has 4608 × 200704).
+   */
+  maxEntries?: number;
 }
+
+/** Default of {@link GroupStatisticsOptions.maxEntries}. */
+export const MAX_GROUP_MATRIX_ENTRIES = 2 ** 28;
 
 /** Result of {@link computeGroupStatistics}. */
 export interface GroupStatisticsResult {
@@ -145,6 +154,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     if (!plan || !g.growable) refused.set(g.name, `not growable: ${g.reason ?? 'unknown reason'}`);
     else if (plan.inexact.length) refused.set(g.name, `pair statistics would be inexact: ${plan.inexact.join('; ')}`);
     else if (!Number.isFinite(plan.activation.df0) || plan.activation.df0 === 0) refused.set(g.name, `the new channels get no gradient (f'(0) = ${plan.activation.df0})`);
+    else if (plan.fanOut * plan.fanIn > (options.maxEntries ?? MAX_GROUP_MATRIX_ENTRIES)) refused.set(g.name, `the growth matrix would have ${plan.fanOut} × ${plan.fanIn} = ${plan.fanOut * plan.fanIn} entries, more than maxEntries (${options.maxEntries ?? MAX_GROUP_MATRIX_ENTRIES})`);
     else if (!wanted.includes(g)) wanted.push(g);
   }
   const needsShapes = wanted.some((g) => groupPlan(g)!.producers.some((p) => p.type === 'Conv'));
@@ -175,7 +185,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
   }
   const statistics = new Map<string, SiteStatistics>();
   if (!pairs.length) return { statistics, refused, examples: 0, meanLoss: NaN };
-  const { groups: _groups, ...rest } = options;
+  const { groups: _groups, maxEntries: _maxEntries, ...rest } = options;
   let run: Awaited<ReturnType<typeof computeStatistics>>;
   try {
     run = await computeStatistics(model, { ...rest, sites: pairs.map((p) => p.site) });
