@@ -81,7 +81,10 @@ function windowOutput(node: NodeProto, input: Shape, kernel: number[], channels:
     }
     const eff = (kernel[i]! - 1) * dilations[i]! + 1;
     const span = size + pads[i]! + pads[i + n]! - eff;
-    out.push((ceil ? Math.ceil(span / strides[i]!) : Math.floor(span / strides[i]!)) + 1);
+    let o = (ceil ? Math.ceil(span / strides[i]!) : Math.floor(span / strides[i]!)) + 1;
+    // ceil_mode: the last window must start inside the input or its leading padding (onnxruntime, ONNX 1.15+).
+    if (ceil && (o - 1) * strides[i]! >= size + pads[i]!) o--;
+    out.push(o);
   }
   return out;
 }

@@ -155,6 +155,7 @@ class Context implements ChannelContext {
     layer.f0 = cv.lin.v;
     if (cv.stride) layer.stride = [...cv.stride];
     if (cv.mean) layer.mean = true;
+    if (cv.maps) layer.maps = cv.maps.map((m) => m?.map((idx) => [...idx]));
     this.walk.consumers.push(layer);
   }
   param(node: NodeProto, input: number, weight: WeightRef, axis: number, cv: ChannelValue, fill: ParamFill, eps?: number): void {

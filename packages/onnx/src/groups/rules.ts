@@ -11,6 +11,8 @@ import type { Shape } from '../shapes.js';
 import { FLOAT_TYPES, dataTypeName, tensorDims } from '../tensor.js';
 import { isDepthwise, refuse } from './layers.js';
 import { addLin, constantLin, divLin, inexactLin, mapLin, maxLin, minLin, mulLin, subLin, unaryLin, unknownLin, type Lin } from './lin.js';
+import { resolveNodePads } from '../shapes.js';
+import { composeMap, poolOutputSize, poolTieIndex, sameMap, strideMap, type AxisMap, type SpatialMaps } from './spatial-maps.js';
 import type { ParamFill } from './types.js';
 
 /** Channels of the group carried by one value. */
@@ -29,11 +31,56 @@ export interface ChannelValue {
   stride?: number[];
   /** The new channel has been averaged over space (GlobalAveragePool, ReduceMean over every spatial axis). */
   mean?: boolean;
+  /**
+   * Per main producer, the spatial index map from this value's positions to the producer's output positions (MaxPool
+   * tie routing, composed with strided depthwise convs after it); see `spatial-maps.ts`. When set, `stride` is unset
+   * (folded into the maps).
+   */
+  maps?: SpatialMaps;
 }
 
 /** True when two views of the channels have the same spatial relation to the producers. */
 export function sameSpatial(a: ChannelValue, b: ChannelValue): boolean {
-  return (a.stride ?? []).join() === (b.stride ?? []).join() && Boolean(a.mean) === Boolean(b.mean);
+  return (a.stride ?? []).join() === (b.stride ?? []).join() && Boolean(a.mean) === Boolean(b.mean) && !a.maps && !b.maps;
+}
+
+/** Static spatial sizes (axes 2…) of `value`, or undefined when any is unknown. */
+function spatialSizes(ctx: ChannelContext, value: string, rank: number): number[] | undefined {
+  const s = ctx.shape(value);
+  if (!s || s.length !== rank) return undefined;
+  const out = s.slice(2);
+  return out.every((d): d is number => typeof d === 'number') ? out : undefined;
+}
+
+/** Producer p's map in `cv` (a `stride` expanded over the value's sizes); undefined = identity; null = unknown size. */
+function mapOf(cv: ChannelValue, p: number, sizes: number[] | undefined): AxisMap | undefined | null {
+  if (cv.maps) return cv.maps[p];
+  if (cv.stride) return sizes ? strideMap(sizes, cv.stride) : null;
+  return undefined;
+}
+
+/**
+ * The spatial relation of a join of two views that both depend on the producers, merged per producer: a producer
+ * reaching the join through both operands must reach it with the same map (else the statistics are inexact). Returns
+ * the merged fields, or a reason.
+ */
+function mergeSpatial(ctx: ChannelContext, node: NodeProto, a: Hit, b: Hit): Pick<ChannelValue, 'stride' | 'mean' | 'maps'> | string {
+  const why = `${node.opType} "${label(node)}" combines views of the channels at different spatial resolutions`;
+  if (!a.cv.maps && !b.cv.maps) return sameSpatial(a.cv, b.cv) ? { stride: a.cv.stride, mean: a.cv.mean } : why;
+  if (Boolean(a.cv.mean) !== Boolean(b.cv.mean)) return why;
+  const sa = spatialSizes(ctx, node.input[a.idx]!, a.cv.rank);
+  const sb = spatialSizes(ctx, node.input[b.idx]!, b.cv.rank);
+  const maps: SpatialMaps = [];
+  for (let p = 0; p < ctx.directions; p++) {
+    const ua = a.cv.lin.d[p] !== 0;
+    const ub = b.cv.lin.d[p] !== 0;
+    const ma = ua ? mapOf(a.cv, p, sa) : undefined;
+    const mb = ub ? mapOf(b.cv, p, sb) : undefined;
+    if (ma === null || mb === null) return `${why} (the spatial size of an operand is unknown)`;
+    if (ua && ub && !sameMap(ma, mb, sa ?? sb)) return `${why}: producer ${p + 1} of the group reaches it through both operands with different spatial maps`;
+    maps.push(ua ? ma : mb);
+  }
+  return { maps, ...(a.cv.mean ? { mean: true } : {}) };
 }
 
 /** One input of a node that carries the group's channels. */
@@ -89,6 +136,11 @@ function single(node: NodeProto, hits: Hit[], what = 'data input'): ChannelValue
 
 function withLin(cv: ChannelValue, lin: Lin): ChannelValue {
   return { ...cv, lin };
+}
+
+/** Ops that move or select spatial positions break a max-pooled new channel's maps: its statistics become inexact. */
+function movesMappedSpace(ctx: ChannelContext, node: NodeProto, cv: ChannelValue, what: string): void {
+  if (cv.maps) ctx.inexact(node, `${node.opType} "${label(node)}" ${what} of a max-pooled new channel`);
 }
 
 function axesOf(ctx: ChannelContext, node: NodeProto, input: number): number[] | undefined {
@@ -178,12 +230,19 @@ const binary: ChannelRule = (ctx, node, hits) => {
   if (hits.length === 2) {
     const [a, b] = [hits[0]!.cv, hits[1]!.cv];
     if (a.rank !== b.rank || a.axis !== b.axis || a.blk !== b.blk || a.offset !== b.offset) refuse(`${op} "${label(node)}" combines two differently laid out views of the group's channels`);
-    if (!sameSpatial(a, b) && (a.lin.d.some((x) => x !== 0) && b.lin.d.some((x) => x !== 0))) ctx.inexact(node, `${op} "${label(node)}" combines views of the channels at different spatial resolutions`);
+    const both = a.lin.d.some((x) => x !== 0) && b.lin.d.some((x) => x !== 0);
+    const spatial = both ? mergeSpatial(ctx, node, hits[0]!, hits[1]!) : undefined;
+    if (typeof spatial === 'string') ctx.inexact(node, spatial);
     const rule = BINARY_LIN[op];
     if (!rule) refuse(`${op} "${label(node)}" of two tensors carrying the group's channels is not supported`);
     // The spatial relation to the producers is that of the operand that depends on them (a gate does not).
     const base = a.lin.d.some((x) => x !== 0) || !b.lin.d.some((x) => x !== 0) ? a : b;
-    ctx.emit(node, node.output[0]!, withLin(base, rule.f(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
+    let joined = base;
+    if (spatial && typeof spatial !== 'string' && spatial.maps) {
+      const { stride: _stride, ...rest } = base;
+      joined = { ...rest, maps: spatial.maps };
+    }
+    ctx.emit(node, node.output[0]!, withLin(joined, rule.f(a.lin, b.lin)), op === 'Add' || op === 'Sub' ? 'sum of the group\'s channels' : 'elementwise');
     return;
   }
   const { idx: ri, cv } = hits[0]!;
@@ -293,6 +352,22 @@ const convPassThrough: ChannelRule = (ctx, node, hits) => {
   // The centre-delta kernel reads the input at s·y + c·dil − pad: with pad = c·dil the new channel is the input subsampled by s.
   const centred = attrString(node, 'auto_pad', 'NOTSET') === 'NOTSET' && dims.slice(2).every((k, i) => pads[i] === Math.floor((k - 1) / 2) * (dil[i] ?? 1));
   if (!centred || cv.mean) ctx.inexact(node, `depthwise Conv "${label(node)}" is not centred on its kernel`);
+  if (cv.maps) {
+    // Behind a MaxPool the new channel carries explicit maps: compose the subsampling t → s·t into them.
+    // The value's spatial sizes are the lengths of its maps (any active producer's).
+    const sizes = cv.maps.find((m) => m)?.map((idx) => idx.length) ?? spatialSizes(ctx, node.input[0]!, cv.rank);
+    const out = sizes?.map((size, i) => Math.floor((size + (pads[i] ?? 0) + (pads[i + n] ?? 0) - (dil[i] ?? 1) * (dims[2 + i]! - 1) - 1) / (strides[i] ?? 1)) + 1);
+    const outer = sizes && out ? strideMap(out, strides.length ? strides : out.map(() => 1)) : undefined;
+    if (!sizes || !outer || outer.some((idx, i) => idx.some((t) => t >= sizes[i]!))) {
+      ctx.inexact(node, `depthwise Conv "${label(node)}" subsamples a max-pooled new channel and ${sizes ? 'reads past its end' : `the spatial size of "${node.input[0]}" is unknown`}`);
+      ctx.emit(node, node.output[0]!, cv, 'depthwise: centre-delta kernel for new channels');
+      return;
+    }
+    const inner = cv.maps;
+    const maps = cv.lin.d.map((d, p) => (d !== 0 ? composeMap(inner[p], outer) : undefined));
+    ctx.emit(node, node.output[0]!, { ...cv, maps }, `depthwise: centre-delta kernel for new channels (subsampled by ${strides.join('×') || '1'})`);
+    return;
+  }
   const sub = dims.slice(2).map((_, i) => (cv.stride?.[i] ?? 1) * (strides[i] ?? 1));
   ctx.emit(node, node.output[0]!, sub.some((v) => v !== 1) ? { ...cv, stride: sub } : cv, sub.some((v) => v !== 1) ? `depthwise: centre-delta kernel for new channels (subsampled by ${sub.join('×')})` : 'depthwise: centre-delta kernel for new channels');
 };
@@ -301,11 +376,63 @@ const pool: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   if (cv.axis !== 1 || cv.blk !== 1) refuse(`${node.opType} "${label(node)}" is not applied along the channel axis`);
   if (node.output[1] && ctx.model.consumersOf(node.output[1]).length) refuse(`${node.opType} "${label(node)}": its Indices output is used`);
+  // An AveragePool with one-element windows (torchvision's adaptive pool on a map of the target size) subsamples.
+  const oneElement = node.opType === 'AveragePool' && (attrInts(node, 'kernel_shape') ?? []).every((k) => k === 1) && !(attrInts(node, 'pads') ?? []).some((p) => p !== 0) && attrString(node, 'auto_pad', 'NOTSET') !== 'SAME_UPPER' && attrString(node, 'auto_pad', 'NOTSET') !== 'SAME_LOWER';
+  if (oneElement && !(attrInts(node, 'strides') ?? []).some((s) => s !== 1)) {
+    ctx.emit(node, node.output[0]!, cv, 'one-element pooling (identity)');
+    return;
+  }
+  if (node.opType === 'MaxPool' || node.opType === 'GlobalMaxPool' || oneElement) {
+    const pooled = maxPoolMaps(ctx, node, cv);
+    if (typeof pooled !== 'string') {
+      ctx.emit(node, node.output[0]!, pooled, oneElement ? 'one-element pooling (subsampling)' : 'max pooling (per channel; a new channel ties: first element of each window)');
+      return;
+    }
+    ctx.inexact(node, pooled);
+  } else if (node.opType !== 'GlobalAveragePool' || cv.mean) ctx.inexact(node, `${node.opType} "${label(node)}" pools over space`);
   const avgPads = node.opType === 'AveragePool' && attrInt(node, 'count_include_pad', 0) === 1 && (attrInts(node, 'pads') ?? []).some((p) => p !== 0);
-  if (node.opType !== 'GlobalAveragePool' || cv.mean) ctx.inexact(node, `${node.opType} "${label(node)}" pools over space`);
   const lin = node.opType.includes('Lp') ? (cv.lin.v === 0 ? inexactLin(cv.lin) : unknownLin(ctx.directions)) : avgPads && cv.lin.v !== 0 ? unknownLin(ctx.directions) : cv.lin;
   ctx.emit(node, node.output[0]!, node.opType === 'GlobalAveragePool' ? { ...cv, lin, mean: true } : withLin(cv, lin), 'pooling (per channel)');
 };
+
+/**
+ * A MaxPool (or GlobalMaxPool) on a new channel that is constant (zero incoming weights): every window ties, and the
+ * gradient autodiff takes routes each window to its first valid element, so the pooled channel reads the input at π(t)
+ * per axis ({@link poolTieIndex}), composed into the value's maps. Returns the pooled view, or why it cannot be mapped.
+ */
+function maxPoolMaps(ctx: ChannelContext, node: NodeProto, cv: ChannelValue): ChannelValue | string {
+  const what = `${node.opType} "${label(node)}" pools over space`;
+  if (cv.mean) return `${what} after a spatial mean`;
+  if (!Number.isFinite(cv.lin.v)) return `${what} and the new channel is not a known constant before it`;
+  const input = node.input[0]!;
+  const shape = ctx.shape(input);
+  const sizes = shape?.slice(2);
+  if (!shape || shape.length !== cv.rank || !sizes!.every((d) => typeof d === 'number')) {
+    return `${what} and the spatial size of "${input}" is unknown ([${(sizes ?? []).map((d) => d ?? '?').join(', ')}]); the first-element map of its windows needs static sizes`;
+  }
+  const inSizes = sizes as number[];
+  const n = inSizes.length;
+  let pi: number[][];
+  if (node.opType === 'GlobalMaxPool') pi = inSizes.map(() => [0]);
+  else {
+    const kernel = attrInts(node, 'kernel_shape');
+    if (!kernel || kernel.length !== n) return `${what} with a kernel_shape that does not match its ${n} spatial axes`;
+    const strides = attrInts(node, 'strides') ?? new Array<number>(n).fill(1);
+    const dil = attrInts(node, 'dilations') ?? new Array<number>(n).fill(1);
+    const pads = resolveNodePads(node, inSizes, kernel, strides, dil);
+    if (!pads) return `${what} with pads that cannot be resolved`;
+    const ceil = attrInt(node, 'ceil_mode', 0) === 1;
+    pi = inSizes.map((size, i) => poolTieIndex(size, poolOutputSize(size, kernel[i]!, strides[i]!, pads[i]!, pads[i + n]!, dil[i]!, ceil), kernel[i]!, strides[i]!, pads[i]!, dil[i]!));
+    if (pi.some((idx) => idx.includes(-1))) return `${what} with a window that holds no input element`;
+  }
+  const maps: SpatialMaps = cv.lin.d.map((d, p) => {
+    if (d === 0) return undefined;
+    const inner = cv.maps ? cv.maps[p] : cv.stride ? strideMap(inSizes, cv.stride) : undefined;
+    return composeMap(inner, pi);
+  });
+  const { stride: _stride, ...rest } = cv;
+  return { ...rest, maps };
+}
 
 const pad: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
@@ -313,6 +440,7 @@ const pad: ChannelRule = (ctx, node, hits) => {
   const pads = attrInts(node, 'pads') ?? ctx.constant(node.input[1]);
   if (!pads || pads.length !== 2 * cv.rank) refuse(`Pad "${label(node)}": pads must be constant with ${2 * cv.rank} entries`);
   if (pads[cv.axis] !== 0 || pads[cv.axis + cv.rank] !== 0) refuse(`Pad "${label(node)}" pads the channel axis`);
+  if (pads.some((p) => p !== 0)) movesMappedSpace(ctx, node, cv, 'pads the positions');
   const mode = attrString(node, 'mode', 'constant');
   let value = attrFloat(node, 'value', 0);
   if (node.input[2]) {
@@ -345,6 +473,7 @@ const transpose: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   const perm = attrInts(node, 'perm') ?? Array.from({ length: cv.rank }, (_, k) => cv.rank - 1 - k);
   const others = perm.filter((a) => a !== cv.axis);
+  if (perm.some((a, i) => a !== i)) movesMappedSpace(ctx, node, cv, 'moves the spatial axes');
   if (others.some((a, i) => i > 0 && a < others[i - 1]!)) ctx.inexact(node, `Transpose "${label(node)}" reorders the axes other than the channels`);
   ctx.emit(node, node.output[0]!, { ...cv, axis: perm.indexOf(cv.axis) }, 'moves the channel axis');
 };
@@ -355,6 +484,7 @@ const squeeze: ChannelRule = (ctx, node, hits) => {
   if (!axes) refuse(`Squeeze "${label(node)}" without axes is not supported`);
   const ax = axes.map((a) => norm(a, cv.rank));
   if (ax.includes(cv.axis)) refuse(`Squeeze "${label(node)}" removes the channel axis`);
+  movesMappedSpace(ctx, node, cv, 'changes the axes');
   ctx.emit(node, node.output[0]!, { ...cv, axis: cv.axis - ax.filter((a) => a < cv.axis).length, rank: cv.rank - ax.length }, 'reshapes around the channel axis');
 };
 
@@ -362,6 +492,7 @@ const unsqueeze: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   const axes = axesOf(ctx, node, 1);
   if (!axes) refuse(`Unsqueeze "${label(node)}" without axes is not supported`);
+  movesMappedSpace(ctx, node, cv, 'changes the axes');
   const rank = cv.rank + axes.length;
   let axis = cv.axis;
   for (const a of axes.map((x) => norm(x, rank)).sort((x, y) => x - y)) if (a <= axis) axis++;
@@ -509,6 +640,7 @@ const concat: ChannelRule = (ctx, node, hits) => {
 const sliceLike: ChannelRule = (ctx, node, hits) => {
   const cv = single(node, hits);
   const op = node.opType;
+  movesMappedSpace(ctx, node, cv, 'selects positions');
   if (op === 'Slice') {
     const starts = ctx.opset < 10 ? attrInts(node, 'starts') : ctx.constant(node.input[1]);
     const ends = ctx.opset < 10 ? attrInts(node, 'ends') : ctx.constant(node.input[2]);

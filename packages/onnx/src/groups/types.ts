@@ -110,6 +110,12 @@ export interface GroupLayer {
   stride?: number[];
   /** Consumer: it reads the channels averaged over space (GlobalAveragePool). */
   mean?: boolean;
+  /**
+   * Consumer: per main producer, the spatial index map from the positions it reads to that producer's output positions
+   * (one index array per spatial axis; a MaxPool's first-element tie routing composed with strided depthwise convs);
+   * undefined entries are the identity. See `spatial-maps.ts`.
+   */
+  maps?: (number[][] | undefined)[];
 }
 
 /** Fill of new channels of a per-channel tensor. */

@@ -24,6 +24,7 @@ import type { RuleContext } from './rules.js';
 import { discoverShapes } from './shapes.js';
 import { denseFromLattices, emitConvSketch, emitDenseSketch, planarGeometry, preferSketch, siteTestMatrices, sketchSettings, statisticCosts } from './sketch.js';
 import type { ProbeSketchSettings, ProbeStatisticsMode } from './sketch.js';
+import { emitPairWindows, type PairWindows } from './mapped-pairs.js';
 import type { TensorInfo } from './shapes.js';
 
 /**
@@ -50,6 +51,11 @@ export interface ProbeSite {
    * The statistic is then output as the growth matrix sum `[Π k2 · m2, Π k1 · m0]` (layout `sum-gh`).
    */
   geometryND?: ConvPairGeometryND;
+  /**
+   * Conv sites through a MaxPool (group pairs): h is replaced by the current layer's input windows at the positions the
+   * next layer reads, and `geometry` is that of a 1×1 current layer over them (see `mapped-pairs.ts`).
+   */
+  windows?: PairWindows;
 }
 
 /** A site given by the names of its two layer nodes (`current` grows, `next` consumes). */
@@ -889,13 +895,14 @@ export async function buildProbe(model: ModelProto | OnnxModel, options: BuildPr
       if (!geo) throw new InvalidArgumentError(`conv site "${site.name}" needs a geometry`, { site: site.name });
       const fanOut = geo.kernel2[0] * geo.kernel2[1] * geo.outChannels;
       const fanIn = geo.kernel1[0] * geo.kernel1[1] * geo.inChannels;
+      const x = site.windows ? emitPairWindows(e, h, site.windows) : h;
       const sk = sketchOf(site, fanOut, fanIn);
       if (sk) {
         const dense = typeof g === 'string' ? g : denseFromLattices(e, g, geo.outChannels, geo.outputSize);
-        outputs.push(sketchOutput(site, emitConvSketch(e, dense, h, geo, floatType, sk.tests), fanOut, fanIn, sk));
+        outputs.push(sketchOutput(site, emitConvSketch(e, dense, x, geo, floatType, sk.tests), fanOut, fanIn, sk));
         continue;
       }
-      outputs.push({ site, output: emitTapGradient(e, g, h, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
+      outputs.push({ site, output: emitTapGradient(e, g, x, zInfo, geo, floatType), layout: 'tap-gradient', shape: [geo.kernel1[0], geo.kernel1[1], geo.inChannels, geo.kernel2[0] * geo.kernel2[1] * geo.outChannels] });
     }
   }
 

@@ -33,12 +33,19 @@ import { MissingGradientRuleError } from './errors.js';
 import { resolveNodePads } from './rules.js';
 import { discoverShapes, type TensorInfo } from './shapes.js';
 import { planarGeometry, preferSketch, sketchSettings, statisticCosts } from './sketch.js';
+import { mappedPairSite, mappedPairStride } from './mapped-pairs.js';
 import type { NodePlacement } from '../placement.js';
 
 /** Options of {@link computeGroupStatistics}: those of `computeStatistics` with groups instead of sites. */
 export interface GroupStatisticsOptions extends Omit<ComputeStatisticsOptions, 'sites'> {
   /** Group names (or producer names, or `"PRODUCER->CONSUMER"`), as listed by `findGroups`. */
   groups: readonly string[];
+  /**
+   * Largest growth matrix (fanOut × fanIn entries) computed; larger groups are refused with their size instead of
+   * exhausting memory (default 2^28 entries, 2 GiB as float64; VGG's last conv group, whose consumer reads a 7×7 map
+   * flattened into a 4096-unit layer, has 4608 × 200704).
+   */
+  maxEntries?: number;
 }
 
 /**
@@ -50,6 +57,9 @@ export interface GroupSiteStatistics extends SiteStatistics {
   /** Per share of new units (conv group), its `[fanOut × fanIn]` growth matrix; absent when the group has one share. */
   shares?: SiteStatistics[];
 }
+
+/** Default of {@link GroupStatisticsOptions.maxEntries}. */
+export const MAX_GROUP_MATRIX_ENTRIES = 2 ** 28;
 
 /** Result of {@link computeGroupStatistics}. */
 export interface GroupStatisticsResult {
@@ -228,9 +238,20 @@ function shareBlock(m: Matrix, r: PairRead, s: number): Matrix {
   return out;
 }
 
-/** Whether a pair's block can be sketched: dense, or a plain pair of ungrouped, undilated 2-D convs. */
+/**
+ * A pair through a MaxPool ({@link mappedPairSite}): the producer is a 1×1 conv over its input windows, so the probe
+ * matrix already has the layers' stacked layouts (columns (a, c) of the producer, rows (b, o) of the consumer).
+ */
+function mappedPair(infos: Map<string, TensorInfo>, group: OnnxGroup, p: GroupLayer, c: GroupLayer, map: number[][], name: string): { site: ProbeSite; read: PairRead } {
+  const site = mappedPairSite(infos, group, p, c, map, name) as ProbeSite & { meanTaps?: number };
+  const geo = site.geometry!;
+  const taps2 = geo.kernel2[0] * geo.kernel2[1];
+  return { site, read: { taps1: 1, m0: p.length, groups1: 1, flip1: false, taps2, m2: geo.outChannels, groups2: 1, flip2: false, ...(site.meanTaps ? { meanTaps: site.meanTaps } : {}) } };
+}
+
+/** Whether a pair's block can be sketched: dense, a plain pair of ungrouped, undilated 2-D convs, or a MaxPool pair. */
 function sketchable(pair: PairSpec): boolean {
-  if (pair.site.kind === 'dense') return true;
+  if (pair.site.kind === 'dense' || pair.site.windows) return true;
   const r = pair.read;
   return !!pair.site.geometryND && !!planarGeometry(pair.site.geometryND) && r.groups1 === 1 && r.groups2 === 1 && !r.flip1 && !r.flip2;
 }
@@ -271,6 +292,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     if (!plan || !g.growable) refused.set(g.name, `not growable: ${g.reason ?? 'unknown reason'}`);
     else if (plan.inexact.length) refused.set(g.name, `pair statistics would be inexact: ${plan.inexact.join('; ')}`);
     else if (!Number.isFinite(plan.activation.df0) || plan.activation.df0 === 0) refused.set(g.name, `the new channels get no gradient (f'(0) = ${plan.activation.df0})`);
+    else if (plan.fanOut * plan.fanIn > (options.maxEntries ?? MAX_GROUP_MATRIX_ENTRIES)) refused.set(g.name, `the growth matrix would have ${plan.fanOut} × ${plan.fanIn} = ${plan.fanOut * plan.fanIn} entries, more than maxEntries (${options.maxEntries ?? MAX_GROUP_MATRIX_ENTRIES})`);
     else if (!wanted.includes(g)) wanted.push(g);
   }
   const needsShapes = wanted.some((g) => groupPlan(g)!.producers.some((p) => p.type === 'Conv' || p.type === 'ConvTranspose'));
@@ -285,7 +307,11 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
           const d = c.coefficients?.[pi] ?? 0;
           if (d === 0) return;
           const name = `${g.name}::${nodeLabel(p.node)}::${nodeLabel(c.node)}`;
-          const { site, read } = pairSite(model, infos, g, p, c, name);
+          // Through a MaxPool the consumer reads the producer's output at mapped positions (a plain subsampling folds
+          // into the producer's stride).
+          const map = c.maps?.[pi];
+          const stride = map && (c.type === 'Conv' || c.mean) ? mappedPairStride(infos, p, map) : undefined;
+          const { site, read } = map && !stride ? mappedPair(infos, g, p, c, map, name) : pairSite(model, infos, g, p, stride ? { ...c, stride } : c, name);
           mine.push({ site, read, group: g, producer: p, consumer: c, scale: d / plan.activation.df0 });
         });
       });
@@ -314,7 +340,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
       let kind: 'dense' | 'conv' = 'dense';
       for (const pair of mine) {
         if (pair.site.kind === 'conv') kind = 'conv';
-        const geo = pair.site.geometryND ? planarGeometry(pair.site.geometryND) : undefined;
+        const geo = pair.site.geometryND ? planarGeometry(pair.site.geometryND) : pair.site.geometry;
         const fanOut = geo ? geo.kernel2[0] * geo.kernel2[1] * geo.outChannels : pair.consumer.length;
         const c = statisticCosts(fanOut, pair.producer.length, geo, settings);
         costs.exact += c.exact;
@@ -329,7 +355,7 @@ export async function computeGroupStatistics(model: OnnxModel, options: GroupSta
     const tests = groupTests.get(pair.group);
     if (tests) sketchTests.set(pair.site.name, pairTests(tests, groupPlan(pair.group)!, pair.producer, pair.consumer, pair.read.meanTaps));
   }
-  const { groups: _groups, ...rest } = options;
+  const { groups: _groups, maxEntries: _maxEntries, ...rest } = options;
   let run: Awaited<ReturnType<typeof computeStatistics>>;
   try {
     run = await computeStatistics(model, { ...rest, statistics: 'exact', sketchTests, sites: pairs.map((p) => p.site) });

@@ -15,7 +15,7 @@ export { VJP_RULES, supportedOps } from './rules.js';
 export type { RuleContext, VjpRule } from './rules.js';
 export type { Emitter } from './emitter.js';
 export { discoverShapes } from './shapes.js';
-export { computeGroupStatistics } from './groups.js';
+export { computeGroupStatistics, MAX_GROUP_MATRIX_ENTRIES } from './groups.js';
 export type { GroupSiteStatistics, GroupStatisticsOptions, GroupStatisticsResult } from './groups.js';
 export type { DiscoverShapesOptions, TensorInfo } from './shapes.js';
 export { buildVjpModel } from './vjp.js';
