@@ -85,4 +85,17 @@ describe('sketched group statistics equal the naive sketch of the exact group ma
     await compare(build, 'expand', [5, 2, 7, 7], 3, F32, 1e-4);
     await compare(build, 'project', [5, 2, 7, 7], 3, F32, 1e-4);
   });
+  it('through a MaxPool (ResNet stem k3 s2 p1) into a residual stage whose last conv reads and writes the group (FLOAT)', async () => {
+    const build = () => {
+      const b = new GraphBuilder(new Rng(66), F32);
+      const x = b.input('x', ['N', 2, 8, 8]);
+      const stem = b.op('Conv', [x, b.weight([3, 2, 3, 3], 0.4), b.weight([3], 0.1)], { pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'stem');
+      const p = b.op('MaxPool', [b.op('Tanh', [stem])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+      const loop = b.op('Conv', [b.op('Tanh', [p]), b.weight([3, 3, 3, 3], 0.4), b.weight([3], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'loop');
+      const r = b.op('Tanh', [b.op('Add', [loop, p])]);
+      b.output(b.op('Gemm', [b.op('Flatten', [r]), b.weight([12, 3], 0.2)], {}, 1, 'head'), ['N', 3]);
+      return b;
+    };
+    await compare(build, 'stem', [6, 2, 8, 8], 3, F32, 1e-4);
+  });
 });
