@@ -377,13 +377,16 @@ for (const entry of corpus.entries) {
   row.anyRole = candidates.filter((c) => anyRole.has(c)).length;
   row.missedBy = {};
   const candidateSet = new Set(candidates);
+  const counted = new Set();
   for (const g of groups) {
     if (g.growable) continue;
     // Reasons with node names and numbers replaced, so that the same refusal counts once per kind.
     const key = String(g.reason ?? 'no reason given').replace(/"[^"]*"/g, '"…"').replace(/([[,=]\s?)\d+/g, '$1N').slice(0, 200);
     row.refusals[key] = (row.refusals[key] ?? 0) + 1;
-    const missed = g.members.producers.filter((p) => candidateSet.has(p) && !grown.has(p)).length;
-    if (missed) row.missedBy[key] = (row.missedBy[key] ?? 0) + missed;
+    // Each missed layer once, under the first refused group that lists it as a producer.
+    const missed = g.members.producers.filter((p) => candidateSet.has(p) && !grown.has(p) && !counted.has(p));
+    for (const p of missed) counted.add(p);
+    if (missed.length) row.missedBy[key] = (row.missedBy[key] ?? 0) + missed.length;
   }
   log(`${tag}: ${row.nodes} nodes, ${candidates.length} candidate layers, ${groups.length} groups (${growable.length} growable), discovery ${row.discoveryMs.toFixed(1)} ms`);
 
@@ -434,7 +437,7 @@ for (const entry of corpus.entries) {
     log(`${tag}  ${g.name}: +${count} random ${r.ok ? 'ok' : 'FAIL'} ${r.error ?? `max|Δ| ${r.maxAbs.toExponential(1)} grow ${r.growMs.toFixed(0)} ms verify ${r.verifyMs.toFixed(0)} ms`}${w.gradmax ? ` gradmax ${w.gradmax.ok ? 'ok' : 'FAIL'} ${w.gradmax.error ?? `max|Δ| ${w.gradmax.maxAbs.toExponential(1)} stats ${w.gradmax.statsMs.toFixed(0)} ms grow ${w.gradmax.growMs.toFixed(0)} ms`}` : ''}`);
   }
   // Negative control on the first growable group: non-preserving units must change the output.
-  if (growable.length) {
+  if (chosen.length) {
     try {
       const c = await widenAndVerify(entry, file, chosen[0], controlStrategy, chosen[0].multiple ?? 1);
       row.control = { group: chosen[0].name, maxAbs: c.maxAbs, sensitive: c.maxAbs > TOL };
