@@ -10,17 +10,7 @@ import { Matrix, Rng, gradmax, type NewUnits } from '@gradmax/core';
 import { F32, GraphBuilder } from './helpers.js';
 import { findGroup, groupGrowthSite, growModel, runModel, widenGroup, type OnnxModel } from '@gradmax/onnx';
 import { computeGroupStatistics } from '@gradmax/onnx/probe';
-
-function meanCrossEntropy(logits: Float64Array, classes: number, labels: number[]): number {
-  let total = 0;
-  for (let n = 0; n < labels.length; n++) {
-    const row = logits.subarray(n * classes, (n + 1) * classes);
-    const max = Math.max(...row);
-    const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
-    total += lse - row[labels[n]!]!;
-  }
-  return total / labels.length;
-}
+import { meanCrossEntropy } from './group-helpers.js';
 
 type Omega = 'random' | 'gradmax';
 

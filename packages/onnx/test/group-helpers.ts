@@ -77,3 +77,15 @@ export async function growGroupAndCheck(file: string, name: string, k: number, k
   queueOnnxCheck(outFile);
   return { report, group, outFile };
 }
+
+/** Mean softmax cross-entropy of `[N x classes]` logits against integer labels (the probe's `ce-logits` loss). */
+export function meanCrossEntropy(logits: Float64Array, classes: number, labels: number[]): number {
+  let total = 0;
+  for (let n = 0; n < labels.length; n++) {
+    const row = logits.subarray(n * classes, (n + 1) * classes);
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+    total += lse - row[labels[n]!]!;
+  }
+  return total / labels.length;
+}

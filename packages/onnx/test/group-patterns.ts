@@ -1,6 +1,6 @@
 /** Small graphs with the channel-coupling patterns of real exported models (shared by the group test suites). */
 import { Rng } from '@gradmax/core';
-import { GraphBuilder } from './helpers.js';
+import { F32, F64, GraphBuilder } from './helpers.js';
 import { bn, conv } from './group-helpers.js';
 
 /** ResNet: stem, two basic blocks, a strided block with a downsample conv, head. */
@@ -127,5 +127,41 @@ export function transformerBlock(): GraphBuilder {
   const down = b.op('Add', [b.op('MatMul', [gelu2, b.weight([16, 8])], {}, 1, 'ffn.down'), b.weight([8], 0.1)]);
   const y = b.op('Add', [embed, down]);
   b.output(b.op('MatMul', [y, b.weight([8, 3])], {}, 1, 'head'), ['N', 'S', 3]);
+  return b;
+}
+
+/** A dense residual group: fc0 and fc2 produce (joined by the Add), fc1 and head consume; f'(0) is 1/2 on fc0's paths. */
+export function denseResidualGroup(): GraphBuilder {
+  const b = new GraphBuilder(new Rng(61), F64);
+  const x = b.input('x', ['N', 4]);
+  const g0 = b.op('Gemm', [x, b.weight([4, 5]), b.weight([5], 0.1)], {}, 1, 'fc0');
+  const h0 = b.op('Mul', [b.op('Tanh', [g0]), b.tensor([], [0.5])]); // f'(0) = 1/2
+  const h1 = b.op('Tanh', [b.op('Gemm', [h0, b.weight([5, 6]), b.weight([6], 0.1)], {}, 1, 'fc1')]);
+  const h2 = b.op('Gemm', [h1, b.weight([6, 5]), b.weight([5], 0.1)], { alpha: 0.7 }, 1, 'fc2');
+  const r = b.op('Tanh', [b.op('Add', [h2, h0])]);
+  b.output(b.op('Gemm', [r, b.weight([5, 3])], {}, 1, 'head'), ['N', 3]);
+  return b;
+}
+
+/** A conv residual group (asymmetric pads) read by a Flatten -> Gemm head. */
+export function convResidualFlatten(): GraphBuilder {
+  const b = new GraphBuilder(new Rng(62), F32);
+  const x = b.input('x', ['N', 2, 5, 5]);
+  const h0 = b.op('Tanh', [b.op('Conv', [x, b.weight([3, 2, 3, 3], 0.4), b.weight([3], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'conv0')]);
+  const h1 = b.op('Tanh', [b.op('Conv', [h0, b.weight([4, 3, 3, 3], 0.4)], { pads: [1, 1, 1, 1] }, 1, 'conv1')]);
+  const h2 = b.op('Conv', [h1, b.weight([3, 4, 3, 3], 0.4)], { pads: [1, 0, 1, 2], strides: [1, 1] }, 1, 'conv2');
+  const r = b.op('Tanh', [b.op('Add', [h2, h0])]);
+  b.output(b.op('Gemm', [b.op('Flatten', [r]), b.weight([75, 3], 0.2)], {}, 1, 'head'), ['N', 3]);
+  return b;
+}
+
+/** Expand conv -> strided depthwise -> project conv -> GlobalAveragePool -> Gemm. */
+export function stridedDepthwiseGap(): GraphBuilder {
+  const b = new GraphBuilder(new Rng(64), F32);
+  const x = b.input('x', ['N', 2, 7, 7]);
+  const h0 = b.op('Tanh', [b.op('Conv', [x, b.weight([4, 2, 3, 3], 0.4), b.weight([4], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'expand')]);
+  const dw = b.op('Tanh', [b.op('Conv', [h0, b.weight([4, 1, 3, 3], 0.5), b.weight([4], 0.1)], { group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'dw')]);
+  const p = b.op('Tanh', [b.op('Conv', [dw, b.weight([3, 4, 3, 3], 0.4)], { pads: [1, 1, 1, 1] }, 1, 'project')]);
+  b.output(b.op('Gemm', [b.op('Flatten', [b.op('GlobalAveragePool', [p])]), b.weight([3, 3], 0.8)], {}, 1, 'head'), ['N', 3]);
   return b;
 }

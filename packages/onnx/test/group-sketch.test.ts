@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Matrix, Rng, SketchStatistics } from '@gradmax/core';
 import { F32, F64, GraphBuilder } from './helpers.js';
 import { computeGroupStatistics } from '@gradmax/onnx/probe';
+import { convResidualFlatten, denseResidualGroup, stridedDepthwiseGap } from './group-patterns.js';
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
@@ -44,47 +45,18 @@ async function compare(build: () => GraphBuilder, group: string, inputShape: num
 
 describe('sketched group statistics equal the naive sketch of the exact group matrix', () => {
   it('dense residual group (two producers, two consumers, DOUBLE)', async () => {
-    const build = () => {
-      const b = new GraphBuilder(new Rng(61), F64);
-      const x = b.input('x', ['N', 4]);
-      const g0 = b.op('Gemm', [x, b.weight([4, 5]), b.weight([5], 0.1)], {}, 1, 'fc0');
-      const h0 = b.op('Mul', [b.op('Tanh', [g0]), b.tensor([], [0.5])]);
-      const h1 = b.op('Tanh', [b.op('Gemm', [h0, b.weight([5, 6]), b.weight([6], 0.1)], {}, 1, 'fc1')]);
-      const h2 = b.op('Gemm', [h1, b.weight([6, 5]), b.weight([5], 0.1)], { alpha: 0.7 }, 1, 'fc2');
-      const r = b.op('Tanh', [b.op('Add', [h2, h0])]);
-      b.output(b.op('Gemm', [r, b.weight([5, 3])], {}, 1, 'head'), ['N', 3]);
-      return b;
-    };
-    await compare(build, 'fc0', [7, 4], 3, F64, 1e-10);
+    await compare(denseResidualGroup, 'fc0', [7, 4], 3, F64, 1e-10);
   });
 
   it('conv residual group with a Flatten -> Gemm consumer (FLOAT)', async () => {
-    const build = () => {
-      const b = new GraphBuilder(new Rng(62), F32);
-      const x = b.input('x', ['N', 2, 5, 5]);
-      const h0 = b.op('Tanh', [b.op('Conv', [x, b.weight([3, 2, 3, 3], 0.4), b.weight([3], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'conv0')]);
-      const h1 = b.op('Tanh', [b.op('Conv', [h0, b.weight([4, 3, 3, 3], 0.4)], { pads: [1, 1, 1, 1] }, 1, 'conv1')]);
-      const h2 = b.op('Conv', [h1, b.weight([3, 4, 3, 3], 0.4)], { pads: [1, 0, 1, 2], strides: [1, 1] }, 1, 'conv2');
-      const r = b.op('Tanh', [b.op('Add', [h2, h0])]);
-      b.output(b.op('Gemm', [b.op('Flatten', [r]), b.weight([75, 3], 0.2)], {}, 1, 'head'), ['N', 3]);
-      return b;
-    };
-    await compare(build, 'conv0', [6, 2, 5, 5], 3, F32, 1e-4);
+    await compare(convResidualFlatten, 'conv0', [6, 2, 5, 5], 3, F32, 1e-4);
   });
 
   it('through a strided centre-delta depthwise conv, and into a dense layer after GlobalAveragePool (FLOAT)', async () => {
-    const build = () => {
-      const b = new GraphBuilder(new Rng(64), F32);
-      const x = b.input('x', ['N', 2, 7, 7]);
-      const h0 = b.op('Tanh', [b.op('Conv', [x, b.weight([4, 2, 3, 3], 0.4), b.weight([4], 0.1)], { pads: [1, 1, 1, 1] }, 1, 'expand')]);
-      const dw = b.op('Tanh', [b.op('Conv', [h0, b.weight([4, 1, 3, 3], 0.5), b.weight([4], 0.1)], { group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }, 1, 'dw')]);
-      const p = b.op('Tanh', [b.op('Conv', [dw, b.weight([3, 4, 3, 3], 0.4)], { pads: [1, 1, 1, 1] }, 1, 'project')]);
-      b.output(b.op('Gemm', [b.op('Flatten', [b.op('GlobalAveragePool', [p])]), b.weight([3, 3], 0.8)], {}, 1, 'head'), ['N', 3]);
-      return b;
-    };
-    await compare(build, 'expand', [5, 2, 7, 7], 3, F32, 1e-4);
-    await compare(build, 'project', [5, 2, 7, 7], 3, F32, 1e-4);
+    await compare(stridedDepthwiseGap, 'expand', [5, 2, 7, 7], 3, F32, 1e-4);
+    await compare(stridedDepthwiseGap, 'project', [5, 2, 7, 7], 3, F32, 1e-4);
   });
+
   it('through a MaxPool (ResNet stem k3 s2 p1) into a residual stage whose last conv reads and writes the group (FLOAT)', async () => {
     const build = () => {
       const b = new GraphBuilder(new Rng(66), F32);

@@ -17,17 +17,7 @@ import { F32, GraphBuilder, I64 } from './helpers.js';
 import { OnnxModel, findGroup, groupGrowthSite, makeNode, makeTensor, makeValueInfo, runModel, widenGroup } from '@gradmax/onnx';
 import { groupPlan } from '../src/groups/index.js'; // internal: the maps each consumer records
 import { computeGroupStatistics } from '@gradmax/onnx/probe';
-
-function meanCrossEntropy(logits: Float64Array, classes: number, labels: number[]): number {
-  let total = 0;
-  for (let n = 0; n < labels.length; n++) {
-    const row = logits.subarray(n * classes, (n + 1) * classes);
-    const max = Math.max(...row);
-    const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
-    total += lse - row[labels[n]!]!;
-  }
-  return total / labels.length;
-}
+import { meanCrossEntropy } from './group-helpers.js';
 
 const ints = (node: NodeProto, name: string) => node.attribute.find((a) => a.name === name)?.ints.map(Number);
 const int = (node: NodeProto, name: string, fallback: number) => Number(node.attribute.find((a) => a.name === name)?.i ?? fallback);
