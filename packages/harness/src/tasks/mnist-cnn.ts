@@ -233,17 +233,60 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
     }
   };
   const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));
-  const setupMs = performance.now() - t0;
+  return trainImageModel(ctx, {
+    model,
+    optimizer,
+    train,
+    test,
+    stream,
+    ...(controller ? { controller } : {}),
+    growAt: async (step) => {
+      const event = schedule?.eventAt(step);
+      return controller && event ? growAt(step, event.sites) : 0;
+    },
+    growths,
+    widthCurve,
+    width: () => findGrowthSites(model).sites[0]!.units,
+    setupMs: performance.now() - t0,
+  });
+}
+
+/** What {@link trainImageModel} needs from an image task's run. */
+export interface ImageTraining {
+  model: tfl.LayersModel;
+  /** The compiled momentum optimizer (its learning rate follows `learningRateAt`; disposed at the end). */
+  optimizer: tfc.MomentumOptimizer;
+  train: MnistSplit;
+  test: MnistSplit;
+  /** Minibatch order. */
+  stream: BatchStream;
+  /** The growth controller, advanced after every step (absent for the baselines). */
+  controller?: GrowthController;
+  /** Called before each step's training: grows when an event is due and returns the growth time (ms). */
+  growAt?: (step: number) => Promise<number>;
+  growths: GrowthRecord[];
+  widthCurve: Curve;
+  /** Width reported as `finalWidth`. */
+  width: () => number;
+  setupMs: number;
+}
+
+/**
+ * The training loop of the image CNN tasks: per step, growth when due, the test evaluation every `evalEvery`
+ * steps, one `trainOnBatch` at the scheduled learning rate; then the final evaluation and the task output. The
+ * model and the optimizer are disposed at the end, also on error.
+ */
+export async function trainImageModel(ctx: TaskContext<MnistTrainingConfig>, t: ImageTraining): Promise<TaskOutput> {
+  const { tf, config: c } = ctx;
+  const { model, optimizer, train, stream, controller } = t;
   const trainLoss: Curve = { step: [], value: [] };
   let trainMs = 0;
   let growthMs = 0;
-  const tests = asyncTestEvaluator(() => evaluateCnn(tf, model, test));
-  const evaluate = (step: number) => tests.evaluate(step);
+  const tests = asyncTestEvaluator(() => evaluateCnn(tf, model, t.test));
   try {
     for (let step = 0; step < c.steps; step++) {
-      const event = schedule?.eventAt(step);
-      if (controller && event) growthMs += await growAt(step, event.sites);
-      if (step > 0 && step % c.evalEvery === 0) await evaluate(step);
+      if (t.growAt) growthMs += await t.growAt(step);
+      if (step > 0 && step % c.evalEvery === 0) await tests.evaluate(step);
       const ts = performance.now();
       const b = imageBatch(tf, train, stream.next());
       optimizer.setLearningRate(learningRateAt(c, step));
@@ -254,19 +297,18 @@ async function runImageCnn(dataset: ImageDataset, self: () => Task<MnistCnnConfi
       trainMs += performance.now() - ts;
       if (ctx.progress && step % 5 === 0) ctx.progress(step / c.steps);
     }
-    const final = await evaluate(c.steps);
-    const sites = findGrowthSites(model).sites;
+    const final = await tests.evaluate(c.steps);
     return {
-      curves: { trainLoss, testLoss: tests.testLoss, testAccuracy: tests.testAccuracy, width: widthCurve },
-      growths,
+      curves: { trainLoss, testLoss: tests.testLoss, testAccuracy: tests.testAccuracy, width: t.widthCurve },
+      growths: t.growths,
       summary: {
         finalTrainLoss: trainLoss.value[trainLoss.value.length - 1] ?? NaN,
         finalTestLoss: final.loss,
         finalTestAccuracy: final.accuracy,
-        finalWidth: sites[0]!.units,
+        finalWidth: t.width(),
         parameters: model.countParams(),
       },
-      timings: { setupMs, trainMs, growthMs, evalMs: tests.ms, analysisMs: 0, steps: c.steps },
+      timings: { setupMs: t.setupMs, trainMs, growthMs, evalMs: tests.ms, analysisMs: 0, steps: c.steps },
     };
   } finally {
     model.dispose();

@@ -8,12 +8,12 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng, allAtOnce, type GrowthSchedule } from '@gradmax/core';
 import { GrowthController, RELU1, findGrowthSites, scheduledSites, type Batch } from '@gradmax/tfjs';
 import { resolveFlatConfig } from '../config.js';
-import { disposeMomentumOptimizer, scheduledGrowthSteps, validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistTrainingConfig } from '../mnist.js';
-import { asyncTestEvaluator, pushPoint } from '../curves.js';
+import { scheduledGrowthSteps, validateImageTrainingConfig, BatchStream, DATA_NAME, DATA_SOURCE, learningRateAt, loadImages, optimizerSentence, takeMnist, type ImageDataset, type MnistTrainingConfig } from '../mnist.js';
+import { pushPoint } from '../curves.js';
 import { armKind, parseArm } from '../strategies.js';
 import type { Curve, GrowthRecord, Task, TaskContext, TaskOutput } from '../types.js';
 import { scheduleSentence } from '../report/markdown.js';
-import { evaluateCnn, imageBatch } from './mnist-cnn.js';
+import { imageBatch, trainImageModel } from './mnist-cnn.js';
 
 /** Config of the residual tasks (flat; `--set key=value`). */
 export interface ResidualCnnConfig extends MnistTrainingConfig {
@@ -155,51 +155,30 @@ async function runResidual(dataset: ImageDataset, self: () => Task<ResidualCnnCo
     });
   }
   const stream = new BatchStream(train.count, c.batch, root.fork('shuffle'));
-  const setupMs = performance.now() - t0;
-  const trainLoss: Curve = { step: [], value: [] };
-  let trainMs = 0;
-  let growthMs = 0;
-  const tests = asyncTestEvaluator(() => evaluateCnn(tf, model, test));
-  try {
-    for (let step = 0; step < c.steps; step++) {
-      if (controller && schedule?.eventAt(step)) {
-        const tg = performance.now();
-        growIdx = Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count));
-        const b = imageBatch(tf, train, growIdx);
-        lossBefore = batchLoss(tf, model, b);
-        tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
-        measureMs = performance.now() - tg;
-        controller.maybeGrow(step);
-        growthMs += performance.now() - tg - measureMs;
-      }
-      if (step > 0 && step % c.evalEvery === 0) await tests.evaluate(step);
-      const ts = performance.now();
-      const b = imageBatch(tf, train, stream.next());
-      optimizer.setLearningRate(learningRateAt(c, step));
-      const loss = await model.trainOnBatch(b.xs as tfc.Tensor, b.ys as tfc.Tensor);
-      tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
-      controller?.advance();
-      if (step % c.logEvery === 0) pushPoint(trainLoss, step, Array.isArray(loss) ? loss[0]! : loss);
-      trainMs += performance.now() - ts;
-      if (ctx.progress && step % 5 === 0) ctx.progress(step / c.steps);
-    }
-    const final = await tests.evaluate(c.steps);
-    return {
-      curves: { trainLoss, testLoss: tests.testLoss, testAccuracy: tests.testAccuracy, width: widthCurve },
-      growths,
-      summary: {
-        finalTrainLoss: trainLoss.value[trainLoss.value.length - 1] ?? NaN,
-        finalTestLoss: final.loss,
-        finalTestAccuracy: final.accuracy,
-        finalWidth: stageWidth(model),
-        parameters: model.countParams(),
-      },
-      timings: { setupMs, trainMs, growthMs, evalMs: tests.ms, analysisMs: 0, steps: c.steps },
-    };
-  } finally {
-    model.dispose();
-    disposeMomentumOptimizer(optimizer);
-  }
+  const growAt = async (step: number): Promise<number> => {
+    if (!controller || !schedule?.eventAt(step)) return 0;
+    const tg = performance.now();
+    growIdx = Int32Array.from({ length: c.growBatch }, () => growRng.int(train.count));
+    const b = imageBatch(tf, train, growIdx);
+    lossBefore = batchLoss(tf, model, b);
+    tf.dispose([b.xs as tfc.Tensor, b.ys as tfc.Tensor]);
+    measureMs = performance.now() - tg;
+    controller.maybeGrow(step);
+    return performance.now() - tg - measureMs;
+  };
+  return trainImageModel(ctx, {
+    model,
+    optimizer,
+    train,
+    test,
+    stream,
+    ...(controller ? { controller } : {}),
+    growAt,
+    growths,
+    widthCurve,
+    width: () => stageWidth(model),
+    setupMs: performance.now() - t0,
+  });
 }
 
 /** The residual task's card (Markdown list) for a resolved config: every number comes from `c`. */
